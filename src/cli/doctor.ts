@@ -1,0 +1,9 @@
+import { Command } from 'commander';
+
+/** Placeholder until this command's issue lands. */
+export function command(): Command {
+  return new Command('doctor').allowUnknownOption().action(() => {
+    process.stderr.write('foundry-auth doctor: not available yet in this build\n');
+    process.exitCode = 1;
+  });
+}

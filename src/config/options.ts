@@ -1,0 +1,76 @@
+/**
+ * Every `serve` setting of SPEC section 2, declared once. Flags, environment variables
+ * (`FOUNDRY_AUTH_<FLAG>`) and config-file keys (camelCase) are all derived from this table.
+ */
+export type OptionKind =
+  | 'hostport'
+  | 'url'
+  | 'guid'
+  | 'guid-list'
+  | 'list'
+  | 'string'
+  | 'path'
+  | 'duration'
+  | 'boolean'
+  | 'enum';
+
+export interface OptionSpec {
+  /** Flag without dashes, e.g. `tenant-id`. */
+  readonly flag: string;
+  readonly kind: OptionKind;
+  readonly description: string;
+  /** Default as a user would type it; absent when there is none or it is derived from another option. */
+  readonly default?: string;
+  readonly choices?: readonly string[];
+}
+
+export const SERVE_OPTIONS = [
+  { flag: 'config', kind: 'path', description: 'YAML or JSON file with camelCase keys (flag > env > file > default)' },
+  { flag: 'listen', kind: 'hostport', default: '0.0.0.0:8080', description: 'where clients connect' },
+  { flag: 'admin-listen', kind: 'hostport', default: '127.0.0.1:9090', description: '/healthz, /readyz, /metrics' },
+  { flag: 'upstream', kind: 'url', description: 'data-plane base URL (Foundry Local chat server); required' },
+  { flag: 'control-upstream', kind: 'url', description: 'control-plane base URL (model/deployment API); default: --upstream' },
+  { flag: 'tenant-id', kind: 'guid', description: 'directory (tenant) ID; required for Entra ID' },
+  { flag: 'client-id', kind: 'guid', description: "the app registration's Application (client) ID; required for Entra ID" },
+  { flag: 'allowed-tenants', kind: 'guid-list', description: 'comma list of tenants whose tokens are accepted; default: --tenant-id' },
+  { flag: 'authority', kind: 'url', default: 'https://login.microsoftonline.com', description: 'Entra ID authority; http:// only for loopback hosts' },
+  { flag: 'audiences', kind: 'list', description: 'accepted aud values; default: <client-id>,api://<client-id>' },
+  { flag: 'required-scope', kind: 'string', default: 'foundry_access', description: 'delegated scope a user token must carry in scp' },
+  { flag: 'required-app-role', kind: 'string', default: 'FoundryInferenceAccess', description: 'app role an app-only token must carry in roles' },
+  { flag: 'clock-skew', kind: 'duration', default: '300s', description: 'tolerance on exp/nbf/iat' },
+  { flag: 'api-keys-file', kind: 'path', description: 'enables API keys: one key per line (# comments), re-read every 5 s' },
+  { flag: 'rbac', kind: 'enum', default: 'arm', choices: ['arm', 'static'], description: 'authorization source' },
+  { flag: 'rbac-scope', kind: 'string', description: 'ARM resource ID of the Arc connected cluster; required for --rbac arm' },
+  { flag: 'role-assignments-file', kind: 'path', description: 'assignments, groups and custom roles; required for --rbac static' },
+  { flag: 'arm-endpoint', kind: 'url', default: 'https://management.azure.com', description: 'Azure Resource Manager endpoint' },
+  {
+    flag: 'identity',
+    kind: 'enum',
+    default: 'auto',
+    choices: ['auto', 'msi-adapter', 'workload-identity', 'client-secret', 'azure-cli'],
+    description: "how the sidecar gets its own ARM token",
+  },
+  { flag: 'msi-endpoint', kind: 'url', default: 'http://127.0.0.1:8421/metadata/identity/oauth2/token', description: 'the Arc msi-adapter (IMDS shape)' },
+  { flag: 'rbac-allow-ttl', kind: 'duration', default: '300s', description: 'how long an allow is cached' },
+  { flag: 'rbac-deny-ttl', kind: 'duration', default: '30s', description: 'how long a deny is cached' },
+  { flag: 'rbac-stale-if-error', kind: 'duration', default: '0s', description: 'how long past its TTL a cached decision may be used while ARM fails' },
+  { flag: 'rbac-timeout', kind: 'duration', default: '10s', description: 'one ARM call' },
+  { flag: 'public-paths', kind: 'list', default: '/healthz,/readyz', description: 'forwarded to the data upstream without authentication' },
+  { flag: 'routes-file', kind: 'path', description: 'extra or replacement routes' },
+  { flag: 'forward-authorization', kind: 'boolean', default: 'false', description: "pass the caller's Authorization/api-key upstream" },
+  { flag: 'upstream-headers-timeout', kind: 'duration', default: '600s', description: 'longest wait for upstream response headers' },
+  { flag: 'upstream-body-timeout', kind: 'duration', default: '300s', description: 'longest silence between two body chunks' },
+  { flag: 'shutdown-grace', kind: 'duration', default: '30s', description: 'drain time after SIGTERM' },
+  { flag: 'log-level', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
+  { flag: 'log-format', kind: 'enum', default: 'json', choices: ['json', 'pretty'], description: 'json, or pretty for humans' },
+] as const satisfies readonly OptionSpec[];
+
+export type ServeFlag = (typeof SERVE_OPTIONS)[number]['flag'];
+
+export function envName(flag: string): string {
+  return `FOUNDRY_AUTH_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function fileKey(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}

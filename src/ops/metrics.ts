@@ -1,0 +1,77 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every Prometheus metric the sidecar exports (SPEC section 7), on a registry of its own so that
+ * tests and several servers in one process never share counters. Label values are bounded sets:
+ * codes, reasons, outcomes, never principals or paths.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'foundry_auth_requests_total',
+    help: 'Requests by plane, status and error code (code "" for forwarded requests).',
+    labelNames: ['plane', 'status', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'foundry_auth_authentication_failures_total',
+    help: 'Authentication failures by error code and reason.',
+    labelNames: ['code', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly tokenCache = new Counter({
+    name: 'foundry_auth_token_cache_total',
+    help: 'Verified-token cache lookups by outcome (hit, miss).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly jwksRefreshes = new Counter({
+    name: 'foundry_auth_jwks_refreshes_total',
+    help: 'Signing-key (discovery + JWKS) fetches by trigger (startup, background, unknown_kid) and outcome (ok, error).',
+    labelNames: ['trigger', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly rbacLookups = new Counter({
+    name: 'foundry_auth_rbac_lookups_total',
+    help: 'Authorization decisions by source (static, arm, api-key), cache outcome (hit, miss, stale, none) and decision (allow, deny, unavailable).',
+    labelNames: ['source', 'cache', 'decision'] as const,
+    registers: [this.registry],
+  });
+  readonly armCalls = new Counter({
+    name: 'foundry_auth_arm_calls_total',
+    help: 'ARM calls by operation (role_assignments, role_definition, deny_assignments, token) and outcome (ok, http_4xx, http_5xx, throttled, timeout, unreachable).',
+    labelNames: ['operation', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly armLatency = new Histogram({
+    name: 'foundry_auth_arm_call_duration_seconds',
+    help: 'ARM call latency by operation.',
+    labelNames: ['operation'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly upstreamLatency = new Histogram({
+    name: 'foundry_auth_upstream_duration_seconds',
+    help: 'Time from forwarding to the end of the upstream response, by plane.',
+    labelNames: ['plane'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly upstreamFirstByte = new Histogram({
+    name: 'foundry_auth_upstream_first_byte_seconds',
+    help: 'Time from forwarding to the upstream response headers, by plane.',
+    labelNames: ['plane'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly inflight = new Gauge({
+    name: 'foundry_auth_inflight_requests',
+    help: 'Requests being processed or streamed.',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'foundry_auth_' });
+  }
+}
