@@ -1,0 +1,141 @@
+import { LRUCache } from 'lru-cache';
+import type { Principal } from '../authn/principal.js';
+import type { RouteMatch } from '../http/route.js';
+import type { Clock } from '../ops/clock.js';
+import { evaluate, type Evaluation } from './evaluate.js';
+import { AccessSourceError, type AccessSnapshot, type AccessSource } from './source.js';
+
+/**
+ * The decision cache of SPEC section 6. It caches each principal's AccessSnapshot (one lookup
+ * serves every action) with the time the lookup started. An allow decided from a snapshot is
+ * good for `allowTtlMs`, a deny only for `denyTtlMs`, so a new grant shows within the deny TTL
+ * and a revocation within the allow TTL. Failures are never cached and never become a deny.
+ */
+
+export interface AccessCacheOptions {
+  readonly source: AccessSource;
+  /** The cluster scope every decision is made at. */
+  readonly scope: string;
+  readonly clock: Clock;
+  readonly allowTtlMs: number;
+  readonly denyTtlMs: number;
+  /** How long past its TTL a snapshot may still decide while the source fails. */
+  readonly staleIfErrorMs: number;
+  /** Bound on cached principals (default 100,000). */
+  readonly maxEntries?: number;
+}
+
+export type CachedEvaluation =
+  | { readonly kind: 'evaluated'; readonly evaluation: Evaluation; readonly cache: 'hit' | 'miss' | 'stale' }
+  | { readonly kind: 'unavailable'; readonly error: AccessSourceError; readonly stale: boolean };
+
+interface Entry {
+  readonly snapshot: AccessSnapshot;
+  readonly fetchedAt: number;
+  /** Evaluations of this immutable snapshot by route, so the hot path matches patterns once per action. */
+  readonly evaluations: Map<string, Evaluation>;
+}
+
+export const DEFAULT_MAX_ENTRIES = 100_000;
+
+/**
+ * The cache key of a principal: tenant and object ID, lower case, length-prefixed so that no two
+ * (tid, oid) pairs share a key whatever characters they contain (threats 132, 133).
+ */
+export function principalKey(tid: string, oid: string): string {
+  const t = tid.toLowerCase();
+  return `${t.length}:${t}:${oid.toLowerCase()}`;
+}
+
+function routeKey(route: RouteMatch): string {
+  return route.dataAction ? `d${route.action}` : `c${route.action}`;
+}
+
+function asSourceError(err: unknown): AccessSourceError {
+  if (err instanceof AccessSourceError) return err;
+  // An unexpected failure is still a failure to evaluate, never a deny; its text stays out of responses.
+  const failure = new AccessSourceError('source_unavailable', 'the access source failed unexpectedly; see the sidecar log');
+  (failure as Error).cause = err;
+  return failure;
+}
+
+export class AccessCache {
+  private readonly entries: LRUCache<string, Entry>;
+  /** Lookups in flight, outside the LRU so that eviction can never start a second lookup for a key. */
+  private readonly inflight = new Map<string, Promise<Entry>>();
+  private generation = 0;
+
+  constructor(private readonly opts: AccessCacheOptions) {
+    this.entries = new LRUCache<string, Entry>({ max: opts.maxEntries ?? DEFAULT_MAX_ENTRIES });
+  }
+
+  /** Principals currently cached. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Evaluates the route's action for the principal, looking up its access only when the cached snapshot has expired. */
+  async evaluate(principal: Principal, route: RouteMatch): Promise<CachedEvaluation> {
+    const key = principalKey(principal.tid, principal.oid);
+    const cached = this.entries.get(key);
+    let previous: Evaluation | undefined;
+    if (cached !== undefined) {
+      previous = this.judge(cached, route);
+      if (this.opts.clock.now() - cached.fetchedAt < this.ttlOf(previous)) {
+        return { kind: 'evaluated', evaluation: previous, cache: 'hit' };
+      }
+    }
+    try {
+      const fresh = await this.refresh(key, principal);
+      return { kind: 'evaluated', evaluation: this.judge(fresh, route), cache: 'miss' };
+    } catch (err) {
+      const error = asSourceError(err);
+      if (cached !== undefined && previous !== undefined) {
+        const usableUntil = cached.fetchedAt + this.ttlOf(previous) + this.opts.staleIfErrorMs;
+        if (this.opts.clock.now() < usableUntil) return { kind: 'evaluated', evaluation: previous, cache: 'stale' };
+      }
+      return { kind: 'unavailable', error, stale: cached !== undefined };
+    }
+  }
+
+  /** Drops every cached snapshot, e.g. after the static file changed; lookups already in flight are not stored. */
+  clear(): void {
+    this.generation++;
+    this.entries.clear();
+  }
+
+  private ttlOf(evaluation: Evaluation): number {
+    return evaluation.allowed ? this.opts.allowTtlMs : this.opts.denyTtlMs;
+  }
+
+  private judge(entry: Entry, route: RouteMatch): Evaluation {
+    const rk = routeKey(route);
+    let evaluation = entry.evaluations.get(rk);
+    if (evaluation === undefined) {
+      evaluation = evaluate(entry.snapshot, route, this.opts.scope);
+      entry.evaluations.set(rk, evaluation);
+    }
+    return evaluation;
+  }
+
+  /** One lookup per principal at a time: concurrent callers share it, also while a stale entry is refreshed. */
+  private refresh(key: string, principal: Principal): Promise<Entry> {
+    const running = this.inflight.get(key);
+    if (running !== undefined) return running;
+    const startedAt = this.opts.clock.now();
+    const generation = this.generation;
+    // Started on a later tick so that a source that throws synchronously still rejects this promise.
+    const lookup: Promise<Entry> = Promise.resolve()
+      .then(() => this.opts.source.lookup(principal, this.opts.scope))
+      .then((snapshot) => {
+        const entry: Entry = { snapshot, fetchedAt: startedAt, evaluations: new Map() };
+        if (generation === this.generation) this.entries.set(key, entry);
+        return entry;
+      })
+      .finally(() => {
+        if (this.inflight.get(key) === lookup) this.inflight.delete(key);
+      });
+    this.inflight.set(key, lookup);
+    return lookup;
+  }
+}
