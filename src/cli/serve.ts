@@ -1,9 +1,55 @@
-import { Command } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { loadServeConfig, type RawValue } from '../config/load.js';
+import { SERVE_OPTIONS, envName } from '../config/options.js';
 
-/** Placeholder until this command's issue lands. */
+/** Exit code for configuration errors (SPEC section 2). */
+const EXIT_CONFIG = 2;
+
 export function command(): Command {
-  return new Command('serve').allowUnknownOption().action(() => {
-    process.stderr.write('foundry-auth serve: not available yet in this build\n');
-    process.exitCode = 1;
+  const cmd = new Command('serve')
+    .description('the sidecar: authenticate (Entra ID, API keys), authorize (Azure RBAC) and forward to Foundry Local')
+    .helpOption('-h, --help', 'show the options')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth serve: ${text.slice(7)}` : text) });
+  for (const spec of SERVE_OPTIONS) {
+    const syntax = spec.kind === 'boolean' ? `--${spec.flag} [bool]` : `--${spec.flag} <value>`;
+    const details = [`env ${envName(spec.flag)}`];
+    if ('default' in spec) details.push(`default ${spec.default}`);
+    if ('choices' in spec) details.push(`one of ${spec.choices.join('|')}`);
+    cmd.addOption(new Option(syntax, `${spec.description} (${details.join('; ')})`));
+  }
+  cmd.action(async (opts: Record<string, string | boolean>) => {
+    const flags: Record<string, RawValue> = {};
+    for (const spec of SERVE_OPTIONS) {
+      const key = spec.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      const value = opts[key];
+      if (value !== undefined) flags[spec.flag] = value;
+    }
+    const loaded = loadServeConfig({ flags, env: process.env });
+    if (!loaded.ok) {
+      for (const line of loaded.errors) process.stderr.write(`foundry-auth serve: ${line}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    const { runSidecar } = await import('../sidecar.js');
+    await runSidecar(loaded.config);
   });
+  return wrapExit(cmd);
+}
+
+/** Commander usage errors (unknown flag, missing value) exit 2 like configuration errors; --help exits 0. */
+function wrapExit(cmd: Command): Command {
+  const parseAsync = cmd.parseAsync.bind(cmd);
+  cmd.parseAsync = async (argv, options) => {
+    try {
+      return await parseAsync(argv, options);
+    } catch (err) {
+      if (err instanceof CommanderError) {
+        if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
+        process.stderr.write('Run "foundry-auth serve --help" for the options.\n');
+        process.exit(EXIT_CONFIG);
+      }
+      throw err;
+    }
+  };
+  return cmd;
 }

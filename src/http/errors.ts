@@ -17,6 +17,8 @@ export const ERRORS = {
   rbac_check_unavailable: { status: 500, type: 'server_error' },
   upstream_unavailable: { status: 502, type: 'server_error' },
   upstream_timeout: { status: 504, type: 'server_error' },
+  /** A bug in foundry-auth itself; never expected, always logged with the request ID. */
+  internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, { status: number; type: ErrorType }>;
 
 export type ErrorType = 'authentication_error' | 'permission_error' | 'invalid_request_error' | 'server_error';

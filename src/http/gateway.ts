@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Authorizer, Decision } from '../authz/decision.js';
+import { writeAudit, type RequestRecord } from '../ops/audit.js';
+import type { Logger } from '../ops/log.js';
+import type { Metrics } from '../ops/metrics.js';
+import { checkTarget } from './canonical.js';
+import { rejection, type Rejection } from './errors.js';
+import { sendOnSocket, sendRejection } from './respond.js';
+import type { RouteTable } from './routes.js';
+import type { AuthenticationStage, AuthnOutcome, ForwardingStage } from './stages.js';
+
+export interface GatewayOptions {
+  readonly routes: RouteTable;
+  /** Canonical paths forwarded to the data upstream without authentication (GET and HEAD only). */
+  readonly publicPaths: readonly string[];
+  readonly authn: AuthenticationStage;
+  readonly authz: Authorizer;
+  readonly forwarder: ForwardingStage;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+/** More header fields than any real client sends; above it the request is refused rather than half-read. */
+const MAX_HEADER_FIELDS = 256;
+/** Methods refused at step 1 whatever the path: they echo or tunnel, and nothing here needs them. */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
+
+/**
+ * The request pipeline of SPEC section 3, top to bottom: request target -> canonical path ->
+ * public path -> route -> credentials + authentication -> authorization -> forward. A request that
+ * fails a step never reaches a later one. Every rejection is a value; `respond.ts` writes it.
+ */
+export class Gateway {
+  readonly server: Server;
+  private draining = false;
+  private readonly publicPaths: ReadonlySet<string>;
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.publicPaths = new Set(opts.publicPaths);
+    this.server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false }, this.onRequest);
+    this.server.on('checkContinue', this.onRequest);
+    this.server.on('connect', this.onConnect);
+    this.server.on('clientError', this.onClientError);
+    this.server.headersTimeout = 30_000;
+    this.server.requestTimeout = 0;
+    this.server.maxHeadersCount = 0;
+  }
+
+  /** SIGTERM: every response from now on closes its connection; the caller stops the listener. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const record: RequestRecord = { requestId: randomUUID(), method: req.method ?? '', startedAt: performance.now() };
+    this.opts.metrics.inflight.inc();
+    res.once('close', () => {
+      this.opts.metrics.inflight.dec();
+      if (!res.writableFinished) record.clientAborted = true;
+      writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
+    });
+    if (this.draining) res.shouldKeepAlive = false;
+    this.handle(req, res, record).catch((err: unknown) => {
+      // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
+      this.opts.log.error({ requestId: record.requestId, err: errorSummary(err) }, 'request pipeline failed');
+      if (!res.headersSent) this.reject(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
+      else res.destroy();
+    });
+  };
+
+  private async handle(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
+    // Step 1: what kind of request this is.
+    const method = record.method;
+    if (REFUSED_METHODS.has(method)) {
+      return this.reject(req, res, record, rejection('method_not_allowed', `${method} is not supported by foundry-auth`, { allow: [] }));
+    }
+    if (req.headers.upgrade !== undefined) {
+      return this.reject(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
+    }
+    const headerProblem = rawHeaderProblem(req.rawHeaders);
+    if (headerProblem !== undefined) return this.reject(req, res, record, rejection('invalid_request', headerProblem));
+    const target = req.url ?? '';
+    const checked = checkTarget(target);
+    if (!checked.ok) return this.reject(req, res, record, rejection(checked.code, checked.message));
+    record.path = checked.path;
+
+    // Step 3: public paths skip authentication, and only they do.
+    if ((method === 'GET' || method === 'HEAD') && this.publicPaths.has(checked.path)) {
+      record.plane = 'data';
+      record.route = 'public';
+      record.decision = 'public';
+      return this.forward(req, res, record, target);
+    }
+
+    // Step 4: route -> plane and action.
+    const lookup = this.opts.routes.lookup(method, checked.path);
+    if (lookup.kind === 'not_found') {
+      return this.reject(req, res, record, rejection('route_not_found', `no route for ${method} ${checked.path}; foundry-auth forwards only the Foundry Local API routes it knows`));
+    }
+    if (lookup.kind === 'method_not_allowed') {
+      return this.reject(
+        req,
+        res,
+        record,
+        rejection('method_not_allowed', `${method} is not allowed on ${checked.path}; allowed: ${lookup.allow.join(', ')}`, { allow: lookup.allow }),
+      );
+    }
+    const route = lookup.route;
+    record.route = route.name;
+    record.plane = route.plane;
+    record.action = route.action;
+
+    // Steps 5-7: credentials, then who the caller is.
+    const authStarted = performance.now();
+    const pending = this.opts.authn.authenticate(req.rawHeaders, checked.query);
+    const authn: AuthnOutcome = pending instanceof Promise ? await pending : pending;
+    record.authMs = performance.now() - authStarted;
+    if (!authn.ok) return this.reject(req, res, record, authn.rejection);
+    record.principal = authn.principal;
+    record.tokenCache = authn.tokenCache;
+
+    // Step 8: may this principal perform the route's action at the cluster scope?
+    const authzStarted = performance.now();
+    const decision = await this.opts.authz.authorize(authn.principal, route);
+    record.rbacMs = performance.now() - authzStarted;
+    record.decisionSource = decision.source;
+    if (decision.kind !== 'unavailable') record.rbacCache = decision.cache;
+    const denied = decisionRejection(decision);
+    if (denied !== undefined) {
+      record.decision = decision.kind === 'deny' ? 'deny' : 'unavailable';
+      return this.reject(req, res, record, denied);
+    }
+    record.decision = 'allow';
+
+    // Step 9: only now may the client send its body.
+    if (isExpectContinue(req)) res.writeContinue();
+    return this.forward(req, res, record, target);
+  }
+
+  private async forward(req: IncomingMessage, res: ServerResponse, record: RequestRecord, target: string): Promise<void> {
+    const result = await this.opts.forwarder.forward({
+      req,
+      res,
+      plane: record.plane ?? 'data',
+      target,
+      principal: record.principal,
+      requestId: record.requestId,
+    });
+    record.upstreamOutcome = result.outcome;
+    record.upstreamFirstByteMs = result.firstByteMs;
+    if (result.rejection !== undefined && !res.headersSent) {
+      record.code = result.rejection.code;
+      sendRejection(res, result.rejection, record.requestId, true);
+    }
+  }
+
+  private reject(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection): void {
+    record.code = error.code;
+    record.reason = error.reason;
+    record.decision ??= 'rejected';
+    if (error.code === 'invalid_token' || error.code === 'invalid_api_key' || error.code === 'missing_credentials') {
+      this.opts.metrics.authFailures.inc({ code: error.code, reason: error.reason ?? error.code });
+    }
+    // A body we will not read must not be left on a kept-alive connection; closing also spares reading it.
+    const closeConnection = this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported';
+    sendRejection(res, error, record.requestId, closeConnection);
+  }
+
+  private readonly onConnect = (req: IncomingMessage, socket: Socket): void => {
+    const requestId = randomUUID();
+    this.opts.metrics.requests.inc({ plane: 'none', status: '405', code: 'method_not_allowed' });
+    this.opts.log.info({ requestId, method: 'CONNECT', status: 405, code: 'method_not_allowed' }, 'request');
+    sendOnSocket(socket, rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] }), requestId);
+  };
+
+  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const requestId = randomUUID();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const message =
+      status === 431
+        ? 'request headers are too large (limit 16 KiB in total)'
+        : status === 408
+          ? 'the request headers did not arrive in time'
+          : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
+    this.opts.metrics.requests.inc({ plane: 'none', status: String(status), code: 'invalid_request' });
+    this.opts.log.info({ requestId, status, code: 'invalid_request', reason: err.code ?? 'parse_error' }, 'request');
+    sendOnSocket(socket, rejection('invalid_request', message), requestId, status);
+  };
+}
+
+function decisionRejection(decision: Decision): Rejection | undefined {
+  if (decision.kind === 'allow') return undefined;
+  if (decision.kind === 'deny') return rejection('insufficient_permissions', decision.message, { reason: decision.reason });
+  return rejection('rbac_check_unavailable', decision.message, {
+    reason: decision.reason,
+    ...(decision.retryAfterSeconds !== undefined ? { retryAfterSeconds: decision.retryAfterSeconds } : {}),
+  });
+}
+
+/** Duplicate Host (Node silently keeps the first) or an unreasonable number of header fields. */
+function rawHeaderProblem(raw: readonly string[]): string | undefined {
+  if (raw.length > MAX_HEADER_FIELDS * 2) return `too many header fields (${raw.length / 2}; at most ${MAX_HEADER_FIELDS})`;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return 'more than one Host header';
+  }
+  return undefined;
+}
+
+function isExpectContinue(req: IncomingMessage): boolean {
+  const expect = req.headers.expect;
+  return expect !== undefined && expect.toLowerCase() === '100-continue';
+}
+
+function hasUnreadBody(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+function errorSummary(err: unknown): { message: string; stack?: string } {
+  if (err instanceof Error) return { message: err.message, ...(err.stack ? { stack: err.stack } : {}) };
+  return { message: String(err) };
+}
