@@ -1,0 +1,104 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../ops/log.js';
+import { API_KEY_PREFIXES } from './credentials.js';
+import type { Principal } from './principal.js';
+
+/** A configured key, kept only as its SHA-256 digest. */
+interface StoredKey {
+  readonly digest: Buffer;
+  readonly principal: Principal;
+}
+
+/** `key-` and the first 8 hex digits of SHA-256(key): names a key in logs and upstream headers without revealing it. */
+export function apiKeyId(key: string): string {
+  return `key-${createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 8)}`;
+}
+
+/** Reads an API keys file: one key per line, `#` starts a comment line, blank lines ignored, whitespace trimmed. */
+export function parseApiKeys(text: string): string[] {
+  const keys: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const key = line.trim();
+    if (key === '' || key.startsWith('#')) continue;
+    keys.push(key);
+  }
+  return keys;
+}
+
+/**
+ * The API keys of `--api-keys-file`, re-read every 5 s so keys rotate without a restart. A file
+ * that cannot be read keeps the last good set. Comparison is constant-time: the candidate and every
+ * key are compared as SHA-256 digests with `timingSafeEqual`, and every key is compared.
+ */
+export class ApiKeys {
+  private keys: readonly StoredKey[] = [];
+  private fileDigest: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private loaded = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly log: Logger,
+    private readonly reloadIntervalMs: number = 5_000,
+  ) {}
+
+  /** Reads the file once and starts the periodic re-read. */
+  async start(): Promise<void> {
+    await this.reload();
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => void this.reload(), this.reloadIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Re-reads the file now. False when it could not be read (the previous keys stay in force). */
+  async reload(): Promise<boolean> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      this.log.warn(
+        { file: this.file, error: typeof code === 'string' ? code : 'unreadable', keys: this.keys.length },
+        this.loaded ? 'could not re-read the API keys file: keeping the previous keys' : 'could not read the API keys file: no API key is accepted until it can be read',
+      );
+      return false;
+    }
+    const digest = createHash('sha256').update(text).digest('hex');
+    if (digest === this.fileDigest) return true;
+    const keys = parseApiKeys(text);
+    this.keys = keys.map((key) => ({
+      digest: createHash('sha256').update(key, 'utf8').digest(),
+      principal: { type: 'api-key', oid: apiKeyId(key), tid: '' } satisfies Principal,
+    }));
+    const bearerless = keys.filter((k) => !k.startsWith(API_KEY_PREFIXES[0]) && !k.startsWith(API_KEY_PREFIXES[1])).map(apiKeyId);
+    this.log.info({ file: this.file, keys: this.keys.map((k) => k.principal.oid) }, this.loaded ? 'API keys reloaded' : 'API keys loaded');
+    if (bearerless.length > 0) {
+      this.log.warn({ keys: bearerless }, 'these API keys do not start with fndry-sk- or fndry-pk-: they work only in the api-key header, not as Authorization: Bearer');
+    }
+    this.fileDigest = digest;
+    this.loaded = true;
+    return true;
+  }
+
+  get count(): number {
+    return this.keys.length;
+  }
+
+  /** The key's principal, or undefined. Takes the same time whichever key matches, or none. */
+  verify(candidate: string): Principal | undefined {
+    const digest = createHash('sha256').update(candidate, 'utf8').digest();
+    let match: Principal | undefined;
+    for (const key of this.keys) {
+      // No early exit: every key is compared.
+      if (timingSafeEqual(digest, key.digest) && match === undefined) match = key.principal;
+    }
+    return match;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

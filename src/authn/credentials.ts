@@ -1,0 +1,118 @@
+import { rejection, type Rejection } from '../http/errors.js';
+
+/**
+ * What the caller presented (SPEC section 3, step 5). A bearer value that starts with an API key
+ * prefix is an API key, so the OpenAI SDKs (which always send `Authorization: Bearer <apiKey>`) work.
+ */
+export type Credentials =
+  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'api-key'; readonly key: string; readonly via: 'api-key-header' | 'bearer' };
+
+/**
+ * Longest bearer token or API key accepted, in characters. Entra access tokens are 1-4 KB (group
+ * overage keeps them small); 16 KiB is also Node's default limit for all headers together, so a
+ * legitimate token never comes close. Checked before any decoding.
+ */
+export const MAX_CREDENTIAL_CHARS = 16 * 1024;
+
+/** Bearer values with these prefixes are API keys, not JWTs. */
+export const API_KEY_PREFIXES = ['fndry-pk-', 'fndry-sk-'] as const;
+
+// RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+const MULTIPLE_AUTHORIZATION = rejection(
+  'invalid_request',
+  'More than one Authorization header was sent: send exactly one.',
+  { bearerError: 'invalid_request', reason: 'multiple_authorization' },
+);
+const MULTIPLE_API_KEY = rejection('invalid_request', 'More than one api-key header was sent: send exactly one.', {
+  bearerError: 'invalid_request',
+  reason: 'multiple_api_key',
+});
+const TOKEN_IN_QUERY = rejection(
+  'invalid_request',
+  'A credential was sent both in a header and in the access_token query parameter: send it only in the Authorization header.',
+  { bearerError: 'invalid_request', reason: 'token_in_query' },
+);
+const AMBIGUOUS = rejection(
+  'ambiguous_auth',
+  'Both an Authorization header and an api-key header were sent: send only one of them.',
+  { bearerError: 'invalid_request', reason: 'ambiguous' },
+);
+const MISSING = rejection(
+  'missing_credentials',
+  'No credentials: send Authorization: Bearer <Entra ID access token> (for example from az account get-access-token) or an api-key header.',
+  { reason: 'missing' },
+);
+const NOT_BEARER = rejection(
+  'invalid_token',
+  'The Authorization header must be exactly: Bearer <token> (one space, no other scheme such as Basic).',
+  { bearerError: 'invalid_token', reason: 'malformed_authorization' },
+);
+const OVERSIZED = rejection(
+  'invalid_token',
+  `The bearer token is longer than ${MAX_CREDENTIAL_CHARS} characters: send an Entra ID access token.`,
+  { bearerError: 'invalid_token', reason: 'oversized' },
+);
+const EMPTY_API_KEY = rejection('invalid_api_key', 'The api-key header is empty or too long: send a configured API key.', {
+  reason: 'malformed',
+});
+
+/**
+ * Finds the one credential of a request in Node's `req.rawHeaders` (never `req.headers`, which
+ * keeps only the first of duplicate Authorization headers) and the raw query string (without `?`).
+ * Cookie, Proxy-Authorization, X-Api-Key and a query-only `access_token` are not credentials.
+ */
+export function extractCredentials(rawHeaders: readonly string[], rawQuery: string | undefined): Credentials | Rejection {
+  let authorization: string | undefined;
+  let apiKey: string | undefined;
+  let authorizationCount = 0;
+  let apiKeyCount = 0;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      authorizationCount++;
+      authorization = rawHeaders[i + 1]!;
+    } else if (name.length === 7 && name.toLowerCase() === 'api-key') {
+      apiKeyCount++;
+      apiKey = rawHeaders[i + 1]!;
+    }
+  }
+  if (authorizationCount > 1) return MULTIPLE_AUTHORIZATION;
+  if (apiKeyCount > 1) return MULTIPLE_API_KEY;
+  const presented = authorizationCount + apiKeyCount;
+  if (presented > 0 && rawQuery !== undefined && rawQuery !== '' && hasAccessTokenParameter(rawQuery)) return TOKEN_IN_QUERY;
+  if (presented > 1) return AMBIGUOUS;
+  if (authorization !== undefined) return parseAuthorization(authorization);
+  if (apiKey !== undefined) {
+    if (apiKey.length === 0 || apiKey.length > MAX_CREDENTIAL_CHARS) return EMPTY_API_KEY;
+    return { kind: 'api-key', key: apiKey, via: 'api-key-header' };
+  }
+  return MISSING;
+}
+
+/** True when the value is a Rejection rather than Credentials. */
+export function isRejection(value: Credentials | Rejection): value is Rejection {
+  return 'code' in value;
+}
+
+function parseAuthorization(value: string): Credentials | Rejection {
+  if (value.length > 7 + MAX_CREDENTIAL_CHARS) return OVERSIZED;
+  if (value.length < 8 || value.charCodeAt(6) !== 0x20 || value.slice(0, 6).toLowerCase() !== 'bearer') return NOT_BEARER;
+  const token = value.slice(7);
+  if (!TOKEN68.test(token)) return NOT_BEARER;
+  if (token.startsWith(API_KEY_PREFIXES[0]) || token.startsWith(API_KEY_PREFIXES[1])) return { kind: 'api-key', key: token, via: 'bearer' };
+  return { kind: 'bearer', token };
+}
+
+function hasAccessTokenParameter(rawQuery: string): boolean {
+  const query = rawQuery.startsWith('?') ? rawQuery.slice(1) : rawQuery;
+  // Cheap pre-check: every spelling of the name, encoded or not, contains "token" or "%".
+  const lower = query.toLowerCase();
+  if (!lower.includes('token') && !lower.includes('%')) return false;
+  for (const name of new URLSearchParams(query).keys()) {
+    if (name.toLowerCase() === 'access_token') return true;
+  }
+  return false;
+}

@@ -1,0 +1,630 @@
+import { verify } from 'node:crypto';
+import type { EntraConfig } from '../config/config.js';
+import { rejection, statusOf, type ErrorCode, type Rejection } from '../http/errors.js';
+import type { Clock } from '../ops/clock.js';
+import { MAX_CREDENTIAL_CHARS } from './credentials.js';
+import { decodeCompactJws, type CompactJws } from './jws.js';
+import type { Principal } from './principal.js';
+import type { KeyLookup, SigningKey, SigningKeySource } from './signing-keys.js';
+import type { JsonObject, JsonValue } from './strict-json.js';
+
+/**
+ * Entra ID access-token validation (SPEC section 4). The checks are data (`TOKEN_CHECKS`) so that
+ * `token inspect` can run every one of them and report each outcome, while `EntraTokenValidator`
+ * runs the same functions in the same order and stops at the first failure.
+ *
+ * Order, cheapest first: size and shape, header, tenant (so no key fetch ever happens for a
+ * tenant that is not allowed, and no URL is ever derived from a token), then the claim checks on
+ * the still unverified payload, then the signing key (the only step that may fetch) and the RSA
+ * signature. Unverified claims are only ever used to reject: nothing is accepted before the
+ * signature verified. Checking claims before the signature means an expired token or a token for
+ * another resource (a Graph token, whose signature nobody else can verify) gets the message that
+ * says what to fix, and only a token that would otherwise pass can cause an unknown-kid refresh.
+ */
+export interface TokenPolicy {
+  /** Without a trailing slash. */
+  readonly authority: string;
+  readonly clientId: string;
+  /** Lower-case tenant GUIDs. */
+  readonly allowedTenants: ReadonlySet<string>;
+  /** Exact, case-sensitive `aud` values. */
+  readonly audiences: ReadonlySet<string>;
+  readonly requiredScope: string;
+  readonly requiredAppRole: string;
+  readonly clockSkewSeconds: number;
+}
+
+export function tokenPolicy(entra: EntraConfig): TokenPolicy {
+  return {
+    authority: entra.authority.replace(/\/+$/, ''),
+    clientId: entra.clientId.toLowerCase(),
+    allowedTenants: new Set(entra.allowedTenants.map((t) => t.toLowerCase())),
+    audiences: new Set(entra.audiences),
+    requiredScope: entra.requiredScope,
+    requiredAppRole: entra.requiredAppRole,
+    clockSkewSeconds: entra.clockSkewSeconds,
+  };
+}
+
+/** Short reasons for metrics, the audit line and tests. */
+export type TokenReason =
+  | 'oversized'
+  | 'malformed'
+  | 'unsupported_alg'
+  | 'forbidden_header'
+  | 'invalid_kid'
+  | 'foreign_tenant'
+  | 'v1_token'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'issued_in_future'
+  | 'invalid_claim'
+  | 'ambiguous_token_type'
+  | 'missing_scope'
+  | 'missing_app_role'
+  | 'unknown_kid'
+  | 'unusable_key'
+  | 'key_issuer_mismatch'
+  | 'bad_signature'
+  | 'keys_unavailable';
+
+export type TokenCheckName =
+  | 'format'
+  | 'header'
+  | 'tenant'
+  | 'version'
+  | 'issuer'
+  | 'audience'
+  | 'expiry'
+  | 'not_before'
+  | 'issued_at'
+  | 'subject'
+  | 'claim_types'
+  | 'permission'
+  | 'signing_key'
+  | 'signature';
+
+export interface TokenFailure {
+  readonly reason: TokenReason;
+  /** Says what to fix; never contains the token, and no `"` or `\` (it goes into `WWW-Authenticate`). */
+  readonly message: string;
+}
+
+/** One check on a decoded, not yet verified token. */
+export interface TokenCheck {
+  readonly name: TokenCheckName;
+  /** What the sidecar requires, in one line, for `token inspect`. */
+  readonly rule: (policy: TokenPolicy) => string;
+  readonly run: (jws: CompactJws, policy: TokenPolicy, nowSeconds: number) => TokenFailure | undefined;
+  /** Why it passed, for `token inspect` only (never on the request path). */
+  readonly passed: (jws: CompactJws, policy: TokenPolicy, nowSeconds: number) => string;
+  /** Not meaningful when this earlier check failed. */
+  readonly dependsOn?: TokenCheckName;
+}
+
+/** Header parameters that could point key selection elsewhere or change what is signed; Entra never sends them. */
+export const FORBIDDEN_HEADER_PARAMETERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit', 'b64', 'zip', 'enc', 'cty'] as const;
+
+const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const KID = /^[\x21-\x7e]{1,256}$/;
+// Token-supplied values echoed in messages must be harmless in JSON and in WWW-Authenticate.
+const ECHOABLE = /^[A-Za-z0-9:/._-]{1,120}$/;
+/** 9999-12-31T23:59:59Z: a larger NumericDate is nonsense (and would read as "never expires"). */
+const MAX_NUMERIC_DATE = 253_402_300_799;
+const V1_ISSUER_PREFIX = 'https://sts.windows.net/';
+
+const fail = (reason: TokenReason, message: string): TokenFailure => ({ reason, message });
+
+function echo(value: JsonValue | undefined): string {
+  return typeof value === 'string' && ECHOABLE.test(value) ? value : 'a value that is not accepted';
+}
+
+function iso(seconds: number): string {
+  return new Date(Math.floor(seconds) * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+function isNumericDate(value: JsonValue | undefined): value is number {
+  return typeof value === 'number' && value >= 0 && value <= MAX_NUMERIC_DATE;
+}
+
+/** The token's `tid`, lower-cased, when it is a GUID. */
+function tenantOf(payload: JsonObject): string | undefined {
+  const tid = payload.tid;
+  return typeof tid === 'string' && GUID.test(tid) ? tid.toLowerCase() : undefined;
+}
+
+function scopeHint(policy: TokenPolicy): string {
+  return `az account get-access-token --scope api://${policy.clientId}/${policy.requiredScope}`;
+}
+
+function audiencesOf(aud: JsonValue | undefined): readonly string[] | undefined {
+  if (typeof aud === 'string') return [aud];
+  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
+  return undefined;
+}
+
+const checkHeader: TokenCheck = {
+  name: 'header',
+  rule: () => 'alg is RS256, kid names a key, no jku/x5u/jwk/x5c/crit/b64/zip/enc/cty',
+  run(jws) {
+    const { alg, kid } = jws.header;
+    if (alg !== 'RS256') {
+      return fail('unsupported_alg', `The token is signed with ${alg === undefined ? 'no algorithm' : echo(alg)}: only RS256 tokens issued by Entra ID are accepted.`);
+    }
+    for (const name of FORBIDDEN_HEADER_PARAMETERS) {
+      if (Object.hasOwn(jws.header, name)) {
+        return fail('forbidden_header', `The token header carries ${name}, which foundry-auth never follows or trusts (Entra ID access tokens do not use it).`);
+      }
+    }
+    if (typeof kid !== 'string' || !KID.test(kid)) {
+      return fail('invalid_kid', 'The token header has no usable kid (key ID): send an access token issued by Entra ID.');
+    }
+    return undefined;
+  },
+  passed: (jws) => `alg RS256, kid ${echo(jws.header.kid)}`,
+};
+
+const checkTenant: TokenCheck = {
+  name: 'tenant',
+  rule: (policy) => `tid is a GUID in the allowed tenants (${[...policy.allowedTenants].join(', ')})`,
+  run(jws, policy) {
+    const tid = tenantOf(jws.payload);
+    if (tid === undefined) return fail('invalid_claim', 'The token has no tid (tenant ID) claim that is a GUID: send an access token issued by Entra ID.');
+    if (!policy.allowedTenants.has(tid)) {
+      const allowed = [...policy.allowedTenants];
+      return fail(
+        'foreign_tenant',
+        `Tokens issued by tenant ${tid} are not accepted here: get a token from the tenant ${allowed.join(' or ')} (for example az login --tenant ${allowed[0] ?? ''}).`,
+      );
+    }
+    return undefined;
+  },
+  passed: (jws) => `tenant ${tenantOf(jws.payload) ?? ''} is allowed`,
+};
+
+const checkVersion: TokenCheck = {
+  name: 'version',
+  rule: () => 'a v2.0 access token (ver 2.0, not issued by sts.windows.net)',
+  run(jws) {
+    const { ver, iss } = jws.payload;
+    if (ver === '1.0' || (typeof iss === 'string' && iss.startsWith(V1_ISSUER_PREFIX))) {
+      return fail(
+        'v1_token',
+        'This is a v1.0 access token and foundry-auth accepts v2.0 tokens only: in the manifest of the API app registration set accessTokenAcceptedVersion (api.requestedAccessTokenVersion) to 2, then get a new token.',
+      );
+    }
+    if (ver !== undefined && ver !== '2.0') return fail('invalid_claim', 'The token claim ver must be 2.0: send an Entra ID v2.0 access token.');
+    return undefined;
+  },
+  passed: (jws) => (jws.payload.ver === undefined ? 'no ver claim; issuer is not v1' : 'ver 2.0'),
+};
+
+const checkIssuer: TokenCheck = {
+  name: 'issuer',
+  rule: (policy) => `iss is exactly ${policy.authority}/<tid>/v2.0`,
+  dependsOn: 'tenant',
+  run(jws, policy) {
+    const tid = tenantOf(jws.payload);
+    const expected = `${policy.authority}/${tid ?? '<tid>'}/v2.0`;
+    if (jws.payload.iss !== expected) {
+      return fail(
+        'wrong_issuer',
+        `The token issuer (iss) is not ${expected}: get the token from ${policy.authority}; for a sovereign cloud or the emulator, set --authority to its login endpoint.`,
+      );
+    }
+    return undefined;
+  },
+  passed: (jws) => `iss ${echo(jws.payload.iss)}`,
+};
+
+const checkAudience: TokenCheck = {
+  name: 'audience',
+  rule: (policy) => `aud is one of ${[...policy.audiences].join(', ')}`,
+  run(jws, policy) {
+    const aud = audiencesOf(jws.payload.aud);
+    if (aud !== undefined && aud.some((a) => policy.audiences.has(a))) return undefined;
+    const given = aud === undefined ? 'missing or not a string' : aud.length === 1 ? echo(aud[0]) : 'other resources';
+    return fail(
+      'wrong_audience',
+      `The token is for another resource (aud ${given}): request a token for api://${policy.clientId}, for example ${scopeHint(policy)}.`,
+    );
+  },
+  passed: (jws, policy) => `aud ${(audiencesOf(jws.payload.aud) ?? []).filter((a) => policy.audiences.has(a)).map(echo).join(', ')}`,
+};
+
+const checkExpiry: TokenCheck = {
+  name: 'expiry',
+  rule: (policy) => `exp is a NumericDate and now < exp + ${policy.clockSkewSeconds}s`,
+  run(jws, policy, now) {
+    const exp = jws.payload.exp;
+    if (exp === undefined) return fail('invalid_claim', 'The token has no exp (expiry) claim: send an access token issued by Entra ID.');
+    if (!isNumericDate(exp)) return fail('invalid_claim', 'The token claim exp is not a valid NumericDate (a number of seconds since 1970).');
+    if (now >= exp + policy.clockSkewSeconds) {
+      return fail('expired', `The token expired at ${iso(exp)} (allowed clock skew ${policy.clockSkewSeconds}s): get a new token.`);
+    }
+    return undefined;
+  },
+  passed: (jws, _policy, now) => {
+    const exp = jws.payload.exp as number;
+    return `expires at ${iso(exp)} (in ${Math.round((exp - now) / 60)} min)`;
+  },
+};
+
+const checkNotBefore: TokenCheck = {
+  name: 'not_before',
+  rule: (policy) => `nbf, when present, is a NumericDate and nbf <= now + ${policy.clockSkewSeconds}s`,
+  run(jws, policy, now) {
+    const nbf = jws.payload.nbf;
+    if (nbf === undefined) return undefined;
+    if (!isNumericDate(nbf)) return fail('invalid_claim', 'The token claim nbf is not a valid NumericDate (a number of seconds since 1970).');
+    if (nbf > now + policy.clockSkewSeconds) {
+      return fail(
+        'not_yet_valid',
+        `The token is not valid before ${iso(nbf)} (allowed clock skew ${policy.clockSkewSeconds}s): check the clocks of this host and of the client.`,
+      );
+    }
+    return undefined;
+  },
+  passed: (jws) => (jws.payload.nbf === undefined ? 'no nbf claim' : `valid since ${iso(jws.payload.nbf as number)}`),
+};
+
+const checkIssuedAt: TokenCheck = {
+  name: 'issued_at',
+  rule: (policy) => `iat, when present, is a NumericDate and iat <= now + ${policy.clockSkewSeconds}s`,
+  run(jws, policy, now) {
+    const iat = jws.payload.iat;
+    if (iat === undefined) return undefined;
+    if (!isNumericDate(iat)) return fail('invalid_claim', 'The token claim iat is not a valid NumericDate (a number of seconds since 1970).');
+    if (iat > now + policy.clockSkewSeconds) {
+      return fail(
+        'issued_in_future',
+        `The token says it was issued at ${iso(iat)}, in the future (allowed clock skew ${policy.clockSkewSeconds}s): check the clock of this host.`,
+      );
+    }
+    return undefined;
+  },
+  passed: (jws) => (jws.payload.iat === undefined ? 'no iat claim' : `issued at ${iso(jws.payload.iat as number)}`),
+};
+
+const checkSubject: TokenCheck = {
+  name: 'subject',
+  rule: () => 'oid (the caller object ID) is a GUID',
+  run(jws) {
+    const oid = jws.payload.oid;
+    if (typeof oid !== 'string' || !GUID.test(oid)) {
+      return fail('invalid_claim', 'The token has no oid (object ID) claim that is a GUID: send an Entra ID access token for a user, service principal or managed identity.');
+    }
+    return undefined;
+  },
+  passed: (jws) => `oid ${String(jws.payload.oid).toLowerCase()}`,
+};
+
+const OPTIONAL_STRING_CLAIMS = ['scp', 'idtyp', 'azp', 'appid', 'ver'] as const;
+
+const checkClaimTypes: TokenCheck = {
+  name: 'claim_types',
+  rule: () => 'scp, idtyp, azp, appid are strings and roles is a list of strings, when present (never coerced)',
+  run(jws) {
+    for (const name of OPTIONAL_STRING_CLAIMS) {
+      const value = jws.payload[name];
+      if (value !== undefined && typeof value !== 'string') return fail('invalid_claim', `The token claim ${name} is not a string.`);
+    }
+    const roles = jws.payload.roles;
+    if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === 'string'))) {
+      return fail('invalid_claim', 'The token claim roles is not a list of strings.');
+    }
+    return undefined;
+  },
+  passed: () => 'scp, roles and the client claims have the expected types',
+};
+
+const checkPermission: TokenCheck = {
+  name: 'permission',
+  rule: (policy) => `a user token carries scope ${policy.requiredScope} in scp; an app-only token carries app role ${policy.requiredAppRole} in roles`,
+  dependsOn: 'claim_types',
+  run(jws, policy) {
+    const { scp, idtyp, roles } = jws.payload;
+    if (scp !== undefined && idtyp === 'app') {
+      return fail('ambiguous_token_type', 'The token carries delegated scopes (scp) but says it is an app-only token (idtyp app): send an access token issued by Entra ID.');
+    }
+    if (isDelegated(jws.payload)) {
+      if (typeof scp === 'string' && scp.split(' ').includes(policy.requiredScope)) return undefined;
+      return fail(
+        'missing_scope',
+        `The user token does not carry the delegated scope ${policy.requiredScope} in scp: request it, for example ${scopeHint(policy)} (the scope needs admin consent for the client application).`,
+      );
+    }
+    if (Array.isArray(roles) && roles.includes(policy.requiredAppRole)) return undefined;
+    return fail(
+      'missing_app_role',
+      `The app-only token does not carry the app role ${policy.requiredAppRole} in roles: assign the app role ${policy.requiredAppRole} of the API application ${policy.clientId} to the calling service principal or managed identity (foundry-auth grant), then get a new token.`,
+    );
+  },
+  passed: (jws, policy) =>
+    isDelegated(jws.payload) ? `user token with scope ${policy.requiredScope}` : `app-only token with app role ${policy.requiredAppRole}`,
+};
+
+/** Delegated (user) token: carries `scp`, or says it is a user token; anything else is app-only. */
+function isDelegated(payload: JsonObject): boolean {
+  return payload.scp !== undefined || payload.idtyp === 'user';
+}
+
+/** Every check before the signing key, in the order the validator runs them. */
+export const TOKEN_CHECKS: readonly TokenCheck[] = [
+  checkHeader,
+  checkTenant,
+  checkVersion,
+  checkIssuer,
+  checkAudience,
+  checkExpiry,
+  checkNotBefore,
+  checkIssuedAt,
+  checkSubject,
+  checkClaimTypes,
+  checkPermission,
+];
+
+/** Decodes a token for the checks; a failure is `format`. */
+export function decodeToken(token: string): CompactJws | TokenFailure {
+  if (token.length > MAX_CREDENTIAL_CHARS) {
+    return fail('oversized', `The bearer token is longer than ${MAX_CREDENTIAL_CHARS} characters: send an Entra ID access token.`);
+  }
+  const decoded = decodeCompactJws(token);
+  if (!decoded.ok) return fail('malformed', `The bearer token is not a well-formed JWT (${decoded.detail}): send an access token issued by Entra ID.`);
+  return decoded.jws;
+}
+
+/** The signing-key step: a key, a token failure, or the 503 when the tenant's keys never loaded. */
+export function checkSigningKey(lookup: KeyLookup, jws: CompactJws, policy: TokenPolicy): SigningKey | TokenFailure | Rejection {
+  const tid = tenantOf(jws.payload) ?? '';
+  switch (lookup.state) {
+    case 'found': {
+      const issuer = lookup.key.issuer;
+      // Storm-0558: a key published with an issuer signs for that issuer only.
+      if (issuer !== undefined && issuer.replaceAll('{tenantid}', tid) !== jws.payload.iss) {
+        return fail('key_issuer_mismatch', 'The token signing key is restricted to another issuer than the token iss: send an access token issued by Entra ID for this tenant.');
+      }
+      return lookup.key;
+    }
+    case 'unknown':
+      return fail('unknown_kid', `The token is signed with a key (kid) that tenant ${tid} does not publish: get a new token from ${policy.authority}.`);
+    case 'unusable':
+      return fail('unusable_key', `The token names a signing key that may not verify RS256 access tokens (${lookup.detail}).`);
+    case 'unavailable':
+      return rejection(
+        'identity_provider_unavailable',
+        `The signing keys of tenant ${tid} could not be loaded from ${policy.authority} yet: retry later.`,
+        { retryAfterSeconds: lookup.retryAfterSeconds, reason: 'keys_unavailable' },
+      );
+  }
+}
+
+/** The RSA-SHA256 (PKCS#1 v1.5) signature over `header.payload` with a pre-imported KeyObject. */
+export function checkSignature(jws: CompactJws, key: SigningKey): TokenFailure | undefined {
+  if (jws.signature.length === key.modulusBytes && verify('RSA-SHA256', Buffer.from(jws.signingInput, 'latin1'), key.key, jws.signature)) {
+    return undefined;
+  }
+  return fail('bad_signature', 'The token signature does not verify: the token was altered or was not issued by Entra ID for this tenant.');
+}
+
+export function rejectionOf(failure: TokenFailure): Rejection {
+  return rejection('invalid_token', failure.message, { bearerError: 'invalid_token', reason: failure.reason });
+}
+
+/** The principal a verified payload describes. */
+export function principalOf(payload: JsonObject): Principal {
+  const appId = str(payload.azp) ?? str(payload.appid);
+  const name = str(payload.preferred_username) ?? str(payload.name) ?? str(payload.app_displayname);
+  return {
+    type: isDelegated(payload) ? 'user' : 'app',
+    oid: (payload.oid as string).toLowerCase(),
+    tid: (payload.tid as string).toLowerCase(),
+    ...(appId !== undefined ? { appId } : {}),
+    ...(name !== undefined ? { name } : {}),
+    claims: payload,
+  };
+}
+
+function str(value: JsonValue | undefined): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+export type TokenValidation =
+  | {
+      readonly ok: true;
+      readonly principal: Principal;
+      readonly tenantId: string;
+      readonly kid: string;
+      /** The time checks pass from `validFromMs` (inclusive) to `validUntilMs` (exclusive), epoch ms. */
+      readonly validFromMs: number;
+      readonly validUntilMs: number;
+    }
+  | { readonly ok: false; readonly rejection: Rejection };
+
+/** The request-path validator: the same checks as `inspectToken`, stopping at the first failure. */
+export class EntraTokenValidator {
+  constructor(
+    readonly policy: TokenPolicy,
+    private readonly keys: SigningKeySource,
+    private readonly clock: Clock,
+  ) {}
+
+  validate(token: string): TokenValidation | Promise<TokenValidation> {
+    const jws = decodeToken(token);
+    if ('reason' in jws) return { ok: false, rejection: rejectionOf(jws) };
+    const now = this.clock.now() / 1000;
+    for (const check of TOKEN_CHECKS) {
+      const failure = check.run(jws, this.policy, now);
+      if (failure !== undefined) return { ok: false, rejection: rejectionOf(failure) };
+    }
+    const tid = tenantOf(jws.payload)!;
+    const kid = jws.header.kid as string;
+    const lookup = this.keys.resolve(tid, kid);
+    if (lookup instanceof Promise) return lookup.then((settled) => this.verified(jws, settled, tid, kid));
+    return this.verified(jws, lookup, tid, kid);
+  }
+
+  private verified(jws: CompactJws, lookup: KeyLookup, tenantId: string, kid: string): TokenValidation {
+    const key = checkSigningKey(lookup, jws, this.policy);
+    if ('code' in key) return { ok: false, rejection: key };
+    if ('reason' in key) return { ok: false, rejection: rejectionOf(key) };
+    const bad = checkSignature(jws, key);
+    if (bad !== undefined) return { ok: false, rejection: rejectionOf(bad) };
+    const { exp, nbf, iat } = jws.payload as { exp: number; nbf?: number; iat?: number };
+    const skew = this.policy.clockSkewSeconds;
+    const from = Math.max(nbf ?? Number.NEGATIVE_INFINITY, iat ?? Number.NEGATIVE_INFINITY);
+    return {
+      ok: true,
+      principal: principalOf(jws.payload),
+      tenantId,
+      kid,
+      validFromMs: (from - skew) * 1000,
+      validUntilMs: (exp + skew) * 1000,
+    };
+  }
+}
+
+export interface CheckOutcome {
+  readonly check: TokenCheckName;
+  readonly ok: boolean;
+  /** The check could not run (an earlier check it depends on failed, or no keys were available). */
+  readonly skipped: boolean;
+  readonly rule: string;
+  readonly detail: string;
+  readonly reason?: TokenReason;
+}
+
+export interface TokenVerdict {
+  /** What the sidecar answers (200 = authenticated; authorization is a later step). */
+  readonly status: number;
+  readonly code: ErrorCode | null;
+  readonly message: string;
+  readonly reason?: string;
+  readonly retryAfterSeconds?: number;
+  /** False when no signing keys were available to check the signature. */
+  readonly signatureVerified: boolean;
+  readonly principal?: Principal;
+}
+
+export interface TokenInspection {
+  readonly checks: readonly CheckOutcome[];
+  /** The decoded header and payload (never the signature), when the token could be decoded. */
+  readonly header?: JsonObject;
+  readonly payload?: JsonObject;
+  readonly verdict: TokenVerdict;
+}
+
+/**
+ * Runs every check of SPEC section 4 on a token and reports each outcome, plus the verdict the
+ * sidecar would give (the first failure in validator order). Without `keys`, the signing key and
+ * signature are reported as not checked.
+ */
+export async function inspectToken(
+  token: string,
+  policy: TokenPolicy,
+  opts: { readonly nowMs: number; readonly keys?: SigningKeySource },
+): Promise<TokenInspection> {
+  const checks: CheckOutcome[] = [];
+  const formatRule = `a compact JWS of at most ${MAX_CREDENTIAL_CHARS} characters: three canonical base64url parts, strict JSON objects`;
+  const jws = decodeToken(token);
+  if ('reason' in jws) {
+    checks.push({ check: 'format', ok: false, skipped: false, rule: formatRule, detail: jws.message, reason: jws.reason });
+    for (const check of TOKEN_CHECKS) checks.push(skipped(check.name, check.rule(policy), 'the token could not be decoded'));
+    checks.push(skipped('signing_key', 'kid is published by the tenant JWKS', 'the token could not be decoded'));
+    checks.push(skipped('signature', 'RS256 signature verifies', 'the token could not be decoded'));
+    return { checks, verdict: verdictOf(checks, false) };
+  }
+  checks.push({ check: 'format', ok: true, skipped: false, rule: formatRule, detail: 'three canonical base64url parts, strict JSON objects' });
+  const now = opts.nowMs / 1000;
+  const failed = new Set<TokenCheckName>();
+  for (const check of TOKEN_CHECKS) {
+    const rule = check.rule(policy);
+    if (check.dependsOn !== undefined && failed.has(check.dependsOn)) {
+      checks.push(skipped(check.name, rule, `not meaningful: the ${check.dependsOn} check failed`));
+      continue;
+    }
+    const failure = check.run(jws, policy, now);
+    if (failure === undefined) {
+      checks.push({ check: check.name, ok: true, skipped: false, rule, detail: check.passed(jws, policy, now) });
+    } else {
+      failed.add(check.name);
+      checks.push({ check: check.name, ok: false, skipped: false, rule, detail: failure.message, reason: failure.reason });
+    }
+  }
+
+  const keyRule = 'kid is published by the tenant JWKS, usable for RS256 and scoped to the token issuer';
+  const signatureRule = 'the RS256 signature verifies with that key';
+  let signatureVerified = false;
+  let unavailable: Rejection | undefined;
+  const tid = tenantOf(jws.payload);
+  if (failed.has('header') || failed.has('tenant') || tid === undefined) {
+    checks.push(skipped('signing_key', keyRule, 'not looked up: keys are only fetched for allowed tenants and well-formed headers'));
+    checks.push(skipped('signature', signatureRule, 'no signing key'));
+  } else if (opts.keys === undefined) {
+    checks.push(skipped('signing_key', keyRule, 'not checked: no signing keys available'));
+    checks.push(skipped('signature', signatureRule, 'not checked: no signing keys available'));
+  } else {
+    const key = checkSigningKey(await opts.keys.resolve(tid, jws.header.kid as string), jws, policy);
+    if ('code' in key) {
+      unavailable = key;
+      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: key.message, reason: 'keys_unavailable' });
+      checks.push(skipped('signature', signatureRule, 'no signing key'));
+    } else if ('reason' in key) {
+      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: key.message, reason: key.reason });
+      checks.push(skipped('signature', signatureRule, 'no signing key'));
+    } else {
+      checks.push({ check: 'signing_key', ok: true, skipped: false, rule: keyRule, detail: `kid ${echo(key.kid)} found` });
+      const bad = checkSignature(jws, key);
+      signatureVerified = bad === undefined;
+      checks.push(
+        bad === undefined
+          ? { check: 'signature', ok: true, skipped: false, rule: signatureRule, detail: 'the signature verifies' }
+          : { check: 'signature', ok: false, skipped: false, rule: signatureRule, detail: bad.message, reason: bad.reason },
+      );
+    }
+  }
+  const verdict = verdictOf(checks, signatureVerified, unavailable);
+  return {
+    checks,
+    header: jws.header,
+    payload: jws.payload,
+    verdict: verdict.status === 200 && signatureVerified ? { ...verdict, principal: principalOf(jws.payload) } : verdict,
+  };
+}
+
+function skipped(check: TokenCheckName, rule: string, detail: string): CheckOutcome {
+  return { check, ok: false, skipped: true, rule, detail };
+}
+
+function verdictOf(checks: readonly CheckOutcome[], signatureVerified: boolean, unavailable?: Rejection): TokenVerdict {
+  const first = checks.find((c) => !c.ok && !c.skipped);
+  if (first === undefined) {
+    return {
+      status: 200,
+      code: null,
+      message: signatureVerified
+        ? 'The token would be accepted (authorization is checked next).'
+        : 'Every claim check passes; the signature was not checked, so this is not proof the token would be accepted.',
+      signatureVerified,
+    };
+  }
+  if (first.check === 'signing_key' && unavailable !== undefined) {
+    return {
+      status: statusOf(unavailable.code),
+      code: unavailable.code,
+      message: unavailable.message,
+      ...(unavailable.reason !== undefined ? { reason: unavailable.reason } : {}),
+      ...(unavailable.retryAfterSeconds !== undefined ? { retryAfterSeconds: unavailable.retryAfterSeconds } : {}),
+      signatureVerified,
+    };
+  }
+  return {
+    status: statusOf('invalid_token'),
+    code: 'invalid_token',
+    message: first.detail,
+    ...(first.reason !== undefined ? { reason: first.reason } : {}),
+    signatureVerified,
+  };
+}
