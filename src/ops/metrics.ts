@@ -44,6 +44,11 @@ export class Metrics {
     labelNames: ['operation', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly armDenyAssignmentsUnreadable = new Counter({
+    name: 'foundry_auth_arm_deny_assignments_unreadable_total',
+    help: 'ARM lookups decided without deny assignments because the sidecar identity may not read them (assign Reader to it at the cluster).',
+    registers: [this.registry],
+  });
   readonly armLatency = new Histogram({
     name: 'foundry_auth_arm_call_duration_seconds',
     help: 'ARM call latency by operation.',

@@ -1,0 +1,413 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../ops/clock.js';
+import type { Logger } from '../ops/log.js';
+import type { Metrics } from '../ops/metrics.js';
+import { describeFailure, failureOutcome, headerValue, HttpCallError, requestJson, type HttpFailure } from './http.js';
+import { IdentityError, type TokenProvider } from './token.js';
+
+/**
+ * A thin client for the Azure Resource Manager authorization reads foundry-auth needs: role
+ * assignments, role definitions and deny assignments (api-version 2022-04-01). It owns two pieces
+ * of state that must be process-wide: the role-definition cache, and the back-off after ARM
+ * answers 429 (which then holds for every principal).
+ */
+
+export const ARM_API_VERSION = '2022-04-01';
+export const DEFAULT_ROLE_DEFINITION_TTL_MS = 6 * 60 * 60_000;
+/** Back-off when ARM answers 429 without a usable `Retry-After`. */
+export const DEFAULT_THROTTLE_SECONDS = 10;
+/** Any more pages than this is a broken or hostile `nextLink` chain. */
+const MAX_PAGES = 100;
+const MAX_CACHED_ROLE_DEFINITIONS = 2_000;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ROLE_DEFINITION_ID =
+  /^(?:\/subscriptions\/[^/?#]+|\/providers\/Microsoft\.Management\/managementGroups\/[^/?#]+)?\/providers\/Microsoft\.Authorization\/roleDefinitions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+/** The `Everyone` principal of deny assignments. */
+export const EVERYONE_PRINCIPAL_ID = '00000000-0000-0000-0000-000000000000';
+
+export type ArmOperation = 'role_assignments' | 'role_definition' | 'deny_assignments';
+
+/** Why an ARM read failed, in terms the caller can act on. */
+export type ArmFailureReason =
+  | 'unreachable'
+  | 'timeout'
+  | 'server_error'
+  | 'throttled'
+  | 'bad_response'
+  /** 401/403 for the sidecar's own identity. */
+  | 'refused'
+  /** Any other 4xx (400, 404, ...). */
+  | 'client_error'
+  /** The sidecar's own token could not be obtained. */
+  | 'token_unavailable';
+
+export class ArmError extends Error {
+  constructor(
+    readonly reason: ArmFailureReason,
+    readonly operation: ArmOperation,
+    message: string,
+    readonly details: {
+      readonly status?: number;
+      readonly code?: string;
+      readonly retryAfterSeconds?: number;
+      readonly correlationId?: string;
+      /** For `token_unavailable`: what to do about it. */
+      readonly fix?: string;
+    } = {},
+  ) {
+    super(message);
+    this.name = 'ArmError';
+  }
+}
+
+const permissionSchema = z.object({
+  actions: stringList(),
+  notActions: stringList(),
+  dataActions: stringList(),
+  notDataActions: stringList(),
+});
+
+/** One `permissions[]` entry as ARM returns it. */
+export type ArmPermission = z.infer<typeof permissionSchema>;
+
+const roleAssignmentSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  properties: z.object({
+    roleDefinitionId: z.string().regex(ROLE_DEFINITION_ID),
+    principalId: z.guid(),
+    principalType: z.string().nullish(),
+    scope: z.string().startsWith('/'),
+    condition: z.string().nullish(),
+    conditionVersion: z.string().nullish(),
+  }),
+});
+
+const roleDefinitionSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  properties: z.object({
+    roleName: z.string(),
+    type: z.string().nullish(),
+    permissions: z.array(permissionSchema),
+  }),
+});
+
+const denyPrincipalSchema = z.object({ id: z.guid(), type: z.string().nullish() });
+
+const denyAssignmentSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  properties: z.object({
+    denyAssignmentName: z.string().nullish(),
+    scope: z.string().startsWith('/'),
+    doNotApplyToChildScopes: z.boolean().nullish(),
+    permissions: z.array(permissionSchema),
+    principals: z.array(denyPrincipalSchema).nullish(),
+    excludePrincipals: z.array(denyPrincipalSchema).nullish(),
+  }),
+});
+
+function stringList() {
+  return z
+    .array(z.string())
+    .nullish()
+    .transform((v) => v ?? []);
+}
+
+export interface RoleAssignment {
+  readonly id: string;
+  readonly name: string;
+  /** Full ID as ARM returns it, e.g. `/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}`. */
+  readonly roleDefinitionId: string;
+  /** Lower-case GUID of the role definition. */
+  readonly roleDefinitionGuid: string;
+  /** Lower case: the principal itself or one of its groups. */
+  readonly principalId: string;
+  readonly principalType?: string;
+  readonly scope: string;
+  readonly condition?: string;
+}
+
+export interface RoleDefinition {
+  readonly id: string;
+  /** Lower-case GUID. */
+  readonly guid: string;
+  readonly roleName: string;
+  /** `BuiltInRole` or `CustomRole`. */
+  readonly roleType?: string;
+  readonly permissions: readonly ArmPermission[];
+}
+
+export interface DenyPrincipal {
+  /** Lower case. */
+  readonly id: string;
+  readonly type?: string;
+}
+
+export interface DenyAssignment {
+  readonly id: string;
+  readonly name: string;
+  readonly scope: string;
+  readonly doNotApplyToChildScopes: boolean;
+  readonly permissions: readonly ArmPermission[];
+  readonly principals: readonly DenyPrincipal[];
+  readonly excludePrincipals: readonly DenyPrincipal[];
+}
+
+export interface ArmClientOptions {
+  /** e.g. `https://management.azure.com`, without a trailing slash. */
+  readonly endpoint: string;
+  readonly tokens: TokenProvider;
+  /** Deadline of one ARM call. */
+  readonly timeoutMs: number;
+  readonly dispatcher?: Dispatcher;
+  readonly metrics?: Metrics;
+  readonly log?: Logger;
+  readonly clock?: Clock;
+  readonly roleDefinitionTtlMs?: number;
+}
+
+export class ArmClient {
+  private readonly origin: string;
+  private readonly base: string;
+  private readonly clock: Clock;
+  private readonly roleDefinitionTtlMs: number;
+  private readonly definitions = new Map<string, { value: RoleDefinition | null; expiresAtMs: number }>();
+  private readonly definitionsInflight = new Map<string, Promise<RoleDefinition | null>>();
+  private throttledUntilMs = 0;
+
+  constructor(private readonly opts: ArmClientOptions) {
+    const url = new URL(opts.endpoint);
+    this.origin = url.origin;
+    this.base = url.href.replace(/\/+$/, '');
+    this.clock = opts.clock ?? systemClock;
+    this.roleDefinitionTtlMs = opts.roleDefinitionTtlMs ?? DEFAULT_ROLE_DEFINITION_TTL_MS;
+  }
+
+  get endpoint(): string {
+    return this.base;
+  }
+
+  /** Seconds left of the back-off ARM asked for with 429, or 0. */
+  throttledForSeconds(): number {
+    const left = this.throttledUntilMs - this.clock.now();
+    return left > 0 ? Math.ceil(left / 1000) : 0;
+  }
+
+  /**
+   * Role assignments at `scope` or above that apply to the principal, directly or through (nested)
+   * groups: `$filter=atScope()+and+assignedTo('{oid}')`, every `nextLink` page.
+   */
+  async listRoleAssignments(scope: string, principalId: string): Promise<RoleAssignment[]> {
+    const url = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=atScope()+and+assignedTo('${guid(principalId)}')`;
+    const items = await this.listPages('role_assignments', url, roleAssignmentSchema);
+    return items.map((a) => {
+      const p = a.properties;
+      return {
+        id: a.id,
+        name: a.name,
+        roleDefinitionId: p.roleDefinitionId,
+        roleDefinitionGuid: roleDefinitionGuid(p.roleDefinitionId)!,
+        principalId: p.principalId.toLowerCase(),
+        ...(p.principalType ? { principalType: p.principalType } : {}),
+        scope: p.scope,
+        ...(p.condition ? { condition: p.condition } : {}),
+      };
+    });
+  }
+
+  /**
+   * A role definition by the full ID an assignment names (custom roles included), cached for
+   * hours by its GUID and fetched once for any number of concurrent callers. null when ARM says
+   * it does not exist (a custom role deleted after it was assigned).
+   */
+  async getRoleDefinition(roleDefinitionId: string): Promise<RoleDefinition | null> {
+    const key = roleDefinitionGuid(roleDefinitionId);
+    if (key === undefined) throw new ArmError('bad_response', 'role_definition', `not a role definition ID: ${roleDefinitionId.slice(0, 200)}`);
+    const cached = this.definitions.get(key);
+    if (cached !== undefined && this.clock.now() < cached.expiresAtMs) return cached.value;
+    const inflight = this.definitionsInflight.get(key);
+    if (inflight !== undefined) return inflight;
+    const fetching = this.fetchRoleDefinition(roleDefinitionId, key).finally(() => this.definitionsInflight.delete(key));
+    this.definitionsInflight.set(key, fetching);
+    return fetching;
+  }
+
+  /** Deny assignments at `scope` or above, for every principal: `$filter=atScope()`. */
+  listDenyAssignmentsAtScope(scope: string): Promise<DenyAssignment[]> {
+    return this.listDenyAssignments(scope, 'atScope()');
+  }
+
+  /** Deny assignments that name the principal, including through (nested) groups: `$filter=assignedTo('{oid}')`. */
+  listDenyAssignmentsFor(scope: string, principalId: string): Promise<DenyAssignment[]> {
+    return this.listDenyAssignments(scope, `assignedTo('${guid(principalId)}')`);
+  }
+
+  private async listDenyAssignments(scope: string, filter: string): Promise<DenyAssignment[]> {
+    const url = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/denyAssignments?api-version=${ARM_API_VERSION}&$filter=${filter}`;
+    const items = await this.listPages('deny_assignments', url, denyAssignmentSchema);
+    return items.map((d) => ({
+      id: d.id,
+      name: d.name,
+      scope: d.properties.scope,
+      doNotApplyToChildScopes: d.properties.doNotApplyToChildScopes ?? false,
+      permissions: d.properties.permissions,
+      principals: (d.properties.principals ?? []).map(denyPrincipal),
+      excludePrincipals: (d.properties.excludePrincipals ?? []).map(denyPrincipal),
+    }));
+  }
+
+  private async fetchRoleDefinition(roleDefinitionId: string, key: string): Promise<RoleDefinition | null> {
+    let body: unknown;
+    try {
+      body = await this.get('role_definition', `${this.base}${roleDefinitionId}?api-version=${ARM_API_VERSION}`);
+    } catch (err) {
+      if (err instanceof ArmError && err.details.status === 404) {
+        this.opts.log?.warn({ roleDefinitionId }, 'ARM has no role definition with this ID (deleted custom role?); assignments of it grant nothing');
+        return null;
+      }
+      throw err;
+    }
+    const parsed = roleDefinitionSchema.safeParse(body);
+    if (!parsed.success) throw new ArmError('bad_response', 'role_definition', `ARM answered with a role definition of an unexpected shape (${issueSummary(parsed.error)})`);
+    const d = parsed.data;
+    const value: RoleDefinition = {
+      id: d.id,
+      guid: key,
+      roleName: d.properties.roleName,
+      ...(d.properties.type ? { roleType: d.properties.type } : {}),
+      permissions: d.properties.permissions,
+    };
+    if (this.definitions.size >= MAX_CACHED_ROLE_DEFINITIONS) this.definitions.delete(this.definitions.keys().next().value!);
+    this.definitions.set(key, { value, expiresAtMs: this.clock.now() + this.roleDefinitionTtlMs });
+    return value;
+  }
+
+  private async listPages<T>(operation: ArmOperation, firstUrl: string, itemSchema: z.ZodType<T>): Promise<T[]> {
+    const pageSchema = z.object({ value: z.array(itemSchema), nextLink: z.string().nullish() });
+    const items: T[] = [];
+    const seen = new Set<string>();
+    let next: string | undefined = firstUrl;
+    while (next !== undefined) {
+      if (seen.size >= MAX_PAGES || seen.has(next)) throw new ArmError('bad_response', operation, `ARM's nextLink chain did not end after ${seen.size} pages`);
+      seen.add(next);
+      const parsed = pageSchema.safeParse(await this.get(operation, next));
+      if (!parsed.success) throw new ArmError('bad_response', operation, `ARM answered with a ${operation.replace('_', ' ')} page of an unexpected shape (${issueSummary(parsed.error)})`);
+      items.push(...parsed.data.value);
+      next = parsed.data.nextLink ?? undefined;
+      if (next !== undefined) next = this.sameOrigin(operation, next);
+    }
+    return items;
+  }
+
+  /** Follows a `nextLink` only on the ARM endpoint's own origin: the bearer token must never leave it. */
+  private sameOrigin(operation: ArmOperation, link: string): string {
+    let url: URL;
+    try {
+      url = new URL(link, this.base);
+    } catch {
+      throw new ArmError('bad_response', operation, 'ARM answered with a nextLink that is not a URL');
+    }
+    if (url.origin !== this.origin) throw new ArmError('bad_response', operation, `ARM answered with a nextLink on another origin (${url.origin}); refused`);
+    return url.href;
+  }
+
+  /** One authenticated GET, subject to the global back-off; metrics and failures classified. */
+  private async get(operation: ArmOperation, url: string): Promise<unknown> {
+    const wait = this.throttledForSeconds();
+    if (wait > 0) throw new ArmError('throttled', operation, `ARM asked the sidecar to back off (429); ${wait} s left`, { status: 429, retryAfterSeconds: wait });
+    let token: string;
+    try {
+      token = (await this.opts.tokens.getToken()).token;
+    } catch (err) {
+      const fix = err instanceof IdentityError ? err.fix : undefined;
+      throw new ArmError('token_unavailable', operation, err instanceof Error ? err.message : String(err), fix !== undefined ? { fix } : {});
+    }
+    const started = performance.now();
+    try {
+      const reply = await requestJson({
+        operation: `arm.${operation}`,
+        url: new URL(url),
+        headers: { authorization: `Bearer ${token}` },
+        timeoutMs: this.opts.timeoutMs,
+        dispatcher: this.opts.dispatcher,
+        clock: this.clock,
+        log: this.opts.log,
+      });
+      this.count(operation, 'ok', started);
+      const remaining = headerValue(reply.headers, 'x-ms-ratelimit-remaining-subscription-reads');
+      if (remaining !== undefined) this.opts.log?.debug({ operation, remainingSubscriptionReads: remaining, correlationId: reply.correlationId }, 'ARM read quota');
+      return reply.body;
+    } catch (err) {
+      if (!(err instanceof HttpCallError)) throw err;
+      this.count(operation, failureOutcome(err.failure), started);
+      throw this.armError(operation, err.failure, err.correlationId);
+    }
+  }
+
+  private armError(operation: ArmOperation, f: HttpFailure, correlationId: string): ArmError {
+    const at = `${operation.replace('_', ' ')} (correlation id ${correlationId})`;
+    switch (f.kind) {
+      case 'unreachable':
+        return new ArmError('unreachable', operation, `ARM at ${this.origin} is unreachable: ${f.detail}; ${at}`, { correlationId });
+      case 'timeout':
+        return new ArmError('timeout', operation, `ARM at ${this.origin} did not answer within ${f.afterMs} ms; ${at}`, { correlationId });
+      case 'bad_response':
+        return new ArmError('bad_response', operation, `ARM answered with an ${describeFailure(f)}; ${at}`, { correlationId });
+      case 'http': {
+        const details = {
+          status: f.status,
+          correlationId,
+          ...(f.code !== undefined ? { code: f.code } : {}),
+          ...(f.retryAfterSeconds !== undefined ? { retryAfterSeconds: f.retryAfterSeconds } : {}),
+        };
+        const message = `ARM answered ${describeFailure(f)}; ${at}`;
+        if (f.status === 429) {
+          const seconds = f.retryAfterSeconds ?? DEFAULT_THROTTLE_SECONDS;
+          this.throttledUntilMs = Math.max(this.throttledUntilMs, this.clock.now() + seconds * 1000);
+          return new ArmError('throttled', operation, message, { ...details, retryAfterSeconds: seconds });
+        }
+        if (f.status === 401) this.opts.tokens.invalidate();
+        if (f.status === 401 || f.status === 403) return new ArmError('refused', operation, message, details);
+        if (f.status >= 500) return new ArmError('server_error', operation, message, details);
+        if (f.status >= 400) return new ArmError('client_error', operation, message, details);
+        return new ArmError('bad_response', operation, message, details);
+      }
+    }
+  }
+
+  private count(operation: ArmOperation, outcome: string, started: number): void {
+    this.opts.metrics?.armCalls.inc({ operation, outcome });
+    this.opts.metrics?.armLatency.observe({ operation }, (performance.now() - started) / 1000);
+  }
+}
+
+/** The lower-case GUID at the end of a role definition ID, or undefined when it is not one. */
+export function roleDefinitionGuid(roleDefinitionId: string): string | undefined {
+  return ROLE_DEFINITION_ID.exec(roleDefinitionId)?.[1]?.toLowerCase();
+}
+
+/** An ARM scope as a URL path: each segment percent-encoded, so a scope can never add a query or `..`. */
+function scopePath(scope: string): string {
+  const segments = scope.split('/');
+  if (!scope.startsWith('/') || segments.slice(1).some((s) => s === '' || s === '.' || s === '..')) {
+    throw new ArmError('bad_response', 'role_assignments', `not an ARM scope: ${scope.slice(0, 200)}`);
+  }
+  return segments.map(encodeURIComponent).join('/');
+}
+
+function guid(id: string): string {
+  if (!GUID.test(id)) throw new ArmError('bad_response', 'role_assignments', 'the principal ID is not an object ID (GUID)');
+  return id.toLowerCase();
+}
+
+function denyPrincipal(p: { id: string; type?: string | null | undefined }): DenyPrincipal {
+  return { id: p.id.toLowerCase(), ...(p.type ? { type: p.type } : {}) };
+}
+
+function issueSummary(error: z.ZodError): string {
+  const first = error.issues[0];
+  return first ? `${first.path.join('.') || 'body'}: ${first.message}` : 'invalid';
+}

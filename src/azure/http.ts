@@ -1,0 +1,238 @@
+import { randomUUID } from 'node:crypto';
+import { request, type Dispatcher } from 'undici';
+import { systemClock, type Clock } from '../ops/clock.js';
+import type { Logger } from '../ops/log.js';
+
+/**
+ * The one JSON-over-HTTP call every Azure client here makes (ARM, the token endpoint, the msi-adapter,
+ * and later Graph): a deadline for the whole exchange, a cap on the response size, a fresh
+ * `x-ms-correlation-request-id`, and every failure classified so callers can say what went wrong.
+ * Request and response bodies and the Authorization header are never logged.
+ */
+
+/** Largest response body read; Azure list pages are far smaller, and an endless body must not exhaust memory. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+/** Longest back-off honoured from a `Retry-After` header. */
+export const MAX_RETRY_AFTER_SECONDS = 3600;
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const MAX_ERROR_MESSAGE_CHARS = 400;
+const USER_AGENT = 'foundry-auth';
+
+export type HttpFailure =
+  | { readonly kind: 'unreachable'; readonly detail: string }
+  | { readonly kind: 'timeout'; readonly afterMs: number }
+  | {
+      readonly kind: 'http';
+      readonly status: number;
+      /** Azure's error code: ARM `error.code`, Entra/IMDS `error` (e.g. `AuthorizationFailed`, `invalid_client`). */
+      readonly code?: string;
+      /** ARM `error.message` or Entra `error_description` (first line, clipped). */
+      readonly message?: string;
+      readonly retryAfterSeconds?: number;
+    }
+  | { readonly kind: 'bad_response'; readonly detail: string };
+
+export class HttpCallError extends Error {
+  constructor(
+    readonly failure: HttpFailure,
+    readonly operation: string,
+    readonly correlationId: string,
+  ) {
+    super(`${operation}: ${describeFailure(failure)}`);
+    this.name = 'HttpCallError';
+  }
+}
+
+export interface JsonCall {
+  /** Names the call in logs and errors, e.g. `arm.role_assignments`. */
+  readonly operation: string;
+  readonly url: URL;
+  readonly method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** Deadline for connecting, sending and reading the whole response. */
+  readonly timeoutMs: number;
+  readonly dispatcher?: Dispatcher;
+  readonly maxBytes?: number;
+  /** For `Retry-After` given as an HTTP date. */
+  readonly clock?: Clock;
+  readonly log?: Logger;
+}
+
+export interface JsonReply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: unknown;
+  readonly correlationId: string;
+}
+
+/** Sends one request and returns the parsed 2xx JSON body; anything else throws HttpCallError. */
+export async function requestJson(call: JsonCall): Promise<JsonReply> {
+  const correlationId = randomUUID();
+  const clock = call.clock ?? systemClock;
+  const startedMs = performance.now();
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), call.timeoutMs);
+  timer.unref();
+  const fail = (failure: HttpFailure): HttpCallError => new HttpCallError(failure, call.operation, correlationId);
+  try {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(call.url, {
+        method: call.method ?? 'GET',
+        headers: {
+          accept: 'application/json',
+          'user-agent': USER_AGENT,
+          'x-ms-correlation-request-id': correlationId,
+          ...call.headers,
+        },
+        body: call.body,
+        signal: deadline.signal,
+        ...(call.dispatcher ? { dispatcher: call.dispatcher } : {}),
+      });
+    } catch (err) {
+      throw fail(deadline.signal.aborted ? { kind: 'timeout', afterMs: call.timeoutMs } : transportFailure(err, call.timeoutMs));
+    }
+    const { statusCode, headers } = response;
+    let text: string;
+    try {
+      text = await readCapped(response.body, statusCode < 300 ? (call.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES) : MAX_ERROR_BODY_BYTES, headers);
+    } catch (err) {
+      if (deadline.signal.aborted) throw fail({ kind: 'timeout', afterMs: call.timeoutMs });
+      if (err instanceof ResponseTooLarge) throw fail({ kind: 'bad_response', detail: err.message });
+      throw fail(transportFailure(err, call.timeoutMs));
+    }
+    call.log?.debug(
+      { operation: call.operation, method: call.method ?? 'GET', host: call.url.host, path: call.url.pathname, status: statusCode, ms: Math.round(performance.now() - startedMs), correlationId },
+      'azure call',
+    );
+    if (statusCode < 200 || statusCode >= 300) throw fail(httpFailure(statusCode, headers, text, clock.now()));
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw fail({ kind: 'bad_response', detail: `status ${statusCode} with a body that is not JSON (${text.length} bytes)` });
+    }
+    return { status: statusCode, headers, body, correlationId };
+  } catch (err) {
+    if (err instanceof HttpCallError) {
+      call.log?.debug({ operation: call.operation, host: call.url.host, path: call.url.pathname, failure: err.failure.kind, correlationId }, 'azure call failed');
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `Retry-After` as whole seconds from now: delta-seconds or an HTTP date (RFC 9110 section 10.2.3). */
+export function parseRetryAfter(value: string | readonly string[] | undefined, nowMs: number): number | undefined {
+  const raw = (typeof value === 'string' ? value : value?.[0])?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  if (/^\d+$/.test(raw)) return Math.min(Number(raw), MAX_RETRY_AFTER_SECONDS);
+  const at = Date.parse(raw);
+  if (Number.isNaN(at)) return undefined;
+  return Math.min(Math.max(0, Math.ceil((at - nowMs) / 1000)), MAX_RETRY_AFTER_SECONDS);
+}
+
+/** One header value as a string (first of repeated values). */
+export function headerValue(headers: JsonReply['headers'], name: string): string | undefined {
+  const v = headers[name];
+  return typeof v === 'string' ? v : v?.[0];
+}
+
+export function describeFailure(f: HttpFailure): string {
+  switch (f.kind) {
+    case 'unreachable':
+      return `unreachable (${f.detail})`;
+    case 'timeout':
+      return `no answer within ${f.afterMs} ms`;
+    case 'bad_response':
+      return `unexpected response (${f.detail})`;
+    case 'http':
+      return `HTTP ${f.status}${f.code ? ` ${f.code}` : ''}${f.message ? `: ${f.message}` : ''}`;
+  }
+}
+
+/** The `outcome` label of `foundry_auth_arm_calls_total` for a failure. */
+export function failureOutcome(f: HttpFailure): 'unreachable' | 'timeout' | 'bad_response' | 'throttled' | 'http_4xx' | 'http_5xx' {
+  if (f.kind !== 'http') return f.kind;
+  if (f.status === 429) return 'throttled';
+  if (f.status >= 500) return 'http_5xx';
+  return f.status >= 400 ? 'http_4xx' : 'bad_response';
+}
+
+class ResponseTooLarge extends Error {}
+
+async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, headers: JsonReply['headers']): Promise<string> {
+  const declared = Number(headerValue(headers, 'content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    body.destroy();
+    throw new ResponseTooLarge(`body of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new ResponseTooLarge(`body exceeds the ${maxBytes}-byte limit`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+function transportFailure(err: unknown, timeoutMs: number): HttpFailure {
+  const code = errorCode(err) ?? errorCode(err instanceof Error ? err.cause : undefined);
+  if (code !== undefined && TIMEOUT_CODES.has(code)) return { kind: 'timeout', afterMs: timeoutMs };
+  const message = err instanceof Error ? err.message : String(err);
+  return { kind: 'unreachable', detail: code !== undefined ? `${code}: ${clip(message)}` : clip(message) };
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
+  return undefined;
+}
+
+/** Reads the error shapes Azure uses: ARM `{error:{code,message}}`, Entra and IMDS `{error, error_description}`. */
+function httpFailure(status: number, headers: JsonReply['headers'], text: string, nowMs: number): HttpFailure {
+  const retryAfterSeconds = parseRetryAfter(headers['retry-after'], nowMs);
+  let code: string | undefined;
+  let message: string | undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (isRecord(parsed)) {
+      const error = parsed['error'];
+      if (isRecord(error)) {
+        code = stringOr(error['code']);
+        message = stringOr(error['message']);
+      } else {
+        code = stringOr(error);
+        message = stringOr(parsed['error_description']) ?? stringOr(parsed['message']);
+      }
+    }
+  } catch {
+    // Not JSON (a proxy's HTML page, an empty body): the status alone says enough.
+  }
+  return {
+    kind: 'http',
+    status,
+    ...(code !== undefined ? { code: clip(code, 100) } : {}),
+    ...(message !== undefined ? { message: clip(message.split(/\r?\n/)[0] ?? '') } : {}),
+    ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+  };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function stringOr(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function clip(s: string, max = MAX_ERROR_MESSAGE_CHARS): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
