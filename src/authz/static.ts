@@ -166,8 +166,8 @@ export function parseRoleAssignmentsFile(text: string, file: string, clusterScop
     return {
       ok: false,
       problems: doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return `${file}: ${pos === undefined ? '' : `line ${pos.line}, column ${pos.col}: `}${e.message.split('\n')[0]}`;
+        const pos = lineCounter.linePos(e.pos[0]);
+        return `${file}: line ${pos.line}, column ${pos.col}: ${e.message.split('\n')[0]}`;
       }),
     };
   }
