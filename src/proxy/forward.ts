@@ -1,0 +1,469 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import { Pool, type Dispatcher } from 'undici';
+import type { Principal } from '../authn/principal.js';
+import type { ServeConfig } from '../config/config.js';
+import { rejection, type Rejection } from '../http/errors.js';
+import type { Plane } from '../http/route.js';
+import type { Metrics } from '../ops/metrics.js';
+import { clientResponseHeaders, RequestHeaderPolicy } from './headers.js';
+import { identityHeaders } from './identity.js';
+
+/**
+ * The forwarding stage (SPEC section 7): streams an authorized request to the data or control
+ * upstream and the response back, chunk by chunk, with backpressure both ways and no buffering.
+ *
+ * - Before any response byte reached the client, a failure is RETURNED as a rejection
+ *   (`upstream_unavailable` 502, `upstream_timeout` 504) for the HTTP layer to write.
+ * - After the response started, a failure destroys the client connection: no bytes are invented
+ *   (no `[DONE]`, no error JSON after the headers).
+ * - A client that goes away aborts the upstream request at once (its socket is destroyed, so the
+ *   model stops generating and the connection is never reused).
+ * - `Expect` is not forwarded: the HTTP layer answers `100 Continue` after authorization and the
+ *   body goes upstream as a plain request body.
+ * - Upstream trailers are dropped (`Trailer` is hop-by-hop and nothing in the OpenAI API uses them);
+ *   1xx interim responses from the upstream are not relayed.
+ */
+export interface ForwarderOptions {
+  /** Data-plane base URL; a path in it prefixes every forwarded target. */
+  readonly upstream: URL;
+  /** Control-plane base URL; default: `upstream`. */
+  readonly controlUpstream?: URL;
+  /** Longest wait for response headers (`--upstream-headers-timeout`); 0 disables it. */
+  readonly headersTimeoutMs: number;
+  /** Longest silence between two response body chunks (`--upstream-body-timeout`); 0 disables it. */
+  readonly bodyTimeoutMs: number;
+  /** Pass the caller's `Authorization` / `api-key` upstream (`--forward-authorization`). */
+  readonly forwardAuthorization?: boolean;
+  readonly metrics?: Metrics;
+  /** Upper bound on connections per upstream origin; default 256. */
+  readonly connections?: number;
+  /** How long an idle upstream connection is kept; default 4 s (below uvicorn's and Node's 5 s). */
+  readonly keepAliveTimeoutMs?: number;
+  /** TCP/TLS connect timeout; default 10 s. */
+  readonly connectTimeoutMs?: number;
+}
+
+export interface ForwardRequest {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly plane: Plane;
+  /** The raw request target exactly as received (canonical path + query), forwarded byte for byte. */
+  readonly target: string;
+  readonly principal?: Principal | undefined;
+  readonly requestId: string;
+  /** The TCP peer's address, appended to `x-forwarded-for`; default: `req.socket.remoteAddress`. */
+  readonly clientAddress?: string | undefined;
+}
+
+export type ForwardOutcome = 'ok' | 'client_abort' | 'upstream_error_midstream' | 'rejected';
+
+export interface ForwardResult {
+  readonly outcome: ForwardOutcome;
+  /**
+   * The status the client got or will get: the upstream's once the response started, the
+   * rejection's for `rejected`, 499 (nginx's "client closed request") when the client left first.
+   */
+  readonly status: number;
+  /** Set for `rejected` only: the HTTP layer writes it (no response byte was sent). */
+  readonly rejection?: Rejection;
+  /** Milliseconds from dispatch to the upstream's response headers. */
+  readonly firstByteMs?: number;
+  /** Milliseconds from dispatch to the end of the exchange. */
+  readonly totalMs: number;
+  /** Request body bytes read from the client. */
+  readonly requestBytes: number;
+  /** Response body bytes written to the client. */
+  readonly responseBytes: number;
+  /** What went wrong, as an error code (`ECONNREFUSED`, `UND_ERR_BODY_TIMEOUT`, `client_closed`, ...). */
+  readonly error?: string;
+}
+
+interface Upstream {
+  readonly pool: Pool;
+  /** Path of the base URL without a trailing slash (`''` for `/`). */
+  readonly basePath: string;
+  readonly plane: Plane;
+  readonly firstByte: { observe(seconds: number): void } | undefined;
+  readonly latency: { observe(seconds: number): void } | undefined;
+}
+
+const DEFAULT_CONNECTIONS = 256;
+const DEFAULT_KEEPALIVE_MS = 4_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** nginx's "client closed request": the status recorded when the client left before a response. */
+export const CLIENT_CLOSED_STATUS = 499;
+
+export class Forwarder {
+  private readonly data: Upstream;
+  private readonly control: Upstream;
+  private readonly pools: Pool[] = [];
+  private readonly headerPolicy: RequestHeaderPolicy;
+
+  constructor(opts: ForwarderOptions) {
+    this.headerPolicy = new RequestHeaderPolicy(opts.forwardAuthorization ?? false);
+    const byOrigin = new Map<string, Pool>();
+    const poolFor = (url: URL): Pool => {
+      let pool = byOrigin.get(url.origin);
+      if (pool === undefined) {
+        pool = new Pool(url.origin, {
+          connections: opts.connections ?? DEFAULT_CONNECTIONS,
+          pipelining: 1,
+          headersTimeout: opts.headersTimeoutMs,
+          bodyTimeout: opts.bodyTimeoutMs,
+          keepAliveTimeout: opts.keepAliveTimeoutMs ?? DEFAULT_KEEPALIVE_MS,
+          connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
+        });
+        byOrigin.set(url.origin, pool);
+        this.pools.push(pool);
+      }
+      return pool;
+    };
+    const upstream = (url: URL, plane: Plane): Upstream => ({
+      pool: poolFor(url),
+      basePath: url.pathname.replace(/\/+$/, ''),
+      plane,
+      firstByte: opts.metrics?.upstreamFirstByte.labels({ plane }),
+      latency: opts.metrics?.upstreamLatency.labels({ plane }),
+    });
+    this.data = upstream(opts.upstream, 'data');
+    this.control = upstream(opts.controlUpstream ?? opts.upstream, 'control');
+  }
+
+  static fromConfig(config: ServeConfig, metrics?: Metrics): Forwarder {
+    return new Forwarder({
+      upstream: config.upstream,
+      controlUpstream: config.controlUpstream,
+      headersTimeoutMs: config.upstreamHeadersTimeoutMs,
+      bodyTimeoutMs: config.upstreamBodyTimeoutMs,
+      forwardAuthorization: config.forwardAuthorization,
+      ...(metrics !== undefined ? { metrics } : {}),
+    });
+  }
+
+  /** Streams one request upstream and the response back. Never rejects. */
+  forward(request: ForwardRequest): Promise<ForwardResult> {
+    const { req, res } = request;
+    const upstream = request.plane === 'control' ? this.control : this.data;
+    const exchange = new Exchange(req, res, upstream, request.requestId);
+    const promise = new Promise<ForwardResult>((resolve) => {
+      exchange.resolve = resolve;
+    });
+
+    const contentLength = req.headers['content-length'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+    let headers: string[];
+    try {
+      headers = this.headerPolicy.upstreamHeaders(req.rawHeaders, {
+        clientAddress: request.clientAddress ?? req.socket.remoteAddress ?? '',
+        proto: (req.socket as Partial<TLSSocket>).encrypted === true ? 'https' : 'http',
+        host: req.headers.host,
+        identity: request.principal !== undefined ? identityHeaders(request.principal) : EMPTY,
+        requestId: request.requestId,
+        contentLength: hasBody && !chunked ? contentLength : undefined,
+      });
+    } catch (err) {
+      exchange.onResponseError(null, asError(err));
+      return promise;
+    }
+
+    (res as TaggedResponse)[kExchange] = exchange;
+    res.on('close', onClientClose);
+    res.on('drain', onClientDrain);
+    if (hasBody) exchange.body = new RequestBody(req, exchange);
+
+    upstream.pool.dispatch(
+      {
+        path: upstream.basePath + request.target,
+        method: req.method ?? 'GET',
+        headers,
+        body: exchange.body,
+      },
+      exchange,
+    );
+    return promise;
+  }
+
+  /** Lets in-flight exchanges finish, then closes every upstream connection. */
+  async close(): Promise<void> {
+    await Promise.all(this.pools.map((pool) => pool.close()));
+  }
+
+  /** Aborts everything in flight (shutdown grace exceeded). */
+  async destroy(): Promise<void> {
+    await Promise.all(this.pools.map((pool) => pool.destroy()));
+  }
+}
+
+const EMPTY: readonly string[] = [];
+const kExchange = Symbol('foundry-auth.exchange');
+const kBody = Symbol('foundry-auth.body');
+
+type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
+type TaggedRequest = IncomingMessage & { [kBody]?: RequestBody };
+
+/** The listeners are hoisted: `this` is the response, the exchange hangs off it. */
+function onClientClose(this: ServerResponse): void {
+  (this as TaggedResponse)[kExchange]?.onClientClose();
+}
+
+function onClientDrain(this: ServerResponse): void {
+  (this as TaggedResponse)[kExchange]?.controller?.resume();
+}
+
+const enum Phase {
+  /** Waiting for the upstream's response headers: a failure is still a rejection. */
+  Waiting,
+  /** Response headers sent to the client: a failure destroys the connection. */
+  Streaming,
+  /** The upstream finished; `res.end()` was called and the client is being flushed. */
+  Ending,
+  /** Resolved. Every later callback is ignored. */
+  Done,
+}
+
+/** One request/response exchange: undici's dispatch handler for it, and the bookkeeping for its result. */
+class Exchange implements Dispatcher.DispatchHandler {
+  resolve!: (result: ForwardResult) => void;
+  controller: Dispatcher.DispatchController | null = null;
+  body: RequestBody | null = null;
+  requestBytes = 0;
+  private phase = Phase.Waiting;
+  private clientGone = false;
+  private status = 0;
+  private responseBytes = 0;
+  private readonly startedAt = performance.now();
+  private firstByteAt = 0;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly upstream: Upstream,
+    private readonly requestId: string,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // The client left while the request waited for a free connection.
+    if (this.clientGone) controller.abort(clientClosed());
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200 || this.phase !== Phase.Waiting) return;
+    this.firstByteAt = performance.now();
+    this.upstream.firstByte?.observe((this.firstByteAt - this.startedAt) / 1000);
+    const res = this.res;
+    try {
+      res.writeHead(statusCode, clientResponseHeaders(headers, this.requestId));
+    } catch (err) {
+      // Node refuses a header value it cannot send (ERR_INVALID_CHAR): nothing was written yet.
+      controller.abort(asError(err));
+      this.reject(rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }), codeOf(err));
+      return;
+    }
+    this.status = statusCode;
+    this.phase = Phase.Streaming;
+    if (isEventStream(headers['content-type'])) {
+      // Events must leave at once: no Nagle delay, and the headers go before the first event.
+      res.socket?.setNoDelay(true);
+      res.flushHeaders();
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.phase !== Phase.Streaming) return;
+    this.responseBytes += chunk.length;
+    if (!this.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    if (this.phase !== Phase.Streaming) return;
+    this.phase = Phase.Ending;
+    this.upstream.latency?.observe((performance.now() - this.startedAt) / 1000);
+    // Resolution waits for the response's 'close': then we know whether the client got it all.
+    this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    const phase = this.phase;
+    if (phase === Phase.Done) return;
+    if (this.clientGone || this.req.socket.destroyed) {
+      this.finish('client_abort', 'client_closed');
+      return;
+    }
+    if (phase === Phase.Waiting) {
+      this.reject(upstreamRejection(err, this.upstream), codeOf(err));
+      return;
+    }
+    // Mid-stream: close the client connection; a truncated response is the only honest signal.
+    this.upstream.latency?.observe((performance.now() - this.startedAt) / 1000);
+    this.finish('upstream_error_midstream', codeOf(err));
+    this.res.destroy();
+  }
+
+  onClientClose(): void {
+    const phase = this.phase;
+    if (phase === Phase.Done) return;
+    if (phase === Phase.Ending && this.res.writableFinished) {
+      this.finish('ok', undefined);
+      return;
+    }
+    this.clientGone = true;
+    this.controller?.abort(clientClosed());
+    this.finish('client_abort', 'client_closed');
+  }
+
+  private reject(error: Rejection, code: string | undefined): void {
+    // Leave the client connection usable for the HTTP layer's error response.
+    this.body?.detach();
+    this.status = error.code === 'upstream_timeout' ? 504 : 502;
+    this.settle({ outcome: 'rejected', rejection: error, error: code });
+  }
+
+  private finish(outcome: ForwardOutcome, error: string | undefined): void {
+    if (outcome === 'client_abort' && this.phase === Phase.Waiting) this.status = CLIENT_CLOSED_STATUS;
+    this.settle({ outcome, error });
+  }
+
+  private settle(result: { outcome: ForwardOutcome; rejection?: Rejection; error: string | undefined }): void {
+    this.phase = Phase.Done;
+    (this.res as TaggedResponse)[kExchange] = undefined;
+    const now = performance.now();
+    this.resolve({
+      outcome: result.outcome,
+      status: this.status,
+      ...(result.rejection !== undefined ? { rejection: result.rejection } : {}),
+      ...(this.firstByteAt !== 0 ? { firstByteMs: this.firstByteAt - this.startedAt } : {}),
+      totalMs: now - this.startedAt,
+      requestBytes: this.requestBytes,
+      responseBytes: this.responseBytes,
+      ...(result.error !== undefined ? { error: result.error } : {}),
+    });
+  }
+}
+
+/**
+ * The request body as undici reads it: a Readable fed from `req` that, unlike `req` itself, undici
+ * may destroy without destroying the client's socket. So when the upstream fails before
+ * responding, the HTTP layer can still answer 502 on the same connection. A client that aborts
+ * its upload destroys this stream, and undici then discards the upstream connection (it is never
+ * reused with a half-sent body: threats.md 86).
+ */
+class RequestBody extends Readable {
+  private attached = true;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly exchange: Exchange,
+  ) {
+    super();
+    (req as TaggedRequest)[kBody] = this;
+    req.on('data', onRequestData);
+    req.on('end', onRequestEnd);
+    req.on('error', onRequestError);
+    req.on('close', onRequestClose);
+  }
+
+  override _read(): void {
+    if (this.attached) this.req.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.detach();
+    callback(err);
+  }
+
+  onData(chunk: Buffer): void {
+    this.exchange.requestBytes += chunk.length;
+    if (!this.push(chunk)) this.req.pause();
+  }
+
+  onEnd(): void {
+    this.push(null);
+  }
+
+  onAbort(err: Error): void {
+    if (!this.destroyed) this.destroy(err);
+  }
+
+  /** Stop reading from the client; what it still sends is discarded. */
+  detach(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    const req = this.req;
+    (req as TaggedRequest)[kBody] = undefined;
+    req.off('data', onRequestData);
+    req.off('end', onRequestEnd);
+    req.off('error', onRequestError);
+    req.off('close', onRequestClose);
+    if (!req.complete && !req.destroyed) req.resume();
+  }
+}
+
+function onRequestData(this: IncomingMessage, chunk: Buffer): void {
+  (this as TaggedRequest)[kBody]?.onData(chunk);
+}
+
+function onRequestEnd(this: IncomingMessage): void {
+  (this as TaggedRequest)[kBody]?.onEnd();
+}
+
+function onRequestError(this: IncomingMessage, err: Error): void {
+  (this as TaggedRequest)[kBody]?.onAbort(err);
+}
+
+function onRequestClose(this: IncomingMessage): void {
+  if (!this.complete) (this as TaggedRequest)[kBody]?.onAbort(clientClosed());
+}
+
+function isEventStream(contentType: string | readonly string[] | undefined): boolean {
+  return typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');
+}
+
+class ClientClosedError extends Error {
+  readonly code = 'client_closed';
+}
+
+function clientClosed(): Error {
+  return new ClientClosedError('the client closed the connection');
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+const CONNECT_REASONS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection reset',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  UND_ERR_SOCKET: 'connection closed before a response',
+};
+
+/** A failure before any response byte: 504 for timeouts, 502 for everything else. */
+function upstreamRejection(err: Error, upstream: Upstream): Rejection {
+  const code = codeOf(err) ?? 'unknown';
+  const which = upstream.plane === 'control' ? 'control-plane' : 'data-plane';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+    return rejection('upstream_timeout', `the ${which} upstream did not send response headers in time (--upstream-headers-timeout)`, { reason: 'headers_timeout' });
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return rejection('upstream_timeout', `the ${which} upstream did not accept the connection in time`, { reason: 'connect_timeout' });
+  }
+  if (code.startsWith('HPE_') || code === 'UND_ERR_INVALID_ARG') {
+    return rejection('upstream_unavailable', `the ${which} upstream sent an invalid HTTP response`, { reason: 'invalid_response' });
+  }
+  const reason = CONNECT_REASONS[code] ?? 'request failed';
+  return rejection('upstream_unavailable', `the ${which} upstream is unavailable (${reason}); try again later`, { reason: code.toLowerCase() });
+}
