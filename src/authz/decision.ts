@@ -14,7 +14,7 @@ export type Decision =
       readonly cache: CacheOutcome;
       /** Names the principal's object ID, the required action, the scope and the built-in roles that would grant it. */
       readonly message: string;
-      /** `no_assignment`, `deny_assignment`, `condition`, `api_key_control_plane`, ... */
+      /** `no_assignment`, `not_granted`, `deny_assignment`, `condition_only` (evaluate.ts), `api_key_control_plane`, `invalid_principal` (authorizer.ts). */
       readonly reason: string;
     }
   | {

@@ -5,7 +5,7 @@ import type { Principal } from '../authn/principal.js';
 import { isArmResourceId } from '../config/load.js';
 import type { Logger } from '../ops/log.js';
 import { BUILT_IN_ROLES, builtInRoleById, builtInRoleByName, type RoleDefinition } from './roles.js';
-import { isAssignableScope, scopeCovers } from './scope.js';
+import { isAssignableScope, sameScope, scopeCovers } from './scope.js';
 import type { AccessSnapshot, AccessSource, EffectiveAssignment, EffectiveDenyAssignment, PermissionBlock } from './source.js';
 
 /**
@@ -115,6 +115,8 @@ type Path = readonly (string | number)[];
 /** A validated file, indexed for lookups. Immutable: a reload builds a new one. */
 interface StaticModel {
   readonly scope: string;
+  /** The file's own `scope`, when it has one (`--rbac-scope` may override it). */
+  readonly fileScope?: string;
   /** Assignments by the (lower-case) principal or group they name. */
   readonly assignments: ReadonlyMap<string, readonly EffectiveAssignment[]>;
   /** Groups that directly contain a member (lower-case IDs). */
@@ -283,6 +285,7 @@ function buildModel(content: FileContent, problems: Problems, clusterScope: stri
   if (problems.lines.length > 0) return undefined;
   return {
     scope,
+    ...(content.scope !== undefined ? { fileScope: content.scope } : {}),
     assignments,
     memberOf,
     denies,
@@ -370,6 +373,10 @@ export class StaticAccessSource implements AccessSource {
     const result = parseRoleAssignmentsFile(text, opts.file, opts.scope);
     if (!result.ok) throw new StaticFileError(result.problems);
     const source = new StaticAccessSource(opts, result.model, stamp);
+    const { fileScope } = result.model;
+    if (opts.scope !== undefined && fileScope !== undefined && !sameScope(opts.scope, fileScope)) {
+      opts.log.warn({ file: opts.file, fileScope, scope: opts.scope }, 'the file names another cluster scope; --rbac-scope wins');
+    }
     opts.log.info({ file: opts.file, scope: result.model.scope, ...result.model.counts }, 'role assignments file loaded');
     return source;
   }
@@ -444,7 +451,7 @@ export class StaticAccessSource implements AccessSource {
     }
     const result = parseRoleAssignmentsFile(text, file, this.opts.scope);
     let problems = result.ok ? [] : result.problems;
-    if (result.ok && result.model.scope.toLowerCase() !== this.model.scope.toLowerCase()) {
+    if (result.ok && !sameScope(result.model.scope, this.model.scope)) {
       problems = [`${file}: scope changed from ${this.model.scope} to ${result.model.scope}; restart the sidecar to change the cluster scope`];
     }
     if (!result.ok || problems.length > 0) {
