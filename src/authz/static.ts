@@ -355,7 +355,10 @@ export class StaticAccessSource implements AccessSource {
     this.stamp = stamp;
     const every = opts.pollIntervalMs ?? DEFAULT_POLL_MS;
     if (every > 0) {
-      this.timer = setInterval(() => void this.poll(), every);
+      // A bug in a reload must never become an unhandled rejection that ends the process.
+      this.timer = setInterval(() => {
+        this.poll().catch((err: unknown) => opts.log.error({ err, file: opts.file }, 'role assignments file check failed'));
+      }, every);
       this.timer.unref();
     }
   }
