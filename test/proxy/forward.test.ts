@@ -306,6 +306,20 @@ describe('aborts and failures', () => {
     expect(result).toMatchObject({ outcome: 'rejected', status: 502, error: 'ECONNREFUSED' });
   });
 
+  it('answers 502 on the same client connection when the upstream drops it during the upload', async () => {
+    up.respond({ kind: 'manual' });
+    const client = await RawClient.connect(proxy.port);
+    client.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"a":');
+    const exchange = await up.nextExchange();
+    await exchange.request.firstBodyChunk;
+    exchange.fail();
+    const res = await client.readResponse();
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body.toString()) as unknown).toMatchObject({ error: { code: 'upstream_unavailable' } });
+    expect(await proxy.nextResult()).toMatchObject({ outcome: 'rejected', status: 502 });
+    client.destroy();
+  });
+
   it('answers 504 upstream_timeout when the upstream sends no headers in time', async () => {
     await proxy.close();
     proxy = await startHarness({ upstreamUrl: up.url, headersTimeoutMs: 150 });
