@@ -22,7 +22,7 @@ const MAX_PAGES = 100;
 const MAX_CACHED_ROLE_DEFINITIONS = 2_000;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ROLE_DEFINITION_ID =
-  /^(?:\/subscriptions\/[^/?#]+|\/providers\/Microsoft\.Management\/managementGroups\/[^/?#]+)?\/providers\/Microsoft\.Authorization\/roleDefinitions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+  /^(?:\/subscriptions\/[\w.()-]+|\/providers\/Microsoft\.Management\/managementGroups\/[\w.()-]+)?\/providers\/Microsoft\.Authorization\/roleDefinitions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 /** The `Everyone` principal of deny assignments. */
 export const EVERYONE_PRINCIPAL_ID = '00000000-0000-0000-0000-000000000000';
 
@@ -304,6 +304,7 @@ export class ArmClient {
 
   /** Follows a `nextLink` only on the ARM endpoint's own origin: the bearer token must never leave it. */
   private sameOrigin(operation: ArmOperation, link: string): string {
+    if (/[\s\\\x00-\x1f\x7f]/.test(link)) throw new ArmError('bad_response', operation, 'ARM answered with a nextLink that contains characters a URL cannot');
     let url: URL;
     try {
       url = new URL(link, this.base);
@@ -311,7 +312,8 @@ export class ArmClient {
       throw new ArmError('bad_response', operation, 'ARM answered with a nextLink that is not a URL');
     }
     if (url.origin !== this.origin) throw new ArmError('bad_response', operation, `ARM answered with a nextLink on another origin (${url.origin}); refused`);
-    return url.href;
+    // Sent as ARM wrote it; a relative link is resolved against the endpoint.
+    return /^https?:\/\//i.test(link) ? link : url.href;
   }
 
   /** One authenticated GET, subject to the global back-off; metrics and failures classified. */
@@ -329,7 +331,7 @@ export class ArmClient {
     try {
       const reply = await requestJson({
         operation: `arm.${operation}`,
-        url: new URL(url),
+        url,
         headers: { authorization: `Bearer ${token}` },
         timeoutMs: this.opts.timeoutMs,
         dispatcher: this.opts.dispatcher,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { request, type Dispatcher } from 'undici';
+import { getGlobalDispatcher, type Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 
@@ -46,7 +46,8 @@ export class HttpCallError extends Error {
 export interface JsonCall {
   /** Names the call in logs and errors, e.g. `arm.role_assignments`. */
   readonly operation: string;
-  readonly url: URL;
+  /** An absolute http(s) URL; a string is sent byte for byte (no WHATWG re-encoding of `'` and the like). */
+  readonly url: URL | string;
   readonly method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
@@ -75,10 +76,20 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
   const timer = setTimeout(() => deadline.abort(), call.timeoutMs);
   timer.unref();
   const fail = (failure: HttpFailure): HttpCallError => new HttpCallError(failure, call.operation, correlationId);
+  let parts: ReturnType<typeof target>;
+  try {
+    parts = target(call.url);
+  } catch (err) {
+    clearTimeout(timer);
+    throw fail({ kind: 'bad_response', detail: `not a usable URL (${err instanceof Error ? err.message : String(err)})` });
+  }
+  const { origin, path, host, pathname } = parts;
   try {
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(call.url, {
+      response = await (call.dispatcher ?? getGlobalDispatcher()).request({
+        origin,
+        path,
         method: call.method ?? 'GET',
         headers: {
           accept: 'application/json',
@@ -86,9 +97,8 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
           'x-ms-correlation-request-id': correlationId,
           ...call.headers,
         },
-        body: call.body,
+        body: call.body ?? null,
         signal: deadline.signal,
-        ...(call.dispatcher ? { dispatcher: call.dispatcher } : {}),
       });
     } catch (err) {
       throw fail(deadline.signal.aborted ? { kind: 'timeout', afterMs: call.timeoutMs } : transportFailure(err, call.timeoutMs));
@@ -103,7 +113,7 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
       throw fail(transportFailure(err, call.timeoutMs));
     }
     call.log?.debug(
-      { operation: call.operation, method: call.method ?? 'GET', host: call.url.host, path: call.url.pathname, status: statusCode, ms: Math.round(performance.now() - startedMs), correlationId },
+      { operation: call.operation, method: call.method ?? 'GET', host, path: pathname, status: statusCode, ms: Math.round(performance.now() - startedMs), correlationId },
       'azure call',
     );
     if (statusCode < 200 || statusCode >= 300) throw fail(httpFailure(statusCode, headers, text, clock.now()));
@@ -116,12 +126,25 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
     return { status: statusCode, headers, body, correlationId };
   } catch (err) {
     if (err instanceof HttpCallError) {
-      call.log?.debug({ operation: call.operation, host: call.url.host, path: call.url.pathname, failure: err.failure.kind, correlationId }, 'azure call failed');
+      call.log?.debug({ operation: call.operation, host, path: pathname, failure: err.failure.kind, correlationId }, 'azure call failed');
     }
     throw err;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Origin and request target of an absolute URL; a string's path and query are kept exactly as written. */
+function target(url: URL | string): { origin: string; path: string; host: string; pathname: string } {
+  const parsed = typeof url === 'string' ? new URL(url) : url;
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError(`not an http(s) URL: ${parsed.protocol}`);
+  let path = `${parsed.pathname}${parsed.search}`;
+  if (typeof url === 'string') {
+    const authority = /^https?:\/\/[^/?#]*/i.exec(url);
+    const raw = authority ? url.slice(authority[0].length).split('#')[0]! : '';
+    path = raw === '' ? '/' : raw.startsWith('?') ? `/${raw}` : raw;
+  }
+  return { origin: parsed.origin, path, host: parsed.host, pathname: parsed.pathname };
 }
 
 /** `Retry-After` as whole seconds from now: delta-seconds or an HTTP date (RFC 9110 section 10.2.3). */
@@ -182,11 +205,13 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const CALLER_ERROR_CODES = new Set(['UND_ERR_INVALID_ARG', 'ERR_INVALID_URL']);
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 function transportFailure(err: unknown, timeoutMs: number): HttpFailure {
   const code = errorCode(err) ?? errorCode(err instanceof Error ? err.cause : undefined);
   if (code !== undefined && TIMEOUT_CODES.has(code)) return { kind: 'timeout', afterMs: timeoutMs };
+  if (code !== undefined && CALLER_ERROR_CODES.has(code)) return { kind: 'bad_response', detail: `the request could not be sent: ${clip(err instanceof Error ? err.message : String(err))}` };
   const message = err instanceof Error ? err.message : String(err);
   return { kind: 'unreachable', detail: code !== undefined ? `${code}: ${clip(message)}` : clip(message) };
 }
