@@ -315,6 +315,8 @@ export class SigningKeys implements SigningKeySource {
       if (error instanceof KeyFetchError) throw error;
       throw new KeyFetchError(`${url}: ${describeError(error)}`);
     } finally {
+      // Discards whatever was not read; undici reports that as an error event nobody needs.
+      body.on('error', () => {});
       body.destroy();
     }
   }
