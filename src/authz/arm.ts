@@ -6,6 +6,7 @@ import type { RbacConfig } from '../config/config.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
+import { scopeCovers } from './scope.js';
 import {
   AccessSourceError,
   type AccessFailureReason,
@@ -96,7 +97,7 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
   async function snapshot(oid: string, scope: string): Promise<AccessSnapshot> {
     const [assignments, scopeDenies] = await Promise.all([client.listRoleAssignments(scope, oid), denies.at(scope)]);
     const kept = assignments.filter((a) => {
-      if (appliesAt(a.scope, scope)) return true;
+      if (scopeCovers(a.scope, scope)) return true;
       log.warn({ assignment: a.id, assignmentScope: a.scope, scope }, 'ARM returned a role assignment that is not at or above the cluster scope; ignored');
       return false;
     });
@@ -107,7 +108,7 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
       throughGroups ? denies.assignedTo(scope, oid) : Promise.resolve(undefined),
     ]);
     return {
-      assignments: effectiveAssignments(kept, definitions, log),
+      assignments: effectiveAssignments(kept, definitions),
       denyAssignments: scopeDenies === 'unreadable' ? [] : effectiveDenies(scopeDenies, principalDenies, oid, scope),
     };
   }
@@ -226,12 +227,12 @@ function isForbidden(err: unknown): boolean {
   return err instanceof ArmError && err.reason === 'refused' && err.details.status === 403;
 }
 
-function effectiveAssignments(assignments: readonly RoleAssignment[], definitions: Map<string, RoleDefinition>, log: Logger): EffectiveAssignment[] {
+/** Assignments with their role definitions; conditions are kept so evaluation can refuse them (and the authorizer warns). */
+function effectiveAssignments(assignments: readonly RoleAssignment[], definitions: Map<string, RoleDefinition>): EffectiveAssignment[] {
   const result: EffectiveAssignment[] = [];
   for (const a of assignments) {
     const definition = definitions.get(a.roleDefinitionGuid);
     if (definition === undefined) continue;
-    if (a.condition !== undefined) log.info({ assignment: a.id, role: definition.roleName }, 'role assignment has a condition; it grants nothing here (fail closed)');
     result.push({
       roleDefinitionId: definition.guid,
       roleName: definition.roleName,
@@ -259,7 +260,7 @@ export function effectiveDenies(
   const viaGroups = assignedToPrincipal === undefined ? undefined : new Set(assignedToPrincipal.map((d) => d.id.toLowerCase()));
   const applying = new Map<string, DenyAssignment>();
   const consider = (d: DenyAssignment, listedForPrincipal: boolean): void => {
-    if (!appliesAt(d.scope, scope) || d.excludePrincipals.some((p) => p.id === oid)) return;
+    if (!scopeCovers(d.scope, scope) || d.excludePrincipals.some((p) => p.id === oid)) return;
     const named =
       listedForPrincipal ||
       d.principals.some((p) => p.id === oid || isEveryone(p)) ||
@@ -284,21 +285,6 @@ function isEveryone(p: { id: string; type?: string }): boolean {
 /** A deny-assignment principal that may have other principals as members (a group, or a type we do not know). */
 function mayContain(p: { id: string; type?: string }): boolean {
   return !NOT_A_GROUP.has((p.type ?? 'unknown').toLowerCase()) && !isEveryone(p);
-}
-
-/**
- * True when an assignment made at `assignmentScope` reaches `clusterScope`: the same scope, an
- * ancestor path, the root, or a management group (whose place in the hierarchy only ARM knows).
- */
-export function appliesAt(assignmentScope: string, clusterScope: string): boolean {
-  const a = normalizeScope(assignmentScope);
-  const c = normalizeScope(clusterScope);
-  return a === '/' || a === c || c.startsWith(`${a}/`) || a.startsWith('/providers/microsoft.management/managementgroups/');
-}
-
-function normalizeScope(scope: string): string {
-  const trimmed = scope.toLowerCase().replace(/\/+$/, '');
-  return trimmed === '' ? '/' : trimmed;
 }
 
 interface FailureContext {

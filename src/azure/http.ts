@@ -104,11 +104,14 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
       throw fail(deadline.signal.aborted ? { kind: 'timeout', afterMs: call.timeoutMs } : transportFailure(err, call.timeoutMs));
     }
     const { statusCode, headers } = response;
+    const success = statusCode >= 200 && statusCode < 300;
     let text: string;
     try {
-      text = await readCapped(response.body, statusCode < 300 ? (call.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES) : MAX_ERROR_BODY_BYTES, headers);
+      text = await readCapped(response.body, success ? (call.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES) : MAX_ERROR_BODY_BYTES, headers);
     } catch (err) {
       if (deadline.signal.aborted) throw fail({ kind: 'timeout', afterMs: call.timeoutMs });
+      // A huge error page still has a status worth reporting.
+      if (err instanceof ResponseTooLarge && !success) throw fail(httpFailure(statusCode, headers, '', clock.now()));
       if (err instanceof ResponseTooLarge) throw fail({ kind: 'bad_response', detail: err.message });
       throw fail(transportFailure(err, call.timeoutMs));
     }
@@ -116,7 +119,7 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
       { operation: call.operation, method: call.method ?? 'GET', host, path: pathname, status: statusCode, ms: Math.round(performance.now() - startedMs), correlationId },
       'azure call',
     );
-    if (statusCode < 200 || statusCode >= 300) throw fail(httpFailure(statusCode, headers, text, clock.now()));
+    if (!success) throw fail(httpFailure(statusCode, headers, text, clock.now()));
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -152,7 +155,8 @@ export function parseRetryAfter(value: string | readonly string[] | undefined, n
   const raw = (typeof value === 'string' ? value : value?.[0])?.trim();
   if (raw === undefined || raw === '') return undefined;
   if (/^\d+$/.test(raw)) return Math.min(Number(raw), MAX_RETRY_AFTER_SECONDS);
-  const at = Date.parse(raw);
+  // An HTTP date names its day or month; anything else (`-1`, `1.5`) is not a Retry-After value.
+  const at = /[a-z]/i.test(raw) ? Date.parse(raw) : Number.NaN;
   if (Number.isNaN(at)) return undefined;
   return Math.min(Math.max(0, Math.ceil((at - nowMs) / 1000)), MAX_RETRY_AFTER_SECONDS);
 }
@@ -189,7 +193,7 @@ class ResponseTooLarge extends Error {}
 async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, headers: JsonReply['headers']): Promise<string> {
   const declared = Number(headerValue(headers, 'content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
-    body.destroy();
+    discard(body);
     throw new ResponseTooLarge(`body of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
   }
   const chunks: Buffer[] = [];
@@ -197,7 +201,7 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
   for await (const chunk of body as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > maxBytes) {
-      body.destroy();
+      discard(body);
       throw new ResponseTooLarge(`body exceeds the ${maxBytes}-byte limit`);
     }
     chunks.push(chunk);
@@ -206,6 +210,12 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
 }
 
 const CALLER_ERROR_CODES = new Set(['UND_ERR_INVALID_ARG', 'ERR_INVALID_URL']);
+/** Closes a body we will not read; undici reports the abort as an 'error' event, which nobody else listens to. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 function transportFailure(err: unknown, timeoutMs: number): HttpFailure {
