@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { Principal } from '../authn/principal.js';
 import { ArmClient, ArmError, EVERYONE_PRINCIPAL_ID, type DenyAssignment, type RoleAssignment, type RoleDefinition } from '../azure/arm.js';
 import { createTokenProvider, IdentityError, type TokenProvider } from '../azure/identity.js';
@@ -51,6 +51,8 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Principal types of deny assignments that can never contain another principal. */
 const NOT_A_GROUP = new Set(['user', 'serviceprincipal', 'application', 'msi', 'everyone']);
 const FAILURE_LOG_INTERVAL_MS = 60_000;
+/** Concurrent connections to ARM (and the token endpoint): a burst of new principals queues instead of opening hundreds of sockets. */
+const MAX_CONNECTIONS_PER_ORIGIN = 32;
 
 /**
  * The ARM access source. Throws IdentityConfigError (from the token provider) when `--identity`
@@ -58,13 +60,15 @@ const FAILURE_LOG_INTERVAL_MS = 60_000;
  */
 export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
   const { rbac, clock, log, metrics } = opts;
+  const ownAgent = opts.dispatcher === undefined ? new Agent({ connections: MAX_CONNECTIONS_PER_ORIGIN }) : undefined;
+  const dispatcher: Dispatcher = opts.dispatcher ?? ownAgent!;
   const tokens = opts.tokens ?? createTokenProvider({
     identity: rbac.identity,
     armEndpoint: rbac.armEndpoint,
     msiEndpoint: rbac.msiEndpoint,
     timeoutMs: rbac.timeoutMs,
     ...(opts.env !== undefined ? { env: opts.env } : {}),
-    ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}),
+    dispatcher,
     clock,
     metrics,
     log,
@@ -88,7 +92,7 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
     metrics,
     log,
     clock,
-    ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}),
+    dispatcher,
     ...(opts.roleDefinitionTtlMs !== undefined ? { roleDefinitionTtlMs: opts.roleDefinitionTtlMs } : {}),
   });
   const denies = new ScopeDenyAssignments(client, rbac.allowTtlMs, clock, log, tokens.description);
@@ -148,7 +152,9 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
     start(): void {
       void readiness();
     },
-    async close(): Promise<void> {},
+    async close(): Promise<void> {
+      await ownAgent?.close();
+    },
   };
 }
 

@@ -201,7 +201,7 @@ export class ArmClient {
    * groups: `$filter=atScope()+and+assignedTo('{oid}')`, every `nextLink` page.
    */
   async listRoleAssignments(scope: string, principalId: string): Promise<RoleAssignment[]> {
-    const url = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=atScope()+and+assignedTo('${guid(principalId)}')`;
+    const url = `${this.base}${scopePath(scope, 'role_assignments')}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=atScope()+and+assignedTo('${guid(principalId)}')`;
     const items = await this.listPages('role_assignments', url, roleAssignmentSchema);
     return items.map((a) => {
       const p = a.properties;
@@ -246,7 +246,7 @@ export class ArmClient {
   }
 
   private async listDenyAssignments(scope: string, filter: string): Promise<DenyAssignment[]> {
-    const url = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/denyAssignments?api-version=${ARM_API_VERSION}&$filter=${filter}`;
+    const url = `${this.base}${scopePath(scope, 'deny_assignments')}/providers/Microsoft.Authorization/denyAssignments?api-version=${ARM_API_VERSION}&$filter=${filter}`;
     const items = await this.listPages('deny_assignments', url, denyAssignmentSchema);
     return items.map((d) => ({
       id: d.id,
@@ -392,10 +392,10 @@ export function roleDefinitionGuid(roleDefinitionId: string): string | undefined
 }
 
 /** An ARM scope as a URL path: each segment percent-encoded, so a scope can never add a query or `..`. */
-function scopePath(scope: string): string {
+function scopePath(scope: string, operation: ArmOperation): string {
   const segments = scope.split('/');
   if (!scope.startsWith('/') || segments.slice(1).some((s) => s === '' || s === '.' || s === '..')) {
-    throw new ArmError('bad_response', 'role_assignments', `not an ARM scope: ${scope.slice(0, 200)}`);
+    throw new ArmError('bad_response', operation, `not an ARM scope: ${scope.slice(0, 200)}`);
   }
   return segments.map(encodeURIComponent).join('/');
 }

@@ -20,12 +20,15 @@ const REFRESH_MARGIN_MS = 5 * 60_000;
 const USABLE_MARGIN_MS = 30_000;
 /** After a failed refresh, keep serving a still-valid token this long before asking again. */
 const RETRY_AFTER_FAILURE_MS = 30_000;
+/** With no token at all, repeat the last failure this long instead of asking again (an outage must not become a flood). */
+const FAILURE_COOLDOWN_MS = 5_000;
 
 /** Caches a source's token until shortly before expiry; one fetch at a time for all callers. */
 export class CachingTokenProvider implements TokenProvider {
   private current: { token: AccessToken; refreshAtMs: number } | undefined;
   private inflight: Promise<AccessToken> | undefined;
   private lastFailureMs: number | undefined;
+  private lastFailure: IdentityError | undefined;
   private readonly clock: Clock;
 
   constructor(
@@ -44,8 +47,13 @@ export class CachingTokenProvider implements TokenProvider {
     const current = this.current;
     if (current !== undefined && now < current.refreshAtMs) return Promise.resolve(current.token);
     if (this.inflight !== undefined) return this.inflight;
-    if (current !== undefined && this.usable(current.token, now) && this.lastFailureMs !== undefined && now - this.lastFailureMs < RETRY_AFTER_FAILURE_MS) {
-      return Promise.resolve(current.token);
+    if (this.lastFailureMs !== undefined) {
+      const sinceFailure = now - this.lastFailureMs;
+      if (current !== undefined && this.usable(current.token, now)) {
+        if (sinceFailure < RETRY_AFTER_FAILURE_MS) return Promise.resolve(current.token);
+      } else if (this.lastFailure !== undefined && sinceFailure < FAILURE_COOLDOWN_MS) {
+        return Promise.reject(this.lastFailure);
+      }
     }
     const inflight = this.refresh().finally(() => {
       if (this.inflight === inflight) this.inflight = undefined;
@@ -57,6 +65,7 @@ export class CachingTokenProvider implements TokenProvider {
   invalidate(): void {
     this.current = undefined;
     this.lastFailureMs = undefined;
+    this.lastFailure = undefined;
   }
 
   private async refresh(): Promise<AccessToken> {
@@ -67,6 +76,7 @@ export class CachingTokenProvider implements TokenProvider {
       const lifetimeMs = token.expiresOnMs - obtainedAtMs;
       this.current = { token, refreshAtMs: obtainedAtMs + lifetimeMs - Math.min(REFRESH_MARGIN_MS, lifetimeMs * 0.2) };
       this.lastFailureMs = undefined;
+      this.lastFailure = undefined;
       this.count('ok', started);
       this.opts.log?.info({ identity: this.source.description, expiresInSeconds: Math.round(lifetimeMs / 1000) }, 'obtained the sidecar ARM token');
       return token;
@@ -74,6 +84,7 @@ export class CachingTokenProvider implements TokenProvider {
       const failure = err instanceof IdentityError ? err : new IdentityError(`${this.source.description}: ${err instanceof Error ? err.message : String(err)}`, this.source.fix);
       this.count(failure.outcome, started);
       this.lastFailureMs = this.clock.now();
+      this.lastFailure = failure;
       const current = this.current;
       if (current !== undefined && this.usable(current.token, this.clock.now())) {
         this.opts.log?.warn({ identity: this.source.description, error: failure.message, fix: failure.fix }, 'could not refresh the sidecar ARM token; using the current one until it expires');

@@ -203,7 +203,7 @@ describe('failures', () => {
     expect(err.message).toContain('Microsoft.Authorization/roleDefinitions/read');
   });
 
-  it('msi-adapter down -> identity_token_unavailable with the fix; readiness says why until a token is obtained', async () => {
+  it('msi-adapter down -> identity_token_unavailable with the fix, asked again after a 5 s cool-down; readiness says why until a token is obtained', async () => {
     arm.fault('imds', { status: 500 });
     expect(await source.readiness()).toMatch(/^the sidecar's ARM token was never obtained: msi-adapter .* HTTP 500.*Fix: check that the Azure Arc msi-adapter is running/);
     const err = await failure(source.lookup(user(ALICE), CLUSTER_SCOPE));
@@ -211,8 +211,14 @@ describe('failures', () => {
     expect(err.message).toContain('--msi-endpoint');
     expect(arm.calls.roleAssignments).toBe(0);
 
+    expect(arm.calls.imds).toBe(1);
+
     arm.fault('imds', undefined);
+    expect(await source.readiness()).not.toBeNull();
+    expect(arm.calls.imds).toBe(1);
+    clock.advance(5_000);
     expect(await source.readiness()).toBeNull();
+    expect(arm.calls.imds).toBe(2);
     arm.fault('imds', { status: 500 });
     expect(await source.readiness()).toBeNull();
   });

@@ -108,6 +108,19 @@ describe('msi-adapter', () => {
     expect(await metrics.registry.metrics()).toContain('foundry_auth_arm_calls_total{operation="token",outcome="http_5xx"} 1');
   });
 
+  it('with no token to fall back on, repeats the failure for 5 s instead of asking again', async () => {
+    arm.fault('imds', { drop: true });
+    const tokens = provider('msi-adapter');
+    for (let i = 0; i < 10; i++) await expect(tokens.getToken()).rejects.toBeInstanceOf(IdentityError);
+    expect(arm.calls.imds).toBe(1);
+    arm.fault('imds', undefined);
+    clock.advance(4_999);
+    await expect(tokens.getToken()).rejects.toBeInstanceOf(IdentityError);
+    clock.advance(1);
+    expect((await tokens.getToken()).token).toBe(arm.issuedTokens[0]);
+    expect(arm.calls.imds).toBe(2);
+  });
+
   it('invalidate() makes the next call fetch a new token', async () => {
     const tokens = provider('msi-adapter');
     const first = await tokens.getToken();
