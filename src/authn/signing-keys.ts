@@ -65,7 +65,8 @@ const MAX_MODULUS_BITS = 8192;
 // Keys with a tiny public exponent invite the low-exponent PKCS#1 v1.5 forgeries of lenient verifiers.
 const MIN_PUBLIC_EXPONENT = 65537n;
 
-type KeyEntry = SigningKey | { readonly unusable: string };
+/** A `kid` of a key set: a usable key, or why it may not be used. */
+export type KeyEntry = SigningKey | { readonly unusable: string };
 
 class KeyFetchError extends Error {
   override readonly name = 'KeyFetchError';
@@ -146,7 +147,8 @@ export class SigningKeys implements SigningKeySource {
       }
       return UNKNOWN;
     }
-    if (t.inflight) return t.inflight.then(() => this.lookupSettled(t, kid));
+    // Only the first load is worth waiting for; while a failing endpoint is retried, answer 503 at once.
+    if (t.inflight && t.failures === 0) return t.inflight.then(() => this.lookupSettled(t, kid));
     if (!t.attempted && !this.closed) return this.load(t, 'startup').then(() => this.lookupSettled(t, kid));
     return this.unavailable(t);
   }
@@ -197,6 +199,7 @@ export class SigningKeys implements SigningKeySource {
     if (t.inflight) return t.inflight;
     t.attempted = true;
     t.lastAttemptAt = this.opts.clock.now();
+    t.nextAttemptAt = t.lastAttemptAt; // an attempt is under way: Retry-After 1 s until it is rescheduled
     clearTimeout(t.timer);
     const label = t.keys === undefined && trigger === 'background' ? 'startup' : trigger;
     t.inflight = this.fetchKeySet(t)
@@ -360,6 +363,23 @@ export function parseJwks(doc: JsonValue, onUnusable: (kid: string, detail: stri
   for (const entry of keys.values()) if ('fingerprint' in entry) usable++;
   if (usable === 0) throw new KeyFetchError('the JWKS has no usable RS256 signing key');
   return keys;
+}
+
+/**
+ * A fixed key source from JWKS documents (per tenant), for `token inspect` with a saved JWKS or
+ * tests. No fetching, no refresh: an unknown tenant is `unavailable`, an unknown kid `unknown`.
+ */
+export function keySourceFromJwks(jwksByTenant: ReadonlyMap<string, JsonValue>): SigningKeySource {
+  const sets = new Map<string, Map<string, KeyEntry>>();
+  for (const [tenantId, doc] of jwksByTenant) sets.set(tenantId.toLowerCase(), parseJwks(doc));
+  return {
+    resolve(tenantId, kid) {
+      const keys = sets.get(tenantId);
+      if (keys === undefined) return { state: 'unavailable', retryAfterSeconds: 0 };
+      const entry = keys.get(kid);
+      return entry === undefined ? UNKNOWN : asLookup(entry);
+    },
+  };
 }
 
 function importVerificationKey(kid: string, jwk: JsonObject): SigningKey | string {

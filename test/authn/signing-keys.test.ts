@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SigningKeys, parseJwks } from '../../src/authn/signing-keys.js';
+import { inspectToken } from '../../src/authn/entra-token.js';
+import { SigningKeys, keySourceFromJwks, parseJwks } from '../../src/authn/signing-keys.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
@@ -278,6 +279,19 @@ describe('never loaded: 503 identity_provider_unavailable with Retry-After (65)'
     expect(await counterValue(h.metrics, 'foundry_auth_jwks_refreshes_total', { trigger: 'startup', outcome: 'error' })).toBe(4);
   });
 
+  it('while a failing endpoint is retried, requests get 503 at once instead of waiting for the retry', async () => {
+    const h = await started({ start: false, keys: { fetchTimeoutMs: 1_500 } });
+    h.idp.fault('jwks', { kind: 'status', status: 500 });
+    await h.keys.start();
+    h.idp.fault('jwks', { kind: 'hang' });
+    let retryDone = false;
+    const retry = h.keys.refresh().then(() => (retryDone = true));
+    const result = await h.validator.validate(await h.idp.mint());
+    expect(retryDone).toBe(false);
+    expect(result).toMatchObject({ ok: false, rejection: { code: 'identity_provider_unavailable', retryAfterSeconds: 1 } });
+    await retry;
+  });
+
   it('the background loader retries on its own timer until the keys load', async () => {
     const h = await started({ start: false, keys: { retryInitialMs: 20, retryMaxMs: 40 } });
     h.idp.fault('jwks', { kind: 'status', status: 500 });
@@ -366,6 +380,16 @@ describe('key hygiene (11, 66)', () => {
     await h.keys.start();
     expectInvalidToken(await h.validator.validate(await h.idp.mint()), 'unusable_key');
     expect((await h.validator.validate(await h.idp.mint({ key: other }))).ok).toBe(true);
+  });
+
+  it('keySourceFromJwks verifies offline (token inspect with a saved JWKS)', async () => {
+    const h = await started({ start: false });
+    const source = keySourceFromJwks(new Map([[h.idp.tenantId, h.idp.jwks()]]));
+    const ok = await inspectToken(await h.idp.mint(), h.policy, { nowMs: h.clock.now(), keys: source });
+    expect(ok.verdict).toMatchObject({ status: 200, signatureVerified: true });
+    const unknown = await inspectToken(tokenWithKid(h, 'zzz'), h.policy, { nowMs: h.clock.now(), keys: source });
+    expect(unknown.verdict).toMatchObject({ status: 401, reason: 'unknown_kid' });
+    expect(h.idp.allFetches().size).toBe(0);
   });
 
   it('parseJwks refuses sets without a usable key', () => {
