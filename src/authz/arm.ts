@@ -62,17 +62,25 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
   const { rbac, clock, log, metrics } = opts;
   const ownAgent = opts.dispatcher === undefined ? new Agent({ connections: MAX_CONNECTIONS_PER_ORIGIN }) : undefined;
   const dispatcher: Dispatcher = opts.dispatcher ?? ownAgent!;
-  const tokens = opts.tokens ?? createTokenProvider({
-    identity: rbac.identity,
-    armEndpoint: rbac.armEndpoint,
-    msiEndpoint: rbac.msiEndpoint,
-    timeoutMs: rbac.timeoutMs,
-    ...(opts.env !== undefined ? { env: opts.env } : {}),
-    dispatcher,
-    clock,
-    metrics,
-    log,
-  });
+  let tokens: TokenProvider;
+  try {
+    tokens =
+      opts.tokens ??
+      createTokenProvider({
+        identity: rbac.identity,
+        armEndpoint: rbac.armEndpoint,
+        msiEndpoint: rbac.msiEndpoint,
+        timeoutMs: rbac.timeoutMs,
+        ...(opts.env !== undefined ? { env: opts.env } : {}),
+        dispatcher,
+        clock,
+        metrics,
+        log,
+      });
+  } catch (err) {
+    void ownAgent?.close();
+    throw err;
+  }
   let tokenObtained = false;
   const watchedTokens: TokenProvider = {
     get description() {
