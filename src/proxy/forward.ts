@@ -7,6 +7,7 @@ import type { Principal } from '../authn/principal.js';
 import type { ServeConfig } from '../config/config.js';
 import { rejection, type Rejection } from '../http/errors.js';
 import type { Plane } from '../http/route.js';
+import type { ForwardingStage } from '../http/stages.js';
 import type { Metrics } from '../ops/metrics.js';
 import { clientResponseHeaders, RequestHeaderPolicy } from './headers.js';
 import { identityHeaders } from './identity.js';
@@ -96,7 +97,7 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** nginx's "client closed request": the status recorded when the client left before a response. */
 export const CLIENT_CLOSED_STATUS = 499;
 
-export class Forwarder {
+export class Forwarder implements ForwardingStage {
   private readonly data: Upstream;
   private readonly control: Upstream;
   private readonly pools: Pool[] = [];
@@ -435,10 +436,15 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** The error's code (`ECONNREFUSED`, `UND_ERR_...`), else its class name (`HTTPParserError` carries no code). */
 function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
+  const { code, name } = (err ?? {}) as { code?: unknown; name?: unknown };
+  if (typeof code === 'string') return code;
+  return typeof name === 'string' && name !== 'Error' ? name : undefined;
 }
+
+/** The upstream answered, but not with HTTP/1.1 the sidecar can relay. */
+const INVALID_RESPONSE = new Set(['HTTPParserError', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_EXCEEDED_MAX_SIZE']);
 
 const CONNECT_REASONS: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'connection refused',
@@ -461,7 +467,7 @@ function upstreamRejection(err: Error, upstream: Upstream): Rejection {
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     return rejection('upstream_timeout', `the ${which} upstream did not accept the connection in time`, { reason: 'connect_timeout' });
   }
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INVALID_ARG') {
+  if (code.startsWith('HPE_') || INVALID_RESPONSE.has(code)) {
     return rejection('upstream_unavailable', `the ${which} upstream sent an invalid HTTP response`, { reason: 'invalid_response' });
   }
   const reason = CONNECT_REASONS[code] ?? 'request failed';

@@ -363,7 +363,10 @@ describe('aborts and failures', () => {
       up.respond({ kind: 'raw', bytes });
       const res = await request(`${proxy.url}/v1/models`);
       expect(res.statusCode, JSON.stringify(bytes)).toBe(502);
-      expect(((await res.body.json()) as { error: { code: string } }).error.code).toBe('upstream_unavailable');
+      const error = ((await res.body.json()) as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe('upstream_unavailable');
+      expect(error.message, JSON.stringify(bytes)).toContain('invalid HTTP response');
+      expect((await proxy.nextResult()).outcome).toBe('rejected');
     }
     up.respond({ kind: 'echo' });
     const ok = await request(`${proxy.url}/v1/models`);
