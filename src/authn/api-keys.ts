@@ -36,6 +36,7 @@ export class ApiKeys {
   private fileDigest: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private loaded = false;
+  private lastError: string | undefined;
 
   constructor(
     private readonly file: string,
@@ -59,8 +60,9 @@ export class ApiKeys {
       text = await readFile(this.file, 'utf8');
     } catch (error) {
       const code = (error as { code?: unknown }).code;
+      this.lastError = typeof code === 'string' ? code : 'unreadable';
       this.log.warn(
-        { file: this.file, error: typeof code === 'string' ? code : 'unreadable', keys: this.keys.length },
+        { file: this.file, error: this.lastError, keys: this.keys.length },
         this.loaded ? 'could not re-read the API keys file: keeping the previous keys' : 'could not read the API keys file: no API key is accepted until it can be read',
       );
       return false;
@@ -80,6 +82,11 @@ export class ApiKeys {
     this.fileDigest = digest;
     this.loaded = true;
     return true;
+  }
+
+  /** Null once the file was read; otherwise why not (for `/readyz`). */
+  readiness(): string | null {
+    return this.loaded ? null : `the API keys file ${this.file} could not be read${this.lastError ? ` (${this.lastError})` : ''}`;
   }
 
   get count(): number {

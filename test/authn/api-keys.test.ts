@@ -147,9 +147,11 @@ describe('API keys file', () => {
     const keys = new ApiKeys(file, silentLogger());
     expect(await keys.reload()).toBe(false);
     expect(keys.verify(KEY_A)).toBeUndefined();
+    expect(keys.readiness()).toMatch(/could not be read \(ENOENT\)/);
     writeKeys(KEY_A);
     await keys.reload();
     expect(keys.verify(KEY_A)).toBeDefined();
+    expect(keys.readiness()).toBeNull();
   });
 
   it('an emptied file revokes every key', async () => {
