@@ -153,6 +153,12 @@ export class Forwarder implements ForwardingStage {
       exchange.resolve = resolve;
     });
 
+    // The client may have left while it was authenticated and authorized: send nothing upstream.
+    if (res.destroyed || req.socket.destroyed) {
+      exchange.onClientClose();
+      return promise;
+    }
+
     const contentLength = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
     const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');

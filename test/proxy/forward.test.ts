@@ -258,6 +258,22 @@ describe('aborts and failures', () => {
     expect(result).toMatchObject({ outcome: 'client_abort', status: 499 });
   });
 
+  it('sends nothing upstream when the client left before forwarding began', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held: IncomingMessage | undefined;
+    await proxy.close();
+    proxy = await startHarness({ upstreamUrl: up.url, beforeForward: (req) => ((held = req), gate) });
+    const client = await RawClient.connect(proxy.port);
+    client.write('GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitUntil(() => held !== undefined, 'the request at the gateway');
+    client.destroy();
+    await waitUntil(() => held!.socket.destroyed, 'the gateway to see the disconnect');
+    release();
+    expect(await proxy.nextResult()).toMatchObject({ outcome: 'client_abort', status: 499 });
+    expect(up.requests).toHaveLength(0);
+  });
+
   it('aborts the upstream within 1 s when the client disconnects mid-stream', async () => {
     up.respond({ kind: 'manual' });
     const client = await RawClient.connect(proxy.port);

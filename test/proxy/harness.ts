@@ -27,6 +27,8 @@ export interface HarnessOptions extends Partial<ForwarderOptions> {
   /** The principal to forward as, per request (default: none, like a public path). */
   readonly principal?: (req: IncomingMessage) => Principal | undefined;
   readonly plane?: (req: IncomingMessage) => Plane;
+  /** Runs before each forward (stands in for authentication and authorization time). */
+  readonly beforeForward?: (req: IncomingMessage) => Promise<void>;
 }
 
 export async function startHarness(opts: HarnessOptions): Promise<Harness> {
@@ -41,8 +43,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   let counter = 0;
   const server: Server = createServer({ joinDuplicateHeaders: false }, (req, res) => {
     const requestId = `req-${++counter}`;
-    void forwarder
-      .forward({
+    void (opts.beforeForward?.(req) ?? Promise.resolve())
+      .then(() => forwarder.forward({
         req,
         res,
         plane: opts.plane?.(req) ?? 'data',
@@ -50,7 +52,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
         principal: opts.principal?.(req),
         requestId,
         clientAddress: req.socket.remoteAddress,
-      })
+      }))
       .then((result) => {
         if (result.rejection !== undefined && !res.headersSent) sendRejection(res, result.rejection, requestId, true);
         results.push(result);
