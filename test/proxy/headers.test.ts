@@ -107,6 +107,26 @@ describe('request hop-by-hop headers', () => {
   });
 });
 
+describe('request trailers', () => {
+  beforeEach(() => start());
+
+  it('never forwards trailers of a chunked request, identity-shaped or not', async () => {
+    const client = await RawClient.connect(proxy.port);
+    client.write(
+      'POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-MS-CLIENT-PRINCIPAL-ID\r\n\r\n' +
+        '2\r\n{}\r\n0\r\nX-MS-CLIENT-PRINCIPAL-ID: spoof\r\nAuthorization: Bearer eyJ.trailer\r\n\r\n',
+    );
+    expect((await client.readResponse()).status).toBe(200);
+    const seen = up.requests[0]!;
+    expect(seen.body.toString()).toBe('{}');
+    expect(seen.header('x-ms-client-principal-id')).toEqual([ALICE.oid]);
+    expect(seen.header('trailer')).toEqual([]);
+    expect(seen.rawTrailers).toEqual([]);
+    expect(seen.rawHeaders.join('\n')).not.toContain('spoof');
+    client.destroy();
+  });
+});
+
 describe('identity headers', () => {
   it('strips every spoofed identity header (case, underscores, duplicates) and sends only the sidecar values', async () => {
     await start();
