@@ -251,7 +251,13 @@ export class SigningKeys implements SigningKeySource {
     }
     if (changed.size === 0) return;
     this.opts.log.info({ tenantId: t.tenantId, kids: [...changed] }, 'signing keys removed or replaced');
-    for (const listener of this.listeners) listener(t.tenantId, changed);
+    for (const listener of this.listeners) {
+      try {
+        listener(t.tenantId, changed);
+      } catch (error) {
+        this.opts.log.error({ tenantId: t.tenantId, error: String(error) }, 'a signing-key change listener failed');
+      }
+    }
   }
 
   private async fetchKeySet(t: TenantKeys): Promise<Map<string, KeyEntry>> {
