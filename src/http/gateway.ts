@@ -115,7 +115,7 @@ export class Gateway {
 
     // Steps 5-7: credentials, then who the caller is.
     const authStarted = performance.now();
-    const pending = this.opts.authn.authenticate(req.rawHeaders, checked.query);
+    const pending = this.opts.authn.authenticateRequest(req.rawHeaders, checked.query);
     const authn: AuthnOutcome = pending instanceof Promise ? await pending : pending;
     record.authMs = performance.now() - authStarted;
     if (!authn.ok) return this.reject(req, res, record, authn.rejection);

@@ -13,7 +13,7 @@ export type AuthnOutcome =
 
 /** Steps 5-7: credentials from the raw headers/query, then API key or Entra ID token -> Principal. */
 export interface AuthenticationStage {
-  authenticate(rawHeaders: readonly string[], rawQuery: string | undefined): AuthnOutcome | Promise<AuthnOutcome>;
+  authenticateRequest(rawHeaders: readonly string[], rawQuery: string | undefined): AuthnOutcome | Promise<AuthnOutcome>;
 }
 
 export interface ForwardRequest {

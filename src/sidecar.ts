@@ -1,0 +1,214 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { Authenticator } from './authn/authenticate.js';
+import { createArmSource } from './authz/arm.js';
+import { createAuthorizer, createStaticAuthorizer } from './authz/authorizer.js';
+import type { Authorizer } from './authz/decision.js';
+import { StaticFileError } from './authz/static.js';
+import { IdentityConfigError } from './azure/identity.js';
+import type { ServeConfig } from './config/config.js';
+import { Gateway } from './http/gateway.js';
+import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from './http/routes.js';
+import { AdminServer, type ReadinessCheck } from './ops/admin.js';
+import { systemClock, type Clock } from './ops/clock.js';
+import { createLogger, type Logger } from './ops/log.js';
+import { Metrics } from './ops/metrics.js';
+import { Forwarder } from './proxy/forward.js';
+
+/** A configuration problem found while building the stages (files, identity environment): exit 2. */
+export class StartupError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'StartupError';
+  }
+}
+
+export interface Sidecar {
+  /** `http://host:port` of the client listener and the admin listener, as bound. */
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Drain and stop: readiness 503, no new connections, in-flight requests finish within `--shutdown-grace`. */
+  shutdown(): Promise<void>;
+}
+
+export interface SidecarOverrides {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+}
+
+/**
+ * The composition root: builds each stage from the validated configuration, declares the chain
+ * (gateway -> authn -> authz -> forwarder), binds both listeners. Used by `serve` and by tests.
+ */
+export async function startSidecar(config: ServeConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
+  const clock = overrides.clock ?? systemClock;
+  const log = overrides.log ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const metrics = new Metrics();
+
+  const routes = buildRoutes(config);
+  const authn = new Authenticator({
+    ...(config.entra ? { entra: config.entra } : {}),
+    ...(config.apiKeysFile !== undefined ? { apiKeysFile: config.apiKeysFile } : {}),
+    clock,
+    log,
+    metrics,
+  });
+  const authz = await buildAuthorizer(config, { clock, log, metrics });
+  const forwarder = new Forwarder({
+    upstream: config.upstream,
+    controlUpstream: config.controlUpstream,
+    headersTimeoutMs: config.upstreamHeadersTimeoutMs,
+    bodyTimeoutMs: config.upstreamBodyTimeoutMs,
+    forwardAuthorization: config.forwardAuthorization,
+    metrics,
+  });
+  const gateway = new Gateway({ routes, publicPaths: config.publicPaths, authn, authz, forwarder, log, metrics });
+
+  const checks: ReadinessCheck[] = [];
+  if (config.entra) checks.push({ name: 'signingKeys', check: () => authn.readiness() });
+  checks.push({ name: config.rbac.mode === 'arm' ? 'armToken' : 'roleAssignments', check: () => authz.readiness() });
+  const admin = new AdminServer(metrics, checks);
+
+  await authn.start();
+  const url = await listen(gateway.server, config.listen.host, config.listen.port);
+  const adminUrl = await listen(admin.server, config.adminListen.host, config.adminListen.port);
+  log.info(
+    {
+      listen: url,
+      admin: adminUrl,
+      upstream: config.upstream.href,
+      controlUpstream: config.controlUpstream.href,
+      entra: config.entra ? { tenantId: config.entra.tenantId, clientId: config.entra.clientId, authority: config.entra.authority } : undefined,
+      apiKeys: config.apiKeysFile !== undefined,
+      rbac: config.rbac.mode,
+      scope: config.rbac.scope,
+    },
+    'foundry-auth serve listening',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> =>
+    (stopping ??= (async () => {
+      log.info({ graceMs: config.shutdownGraceMs }, 'shutting down: draining in-flight requests');
+      admin.startDraining();
+      gateway.startDraining();
+      await drain(gateway.server, config.shutdownGraceMs, log);
+      await Promise.allSettled([forwarder.close(), authz.close(), authn.close()]);
+      await close(admin.server);
+      log.info('stopped');
+      log.flush();
+    })());
+
+  return { url, adminUrl, log, metrics, shutdown };
+}
+
+/** `serve`: start, then stop cleanly on SIGTERM/SIGINT with exit code 0; configuration problems exit 2. */
+export async function runSidecar(config: ServeConfig): Promise<void> {
+  let sidecar: Sidecar;
+  try {
+    sidecar = await startSidecar(config);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      for (const line of err.problems) process.stderr.write(`foundry-auth serve: ${line}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const stop = (signal: NodeJS.Signals): void => {
+    sidecar.log.info({ signal }, 'signal received');
+    void sidecar.shutdown().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+function buildRoutes(config: ServeConfig): RouteTable {
+  if (config.routesFile === undefined) return new RouteTable(DEFAULT_ROUTES);
+  const loaded = loadRoutesFile(config.routesFile);
+  if (!loaded.ok) throw new StartupError(loaded.errors.map((e) => `--routes-file / FOUNDRY_AUTH_ROUTES_FILE: ${e}`));
+  return new RouteTable(loaded.routes);
+}
+
+async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<Authorizer> {
+  const { rbac } = config;
+  if (rbac.mode === 'static') {
+    try {
+      return await createStaticAuthorizer(rbac, deps);
+    } catch (err) {
+      if (err instanceof StaticFileError) throw new StartupError(err.problems.map((p) => `--role-assignments-file / FOUNDRY_AUTH_ROLE_ASSIGNMENTS_FILE: ${p}`));
+      throw err;
+    }
+  }
+  if (rbac.scope === undefined) {
+    // API keys only: no principal ever reaches RBAC except api-key ones, which the authorizer handles without a source.
+    return createAuthorizer({ rbac, source: NO_SOURCE, scope: '/', ...deps });
+  }
+  try {
+    const source = createArmSource({ rbac, scope: rbac.scope, ...deps });
+    source.start();
+    return createAuthorizer({ rbac, source, scope: rbac.scope, ...deps });
+  } catch (err) {
+    if (err instanceof IdentityConfigError) throw new StartupError([`--identity / FOUNDRY_AUTH_IDENTITY: ${err.message}`]);
+    throw err;
+  }
+}
+
+/** The source used when only API keys are configured: API-key principals never consult it. */
+const NO_SOURCE = {
+  kind: 'static' as const,
+  lookup: (): never => {
+    throw new Error('no authorization source: only API keys are configured');
+  },
+  readiness: async (): Promise<string | null> => null,
+  close: async (): Promise<void> => {},
+};
+
+function listen(server: Server, host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new StartupError([`${host}:${port} is already in use: choose another port with --listen / --admin-listen`])
+          : err,
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      const address = server.address() as AddressInfo;
+      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      resolve(`http://${shown}:${address.port}`);
+    });
+  });
+}
+
+/** Stop accepting, let in-flight requests (streams too) finish, and cut whatever is left when the grace ends. */
+async function drain(server: Server, graceMs: number, log: Logger): Promise<void> {
+  const closed = close(server);
+  const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), graceMs);
+  });
+  const outcome = await Promise.race([closed.then(() => 'drained' as const), graceOver]);
+  clearInterval(idleSweep);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    log.warn({ graceMs }, 'shutdown grace ended with requests still in flight; closing their connections');
+    server.closeAllConnections();
+    await closed;
+  }
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

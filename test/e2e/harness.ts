@@ -1,0 +1,143 @@
+/**
+ * Starts the real `foundry-auth serve` process (node dist/cli.js, built by `npm test`'s pretest) on
+ * ephemeral loopback ports and hands back its URLs and every log line it printed.
+ *
+ *   const sidecar = await startServe({ upstream: up.url, 'tenant-id': ..., ... });
+ *   await sidecar.ready();                      // /readyz answered 200
+ *   sidecar.logs                                // parsed JSON log lines so far
+ *   sidecar.stdout                              // raw stdout text (for "no token in logs" checks)
+ *   await sidecar.stop('SIGTERM')               // exit code
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly [key: string]: unknown;
+}
+
+export interface ServeProcess {
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly child: ChildProcess;
+  readonly logs: LogLine[];
+  stdout: string;
+  stderr: string;
+  ready(timeoutMs?: number): Promise<void>;
+  /** Resolves with the first log line (now or later) that satisfies `match`. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  auditFor(requestId: string): LogLine | undefined;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startServe(
+  flags: Readonly<Record<string, string>>,
+  opts: { env?: Readonly<Record<string, string>>; extraArgs?: readonly string[] } = {},
+): Promise<ServeProcess> {
+  const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'debug'];
+  for (const [flag, value] of Object.entries(flags)) args.push(`--${flag}`, value);
+  args.push(...(opts.extraArgs ?? []));
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let buffered = '';
+  const proc = {
+    child,
+    logs,
+    stdout: '',
+    stderr: '',
+  };
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    proc.stdout += chunk;
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      let parsed: LogLine;
+      try {
+        parsed = JSON.parse(line) as LogLine;
+      } catch {
+        continue;
+      }
+      logs.push(parsed);
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (waiters[i]!.match(parsed)) waiters.splice(i, 1)[0]!.resolve(parsed);
+      }
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    proc.stderr += chunk;
+  });
+
+  function waitForLog(match: (line: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
+    const found = logs.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${proc.stderr}`)), timeoutMs);
+      const exited = (): void => {
+        clearTimeout(timer);
+        reject(new Error(`serve exited (${child.exitCode}) before the log line; stderr: ${proc.stderr}`));
+      };
+      child.once('exit', exited);
+      waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(timer);
+          child.off('exit', exited);
+          resolve(l);
+        },
+      });
+    });
+  }
+
+  const listening = await waitForLog((l) => l.msg === 'foundry-auth serve listening');
+  const url = listening.listen as string;
+  const adminUrl = listening.admin as string;
+
+  return Object.assign(proc, {
+    url,
+    adminUrl,
+    waitForLog,
+    auditFor: (requestId: string) => logs.find((l) => l.msg === 'request' && l.requestId === requestId),
+    async ready(timeoutMs = 15_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      let last = '';
+      while (Date.now() < deadline) {
+        const res = await request(`${adminUrl}/readyz`);
+        last = await res.body.text();
+        if (res.statusCode === 200) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`not ready within ${timeoutMs} ms: ${last}`);
+    },
+    async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = once(child, 'exit');
+      child.kill(signal);
+      const [code] = (await exited) as [number | null];
+      return code;
+    },
+  });
+}
+
+/** Runs `foundry-auth <args>` to completion (for start-up errors and one-shot commands). */
+export async function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
