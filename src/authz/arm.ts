@@ -116,7 +116,7 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
     if (scopeDenies === 'unreadable') metrics.armDenyAssignmentsUnreadable.inc();
     const throughGroups = scopeDenies !== 'unreadable' && scopeDenies.some((d) => d.principals.some(mayContain));
     const [definitions, principalDenies] = await Promise.all([
-      roleDefinitions(kept),
+      roleDefinitions(kept, scope),
       throughGroups ? denies.assignedTo(scope, oid) : Promise.resolve(undefined),
     ]);
     return {
@@ -125,10 +125,10 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
     };
   }
 
-  async function roleDefinitions(assignments: readonly RoleAssignment[]): Promise<Map<string, RoleDefinition>> {
+  async function roleDefinitions(assignments: readonly RoleAssignment[], scope: string): Promise<Map<string, RoleDefinition>> {
     const byGuid = new Map<string, string>();
     for (const a of assignments) byGuid.set(a.roleDefinitionGuid, a.roleDefinitionId);
-    const found = await Promise.all([...byGuid.values()].map((id) => client.getRoleDefinition(id)));
+    const found = await Promise.all([...byGuid.values()].map((id) => client.getRoleDefinition(id, scope)));
     return new Map(found.filter((d): d is RoleDefinition => d !== null).map((d) => [d.guid, d]));
   }
 

@@ -219,18 +219,21 @@ export class ArmClient {
   }
 
   /**
-   * A role definition by the full ID an assignment names (custom roles included), cached for
-   * hours by its GUID and fetched once for any number of concurrent callers. null when ARM says
-   * it does not exist (a custom role deleted after it was assigned).
+   * The role definition an assignment names (custom roles included), read at `scope` (the
+   * cluster): `GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}`. Reading it by
+   * its subscription-level ID would need `roleDefinitions/read` on the whole subscription, which
+   * the documented minimal role at the cluster does not give. Cached for hours by GUID and fetched
+   * once for any number of concurrent callers; null when ARM says it does not exist (a custom role
+   * deleted after it was assigned).
    */
-  async getRoleDefinition(roleDefinitionId: string): Promise<RoleDefinition | null> {
+  async getRoleDefinition(roleDefinitionId: string, scope: string): Promise<RoleDefinition | null> {
     const key = roleDefinitionGuid(roleDefinitionId);
     if (key === undefined) throw new ArmError('bad_response', 'role_definition', `not a role definition ID: ${roleDefinitionId.slice(0, 200)}`);
     const cached = this.definitions.get(key);
     if (cached !== undefined && this.clock.now() < cached.expiresAtMs) return cached.value;
     const inflight = this.definitionsInflight.get(key);
     if (inflight !== undefined) return inflight;
-    const fetching = this.fetchRoleDefinition(roleDefinitionId, key).finally(() => this.definitionsInflight.delete(key));
+    const fetching = this.fetchRoleDefinition(scope, key).finally(() => this.definitionsInflight.delete(key));
     this.definitionsInflight.set(key, fetching);
     return fetching;
   }
@@ -259,13 +262,13 @@ export class ArmClient {
     }));
   }
 
-  private async fetchRoleDefinition(roleDefinitionId: string, key: string): Promise<RoleDefinition | null> {
+  private async fetchRoleDefinition(scope: string, key: string): Promise<RoleDefinition | null> {
     let body: unknown;
     try {
-      body = await this.get('role_definition', `${this.base}${roleDefinitionId}?api-version=${ARM_API_VERSION}`);
+      body = await this.get('role_definition', `${this.base}${scopePath(scope, 'role_definition')}/providers/Microsoft.Authorization/roleDefinitions/${key}?api-version=${ARM_API_VERSION}`);
     } catch (err) {
       if (err instanceof ArmError && err.details.status === 404) {
-        this.opts.log?.warn({ roleDefinitionId }, 'ARM has no role definition with this ID (deleted custom role?); assignments of it grant nothing');
+        this.opts.log?.warn({ roleDefinition: key, scope }, 'ARM has no role definition with this ID at the cluster scope (deleted custom role?); assignments of it grant nothing');
         return null;
       }
       throw err;
@@ -273,6 +276,7 @@ export class ArmClient {
     const parsed = roleDefinitionSchema.safeParse(body);
     if (!parsed.success) throw new ArmError('bad_response', 'role_definition', `ARM answered with a role definition of an unexpected shape (${issueSummary(parsed.error)})`);
     const d = parsed.data;
+    if (d.name.toLowerCase() !== key) throw new ArmError('bad_response', 'role_definition', `ARM answered with role definition ${d.name.slice(0, 60)} when asked for ${key}`);
     const value: RoleDefinition = {
       id: d.id,
       guid: key,

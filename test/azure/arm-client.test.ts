@@ -117,25 +117,37 @@ describe('role definitions', () => {
     const builtIn = `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}`;
     const custom = `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${CUSTOM_ROLE}`;
 
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => c.getRoleDefinition(i % 2 ? builtIn : custom)));
-    await c.getRoleDefinition(builtIn.toUpperCase().replace('/SUBSCRIPTIONS/', '/subscriptions/').replace('/PROVIDERS/MICROSOFT.AUTHORIZATION/ROLEDEFINITIONS/', '/providers/Microsoft.Authorization/roleDefinitions/'));
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => c.getRoleDefinition(i % 2 ? builtIn : custom, CLUSTER_SCOPE)));
+    await c.getRoleDefinition(`/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser.toUpperCase()}`, CLUSTER_SCOPE);
 
     expect(arm.calls.roleDefinitions).toBe(2);
-    expect(arm.requestsTo('roleDefinitions').map((r) => r.target).sort()).toEqual([`${builtIn}?api-version=2022-04-01`, `${custom}?api-version=2022-04-01`].sort());
+    // Read at the cluster: roleDefinitions/read there is all the documented minimal role grants.
+    expect(arm.requestsTo('roleDefinitions').map((r) => r.target).sort()).toEqual(
+      [
+        `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}?api-version=2022-04-01`,
+        `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleDefinitions/${CUSTOM_ROLE}?api-version=2022-04-01`,
+      ].sort(),
+    );
     expect(results[0]).toMatchObject({ guid: CUSTOM_ROLE, roleName: 'Edge chat only', roleType: 'CustomRole' });
     expect(results[1]).toMatchObject({ guid: ROLES.openAiUser, roleName: 'Cognitive Services OpenAI User' });
     expect(results[1]?.permissions[0]?.notDataActions).toEqual(['Microsoft.CognitiveServices/accounts/OpenAI/stored-completions/read']);
 
     clock.advance(6 * 60 * 60_000);
-    await c.getRoleDefinition(builtIn);
+    await c.getRoleDefinition(builtIn, CLUSTER_SCOPE);
     expect(arm.calls.roleDefinitions).toBe(3);
+  });
+
+  it('refuses an answer that is another role definition than the one asked for', async () => {
+    arm.fault('roleDefinitions', { status: 200, body: { id: 'x', name: ROLES.reader, properties: { roleName: 'Reader', permissions: [] } } });
+    const asked = `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}`;
+    await expect(client().getRoleDefinition(asked, CLUSTER_SCOPE)).rejects.toMatchObject({ reason: 'bad_response' });
   });
 
   it('answers null for a definition ARM does not have (a deleted custom role), and does not cache the failure', async () => {
     const c = client();
     const missing = `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${CUSTOM_ROLE}`;
-    expect(await c.getRoleDefinition(missing)).toBeNull();
-    expect(await c.getRoleDefinition(missing)).toBeNull();
+    expect(await c.getRoleDefinition(missing, CLUSTER_SCOPE)).toBeNull();
+    expect(await c.getRoleDefinition(missing, CLUSTER_SCOPE)).toBeNull();
     expect(arm.calls.roleDefinitions).toBe(2);
   });
 });
@@ -173,7 +185,7 @@ describe('metrics', () => {
     await c.listRoleAssignments(CLUSTER_SCOPE, ALICE);
     arm.fault('roleAssignments', { status: 500, times: 1 });
     await c.listRoleAssignments(CLUSTER_SCOPE, ALICE).catch(() => undefined);
-    await c.getRoleDefinition(`/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}`);
+    await c.getRoleDefinition(`/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}`, CLUSTER_SCOPE);
 
     const text = await metrics.registry.metrics();
     expect(text).toContain('foundry_auth_arm_calls_total{operation="role_assignments",outcome="ok"} 1');

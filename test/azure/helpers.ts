@@ -18,7 +18,8 @@ export function captureLog(level: 'debug' | 'info' = 'debug'): { log: Logger; li
   };
 }
 
-export function rbacFor(arm: ArmFixture, over: Partial<RbacConfig> = {}): RbacConfig {
+/** `--rbac arm` settings pointing at an ARM stand-in (the fixture, or the emulator's `{ url: armHttp, msiEndpoint: msiHttp }`). */
+export function rbacFor(arm: Pick<ArmFixture, 'url' | 'msiEndpoint'>, over: Partial<RbacConfig> = {}): RbacConfig {
   return {
     mode: 'arm',
     scope: CLUSTER_SCOPE,
