@@ -57,18 +57,26 @@ export class Gateway {
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const record: RequestRecord = { requestId: randomUUID(), method: req.method ?? '', startedAt: performance.now() };
     this.opts.metrics.inflight.inc();
-    res.once('close', () => {
+    // The audit line needs both the response's end and the pipeline's last word (e.g. the upstream outcome).
+    let pending = 2;
+    const finish = (): void => {
+      if (--pending > 0) return;
       this.opts.metrics.inflight.dec();
-      if (!res.writableFinished) record.clientAborted = true;
       writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
+    };
+    res.once('close', () => {
+      if (!res.writableFinished) record.clientAborted = true;
+      finish();
     });
     if (this.draining) res.shouldKeepAlive = false;
-    this.handle(req, res, record).catch((err: unknown) => {
-      // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
-      this.opts.log.error({ requestId: record.requestId, err: errorSummary(err) }, 'request pipeline failed');
-      if (!res.headersSent) this.reject(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
-      else res.destroy();
-    });
+    this.handle(req, res, record)
+      .catch((err: unknown) => {
+        // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
+        this.opts.log.error({ requestId: record.requestId, err: errorSummary(err) }, 'request pipeline failed');
+        if (!res.headersSent) this.reject(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
+        else res.destroy();
+      })
+      .finally(finish);
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
@@ -161,9 +169,6 @@ export class Gateway {
     record.code = error.code;
     record.reason = error.reason;
     record.decision ??= 'rejected';
-    if (error.code === 'invalid_token' || error.code === 'invalid_api_key' || error.code === 'missing_credentials') {
-      this.opts.metrics.authFailures.inc({ code: error.code, reason: error.reason ?? error.code });
-    }
     // A body we will not read must not be left on a kept-alive connection; closing also spares reading it.
     const closeConnection = this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported';
     sendRejection(res, error, record.requestId, closeConnection);
