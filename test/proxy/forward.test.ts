@@ -301,6 +301,7 @@ describe('aborts and failures', () => {
     // Exactly the one chunk the upstream sent; no terminating chunk, no [DONE], no error JSON.
     expect(body).toBe(`${Buffer.byteLength('data: {"n":1}\n\n').toString(16)}\r\ndata: {"n":1}\n\n\r\n`);
     expect(await proxy.nextResult()).toMatchObject({ outcome: 'upstream_error_midstream', status: 200 });
+    expect(up.aborts).toBe(0);
   });
 
   it('answers 502 upstream_unavailable when the upstream refuses connections', async () => {
