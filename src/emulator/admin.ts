@@ -149,8 +149,9 @@ const DenyBody = z.strictObject({
 const RotateBody = z.strictObject({ tenantId: guid.optional(), retireOldest: z.boolean().optional() });
 const ClockBody = z.strictObject({ advanceSeconds: z.number().finite().optional(), set: z.union([z.string(), z.number()]).optional() });
 const SettingsBody = z.strictObject({ armPageSize: z.number().int().min(1).optional(), graphPageSize: z.number().int().min(1).optional() });
-const FederatedTokenBody = z.strictObject({ cluster: z.string().optional(), subject: z.string().min(1), audience: z.string().optional(), expiresInSeconds: z.number().int().min(1).max(86_400 * 2).optional() });
-const TokenBody = z.strictObject({ tenantId: guid.optional(), principal: z.string().min(1), client: z.string().optional(), scope: z.string().min(1) });
+const Listener = z.enum(['https', 'http']).optional();
+const FederatedTokenBody = z.strictObject({ listener: Listener, cluster: z.string().optional(), subject: z.string().min(1), audience: z.string().optional(), expiresInSeconds: z.number().int().min(1).max(86_400 * 2).optional() });
+const TokenBody = z.strictObject({ listener: Listener, tenantId: guid.optional(), principal: z.string().min(1), client: z.string().optional(), scope: z.string().min(1) });
 
 type Handler = (ctx: AdminContext, ex: Exchange, params: string[]) => void | Promise<void>;
 
@@ -682,8 +683,9 @@ const ROUTES: AdminRoute[] = [
       if (b === undefined) return;
       const cluster = clusterByName(ctx.em, b.cluster);
       if (cluster === undefined) return fail(ex, 404, 'not_found', `no cluster '${b.cluster ?? '(default)'}'`);
-      const t = mintServiceAccountToken(ctx.em, { cluster, base: ex.base, subject: b.subject, audience: b.audience ?? TOKEN_EXCHANGE_AUDIENCE, expiresInSeconds: b.expiresInSeconds ?? 3600 });
-      sendJson(ex.res, 200, { token: t.token, issuer: serviceAccountIssuer(ex.base, cluster), expiresOn: t.expiresOn });
+      const base = issuerBase(ctx, ex, b.listener);
+      const t = mintServiceAccountToken(ctx.em, { cluster, base, subject: b.subject, audience: b.audience ?? TOKEN_EXCHANGE_AUDIENCE, expiresInSeconds: b.expiresInSeconds ?? 3600 });
+      sendJson(ex.res, 200, { token: t.token, issuer: serviceAccountIssuer(base, cluster), expiresOn: t.expiresOn });
     },
   },
   {
@@ -693,6 +695,11 @@ const ROUTES: AdminRoute[] = [
     handler: (ctx, ex) => issueTestToken(ctx, ex),
   },
 ];
+
+/** The base URL a minted token's issuer names: the listener asked for, else the one the admin request came in on. */
+function issuerBase(ctx: AdminContext, ex: Exchange, listener: 'https' | 'http' | undefined): string {
+  return listener === undefined ? ex.base : ctx.em.bases[listener];
+}
 
 /**
  * `POST /_emulator/tokens`: a token for a seeded principal without its credentials, by the same
@@ -705,6 +712,7 @@ function issueTestToken(ctx: AdminContext, ex: Exchange): void {
   const tenant = tenantOf(ctx, ex, b.tenantId);
   if (tenant === undefined) return;
   const d = ctx.em.directory;
+  const base = issuerBase(ctx, ex, b.listener);
   const scope = b.scope.trim();
   const resourceName = scope.endsWith('/.default') ? scope.slice(0, -'/.default'.length) : scope.slice(0, Math.max(0, scope.lastIndexOf('/')));
   const resource = d.resource(tenant.id, resourceName, ctx.em.ownUrls());
@@ -718,14 +726,14 @@ function issueTestToken(ctx: AdminContext, ex: Exchange): void {
     if (grantable.length === 0 && roles.length === 0) {
       return fail(ex, 400, 'consent_required', `AADSTS65001: The user or administrator has not consented to use the application with ID '${client.appId}' named '${client.displayName}'.`);
     }
-    const t = mintAccessToken(ctx.em, { tenant, base: ex.base, resource, requestedResource: resourceName, client, clientAuth: client.publicClient ? 0 : 1, subject: { kind: 'user', user }, scp: grantable.map((s) => s.value), roles, expiresIn: USER_TOKEN_EXPIRES_IN });
+    const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: client.publicClient ? 0 : 1, subject: { kind: 'user', user }, scp: grantable.map((s) => s.value), roles, expiresIn: USER_TOKEN_EXPIRES_IN });
     return sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
   }
   const sp = d.servicePrincipal(tenant.id, b.principal) ?? d.servicePrincipalByAppId(tenant.id, b.principal);
   const client = sp === undefined ? undefined : (d.client(tenant.id, sp.appId) ?? (sp.servicePrincipalType === 'ManagedIdentity' ? { appId: sp.appId, displayName: sp.displayName, sp, application: undefined, firstParty: undefined, publicClient: false, federatedIdentityCredentials: [], managedIdentityResourceId: sp.alternativeNames[1] } : undefined));
   if (sp === undefined || client === undefined) return fail(ex, 404, 'not_found', `no user, application or managed identity '${b.principal}' in tenant ${tenant.id}`);
   const roles = assignedAppRoles(ctx.em, tenant.id, [sp.id], resource, 'Application');
-  const t = mintAccessToken(ctx.em, { tenant, base: ex.base, resource, requestedResource: resourceName, client, clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1, subject: { kind: 'app', objectId: sp.id }, roles, expiresIn: APP_TOKEN_EXPIRES_IN });
+  const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1, subject: { kind: 'app', objectId: sp.id }, roles, expiresIn: APP_TOKEN_EXPIRES_IN });
   sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
 }
 

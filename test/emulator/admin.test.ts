@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD, ADMIN_UPN, CLUSTER_SCOPE, TENANT, call, startTestEmulator, type TestEmulator } from './helpers.js';
+import { ADMIN_PASSWORD, ADMIN_UPN, CLUSTER_SCOPE, TENANT, call, claimsOf, startTestEmulator, type TestEmulator } from './helpers.js';
 
 /** The admin API: faults, counters, reset, and state that survives a restart. */
 
@@ -127,6 +127,31 @@ describe('state file', () => {
     } finally {
       await second.close();
     }
+  });
+});
+
+describe('test tokens', () => {
+  it('mints tokens for seeded principals by the token endpoint rules, with the issuer of the listener asked for', async () => {
+    const api = await emu.admin('POST', '/applications', {
+      displayName: 'tokens-api',
+      identifierUris: ['api://tokens-api'],
+      requestedAccessTokenVersion: 2,
+      scopes: [{ value: 'foundry_access', id: '3f7a0000-0000-4000-8000-000000000001' }],
+      appRoles: [{ value: 'FoundryInferenceAccess' }],
+      preAuthorizedApplications: [{ appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', delegatedPermissionIds: ['3f7a0000-0000-4000-8000-000000000001'] }],
+    });
+    expect(api.status, api.text).toBe(201);
+    await emu.user('kate');
+    const user = await emu.admin('POST', '/tokens', { principal: 'kate@emulator.onmicrosoft.com', scope: 'api://tokens-api/.default', listener: 'https' });
+    expect(user.status, user.text).toBe(200);
+    const uc = claimsOf(String(user.json['access_token']));
+    expect(uc['scp']).toBe('foundry_access');
+    expect(uc['iss']).toBe(`${emu.running.endpoints.https}/${TENANT}/v2.0`);
+    const mi = await emu.admin('POST', '/managed-identities', { name: 'tokens-mi' });
+    await emu.admin('POST', '/app-role-assignments', { principalId: mi.json['principalId'], resourceAppId: (api.json['application'] as { appId: string }).appId, appRoleValue: 'FoundryInferenceAccess' });
+    const app = await emu.admin('POST', '/tokens', { principal: mi.json['clientId'], scope: 'api://tokens-api/.default' });
+    const ac = claimsOf(String(app.json['access_token']));
+    expect(ac).toMatchObject({ idtyp: 'app', oid: mi.json['principalId'], azp: mi.json['clientId'], azpacr: '2', roles: ['FoundryInferenceAccess'], iss: `${emu.http}/${TENANT}/v2.0` });
   });
 });
 

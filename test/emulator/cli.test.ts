@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { checkServerIdentity, connect, type PeerCertificate } from 'node:tls';
 import { ClientSecretCredential } from '@azure/identity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, claimsOf, startTestEmulator, TENANT } from './helpers.js';
@@ -138,6 +139,27 @@ describe('foundry-auth emulator (spawned)', () => {
     r.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     expect(await exited(r)).not.toBe(0);
     expect(err).toContain('loopback');
+  });
+});
+
+describe('local CA', () => {
+  it('signs a server certificate that covers 127.0.0.1, ::1 and localhost', async () => {
+    const emu = await startTestEmulator();
+    try {
+      const port = Number(new URL(emu.running.endpoints.https).port);
+      const cert = await new Promise<PeerCertificate>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port, ca: emu.running.caCertPem, servername: 'localhost' }, () => {
+          const c = socket.getPeerCertificate();
+          socket.end();
+          resolve(c);
+        });
+        socket.once('error', reject);
+      });
+      for (const host of ['127.0.0.1', '::1', 'localhost']) expect(checkServerIdentity(host, cert)).toBeUndefined();
+      expect(checkServerIdentity('example.com', cert)).toBeInstanceOf(Error);
+    } finally {
+      await emu.close();
+    }
   });
 });
 

@@ -45,7 +45,7 @@ export class ArmCall {
     const remaining = String(11999 - ((n - 1) % 12000));
     const kind = sub === 'tenant' ? 'tenant' : 'subscription';
     if (read(this.ex.method)) h[`x-ms-ratelimit-remaining-${kind}-reads`] = remaining;
-    else if (this.ex.method === 'DELETE') h[`x-ms-ratelimit-remaining-${kind}-deletes`] = String(Number(remaining) / 10);
+    else if (this.ex.method === 'DELETE') h[`x-ms-ratelimit-remaining-${kind}-deletes`] = String(Math.floor(Number(remaining) / 10));
     else h[`x-ms-ratelimit-remaining-${kind}-writes`] = String(Math.floor(Number(remaining) / 10));
     return h;
   }
