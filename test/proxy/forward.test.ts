@@ -137,6 +137,16 @@ describe('request forwarding', () => {
     client.destroy();
   });
 
+  it('answers pipelined client requests in order, each with its own upstream response', async () => {
+    const client = await RawClient.connect(proxy.port);
+    client.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n');
+    const targets: string[] = [];
+    for (let i = 0; i < 3; i++) targets.push((JSON.parse((await client.readResponse()).body.toString()) as { target: string; body: string }).target);
+    expect(targets).toEqual(['/one', '/two', '/three']);
+    expect(up.requests.map((r) => `${r.method} ${r.target} ${r.body.toString()}`)).toEqual(['GET /one ', 'POST /two abc', 'GET /three ']);
+    client.destroy();
+  });
+
   it('keeps upstream connections alive across requests', async () => {
     for (let i = 0; i < 5; i++) await (await request(`${proxy.url}/v1/models`)).body.text();
     expect(up.connections).toBe(1);
