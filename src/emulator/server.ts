@@ -32,8 +32,8 @@ const TENANT_PATHS: ReadonlyArray<readonly [RegExp, Family, string, (em: Emulato
   [/^\/([^/]+)\/oauth2\/token$/, 'token', '/{tenant}/oauth2/token', (em, ex, t) => handleTokenRequest(em, ex, t, true)],
 ];
 
-const MSI_DEFAULT = /^(?:\/msi)?\/metadata\/identity\/oauth2\/token$/;
-const MSI_CLUSTER = /^\/msi\/clusters\/([^/]+)\/metadata\/identity\/oauth2\/token$/;
+const MSI_DEFAULT = /^(?:\/msi)?\/metadata\/identity\/oauth2\/token\/?$/;
+const MSI_CLUSTER = /^\/msi\/clusters\/([^/]+)\/metadata\/identity\/oauth2\/token\/?$/;
 const K8S = /^\/_emulator\/k8s\/([^/]+)\/(\.well-known\/openid-configuration|openid\/v1\/jwks)$/;
 
 function notFound(ex: Exchange): void {

@@ -116,6 +116,16 @@ describe('foundry-auth emulator (spawned)', () => {
     expect(claims['aud']).toBe('https://management.azure.com');
   });
 
+  it("gives @azure/identity ManagedIdentityCredential (IMDS source) the cluster identity's token through AZURE_POD_IDENTITY_AUTHORITY_HOST", async () => {
+    const script = `
+      import { ManagedIdentityCredential } from '@azure/identity';
+      const t = await new ManagedIdentityCredential().getToken('https://management.azure.com/.default');
+      console.log(t.token);`;
+    const r = await runNode(script, { AZURE_POD_IDENTITY_AUTHORITY_HOST: ready.http, AZURE_CLIENT_ID: '', IDENTITY_ENDPOINT: '', MSI_ENDPOINT: '' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(claimsOf(r.stdout.trim())['oid']).toBe('c0ffee00-0000-4000-8000-00000000000c');
+  });
+
   it('stops on SIGTERM and restarts from the same --state with the same CA and keys', async () => {
     const ca = readFileSync(ready.caCert, 'utf8');
     const kidsOf = async (base: string) => ((await call(`${base}/${TENANT}/discovery/v2.0/keys`)).json['keys'] as Array<{ kid: string }>).map((k) => k.kid);
