@@ -5,8 +5,6 @@ import { CATALOG, type ModelRecord } from './catalog.js';
  * deployments by namespace. Pure data operations; `control-plane.ts` speaks HTTP about them.
  */
 
-export type ModelSource = 'foundry-local' | 'custom';
-
 export interface DeploymentSpec {
   readonly model: { readonly ref?: string; readonly catalog?: string; readonly custom?: string };
   readonly compute: 'cpu' | 'gpu';
