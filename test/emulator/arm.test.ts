@@ -261,6 +261,19 @@ describe('authentication', () => {
     expect((forged.json['error'] as { code: string }).code).toBe('InvalidAuthenticationToken');
   });
 
+  it('refuses a token from another tenant with InvalidAuthenticationTokenTenant', async () => {
+    const other = await emu.admin('POST', '/tenants', { id: 'c0ffee00-0000-4000-8000-0000000000ff' });
+    expect(other.status, other.text).toBe(201);
+    const u = await emu.admin('POST', '/users', { tenantId: 'c0ffee00-0000-4000-8000-0000000000ff', userPrincipalName: 'mallory', password: 'mallory-password' });
+    const token = await emu.accessToken(
+      { grant_type: 'password', client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', username: String(u.json['userPrincipalName']), password: 'mallory-password', scope: 'https://management.azure.com//.default' },
+      'c0ffee00-0000-4000-8000-0000000000ff',
+    );
+    const r = await emu.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleAssignments`, token);
+    expect(r.status).toBe(401);
+    expect((r.json['error'] as { code: string }).code).toBe('InvalidAuthenticationTokenTenant');
+  });
+
   it('refuses a token once the emulator clock passes its exp (ExpiredAuthenticationToken)', async () => {
     const token = await emu.armTokenFor(ADMIN_UPN, ADMIN_PASSWORD);
     await emu.admin('POST', '/clock', { advanceSeconds: 3 * 3600 });

@@ -1,6 +1,6 @@
 import type { DenyAssignment } from '../model.js';
 import type { ArmCall } from './call.js';
-import { covers, denyAppliesTo, principalAndGroups } from './rbac.js';
+import { covers, denyAppliesTo, principalAndGroups, scopeInTenant } from './rbac.js';
 
 /** `Microsoft.Authorization/denyAssignments` (read-only in ARM; seeded through the admin API). */
 
@@ -41,7 +41,7 @@ export function listDenyAssignments(call: ArmCall, scope: string): void {
   if (!call.authorize(READ, scope)) return;
   const ids = assignedTo === undefined ? undefined : principalAndGroups(call.em, call.caller?.tenantId ?? '', assignedTo);
   const items = call.em.state.denyAssignments.filter((d) => {
-    if (!(covers(d.scope, scope) || (!atScope && covers(scope, d.scope)))) return false;
+    if (!(covers(d.scope, scope) || (!atScope && covers(scope, d.scope))) || !scopeInTenant(call.em, d.scope, call.caller?.tenantId ?? '')) return false;
     if (ids !== undefined && !denyAppliesTo(d, ids)) return false;
     if (principalId !== undefined && !d.principals.some((p) => p.id === principalId)) return false;
     return true;

@@ -76,6 +76,12 @@ export function roleDefinitionResourceId(scope: string, guid: string): string {
   return sub === undefined ? `/providers/Microsoft.Authorization/roleDefinitions/${guid}` : `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
 }
 
+/** True when the scope belongs to the tenant: tenant-level scopes belong to every tenant, subscription scopes to the subscription's. */
+export function scopeInTenant(em: Emulator, scope: string, tenantId: string): boolean {
+  const sub = subscriptionOf(scope);
+  return sub === undefined || em.state.subscriptions.some((s) => s.id === sub && s.tenantId === tenantId);
+}
+
 /** The principal and every group that contains it, transitively. */
 export function principalAndGroups(em: Emulator, tenantId: string, principalId: string): Set<string> {
   const ids = em.directory.transitiveGroups(tenantId, principalId);

@@ -2,7 +2,7 @@ import { sameScope } from '../../authz/scope.js';
 import { jsonObject } from '../exchange.js';
 import type { RoleAssignment } from '../model.js';
 import type { ArmCall } from './call.js';
-import { covers, principalAndGroups, roleDefinition, roleDefinitionResourceId, subscriptionOf } from './rbac.js';
+import { covers, principalAndGroups, roleDefinition, roleDefinitionResourceId, scopeInTenant, subscriptionOf } from './rbac.js';
 
 /** `Microsoft.Authorization/roleAssignments` (api-version 2022-04-01 shape). */
 
@@ -68,7 +68,7 @@ export function listRoleAssignments(call: ArmCall, scope: string): void {
   const principals = filter.assignedTo !== undefined ? principalAndGroups(call.em, tenantId, filter.assignedTo) : undefined;
   const items = call.em.state.roleAssignments.filter((a) => {
     const inScope = covers(a.scope, scope) || (!filter.atScope && covers(scope, a.scope));
-    if (!inScope) return false;
+    if (!inScope || !scopeInTenant(call.em, a.scope, tenantId)) return false;
     if (filter.principalId !== undefined && a.principalId !== filter.principalId) return false;
     if (principals !== undefined && !principals.has(a.principalId)) return false;
     return true;
