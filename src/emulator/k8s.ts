@@ -17,7 +17,7 @@ export function clusterByName(em: Emulator, name: string | undefined): Cluster |
   return em.state.clusters.find((c) => c.name.toLowerCase() === name.toLowerCase());
 }
 
-export function serveK8sDiscovery(em: Emulator, ex: Exchange, cluster: Cluster): void {
+export function serveK8sDiscovery(ex: Exchange, cluster: Cluster): void {
   const issuer = serviceAccountIssuer(ex.base, cluster);
   sendJson(ex.res, 200, {
     issuer,

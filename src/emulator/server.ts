@@ -50,7 +50,7 @@ function resolve(em: Emulator, admin: AdminContext, ex: Exchange): Resolved | un
     return {
       family: 'k8s',
       route: discovery ? '/_emulator/k8s/{cluster}/.well-known/openid-configuration' : '/_emulator/k8s/{cluster}/openid/v1/jwks',
-      run: () => (cluster === undefined || m !== 'GET' ? notFound(ex) : discovery ? serveK8sDiscovery(em, ex, cluster) : serveK8sJwks(ex, cluster)),
+      run: () => (cluster === undefined || m !== 'GET' ? notFound(ex) : discovery ? serveK8sDiscovery(ex, cluster) : serveK8sJwks(ex, cluster)),
     };
   }
   if (p === '/_emulator' || p.startsWith('/_emulator/')) {
