@@ -88,6 +88,13 @@ export class Gateway {
     if (req.headers.upgrade !== undefined) {
       return this.reject(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
     }
+    if (req.httpVersionMajor !== 1) {
+      return this.reject(req, res, record, rejection('invalid_request', `HTTP/${req.httpVersion} is not supported on this listener; send HTTP/1.1`));
+    }
+    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+      // RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+      return this.reject(req, res, record, rejection('invalid_request', 'Transfer-Encoding is not allowed in an HTTP/1.0 request'));
+    }
     const headerProblem = rawHeaderProblem(req.rawHeaders);
     if (headerProblem !== undefined) return this.reject(req, res, record, rejection('invalid_request', headerProblem));
     const target = req.url ?? '';
@@ -170,7 +177,7 @@ export class Gateway {
     record.reason = error.reason;
     record.decision ??= 'rejected';
     // A body we will not read must not be left on a kept-alive connection; closing also spares reading it.
-    const closeConnection = this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported';
+    const closeConnection = this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported' || req.httpVersionMajor !== 1;
     sendRejection(res, error, record.requestId, closeConnection);
   }
 
