@@ -21,6 +21,10 @@ export interface GatewayOptions {
   readonly forwarder: ForwardingStage;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Longest wait for a request's headers (slowloris); default 30 s, answered with 408. */
+  readonly headersTimeoutMs?: number;
+  /** Longest wait for a whole request, body included; default 300 s (Node's), answered with 408. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** More header fields than any real client sends; above it the request is refused rather than half-read. */
@@ -40,12 +44,17 @@ export class Gateway {
 
   constructor(private readonly opts: GatewayOptions) {
     this.publicPaths = new Set(opts.publicPaths);
-    this.server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false }, this.onRequest);
+    const headersTimeout = opts.headersTimeoutMs ?? 30_000;
+    this.server = createServer(
+      // Node checks the two timeouts on this interval (default 30 s); check often enough that they mean what they say.
+      { requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: Math.min(1000, Math.max(50, headersTimeout / 4)) },
+      this.onRequest,
+    );
     this.server.on('checkContinue', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
-    this.server.headersTimeout = 30_000;
-    this.server.requestTimeout = 0;
+    this.server.headersTimeout = headersTimeout;
+    this.server.requestTimeout = opts.requestTimeoutMs ?? 300_000;
     this.server.maxHeadersCount = 0;
   }
 

@@ -1,0 +1,96 @@
+/**
+ * The gateway in-process with stand-in stages, for what needs short timeouts (threats.md L 114-115)
+ * and for the pipeline's ordering guarantees without any real identity provider.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Authorizer, Decision } from '../../src/authz/decision.js';
+import { rejection } from '../../src/http/errors.js';
+import { Gateway } from '../../src/http/gateway.js';
+import { DEFAULT_ROUTES, RouteTable } from '../../src/http/routes.js';
+import type { AuthenticationStage, AuthnOutcome, ForwardingStage, ForwardRequest } from '../../src/http/stages.js';
+import { silentLogger } from '../../src/ops/log.js';
+import { Metrics } from '../../src/ops/metrics.js';
+import { RawClient } from '../fixtures/upstream.js';
+
+const ALICE = { type: 'user' as const, oid: '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e', tid: '72f988bf-86f1-41af-91ab-2d7cd011db47' };
+
+class Recorder implements AuthenticationStage, Authorizer, ForwardingStage {
+  authn = 0;
+  authz = 0;
+  forwarded: string[] = [];
+  authenticateRequest(raw: readonly string[]): AuthnOutcome {
+    this.authn++;
+    const auth = raw.find((v, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'authorization');
+    return auth === 'Bearer good' ? { ok: true, principal: ALICE, tokenCache: 'hit' } : { ok: false, rejection: rejection('missing_credentials', 'no credentials', { reason: 'missing' }) };
+  }
+  async authorize(): Promise<Decision> {
+    this.authz++;
+    return { kind: 'allow', source: 'static', cache: 'hit' };
+  }
+  async readiness(): Promise<string | null> {
+    return null;
+  }
+  async close(): Promise<void> {}
+  async forward(r: ForwardRequest): Promise<{ outcome: string }> {
+    this.forwarded.push(r.target);
+    const chunks: Buffer[] = [];
+    for await (const c of r.req) chunks.push(c as Buffer);
+    r.res.writeHead(200, { 'content-type': 'text/plain' }).end(Buffer.concat(chunks));
+    return { outcome: 'ok' };
+  }
+}
+
+const servers: Gateway[] = [];
+afterEach(async () => {
+  for (const g of servers.splice(0)) {
+    g.server.closeAllConnections();
+    await new Promise((r) => g.server.close(r));
+  }
+});
+
+async function start(opts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<{ port: number; stages: Recorder }> {
+  const stages = new Recorder();
+  const gateway = new Gateway({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages, forwarder: stages, log: silentLogger(), metrics: new Metrics({ defaultMetrics: false }), ...opts });
+  servers.push(gateway);
+  await new Promise<void>((r) => gateway.server.listen(0, '127.0.0.1', r));
+  return { port: (gateway.server.address() as { port: number }).port, stages };
+}
+
+describe('slow clients (threats 114-115)', () => {
+  it('closes a connection whose headers trickle in, with 408, before any stage runs', async () => {
+    const { port, stages } = await start({ headersTimeoutMs: 200, requestTimeoutMs: 400 });
+    const c = await RawClient.connect(port);
+    c.write('GET /v1/models HTTP/1.1\r\nHost: x\r\n');
+    await c.closed;
+    expect(c.received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(stages.authn).toBe(0);
+  });
+
+  it('closes a request whose body trickles in past the request timeout', async () => {
+    const { port, stages } = await start({ headersTimeoutMs: 200, requestTimeoutMs: 400 });
+    const c = await RawClient.connect(port);
+    c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\nContent-Length: 100\r\n\r\n{');
+    await c.closed;
+    expect(stages.forwarded).toEqual(['/v1/chat/completions']);
+    expect(c.received).not.toMatch(/HTTP\/1\.1 200/);
+  });
+});
+
+describe('pipeline order', () => {
+  it('never authenticates a request that fails an earlier step, and never authorizes an unauthenticated one', async () => {
+    const { port, stages } = await start();
+    for (const target of ['/v1/../x', '/nope', 'http://x/v1/models']) {
+      const c = await RawClient.connect(port);
+      c.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\nConnection: close\r\n\r\n`);
+      await c.closed;
+    }
+    expect(stages.authn).toBe(0);
+    const c = await RawClient.connect(port);
+    c.write('GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await c.closed;
+    expect(c.received).toMatch(/^HTTP\/1\.1 401 /);
+    expect(stages.authn).toBe(1);
+    expect(stages.authz).toBe(0);
+    expect(stages.forwarded).toEqual([]);
+  });
+});
