@@ -71,7 +71,8 @@ const permissionSchema = z.object({
 /** One `permissions[]` entry as ARM returns it. */
 export type ArmPermission = z.infer<typeof permissionSchema>;
 
-const roleAssignmentSchema = z.object({
+/** One role assignment as ARM returns it (shared with the management client of `setup`/`grant`). */
+export const roleAssignmentSchema = z.object({
   id: z.string(),
   name: z.string(),
   properties: z.object({

@@ -22,10 +22,15 @@ export function azureCliSource(opts: {
   timeoutMs: number;
   clock: Clock;
   env: Readonly<Record<string, string | undefined>>;
+  /** `--tenant`: a token from this tenant rather than the CLI's current subscription's. */
+  tenant?: string;
+  /** Overrides the default description and fix (callers other than the sidecar). */
+  description?: string;
+  fix?: string;
 }): TokenSource {
-  const description = 'Azure CLI (az account get-access-token)';
-  const fix = 'run `az login` as the user the sidecar runs as (and `az account set` for the right tenant), or choose another --identity';
-  const args = ['account', 'get-access-token', '--resource', opts.resource, '-o', 'json'];
+  const description = opts.description ?? 'Azure CLI (az account get-access-token)';
+  const fix = opts.fix ?? 'run `az login` as the user the sidecar runs as (and `az account set` for the right tenant), or choose another --identity';
+  const args = ['account', 'get-access-token', '--resource', opts.resource, ...(opts.tenant !== undefined ? ['--tenant', opts.tenant] : []), '-o', 'json'];
   return {
     description,
     fix,

@@ -58,6 +58,8 @@ export interface JsonCall {
   /** For `Retry-After` given as an HTTP date. */
   readonly clock?: Clock;
   readonly log?: Logger;
+  /** A 2xx with an empty body (Graph PATCH/DELETE 204, ARM DELETE) is success with body `null` instead of a bad response. */
+  readonly allowEmpty?: boolean;
 }
 
 export interface JsonReply {
@@ -121,6 +123,7 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
     );
     if (!success) throw fail(httpFailure(statusCode, headers, text, clock.now()));
     let body: unknown;
+    if (call.allowEmpty === true && text.trim() === '') return { status: statusCode, headers, body: null, correlationId };
     try {
       body = JSON.parse(text);
     } catch {

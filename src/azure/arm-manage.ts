@@ -1,0 +1,181 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { sameScope } from '../authz/scope.js';
+import type { Logger } from '../ops/log.js';
+import { asAzureApiError, AzureApiError } from './api-error.js';
+import { ARM_API_VERSION, roleAssignmentSchema, roleDefinitionGuid, type RoleAssignment } from './arm.js';
+import { requestJson } from './http.js';
+import type { TokenProvider } from './token.js';
+
+/**
+ * The ARM writes and resource reads of `setup` and `grant`, made as the person running them: the
+ * connected cluster (for its identity), a principal's role assignments, and creating or deleting
+ * one. The sidecar's read path stays in `arm.ts`; both share the role-assignment shape.
+ */
+
+export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
+const CONNECTED_CLUSTER_API_VERSION = '2024-01-01';
+const MAX_PAGES = 100;
+
+const connectedClusterSchema = z.looseObject({
+  id: z.string(),
+  name: z.string().nullish(),
+  identity: z.looseObject({ type: z.string().nullish(), principalId: z.string().nullish(), tenantId: z.string().nullish() }).nullish(),
+});
+
+export interface ConnectedCluster {
+  readonly id: string;
+  readonly name?: string;
+  /** The system-assigned (Arc) identity's object ID, lower case; absent when the cluster has none. */
+  readonly principalId?: string;
+}
+
+export type PrincipalType = 'User' | 'Group' | 'ServicePrincipal';
+
+export interface ArmManagementClientOptions {
+  /** e.g. `https://management.azure.com`, without a trailing slash. */
+  readonly endpoint: string;
+  readonly tokens: TokenProvider;
+  readonly timeoutMs: number;
+  readonly dispatcher?: Dispatcher;
+  readonly log?: Logger;
+}
+
+export class ArmManagementClient {
+  private readonly base: string;
+  private readonly origin: string;
+
+  constructor(private readonly opts: ArmManagementClientOptions) {
+    const url = new URL(opts.endpoint);
+    this.base = url.href.replace(/\/+$/, '');
+    this.origin = url.origin;
+  }
+
+  get endpoint(): string {
+    return this.base;
+  }
+
+  /** The Arc connected cluster; null when ARM says it does not exist. */
+  async connectedCluster(clusterId: string): Promise<ConnectedCluster | null> {
+    const body = await this.send('arm.connected_cluster.read', 'GET', `${this.base}${scopePath(clusterId)}?api-version=${CONNECTED_CLUSTER_API_VERSION}`, undefined, { notFound: true });
+    if (body === null) return null;
+    const parsed = connectedClusterSchema.safeParse(body);
+    if (!parsed.success) throw badShape('arm.connected_cluster.read', 'connected cluster');
+    const c = parsed.data;
+    const principalId = c.identity?.principalId;
+    return { id: c.id, ...(c.name ? { name: c.name } : {}), ...(principalId ? { principalId: principalId.toLowerCase() } : {}) };
+  }
+
+  /**
+   * The principal's own role assignments (not through groups) at, above or below `scope`:
+   * `$filter=principalId eq '{id}'`, which unlike `assignedTo` also accepts a group's object ID.
+   */
+  async roleAssignmentsOf(scope: string, principalId: string): Promise<RoleAssignment[]> {
+    const operation = 'arm.role_assignments.read';
+    const pageSchema = z.object({ value: z.array(roleAssignmentSchema), nextLink: z.string().nullish() });
+    const items: RoleAssignment[] = [];
+    let next: string | undefined = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=principalId+eq+'${guid(principalId)}'`;
+    for (let pages = 0; next !== undefined; pages++) {
+      if (pages >= MAX_PAGES) throw new AzureApiError('arm', operation, { kind: 'bad_response', detail: `nextLink did not end after ${MAX_PAGES} pages` });
+      const parsed = pageSchema.safeParse(await this.send(operation, 'GET', next));
+      if (!parsed.success) throw badShape(operation, 'role assignment page');
+      for (const a of parsed.data.value) {
+        const p = a.properties;
+        items.push({
+          id: a.id,
+          name: a.name,
+          roleDefinitionId: p.roleDefinitionId,
+          roleDefinitionGuid: roleDefinitionGuid(p.roleDefinitionId)!,
+          principalId: p.principalId.toLowerCase(),
+          ...(p.principalType ? { principalType: p.principalType } : {}),
+          scope: p.scope,
+          ...(p.condition ? { condition: p.condition } : {}),
+        });
+      }
+      next = parsed.data.nextLink ?? undefined;
+      if (next !== undefined && new URL(next, this.base).origin !== this.origin) {
+        throw new AzureApiError('arm', operation, { kind: 'bad_response', detail: 'nextLink points to another origin; refused' });
+      }
+    }
+    return items;
+  }
+
+  /** The principal's assignment of exactly this role at exactly this scope, if any. */
+  async roleAssignmentAt(scope: string, principalId: string, roleGuid: string): Promise<RoleAssignment | undefined> {
+    const all = await this.roleAssignmentsOf(scope, principalId);
+    return all.find((a) => a.roleDefinitionGuid === roleGuid.toLowerCase() && sameScope(a.scope, scope) && a.principalId === principalId.toLowerCase());
+  }
+
+  /**
+   * PUT a role assignment named `name` (a GUID); `exists` when ARM answers 409 RoleAssignmentExists
+   * (the same role for the same principal at the same scope under another name).
+   */
+  async createRoleAssignment(scope: string, name: string, assignment: { roleGuid: string; principalId: string; principalType: PrincipalType }): Promise<'created' | 'exists'> {
+    const subscription = /^\/subscriptions\/[^/]+/i.exec(scope)?.[0] ?? '';
+    const body = {
+      properties: {
+        roleDefinitionId: `${subscription}/providers/Microsoft.Authorization/roleDefinitions/${guid(assignment.roleGuid)}`,
+        principalId: guid(assignment.principalId),
+        principalType: assignment.principalType,
+      },
+    };
+    try {
+      await this.send('arm.role_assignments.write', 'PUT', `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments/${guid(name)}?api-version=${ARM_API_VERSION}`, body);
+      return 'created';
+    } catch (err) {
+      if (err instanceof AzureApiError && err.status === 409 && err.code === 'RoleAssignmentExists') return 'exists';
+      throw err;
+    }
+  }
+
+  /** DELETE a role assignment by its full ID; gone already is fine. */
+  async deleteRoleAssignment(assignmentId: string): Promise<void> {
+    await this.send('arm.role_assignments.write', 'DELETE', `${this.base}${scopePath(assignmentId)}?api-version=${ARM_API_VERSION}`, undefined, { notFound: true });
+  }
+
+  private async send(operation: string, method: 'GET' | 'PUT' | 'DELETE', url: string, body?: unknown, opts: { notFound?: true } = {}): Promise<unknown> {
+    let token: string;
+    try {
+      token = (await this.opts.tokens.getToken()).token;
+    } catch (err) {
+      throw asAzureApiError('arm', operation, err);
+    }
+    try {
+      const reply = await requestJson({
+        operation,
+        url,
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        timeoutMs: this.opts.timeoutMs,
+        dispatcher: this.opts.dispatcher,
+        log: this.opts.log,
+        allowEmpty: true,
+      });
+      return reply.body;
+    } catch (err) {
+      const wrapped = asAzureApiError('arm', operation, err);
+      if (wrapped instanceof AzureApiError && wrapped.status === 404 && opts.notFound === true) return null;
+      if (wrapped instanceof AzureApiError && wrapped.status === 401) this.opts.tokens.invalidate();
+      throw wrapped;
+    }
+  }
+}
+
+function badShape(operation: string, what: string): AzureApiError {
+  return new AzureApiError('arm', operation, { kind: 'bad_response', detail: `ARM answered with a ${what} of an unexpected shape` });
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function guid(id: string): string {
+  if (!GUID.test(id)) throw new TypeError(`not a GUID: ${id.slice(0, 60)}`);
+  return id.toLowerCase();
+}
+
+/** An ARM ID as a URL path: each segment percent-encoded, so an ID can never add a query or `..`. */
+function scopePath(scope: string): string {
+  const segments = scope.split('/');
+  if (!scope.startsWith('/') || segments.slice(1).some((s) => s === '' || s === '.' || s === '..')) throw new TypeError(`not an ARM ID: ${scope.slice(0, 200)}`);
+  return segments.map(encodeURIComponent).join('/');
+}
