@@ -1,9 +1,7 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseHostPort } from '../config/load.js';
-
-/** Exit code for usage errors, as for `serve`. */
-const EXIT_USAGE = 2;
+import { EXIT_USAGE, exitOnUsageError } from './usage.js';
 
 /**
  * `foundry-auth sample-backend`: the stand-in Foundry Local server (SPEC section 9). `dev` spawns
@@ -32,7 +30,7 @@ export function command(): Command {
       }
       await run({ host: listen.host, port: listen.port, tokenRate, logFormat: opts.logFormat, logLevel: opts.logLevel, readyFile: opts.readyFile });
     });
-  return wrapExit(cmd);
+  return exitOnUsageError(cmd);
 }
 
 async function run(opts: { host: string; port: number; tokenRate: number; logFormat: 'json' | 'pretty'; logLevel: 'info'; readyFile: string | undefined }): Promise<void> {
@@ -63,22 +61,4 @@ async function run(opts: { host: string; port: number; tokenRate: number; logFor
   };
   process.once('SIGTERM', () => void stop());
   process.once('SIGINT', () => void stop());
-}
-
-/** Commander usage errors (unknown flag, bad choice) exit 2; --help exits 0. */
-function wrapExit(cmd: Command): Command {
-  const parseAsync = cmd.parseAsync.bind(cmd);
-  cmd.parseAsync = async (argv, options) => {
-    try {
-      return await parseAsync(argv, options);
-    } catch (err) {
-      if (err instanceof CommanderError) {
-        if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
-        process.stderr.write('Run "foundry-auth sample-backend --help" for the options.\n');
-        process.exit(EXIT_USAGE);
-      }
-      throw err;
-    }
-  };
-  return cmd;
 }

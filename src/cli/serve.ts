@@ -1,9 +1,8 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { loadServeConfig, type RawValue } from '../config/load.js';
 import { SERVE_OPTIONS, envName } from '../config/options.js';
+import { EXIT_USAGE, exitOnUsageError } from './usage.js';
 
-/** Exit code for configuration errors (SPEC section 2). */
-const EXIT_CONFIG = 2;
 
 export function command(): Command {
   const cmd = new Command('serve')
@@ -28,28 +27,10 @@ export function command(): Command {
     const loaded = loadServeConfig({ flags, env: process.env });
     if (!loaded.ok) {
       for (const line of loaded.errors) process.stderr.write(`foundry-auth serve: ${line}\n`);
-      process.exit(EXIT_CONFIG);
+      process.exit(EXIT_USAGE);
     }
     const { runSidecar } = await import('../sidecar.js');
     await runSidecar(loaded.config);
   });
-  return wrapExit(cmd);
-}
-
-/** Commander usage errors (unknown flag, missing value) exit 2 like configuration errors; --help exits 0. */
-function wrapExit(cmd: Command): Command {
-  const parseAsync = cmd.parseAsync.bind(cmd);
-  cmd.parseAsync = async (argv, options) => {
-    try {
-      return await parseAsync(argv, options);
-    } catch (err) {
-      if (err instanceof CommanderError) {
-        if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
-        process.stderr.write('Run "foundry-auth serve --help" for the options.\n');
-        process.exit(EXIT_CONFIG);
-      }
-      throw err;
-    }
-  };
-  return cmd;
+  return exitOnUsageError(cmd);
 }
