@@ -26,22 +26,26 @@ export interface Json {
 
 /** The fake `az`: `az account get-access-token --resource R [--tenant T] -o json`, answered with an emulator token for the admin. */
 const FAKE_AZ = `#!/usr/bin/env node
+const http = require('node:http');
 const args = process.argv.slice(2);
 const at = (flag) => { const i = args.indexOf(flag); return i >= 0 ? args[i + 1] : undefined; };
 if (args[0] !== 'account' || args[1] !== 'get-access-token') { process.stderr.write('ERROR: fake az only knows account get-access-token\\n'); process.exit(2); }
 const resource = at('--resource');
 const principal = process.env.FAKE_AZ_PRINCIPAL || ${JSON.stringify(ADMIN_UPN)};
 const body = JSON.stringify({ principal, scope: resource.replace(/\\/+$/, '') + '/.default', listener: 'https', ...(at('--tenant') ? { tenantId: at('--tenant') } : {}) });
-fetch(process.env.FAKE_AZ_ADMIN + '/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-  .then(async (r) => {
-    const j = await r.json();
-    if (r.status !== 200) { process.stderr.write('ERROR: ' + (j.error && j.error.message) + '\\n'); process.exit(1); }
+const req = http.request(process.env.FAKE_AZ_ADMIN + '/tokens', { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+  let text = '';
+  res.setEncoding('utf8').on('data', (c) => (text += c)).on('end', () => {
+    const j = JSON.parse(text);
+    if (res.statusCode !== 200) { process.stderr.write('ERROR: ' + (j.error && j.error.message) + '\\n'); process.exit(1); }
     const local = new Date(j.expires_on * 1000);
     const pad = (n) => String(n).padStart(2, '0');
     const expiresOn = local.getFullYear() + '-' + pad(local.getMonth() + 1) + '-' + pad(local.getDate()) + ' ' + pad(local.getHours()) + ':' + pad(local.getMinutes()) + ':' + pad(local.getSeconds()) + '.000000';
     process.stdout.write(JSON.stringify({ accessToken: j.access_token, expiresOn, expires_on: j.expires_on, subscription: ${JSON.stringify(SUB)}, tenant: ${JSON.stringify(TENANT)}, tokenType: 'Bearer' }, null, 2) + '\\n');
-  })
-  .catch((e) => { process.stderr.write('ERROR: ' + e.message + '\\n'); process.exit(1); });
+  });
+});
+req.on('error', (e) => { process.stderr.write('ERROR: ' + e.message + '\\n'); process.exit(1); });
+req.end(body);
 `;
 
 export class SetupEmulator {
