@@ -1,9 +1,104 @@
 import { Command } from 'commander';
+import { parseDuration } from '../config/duration.js';
+import { addCommonOptions, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, withUsageExit, type CommonFlags } from '../setup/command-line.js';
+import { inspectForUser, type InspectReport } from '../setup/inspect.js';
+import type { Terminal } from '../setup/terminal.js';
 
-/** Placeholder until this command's issue lands. */
+/** `foundry-auth token inspect [TOKEN|-]`: what the sidecar would do with a token, check by check (SPEC section 10). */
+
+interface InspectFlags extends CommonFlags {
+  clientId?: string;
+  audiences?: string;
+  requiredScope?: string;
+  requiredAppRole?: string;
+  clockSkew?: string;
+  offline?: boolean;
+}
+
+const MAX_STDIN_BYTES = 64 * 1024;
+
 export function command(): Command {
-  return new Command('token').allowUnknownOption().action(() => {
-    process.stderr.write('foundry-auth token: not available yet in this build\n');
-    process.exitCode = 1;
-  });
+  const token = new Command('token').description('inspect Entra ID access tokens as the sidecar sees them');
+  const inspect = new Command('inspect')
+    .description('decode a token (never printing its signature), run every check the sidecar runs, and say what it would answer and what to fix')
+    .argument('[token]', 'the access token, or - to read it from stdin (safer: keeps it out of the process list)')
+    .option('--client-id <guid>', "the API app's client ID, as serve's --client-id (default: taken from the token's aud)")
+    .option('--audiences <list>', 'accepted aud values, comma-separated (default <client-id>,api://<client-id>)')
+    .option('--required-scope <scope>', 'delegated scope a user token must carry (default foundry_access)')
+    .option('--required-app-role <role>', 'app role an app-only token must carry (default FoundryInferenceAccess)')
+    .option('--clock-skew <duration>', 'tolerance on exp/nbf/iat (default 300s)')
+    .option('--offline', "do not fetch the tenant's signing keys (the signature is then not checked)");
+  addCommonOptions(inspect, { azure: false });
+  inspect.action((arg: string | undefined, flags: InspectFlags) =>
+    runAction('token inspect', flags.json === true, async (term) => {
+      const settings = commonSettings(flags);
+      const clientId = flags.clientId === undefined ? undefined : guidFlag('--client-id', flags.clientId);
+      const skew = flags.clockSkew === undefined ? undefined : parseDuration(flags.clockSkew);
+      if (flags.clockSkew !== undefined && skew === undefined) throw new UsageError(`--clock-skew must be a duration such as 300 or 5m (got "${flags.clockSkew ?? ''}")`);
+      const raw = await readToken(arg);
+      const report = await inspectForUser(raw, {
+        ...(settings.tenantId !== undefined ? { tenantId: settings.tenantId } : {}),
+        ...(clientId !== undefined ? { clientId } : {}),
+        authority: settings.authorityOrDefault,
+        ...(flags.audiences !== undefined ? { audiences: flags.audiences.split(',').map((a) => a.trim()).filter((a) => a !== '') } : {}),
+        ...(flags.requiredScope !== undefined ? { requiredScope: flags.requiredScope } : {}),
+        ...(flags.requiredAppRole !== undefined ? { requiredAppRole: flags.requiredAppRole } : {}),
+        ...(skew !== undefined ? { clockSkewSeconds: Math.floor(skew / 1000) } : {}),
+        fetchKeys: flags.offline !== true,
+        ...(settings.authority !== undefined ? { commandArgs: ['--authority', settings.authority] } : {}),
+      });
+      if (settings.json) term.document(report);
+      else printReport(term, report);
+      return report.accepted ? EXIT_OK : EXIT_FAILED;
+    }),
+  );
+  token.addCommand(inspect);
+  return withUsageExit(token);
+}
+
+async function readToken(arg: string | undefined): Promise<string> {
+  let raw = arg;
+  if (raw === undefined || raw === '-') {
+    if (raw === undefined && process.stdin.isTTY) throw new UsageError('give the token as an argument, or - to read it from stdin (e.g. az account get-access-token --query accessToken -o tsv | foundry-auth token inspect -)');
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of process.stdin) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_STDIN_BYTES) throw new UsageError(`stdin holds more than ${MAX_STDIN_BYTES} bytes: not an access token`);
+      chunks.push(chunk as Buffer);
+    }
+    raw = Buffer.concat(chunks).toString('utf8');
+  }
+  const token = raw.trim().replace(/^Bearer\s+/i, '');
+  if (token === '') throw new UsageError('the token is empty');
+  return token;
+}
+
+function printReport(term: Terminal, r: InspectReport): void {
+  const mark = { pass: term.style('green', 'PASS   '), fail: term.style('red', 'FAIL   '), skip: term.style('dim', 'SKIP   '), assumed: term.style('yellow', 'ASSUMED') };
+  term.line(term.style('bold', `Token (${r.kind === 'user' ? 'delegated user token' : r.kind === 'app' ? 'app-only token' : 'not decodable'}; signature not shown)`));
+  const header = Object.entries(r.header).map(([k, v]) => `${k} ${v}`).join('  ');
+  if (header !== '') term.line(`  ${'header'.padEnd(19)} ${header}`);
+  for (const c of r.claims) term.line(`  ${c.claim.padEnd(19)} ${c.value}`);
+  term.line();
+  term.line(term.style('bold', `Checks (as foundry-auth serve --tenant-id ${r.policy.tenantId ?? '?'} --client-id ${r.policy.clientId ?? '?'} --authority ${r.policy.authority})`));
+  const width = Math.max(...r.checks.map((c) => c.check.length));
+  for (const c of r.checks) {
+    const status = c.skipped ? mark.skip : !c.ok ? mark.fail : c.assumed === true ? mark.assumed : mark.pass;
+    term.line(`  ${status}  ${c.check.padEnd(width)}  ${c.detail}`);
+  }
+  for (const note of r.notes) term.line(term.style('dim', `  note: ${note}`));
+  term.line();
+  const v = r.verdict;
+  if (v.status === 200) {
+    term.line(
+      v.signatureVerified
+        ? term.style('green', 'Verdict: the sidecar would accept this token (authorization against Azure RBAC comes next).')
+        : term.style('yellow', 'Verdict: every claim check passes, but the signature was not checked, so acceptance is not proven.'),
+    );
+  } else {
+    term.line(term.style('red', `Verdict: the sidecar would answer ${v.status} ${v.code ?? ''}`.trimEnd()));
+    term.line(`  why: ${v.message}`);
+    if (r.fix !== undefined) term.line(`  fix: ${r.fix}`);
+  }
 }
