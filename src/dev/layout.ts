@@ -9,6 +9,8 @@ export interface StateLayout {
   readonly commandsJson: string;
   /** The emulator's `--state` file: CA, signing keys, directory, ARM. Reused across runs (RSA key generation is slow). */
   readonly emulatorState: string;
+  /** The emulator writes its CA certificate next to its state file. */
+  readonly emulatorCa: string;
   /** The demo users' passwords (mode 0600): printed nowhere. */
   readonly demoSecrets: string;
   /** A v1.0 access token for the banner's "v1 token mistake" (not part of dev.json's fixed shape). */
@@ -29,6 +31,7 @@ export function stateLayout(dir: string): StateLayout {
     devJson: join(dir, 'dev.json'),
     commandsJson: join(dir, 'commands.json'),
     emulatorState: join(dir, 'emulator.json'),
+    emulatorCa: join(dir, 'emulator.ca.pem'),
     demoSecrets: join(dir, 'demo-users.json'),
     v1Token: join(dir, 'v1-token.txt'),
     stackJson: join(runDir, 'stack.json'),

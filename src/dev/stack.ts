@@ -1,21 +1,23 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { request } from 'undici';
 import { z } from 'zod';
 import { clusterResourceId } from '../emulator/state.js';
 import { bannerText, demoCommands, type BannerInput } from './banner.js';
-import { StackChild } from './child.js';
-import { demoPasswords, seedDemoPrincipals, V1_APP, INFERENCE_CLIENT, DEMO_USERS, type DemoUser, type DemoUserName } from './demo-principals.js';
-import { EmulatorClient, EmulatorReadySchema } from './emulator-client.js';
+import { demoPasswords, seedDemoPrincipals, type DemoUser, type DemoUserName } from './demo-principals.js';
+import { demoTokens, type DemoTokens } from './demo-tokens.js';
+import { EmulatorClient, EmulatorReadySchema, type EmulatorReady } from './emulator-client.js';
+import { findLogLine, readJsonFile, writePrivate } from './files.js';
 import { stateLayout, type StateLayout } from './layout.js';
 import { checkPortsFree, PortsUnavailableError, type PortUse } from './ports.js';
+import { deathMessage, Processes, startupDeathMessage } from './processes.js';
 import { registerAndGrant } from './registration.js';
 import { ChildDiedError, StartupAborted, waitFor } from './wait.js';
 
 /**
  * `foundry-auth dev`: the emulator, the sample backend and the sidecar as child processes on
- * loopback, the demo tenant registered and seeded, dev.json written, a banner printed; Ctrl-C
- * stops everything.
+ * loopback; the demo app registered through setup's code and the demo principals granted their
+ * access; dev.json written and a banner of copy-paste commands printed; Ctrl-C stops everything.
  */
 
 export interface DevOptions {
@@ -34,12 +36,11 @@ export interface DevOutput {
   err(text: string): void;
 }
 
-/** How long a child gets between SIGTERM and SIGKILL. */
-const STOP_GRACE_MS = 10_000;
-/** The sidecar's own drain time, shorter than STOP_GRACE_MS so it always exits by itself. */
+/** The sidecar's own drain time, shorter than the stop grace so it always exits by itself. */
 const SIDECAR_SHUTDOWN_GRACE = '5s';
+/** Per process; a cold start on two cores takes a few seconds. */
 const STARTUP_DEADLINE_MS = 60_000;
-/** User tokens live about 80 minutes: renew dev.json well before. */
+/** User tokens live about 80 minutes: dev.json is renewed well before. */
 const TOKEN_RENEWAL_MS = 30 * 60_000;
 /** The deployment `dev` creates in the sample backend, so the control-plane example has something to change. */
 const DEMO_DEPLOYMENT = { namespace: 'default', name: 'phi-4-mini' } as const;
@@ -48,148 +49,217 @@ const BackendReady = z.object({ url: z.string() });
 const SidecarListening = z.object({ msg: z.literal('foundry-auth serve listening'), listen: z.string(), admin: z.string() });
 const ClusterView = z.object({ clusters: z.array(z.object({ name: z.string(), subscriptionId: z.string(), resourceGroup: z.string(), isDefault: z.boolean() })) });
 
-interface Stack {
-  readonly children: StackChild[];
-  stopping: boolean;
+/** Everything known once the stack is up. */
+interface RunningStack {
+  readonly emulator: EmulatorClient;
+  readonly endpoints: EmulatorReady;
+  readonly backendUrl: string;
+  readonly sidecar: { readonly listen: string; readonly admin: string };
+  readonly clientId: string;
+  readonly clusterId: string;
+  readonly users: Readonly<Record<DemoUserName, DemoUser>>;
+  readonly issued: DemoTokens;
 }
 
-/** Runs until a signal or a child's death; resolves with the exit code. */
+/** Runs until Ctrl-C/SIGTERM (exit code 0) or a child's death (1); start-up problems also end in 1. */
 export async function runDev(opts: DevOptions, output: DevOutput): Promise<number> {
   const startedAt = performance.now();
   const layout = stateLayout(resolve(opts.stateDir));
-  const stack: Stack = { children: [], stopping: false };
-  const lastResort = (): void => stack.children.forEach((c) => c.kill());
-  process.once('exit', lastResort);
-
-  let signalled: (signal: NodeJS.Signals) => void = () => {};
-  const signal = new Promise<NodeJS.Signals>((resolveSignal) => (signalled = resolveSignal));
-  const onSignal = (s: NodeJS.Signals): void => signalled(s);
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
-  const abort = new AbortController();
-  void signal.then(() => abort.abort());
-
-  let renewal: NodeJS.Timeout | undefined;
-  let emulatorClient: EmulatorClient | undefined;
+  const processes = new Processes();
+  const interrupts = listenForInterrupts(processes, output);
+  let stack: RunningStack | undefined;
   try {
     prepareStateDir(layout, opts.fresh, output);
     await checkPortsFree(portUses(opts));
-
     output.out(`foundry-auth dev: starting the emulator, the sample backend and the sidecar (state in ${layout.dir})\n`);
-    const emulator = start(stack, {
-      name: 'emulator',
-      logFile: layout.log('emulator'),
-      args: ['emulator', '--host', '127.0.0.1', '--https-port', String(opts.emulatorHttpsPort), '--http-port', String(opts.emulatorHttpPort), '--state', layout.emulatorState, '--ready-file', layout.readyFile('emulator')],
-    });
-    const backend = start(stack, {
-      name: 'sample backend',
-      logFile: layout.log('backend'),
-      args: ['sample-backend', '--listen', `127.0.0.1:${opts.backendPort}`, '--ready-file', layout.readyFile('backend'), ...(opts.tokenRate === undefined ? [] : ['--token-rate', String(opts.tokenRate)])],
-    });
-    const [emulatorEndpoints, backendUrl] = await Promise.all([
-      waitFor(() => readJsonFile(layout.readyFile('emulator'), EmulatorReadySchema), { what: 'the emulator', child: emulator, signal: abort.signal, timeoutMs: STARTUP_DEADLINE_MS }),
-      waitFor(() => readJsonFile(layout.readyFile('backend'), BackendReady)?.url, { what: 'the sample backend', child: backend, signal: abort.signal, timeoutMs: STARTUP_DEADLINE_MS }),
-    ]);
+    stack = await bringUp(opts, layout, processes, interrupts.signal, output);
+    publish(stack, layout, processes, performance.now() - startedAt, output);
+    const renewal = renewTokens(stack, layout, output);
+    try {
+      return await runUntilStopped(processes, interrupts.signalled, output);
+    } finally {
+      clearInterval(renewal);
+    }
+  } catch (err) {
+    return await failedStartup(err, processes, output);
+  } finally {
+    interrupts.dispose();
+    rmSync(layout.stackJson, { force: true });
+    await stack?.emulator.close();
+  }
+}
 
-    const ca = readFileSync(emulatorEndpoints.caCert, 'utf8');
-    const client = new EmulatorClient(emulatorEndpoints, ca);
-    emulatorClient = client;
-    const { users } = await seedDemoPrincipals(client, demoPasswords(layout.demoSecrets));
-    const clusterId = await defaultClusterId(client);
-    const registration = await registerAndGrant(client, clusterId, users);
+async function bringUp(opts: DevOptions, layout: StateLayout, processes: Processes, signal: AbortSignal, output: DevOutput): Promise<RunningStack> {
+  const waitOptions = { signal, timeoutMs: STARTUP_DEADLINE_MS };
+  const emulatorProcess = processes.start({
+    name: 'emulator',
+    logFile: layout.log('emulator'),
+    args: ['emulator', '--host', '127.0.0.1', '--https-port', String(opts.emulatorHttpsPort), '--http-port', String(opts.emulatorHttpPort), '--state', layout.emulatorState, '--ready-file', layout.readyFile('emulator')],
+  });
+  const backendProcess = processes.start({
+    name: 'sample backend',
+    logFile: layout.log('backend'),
+    args: ['sample-backend', '--listen', `127.0.0.1:${opts.backendPort}`, '--ready-file', layout.readyFile('backend'), ...(opts.tokenRate === undefined ? [] : ['--token-rate', String(opts.tokenRate)])],
+  });
+  const [endpoints, backendUrl] = await Promise.all([
+    waitFor(() => readJsonFile(layout.readyFile('emulator'), EmulatorReadySchema), { ...waitOptions, what: 'the emulator', child: emulatorProcess }),
+    waitFor(() => readJsonFile(layout.readyFile('backend'), BackendReady)?.url, { ...waitOptions, what: 'the sample backend', child: backendProcess }),
+  ]);
+
+  const emulator = new EmulatorClient(endpoints, readFileSync(endpoints.caCert, 'utf8'));
+  try {
+    const { users } = await seedDemoPrincipals(emulator, demoPasswords(layout.demoSecrets));
+    const clusterId = await defaultClusterId(emulator);
+    const registration = await registerAndGrant(emulator, clusterId, users);
     for (const change of registration.changes) output.out(`  ${change}\n`);
     await createDemoDeployment(backendUrl);
 
-    const sidecar = start(stack, {
+    const sidecarProcess = processes.start({
       name: 'sidecar',
       logFile: layout.log('sidecar'),
-      env: { NODE_EXTRA_CA_CERTS: emulatorEndpoints.caCert },
+      // The authority is the emulator's HTTPS listener, as Entra ID's is: the sidecar trusts its CA.
+      env: { NODE_EXTRA_CA_CERTS: endpoints.caCert },
       args: [
         'serve',
         '--listen', `127.0.0.1:${opts.sidecarPort}`,
         '--admin-listen', `127.0.0.1:${opts.adminPort}`,
         '--upstream', backendUrl,
-        '--tenant-id', emulatorEndpoints.tenantId,
+        '--tenant-id', endpoints.tenantId,
         '--client-id', registration.clientId,
-        '--authority', emulatorEndpoints.authority,
+        '--authority', endpoints.authority,
         '--rbac', 'arm',
         '--rbac-scope', clusterId,
-        '--arm-endpoint', emulatorEndpoints.arm,
+        '--arm-endpoint', endpoints.arm,
         '--identity', 'msi-adapter',
-        '--msi-endpoint', emulatorEndpoints.msiHttp,
+        '--msi-endpoint', endpoints.msiHttp,
         '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
       ],
     });
-    const tokens = demoTokens(client, registration.clientId, users);
-    const listening = await waitFor(() => sidecarListening(layout.log('sidecar')), { what: 'the sidecar', child: sidecar, signal: abort.signal, timeoutMs: STARTUP_DEADLINE_MS });
-    await waitFor(() => ready(`${listening.admin}/readyz`), { what: 'the sidecar to be ready (/readyz)', child: sidecar, signal: abort.signal, timeoutMs: STARTUP_DEADLINE_MS, intervalMs: 100 });
-    const issued = await tokens;
-
-    const devJson = {
-      sidecar: listening.listen,
-      backend: backendUrl,
-      emulator: emulatorEndpoints.https,
-      tenantId: emulatorEndpoints.tenantId,
-      clientId: registration.clientId,
-      clusterId,
-      tokens: issued.tokens,
-    };
-    writePrivate(layout.devJson, `${JSON.stringify(devJson, null, 2)}\n`);
-    writePrivate(layout.v1Token, `${issued.v1}\n`);
-    const banner: BannerInput = {
-      sidecar: listening.listen,
-      sidecarAdmin: listening.admin,
-      backend: backendUrl,
-      emulator: emulatorEndpoints.https,
-      tenantId: emulatorEndpoints.tenantId,
-      clientId: registration.clientId,
-      clusterId,
-      devJson: layout.devJson,
-      v1TokenFile: layout.v1Token,
-      logsDir: layout.logsDir,
-      sidecarLog: layout.log('sidecar'),
-      deployment: DEMO_DEPLOYMENT,
-      readyInMs: performance.now() - startedAt,
-      cwd: process.cwd(),
-    };
-    const commands = demoCommands(banner);
-    writeFileSync(layout.commandsJson, `${JSON.stringify({ commands }, null, 2)}\n`);
-    writeFileSync(layout.stackJson, `${JSON.stringify({ pid: process.pid, children: pidsOf(stack), sidecarAdmin: listening.admin, emulatorAdmin: emulatorEndpoints.admin, caCert: emulatorEndpoints.caCert }, null, 2)}\n`);
-    output.out(bannerText(banner, commands));
-
-    renewal = setInterval(() => {
-      void demoTokens(client, registration.clientId, users).then(
-        (renewed) => writePrivate(layout.devJson, `${JSON.stringify({ ...devJson, tokens: renewed.tokens }, null, 2)}\n`),
-        (err: unknown) => output.err(`foundry-auth dev: could not renew the tokens in dev.json: ${err instanceof Error ? err.message : String(err)}\n`),
-      );
-    }, TOKEN_RENEWAL_MS);
-    renewal.unref();
-
-    const outcome = await Promise.race([signal.then((s) => ({ kind: 'signal' as const, signal: s })), firstDeath(stack)]);
-    if (outcome.kind === 'death') {
-      output.err(deathMessage(outcome.child, outcome.exit));
-      await stopAll(stack);
-      return 1;
-    }
-    output.out(`\nfoundry-auth dev: ${outcome.signal} received, stopping the sidecar, the sample backend and the emulator\n`);
-    await stopAll(stack);
-    output.out('foundry-auth dev: stopped\n');
-    return 0;
+    const tokens = demoTokens(emulator, registration.clientId, users);
+    tokens.catch(() => undefined); // awaited below; a failure while the sidecar starts must not go unhandled
+    const sidecar = await waitFor(() => findLogLine(layout.log('sidecar'), 'foundry-auth serve listening', SidecarListening), { ...waitOptions, what: 'the sidecar', child: sidecarProcess });
+    await waitFor(() => isReady(`${sidecar.admin}/readyz`), { ...waitOptions, what: 'the sidecar to be ready (/readyz)', child: sidecarProcess, intervalMs: 100 });
+    return { emulator, endpoints, backendUrl, sidecar, clientId: registration.clientId, clusterId, users, issued: await tokens };
   } catch (err) {
-    if (err instanceof StartupAborted) {
-      await stopAll(stack);
-      output.out('foundry-auth dev: stopped before the stack was ready\n');
-      return 0;
-    }
-    output.err(startupFailure(err));
-    await stopAll(stack);
-    return 1;
-  } finally {
-    clearInterval(renewal);
-    rmSync(layout.stackJson, { force: true });
-    await emulatorClient?.close();
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, onSignal);
-    process.off('exit', lastResort);
+    await emulator.close();
+    throw err;
   }
+}
+
+/** dev.json (SPEC section 9), the v1 token, commands.json, run/stack.json, and the banner. */
+function publish(stack: RunningStack, layout: StateLayout, processes: Processes, readyInMs: number, output: DevOutput): void {
+  writeDevJson(stack, layout, stack.issued);
+  writePrivate(layout.v1Token, `${stack.issued.v1}\n`);
+  const banner: BannerInput = {
+    sidecar: stack.sidecar.listen,
+    sidecarAdmin: stack.sidecar.admin,
+    backend: stack.backendUrl,
+    emulator: stack.endpoints.https,
+    tenantId: stack.endpoints.tenantId,
+    clientId: stack.clientId,
+    clusterId: stack.clusterId,
+    devJson: layout.devJson,
+    v1TokenFile: layout.v1Token,
+    logsDir: layout.logsDir,
+    sidecarLog: layout.log('sidecar'),
+    deployment: DEMO_DEPLOYMENT,
+    readyInMs,
+    cwd: process.cwd(),
+  };
+  const commands = demoCommands(banner);
+  writeFileSync(layout.commandsJson, `${JSON.stringify({ commands }, null, 2)}\n`);
+  const running = { pid: process.pid, children: processes.pids(), sidecarAdmin: stack.sidecar.admin, emulatorAdmin: stack.endpoints.admin, caCert: stack.endpoints.caCert };
+  writeFileSync(layout.stackJson, `${JSON.stringify(running, null, 2)}\n`);
+  output.out(bannerText(banner, commands));
+}
+
+function writeDevJson(stack: RunningStack, layout: StateLayout, issued: DemoTokens): void {
+  const devJson = {
+    sidecar: stack.sidecar.listen,
+    backend: stack.backendUrl,
+    emulator: stack.endpoints.https,
+    tenantId: stack.endpoints.tenantId,
+    clientId: stack.clientId,
+    clusterId: stack.clusterId,
+    tokens: issued.tokens,
+  };
+  writePrivate(layout.devJson, `${JSON.stringify(devJson, null, 2)}\n`);
+}
+
+/** Keeps the tokens in dev.json usable for as long as the stack runs. */
+function renewTokens(stack: RunningStack, layout: StateLayout, output: DevOutput): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    demoTokens(stack.emulator, stack.clientId, stack.users).then(
+      (issued) => writeDevJson(stack, layout, issued),
+      (err: unknown) => output.err(`foundry-auth dev: could not renew the tokens in dev.json: ${err instanceof Error ? err.message : String(err)}\n`),
+    );
+  }, TOKEN_RENEWAL_MS);
+  timer.unref();
+  return timer;
+}
+
+async function runUntilStopped(processes: Processes, signalled: Promise<NodeJS.Signals>, output: DevOutput): Promise<number> {
+  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), processes.firstDeath().then((death) => ({ death }))]);
+  if ('death' in outcome) {
+    output.err(deathMessage(outcome.death));
+    await processes.stopAll();
+    return 1;
+  }
+  output.out(`\nfoundry-auth dev: ${outcome.signal} received, stopping the sidecar, the sample backend and the emulator\n`);
+  await processes.stopAll();
+  output.out('foundry-auth dev: stopped\n');
+  return 0;
+}
+
+async function failedStartup(err: unknown, processes: Processes, output: DevOutput): Promise<number> {
+  if (err instanceof StartupAborted) {
+    await processes.stopAll();
+    output.out('foundry-auth dev: stopped before the stack was ready\n');
+    return 0;
+  }
+  // A child that died explains a failed call to it better than the call's error does.
+  const dead = err instanceof ChildDiedError ? err.child : processes.dead();
+  if (err instanceof PortsUnavailableError) output.err(err.problems.map((p) => `foundry-auth dev: ${p}\n`).join(''));
+  else if (dead !== undefined) output.err(startupDeathMessage(dead));
+  else output.err(`foundry-auth dev: ${err instanceof Error ? err.message : String(err)}\n`);
+  await processes.stopAll();
+  return 1;
+}
+
+interface Interrupts {
+  /** Aborts start-up waits. */
+  readonly signal: AbortSignal;
+  /** The first SIGINT/SIGTERM/SIGHUP. */
+  readonly signalled: Promise<NodeJS.Signals>;
+  dispose(): void;
+}
+
+/** The first interrupt stops the stack cleanly; a second one kills the children at once. */
+function listenForInterrupts(processes: Processes, output: DevOutput): Interrupts {
+  const controller = new AbortController();
+  let first: ((signal: NodeJS.Signals) => void) | undefined;
+  const signalled = new Promise<NodeJS.Signals>((resolveSignal) => (first = resolveSignal));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (!controller.signal.aborted) {
+      controller.abort();
+      first?.(signal);
+      return;
+    }
+    output.err('foundry-auth dev: interrupted again: killing the processes now\n');
+    processes.killAll();
+  };
+  const onExit = (): void => processes.killAll();
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
+  process.once('exit', onExit);
+  return {
+    signal: controller.signal,
+    signalled,
+    dispose() {
+      for (const s of signals) process.off(s, onSignal);
+      process.off('exit', onExit);
+    },
+  };
 }
 
 function portUses(opts: DevOptions): PortUse[] {
@@ -203,8 +273,8 @@ function portUses(opts: DevOptions): PortUse[] {
 }
 
 /**
- * The state directory: emulator state (kept across runs: its RSA keys are the slow part of a cold
- * start), the demo passwords, logs and ready files. `--fresh` starts over.
+ * The state directory: the emulator state (kept across runs: its RSA keys are the slow part of a
+ * cold start), the demo passwords, logs and ready files. `--fresh` starts over.
  */
 function prepareStateDir(layout: StateLayout, fresh: boolean, output: DevOutput): void {
   mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
@@ -214,53 +284,12 @@ function prepareStateDir(layout: StateLayout, fresh: boolean, output: DevOutput)
   const orphaned = !fresh && existsSync(layout.emulatorState) && !existsSync(layout.demoSecrets);
   if (orphaned) output.out(`foundry-auth dev: ${layout.demoSecrets} is missing, so the saved emulator state is discarded\n`);
   if (fresh || orphaned) {
-    for (const f of [layout.emulatorState, layout.emulatorState.replace(/\.json$/, '.ca.pem'), layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson]) rmSync(f, { force: true });
+    for (const f of [layout.emulatorState, layout.emulatorCa, layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson]) rmSync(f, { force: true });
   }
   for (const f of [layout.readyFile('emulator'), layout.readyFile('backend')]) rmSync(f, { force: true });
 }
 
-function start(stack: Stack, spec: ConstructorParameters<typeof StackChild>[0]): StackChild {
-  const child = new StackChild(spec);
-  stack.children.push(child);
-  return child;
-}
-
-function readJsonFile<T>(file: string, schema: z.ZodType<T>): T | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    const parsed = schema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined; // written but not complete yet
-  }
-}
-
-/** The sidecar prints where it listens in its first JSON log line. */
-function sidecarListening(logFile: string): z.infer<typeof SidecarListening> | undefined {
-  let text: string;
-  try {
-    text = readFileSync(logFile, 'utf8');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    if (!line.includes('foundry-auth serve listening')) continue;
-    try {
-      const parsed = SidecarListening.safeParse(JSON.parse(line));
-      if (parsed.success) return parsed.data;
-    } catch {
-      // a line still being written
-    }
-  }
-  return undefined;
-}
-
-async function ready(url: string): Promise<true | undefined> {
+async function isReady(url: string): Promise<true | undefined> {
   try {
     const res = await request(url);
     await res.body.dump();
@@ -270,14 +299,14 @@ async function ready(url: string): Promise<true | undefined> {
   }
 }
 
-async function defaultClusterId(client: EmulatorClient): Promise<string> {
-  const { clusters } = ClusterView.parse(await client.admin('GET', '/state'));
+async function defaultClusterId(emulator: EmulatorClient): Promise<string> {
+  const { clusters } = ClusterView.parse(await emulator.admin('GET', '/state'));
   const cluster = clusters.find((c) => c.isDefault) ?? clusters[0];
   if (cluster === undefined) throw new Error('the emulator has no connected cluster; start over with --fresh');
   return clusterResourceId(cluster);
 }
 
-/** A deployment in the sample backend (straight to it, as the cluster's operator would have), for bob to scale. */
+/** A deployment in the sample backend (made directly, as the cluster's operator would have), for bob to scale. */
 async function createDemoDeployment(backendUrl: string): Promise<void> {
   const res = await request(`${backendUrl}/api/v1/namespaces/${DEMO_DEPLOYMENT.namespace}/deployments`, {
     method: 'POST',
@@ -286,65 +315,4 @@ async function createDemoDeployment(backendUrl: string): Promise<void> {
   });
   const text = await res.body.text();
   if (res.statusCode !== 201 && res.statusCode !== 409) throw new Error(`the sample backend refused the demo deployment: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
-}
-
-/** Fresh tokens obtained the way each principal would: users by password as the Azure CLI, the managed identity from IMDS. */
-async function demoTokens(client: EmulatorClient, clientId: string, users: Record<DemoUserName, DemoUser>): Promise<{ tokens: Record<DemoUserName | 'inference-client', string>; v1: string }> {
-  const scope = `api://${clientId}/.default`;
-  const [alice, bob, carol, mi, v1] = await Promise.all([
-    ...DEMO_USERS.map((name) => client.passwordToken(users[name].upn, users[name].password, scope)),
-    client.managedIdentityToken(INFERENCE_CLIENT.clientId, `api://${clientId}`),
-    client.passwordToken(users.alice.upn, users.alice.password, `api://${V1_APP.appId}/.default`),
-  ]);
-  return { tokens: { alice: alice!.accessToken, bob: bob!.accessToken, carol: carol!.accessToken, 'inference-client': mi!.accessToken }, v1: v1!.accessToken };
-}
-
-/** Written whole (temp file + rename) and readable by the owner only: it holds bearer tokens. */
-function writePrivate(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
-}
-
-function pidsOf(stack: Stack): Record<string, number | undefined> {
-  return Object.fromEntries(stack.children.map((c) => [c.name, c.pid]));
-}
-
-function firstDeath(stack: Stack): Promise<{ kind: 'death'; child: StackChild; exit: { code: number | null; signal: NodeJS.Signals | null } }> {
-  return Promise.race(stack.children.map((child) => child.exited.then((exit) => ({ kind: 'death' as const, child, exit }))));
-}
-
-function deathMessage(child: StackChild, exit: { code: number | null; signal: NodeJS.Signals | null }): string {
-  const how = exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code ?? 'unknown'}`;
-  const tail = child.tail();
-  return `foundry-auth dev: the ${child.name} ${how}; stopping the stack. Last lines of ${child.logFile}:\n${indent(tail)}\n`;
-}
-
-function startupFailure(err: unknown): string {
-  if (err instanceof PortsUnavailableError) return err.problems.map((p) => `foundry-auth dev: ${p}\n`).join('');
-  if (err instanceof ChildDiedError) {
-    const portTaken = /EADDRINUSE|already in use/.test(err.child.tail(20));
-    const hint = portTaken ? `\n  a port it needs is already in use: choose another with ${flagFor(err.child.name)} <port>, or 0 for any free port` : '';
-    return `foundry-auth dev: ${err.message}${hint}\n  last lines of ${err.child.logFile}:\n${indent(err.child.tail())}\n`;
-  }
-  return `foundry-auth dev: ${err instanceof Error ? err.message : String(err)}\n`;
-}
-
-function flagFor(name: string): string {
-  if (name === 'sidecar') return '--sidecar-port / --admin-port';
-  if (name === 'sample backend') return '--backend-port';
-  return '--emulator-https-port / --emulator-http-port';
-}
-
-function indent(text: string): string {
-  return text === '' ? '    (empty)' : text.split('\n').map((l) => `    ${l}`).join('\n');
-}
-
-async function stopAll(stack: Stack): Promise<void> {
-  if (stack.stopping) return;
-  stack.stopping = true;
-  // The sidecar first, so it drains before its upstream and identity provider go away.
-  const sidecar = stack.children.filter((c) => c.name === 'sidecar');
-  await Promise.all(sidecar.map((c) => c.stop(STOP_GRACE_MS)));
-  await Promise.all(stack.children.filter((c) => c.name !== 'sidecar').map((c) => c.stop(STOP_GRACE_MS)));
 }

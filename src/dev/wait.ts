@@ -4,7 +4,7 @@ import type { StackChild } from './child.js';
 
 export class ChildDiedError extends Error {
   constructor(readonly child: StackChild) {
-    super(`the ${child.name} stopped before it was ready`);
+    super(`the ${child.name} stopped while starting`);
     this.name = 'ChildDiedError';
   }
 }

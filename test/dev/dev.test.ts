@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alive, FREE_PORTS, spawnDev, startDev, tempDir, until, type ReadyDev } from './harness.js';
+import { alive, FREE_PORTS, spawnDev, startDev, tempDir, type ReadyDev } from './harness.js';
 
 /**
  * `foundry-auth dev` end to end: the banner's commands, run with a shell exactly as printed, do
@@ -94,6 +94,18 @@ describe('foundry-auth dev', () => {
     expect(audit[0]!.principal?.oid).toBe('c0ffee00-0000-4000-8000-0000000000a1');
   });
 
+  it('keeps the demo passwords in the state directory only (mode 0600), never in the output or a log', async () => {
+    const { readFileSync, statSync } = await import('node:fs');
+    const secrets = `${cwd}/.foundry-auth/demo-users.json`;
+    expect(statSync(secrets).mode & 0o777).toBe(0o600);
+    expect(statSync(`${cwd}/.foundry-auth/dev.json`).mode & 0o777).toBe(0o600);
+    const { passwords } = JSON.parse(readFileSync(secrets, 'utf8')) as { passwords: Record<string, string> };
+    const everything = [dev.stdout, dev.stderr, ...['sidecar', 'backend', 'emulator'].map((n) => readFileSync(`${cwd}/.foundry-auth/logs/${n}.log`, 'utf8'))].join('\n');
+    expect(Object.keys(passwords).sort()).toEqual(['alice', 'bob', 'carol']);
+    for (const p of Object.values(passwords)) expect(everything).not.toContain(p);
+    for (const t of Object.values(dev.devJson.tokens)) expect(everything).not.toContain(t.split('.')[2]);
+  });
+
   it('stops everything on SIGINT: exit 0 and none of its processes left', async () => {
     const pids = [dev.child.pid!, ...Object.values(dev.stack.children)];
     expect(pids).toHaveLength(4);
@@ -132,6 +144,5 @@ describe('foundry-auth dev when a port is taken', () => {
     expect(await dev.exited).toBe(1);
     expect(dev.stderr).toContain(`port ${taken} on 127.0.0.1 (the sample backend) is already in use: choose another with --backend-port <port>`);
     expect(dev.stderr.trim().split('\n')).toHaveLength(1);
-    await until(dev, () => true, 'nothing');
   });
 });
