@@ -1,7 +1,8 @@
 import { DEFAULT_SEED } from '../emulator/state.js';
 import type { AccessToken, TokenProvider } from '../azure/token.js';
 import { createSetupClients, tokenProviderFrom, type SetupClients } from '../setup/clients.js';
-import { collectingReporter } from '../setup/report.js';
+import { runGrant, type GrantOptions } from '../setup/grant.js';
+import { collectingReporter, isChange, type StepReport } from '../setup/report.js';
 import { runSetup } from '../setup/setup.js';
 import type { EmulatorClient } from './emulator-client.js';
 import { INFERENCE_CLIENT, type DemoUser, type DemoUserName } from './demo-principals.js';
@@ -39,8 +40,8 @@ export function adminClients(emulator: EmulatorClient): SetupClients {
   });
 }
 
-/** setup's steps 1-5 and 7 for the demo app at the emulator's cluster, then the demo principals' access (step 6). */
-export async function registerAndGrant(emulator: EmulatorClient, clusterId: string, users: Record<DemoUserName, DemoUser>): Promise<Registration> {
+/** setup's steps 1-5 and 7 for the demo app at the emulator's cluster, then grant's step 6 for the demo principals. */
+export async function registerAndGrant(emulator: EmulatorClient, clusterId: string, users: Readonly<Record<DemoUserName, DemoUser>>): Promise<Registration> {
   const clients = adminClients(emulator);
   const setup = await runSetup(
     { appName: DEV_APP_NAME, clusterId, tenantId: emulator.tenantId, authority: emulator.endpoints.authority, armEndpoint: emulator.endpoints.arm },
@@ -48,25 +49,25 @@ export async function registerAndGrant(emulator: EmulatorClient, clusterId: stri
     collectingReporter(),
   );
   if (setup.clientId === null) throw new Error('setup did not return the app registration');
-  const changes = setup.steps.filter((s) => s.outcome !== 'unchanged').map((s) => `setup: ${s.subject} ${s.outcome}`);
-  changes.push(...(await grantDemoAccess(emulator, setup.clientId, clusterId, users)));
+  const changes = [...changesOf('setup', setup.steps), ...(await grantDemoAccess(clients, setup.clientId, clusterId, users))];
   return { clientId: setup.clientId, changes };
 }
 
-/** INTERIM until grant's library function lands: the same assignments through the emulator's admin API. */
-async function grantDemoAccess(emulator: EmulatorClient, clientId: string, clusterId: string, users: Record<DemoUserName, DemoUser>): Promise<string[]> {
-  const state = (await emulator.admin('GET', '/state')) as { roleAssignments: { principalId: string }[]; appRoleAssignments: { principalId: string }[] };
+/** Step 6 as `foundry-auth grant` does it: alice inference, bob admin, the managed identity inference (+ the app role). */
+async function grantDemoAccess(clients: SetupClients, clientId: string, clusterId: string, users: Readonly<Record<DemoUserName, DemoUser>>): Promise<string[]> {
+  const grants: GrantOptions[] = [
+    { clientId, clusterId, assignee: users.alice.upn, access: 'inference' },
+    { clientId, clusterId, assignee: users.bob.upn, access: 'admin' },
+    { clientId, clusterId, assignee: INFERENCE_CLIENT.clientId, access: 'inference' },
+  ];
   const changes: string[] = [];
-  const assign = async (principalId: string, roleName: string): Promise<void> => {
-    if (state.roleAssignments.some((a) => a.principalId === principalId)) return;
-    await emulator.admin('POST', '/role-assignments', { scope: clusterId, roleName, principalId });
-    changes.push(`grant: ${roleName} for ${principalId}`);
-  };
-  await assign(users.alice.objectId, 'Cognitive Services OpenAI User');
-  await assign(users.bob.objectId, 'Cognitive Services Contributor');
-  await assign(INFERENCE_CLIENT.principalId, 'Cognitive Services OpenAI User');
-  if (!state.appRoleAssignments.some((a) => a.principalId === INFERENCE_CLIENT.principalId)) {
-    await emulator.admin('POST', '/app-role-assignments', { principalId: INFERENCE_CLIENT.principalId, resourceAppId: clientId, appRoleValue: 'FoundryInferenceAccess' });
+  for (const grant of grants) {
+    const result = await runGrant(grant, clients, collectingReporter());
+    changes.push(...changesOf('grant', result.steps));
   }
   return changes;
+}
+
+function changesOf(command: 'setup' | 'grant', steps: readonly StepReport[]): string[] {
+  return steps.filter((s) => isChange(s.outcome)).map((s) => `${command}: ${s.subject} ${s.outcome}`);
 }

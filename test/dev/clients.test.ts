@@ -1,8 +1,12 @@
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import OpenAI, { PermissionDeniedError } from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmulatorClient, type EmulatorReady } from '../../src/dev/emulator-client.js';
+import { adminClients } from '../../src/dev/registration.js';
+import { runGrant } from '../../src/setup/grant.js';
 import { alive, ROOT, startDev, tempDir, type ReadyDev } from './harness.js';
 
 /**
@@ -84,12 +88,20 @@ describe('real clients against the dev stack', () => {
     expect(models.data.map((m) => m.id)).toContain('phi-4-mini');
   });
 
-  it('an @azure/identity ClientSecretCredential app with the app role and OpenAI User is accepted', async () => {
+  it('an @azure/identity ClientSecretCredential app granted inference access (app role + OpenAI User) is accepted', async () => {
     const created = await admin('/applications', { displayName: 'sdk-inference-app', secret: 'sdk-inference-secret' });
     const appId = (created['application'] as { appId: string }).appId;
     const spId = (created['servicePrincipal'] as { id: string }).id;
-    await admin('/app-role-assignments', { principalId: spId, resourceAppId: dev.devJson.clientId, appRoleValue: 'FoundryInferenceAccess' });
-    await admin('/role-assignments', { scope: dev.devJson.clusterId, roleName: 'Cognitive Services OpenAI User', principalId: spId });
+    // grant's library code, as `foundry-auth grant --assignee <appId> --access inference` runs it.
+    const endpoints = JSON.parse(readFileSync(join(cwd, '.foundry-auth/run/emulator.ready.json'), 'utf8')) as EmulatorReady;
+    const emulator = new EmulatorClient(endpoints, readFileSync(endpoints.caCert, 'utf8'));
+    const granted = await runGrant({ clientId: dev.devJson.clientId, clusterId: dev.devJson.clusterId, assignee: appId, access: 'inference' }, adminClients(emulator));
+    await emulator.close();
+    expect(granted.principal.id).toBe(spId);
+    expect(granted.steps.map((s) => [s.step, s.outcome])).toEqual([
+      ['role_assignment', 'created'],
+      ['app_role_assignment', 'created'],
+    ]);
     const script = `
       import { ClientSecretCredential } from '@azure/identity';
       const credential = new ClientSecretCredential(${JSON.stringify(dev.devJson.tenantId)}, ${JSON.stringify(appId)}, 'sdk-inference-secret', { authorityHost: ${JSON.stringify(dev.devJson.emulator)}, disableInstanceDiscovery: true });
