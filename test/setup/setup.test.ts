@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServeConfig } from '../../src/config/load.js';
 import { runSetup, SetupError } from '../../src/setup/setup.js';
-import { AZURE_CLI, CLUSTER, CLUSTER_PRINCIPAL, jsonOut, startSetupEmulator, TENANT, type SetupEmulator } from './helpers.js';
+import { AZURE_CLI, CLUSTER, CLUSTER_PRINCIPAL, jsonOut, startSetupEmulator, SUB, TENANT, type SetupEmulator } from './helpers.js';
 
 let emu: SetupEmulator;
 
@@ -184,6 +184,28 @@ describe('merge, never clobber', () => {
   });
 });
 
+describe('--credential environment (a pipeline with a client secret)', () => {
+  it('an app with Graph application permissions and Owner sets up another app', async () => {
+    const deployer = await emu.admin('POST', '/applications', { displayName: 'ci-deployer', secret: 'ci-deployer-secret' });
+    const appId = String((deployer.json['application'] as Record<string, unknown>)['appId']);
+    const spId = String((deployer.json['servicePrincipal'] as Record<string, unknown>)['id']);
+    for (const role of ['Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All']) {
+      expect((await emu.admin('POST', '/app-role-assignments', { principalId: spId, resourceAppId: '00000003-0000-0000-c000-000000000000', appRoleValue: role })).status).toBe(201);
+    }
+    await emu.admin('POST', '/role-assignments', { scope: `/subscriptions/${SUB}`, roleName: 'Owner', principalId: spId });
+    const out = await emu.cli(['setup', '--app-name', 'ci-app', '--cluster-id', CLUSTER, '--credential', 'environment', '--json', ...emu.flags], {
+      AZURE_CLIENT_ID: appId,
+      AZURE_CLIENT_SECRET: 'ci-deployer-secret',
+      AZURE_TENANT_ID: TENANT,
+    });
+    expect(out.code, out.stderr).toBe(0);
+    expect(outcomes(jsonOut(out)).slice(0, 2)).toEqual([
+      ['app', 'created'],
+      ['service_principal', 'created'],
+    ]);
+  });
+});
+
 describe('failures a user can act on', () => {
   it('a user without an admin directory role: exit 1, Graph code Authorization_RequestDenied and the role it needs', async () => {
     await emu.admin('POST', '/users', { userPrincipalName: 'plain@emulator.onmicrosoft.com', password: 'plain-password' });
@@ -192,6 +214,17 @@ describe('failures a user can act on', () => {
     expect(out.stderr).toContain('Authorization_RequestDenied');
     expect(out.stderr).toContain('Application Administrator or Cloud Application Administrator');
     expect(out.stderr).toContain('Application.ReadWrite.All');
+  });
+
+  it('an app administrator without an Azure role to assign roles: ARM AuthorizationFailed and the roles that may assign', async () => {
+    const user = await emu.admin('POST', '/users', { userPrincipalName: 'appadmin@emulator.onmicrosoft.com', password: 'x-password', directoryRoles: ['Application Administrator'] });
+    await emu.admin('POST', '/role-assignments', { scope: `/subscriptions/${SUB}`, roleName: 'Reader', principalId: String(user.json['id']) });
+    expect((await emu.admin('POST', '/clusters', { name: 'second-cluster' })).status).toBe(201);
+    const out = await emu.cli(['setup', '--app-name', 'appadmin-app', '--cluster-id', CLUSTER.replace('arc-cluster', 'second-cluster'), ...emu.flags], { FAKE_AZ_PRINCIPAL: 'appadmin@emulator.onmicrosoft.com' });
+    expect(out.code).toBe(1);
+    expect(out.stdout).toMatch(/^created +\[5\] Azure CLI pre-authorized/m);
+    expect(out.stderr).toContain('AuthorizationFailed');
+    expect(out.stderr).toContain('needs Owner, User Access Administrator or Role Based Access Control Administrator');
   });
 
   it('a cluster ID that does not exist: exit 1 before anything is written', async () => {
