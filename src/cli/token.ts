@@ -99,6 +99,6 @@ function printReport(term: Terminal, r: InspectReport): void {
   } else {
     term.line(term.style('red', `Verdict: the sidecar would answer ${v.status} ${v.code ?? ''}`.trimEnd()));
     term.line(`  why: ${v.message}`);
-    if (r.fix !== undefined) term.line(`  fix: ${r.fix}`);
+    if (r.fix !== undefined && r.fix !== v.message) term.line(`  fix: ${r.fix}`);
   }
 }

@@ -201,18 +201,18 @@ function reportFailure(name: string, term: Terminal, err: unknown): number {
   throw err;
 }
 
-/** Commander's own usage errors (unknown flag, missing value, bad choice) exit 2; --help exits 0. */
-export function withUsageExit(cmd: Command): Command {
-  cmd.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth ${cmd.name()}: ${text.slice(7)}` : text) });
-  for (const sub of cmd.commands) withUsageExit(sub);
+/** Commander's own usage errors (unknown flag, missing value, bad choice, no subcommand) exit 2; --help exits 0. */
+export function withUsageExit(cmd: Command, label: string = cmd.name()): Command {
+  cmd.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth ${label}: ${text.slice(7)}` : text) });
+  for (const sub of cmd.commands) withUsageExit(sub, `${label} ${sub.name()}`);
   const parseAsync = cmd.parseAsync.bind(cmd);
   cmd.parseAsync = async (argv, options) => {
     try {
       return await parseAsync(argv, options);
     } catch (err) {
       if (err instanceof CommanderError) {
-        if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') process.exit(EXIT_OK);
-        process.stderr.write(`Run "foundry-auth ${cmd.name()} --help" for the options.\n`);
+        if (err.exitCode === 0) process.exit(EXIT_OK);
+        if (err.code !== 'commander.help') process.stderr.write(`Run "foundry-auth ${label} --help" for the options.\n`);
         process.exit(EXIT_USAGE);
       }
       throw err;
