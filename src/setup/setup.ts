@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { scopeCovers } from '../authz/scope.js';
+import { AzureApiError } from '../azure/api-error.js';
 import type { ApiApplication, AppRole, Application, PermissionScope, PreAuthorizedApplication } from '../azure/graph.js';
 import type { SetupClients } from './clients.js';
 import {
@@ -38,6 +39,8 @@ export interface SetupOptions {
   /** Only for the printed `serve` settings (`FOUNDRY_AUTH_AUTHORITY` / `_ARM_ENDPOINT` when not the defaults). */
   readonly authority?: string;
   readonly armEndpoint?: string;
+  /** Waits before retrying a Graph call that failed because Entra has not replicated a new object yet (default 2, 5, 10 s). */
+  readonly replicationRetryDelaysMs?: readonly number[];
 }
 
 export interface SetupResult {
@@ -84,6 +87,7 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
   const dryRun = options.dryRun === true;
   const { graph, arm } = clients;
   const steps: StepReport[] = [];
+  const retrying = <T>(work: () => Promise<T>): Promise<T> => afterReplication(work, options.replicationRetryDelaysMs ?? REPLICATION_RETRY_DELAYS_MS);
   const report = (r: StepReport): void => {
     steps.push(r);
     reporter.step(r);
@@ -122,7 +126,7 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
     } else if (dryRun) {
       report({ step: 'service_principal', seedStep: 1, subject: 'service principal', outcome: 'would create' });
     } else {
-      const created = await reporter.waiting('creating the service principal', () => graph.createServicePrincipal(appId));
+      const created = await reporter.waiting('creating the service principal', () => retrying(() => graph.createServicePrincipal(appId)));
       servicePrincipalId = created.id;
       report({ step: 'service_principal', seedStep: 1, subject: 'service principal', outcome: 'created', detail: `object ID ${created.id}` });
     }
@@ -131,7 +135,7 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
   const patch = async (label: string, changes: Record<string, unknown>): Promise<void> => {
     if (dryRun || draft.objectId === null) return;
     const objectId = draft.objectId;
-    await reporter.waiting(label, () => graph.updateApplication(objectId, changes));
+    await reporter.waiting(label, () => retrying(() => graph.updateApplication(objectId, changes)));
   };
 
   // Step 2: the Application ID URI and the delegated scope.
@@ -224,6 +228,31 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
       ...(options.armEndpoint !== undefined ? { armEndpoint: options.armEndpoint } : {}),
     }),
   };
+}
+
+const REPLICATION_RETRY_DELAYS_MS = [2_000, 5_000, 10_000];
+
+/**
+ * Entra replicates a new application within seconds to a minute: until then Graph may answer 404
+ * for it, or refuse its service principal ("does not reference a valid application object").
+ * Such a call is retried after each delay; any other failure is not.
+ */
+async function afterReplication<T>(work: () => Promise<T>, delaysMs: readonly number[]): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      const delay = delaysMs[attempt];
+      if (delay === undefined || !isReplicationLag(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+function isReplicationLag(err: unknown): boolean {
+  if (!(err instanceof AzureApiError) || err.api !== 'graph') return false;
+  if (err.status === 404) return true;
+  return err.status === 400 && /does not reference a valid application object/i.test(err.azureMessage ?? '');
 }
 
 /** The app by `--client-id`, or the single app with this display name; null when there is none. */

@@ -172,6 +172,26 @@ describe('merge, never clobber', () => {
     expect(roles).toEqual([expect.objectContaining({ value: 'FoundryInferenceAccess', allowedMemberTypes: ['User', 'Application'], isEnabled: true })]);
   });
 
+  it('waits for Entra to replicate a new app before creating its service principal', async () => {
+    const fault = await emu.admin('POST', '/faults', {
+      family: 'graph',
+      method: 'POST',
+      pathContains: '/servicePrincipals',
+      count: 2,
+      status: 400,
+      body: { error: { code: 'Request_BadRequest', message: "The appId '00000000-0000-0000-0000-000000000000' of the service principal does not reference a valid application object." } },
+    });
+    expect(fault.status).toBe(201);
+    const result = await runSetup({ appName: 'fresh-app', replicationRetryDelaysMs: [5, 5, 5] }, emu.clients());
+    expect(result.steps.find((s) => s.step === 'service_principal')).toMatchObject({ outcome: 'created' });
+    expect((await emu.admin('GET', '/faults')).json['value']).toEqual([]);
+
+    await emu.admin('POST', '/faults', { family: 'graph', method: 'POST', pathContains: '/servicePrincipals', status: 400, count: 5, body: { error: { code: 'Request_BadRequest', message: 'does not reference a valid application object' } } });
+    const err = await runSetup({ appName: 'never-replicated', replicationRetryDelaysMs: [5, 5] }, emu.clients()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ api: 'graph', status: 400 });
+    await emu.admin('DELETE', '/faults');
+  });
+
   it('refuses to guess between several apps with the same name, and lists them', async () => {
     const a = await emu.admin('POST', '/applications', { displayName: 'twin' });
     const b = await emu.admin('POST', '/applications', { displayName: 'twin' });
