@@ -3,7 +3,7 @@
  * tokens come from the emulator's token API, the Azure clients trust the emulator's CA, and the
  * spawned CLI gets NODE_EXTRA_CA_CERTS and a fake `az` on PATH that prints az's JSON.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
@@ -157,6 +157,7 @@ export class SetupEmulator {
   async close(): Promise<void> {
     await this.agent.close();
     await this.running.close();
+    rmSync(this.binDir, { recursive: true, force: true });
   }
 }
 
