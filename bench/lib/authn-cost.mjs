@@ -1,0 +1,82 @@
+// Scenario 4's measurement, run in its own process (pinned to one CPU by the caller): the
+// authentication stage of dist/ as the gateway calls it, `authenticateRequest(rawHeaders, query)`,
+// for a cached token (extraction, SHA-256, LRU hit, metrics) and for an uncached one (the same plus
+// strict decoding, every claim check and the RS256 signature). Prints one JSON line.
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { MockAgent } from 'undici';
+import { Authenticator } from '../../dist/authn/authenticate.js';
+import { silentLogger } from '../../dist/ops/log.js';
+import { Metrics } from '../../dist/ops/metrics.js';
+import { BENCH_CLIENT_ID, principalOid, userClaims } from './idp.mjs';
+
+const seconds = Number(process.argv[2] ?? '2');
+const tenantId = 'c0ffee00-0000-4000-8000-000000000001';
+const authority = 'https://login.bench.test';
+const issuer = `${authority}/${tenantId}/v2.0`;
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const kid = randomBytes(20).toString('base64url');
+
+const agent = new MockAgent();
+agent.disableNetConnect();
+const idp = agent.get(authority);
+idp.intercept({ path: `/${tenantId}/v2.0/.well-known/openid-configuration` }).reply(200, { issuer, jwks_uri: `${authority}/${tenantId}/discovery/v2.0/keys` }).persist();
+idp.intercept({ path: `/${tenantId}/discovery/v2.0/keys` }).reply(200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' }] }).persist();
+
+const authn = new Authenticator({
+  entra: {
+    tenantId,
+    clientId: BENCH_CLIENT_ID,
+    allowedTenants: [tenantId],
+    authority,
+    audiences: [BENCH_CLIENT_ID, `api://${BENCH_CLIENT_ID}`],
+    requiredScope: 'foundry_access',
+    requiredAppRole: 'FoundryInferenceAccess',
+    clockSkewSeconds: 300,
+  },
+  clock: { now: () => Date.now() },
+  log: silentLogger(),
+  metrics: new Metrics(),
+  dispatcher: agent,
+});
+await authn.start();
+
+const now = Math.floor(Date.now() / 1000);
+const header = Buffer.from(JSON.stringify({ typ: 'JWT', alg: 'RS256', kid, x5t: kid })).toString('base64url');
+const tokens = Array.from({ length: 1_000 }, (_, i) => {
+  const input = `${header}.${Buffer.from(JSON.stringify(userClaims({ issuer, tenantId, oid: principalOid(i), uti: `u${i}`, now, lifetimeSeconds: 3600 }))).toString('base64url')}`;
+  return `${input}.${sign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
+});
+// What Node hands the gateway: req.rawHeaders of a typical SDK request.
+const requests = tokens.map((token) => [
+  'Host', '127.0.0.1:8080', 'Authorization', `Bearer ${token}`, 'Content-Type', 'application/json', 'Accept', 'application/json',
+  'User-Agent', 'OpenAI/JS 6.0.0', 'Content-Length', '120',
+]);
+
+function check(outcome) {
+  if (outcome instanceof Promise || !outcome.ok) throw new Error(`unexpected outcome: ${outcome instanceof Promise ? 'asynchronous' : outcome.rejection.reason}`);
+}
+
+/** Calls `fn(i)` in batches until `seconds` passed; returns calls per second. */
+function rate(fn, batch) {
+  for (let i = 0; i < batch; i++) fn(i); // warm-up
+  let calls = 0;
+  const started = process.hrtime.bigint();
+  const until = started + BigInt(Math.round(seconds * 1e9));
+  let now = started;
+  while (now < until) {
+    for (let i = 0; i < batch; i++) fn(calls + i);
+    calls += batch;
+    now = process.hrtime.bigint();
+  }
+  return (calls * 1e9) / Number(now - started);
+}
+
+const cached = rate((i) => check(authn.authenticateRequest(requests[i % requests.length], undefined)), 10_000);
+const uncached = rate((i) => {
+  // Every 1,000 calls the cache starts empty again, so each call below verifies a signature.
+  if (i % requests.length === 0) authn.tokenCache.clear();
+  check(authn.authenticateRequest(requests[i % requests.length], undefined));
+}, 1_000);
+process.stdout.write(`${JSON.stringify({ cachedPerSecond: cached, uncachedPerSecond: uncached, tokenChars: tokens[0].length })}\n`);
+await authn.close();
+await agent.close();

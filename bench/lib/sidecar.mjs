@@ -1,0 +1,69 @@
+// `foundry-auth serve` as users run it (node dist/cli.js serve), one process, stdout (the JSON
+// audit log at --log-level info) into a file as a log shipper would read it.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { BENCH_CLIENT_ID } from './idp.mjs';
+import { benchDir, CLI, freePort, startProcess, waitFor } from './proc.mjs';
+
+let instances = 0;
+
+/**
+ * flags: serve flags (without `--`) merged over the defaults below; opts.cpus pins it;
+ * opts.nodeOptions adds node flags (e.g. `--cpu-prof`).
+ */
+export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeArgs = [] }) {
+  const name = `sidecar-${++instances}`;
+  const logFile = join(benchDir(), `${name}.log`);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const all = {
+    listen: `127.0.0.1:${port}`,
+    'admin-listen': `127.0.0.1:${adminPort}`,
+    upstream,
+    'tenant-id': idp.tenantId,
+    'client-id': BENCH_CLIENT_ID,
+    authority: idp.authority,
+    'log-level': 'info',
+    'shutdown-grace': '2s',
+    ...arm.sidecarFlags,
+    ...flags,
+  };
+  const args = [...nodeArgs, CLI, 'serve'];
+  for (const [flag, value] of Object.entries(all)) args.push(`--${flag}`, value);
+  const child = startProcess(process.execPath, args, { cpus, logFile, cwd: benchDir() });
+  const listening = { listen: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
+  // Readiness, not the start-up log line: at --log-level warn there is none.
+  await waitFor(`${name} readiness`, async () => {
+    if (child.exitCode !== null) throw new Error(`foundry-auth serve exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
+    const res = await request(`${listening.admin}/readyz`);
+    await res.body.dump();
+    return res.statusCode === 200 || undefined;
+  }, 30_000);
+  return {
+    name,
+    url: listening.listen,
+    adminUrl: listening.admin,
+    child,
+    logFile,
+    pids: () => [child.pid],
+    /** The Prometheus text of /metrics. */
+    async metrics() {
+      const res = await request(`${listening.admin}/metrics`);
+      return res.body.text();
+    },
+    /** Audit lines written so far (only those with msg "request"). */
+    auditLines() {
+      return readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"')).length;
+    },
+    stop: () => child.stop('SIGTERM', 10_000),
+  };
+}
+
+/** The value of one Prometheus sample (first line that starts with `prefix`), or undefined. */
+export function metricValue(text, prefix) {
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
