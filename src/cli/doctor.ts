@@ -29,7 +29,7 @@ export function command(): Command {
       const endpoint = flags.endpoint === undefined ? undefined : endpointFlag(flags.endpoint);
       const token = flags.token === '-' ? await stdinToken() : flags.token?.trim().replace(/^Bearer\s+/i, '');
       const credential = credentialOf(settings);
-      const clients = clientsOf(settings, credential);
+      const clients = clientsOf(settings, credential, { warmArm: clusterId !== undefined });
       const apiTokens = credential.forResource(`api://${clientId}`);
       const result = await term.waiting('checking', () =>
         runDoctor(

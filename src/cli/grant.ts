@@ -34,7 +34,7 @@ export function command(): Command {
       const clusterId = clusterFlag(flags.clusterId);
       const result = await runGrant(
         { clientId, clusterId, assignee: flags.assignee, access: flags.access as AccessLevel, revoke: flags.revoke === true, dryRun: settings.dryRun },
-        clientsOf(settings),
+        clientsOf(settings, undefined, { warmArm: true }),
         terminalReporter(term),
       );
       if (settings.json) term.document(result);

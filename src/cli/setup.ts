@@ -25,7 +25,7 @@ export function command(): Command {
       if (appName === undefined || appName === '') throw new UsageError('--app-name is required: the display name of the app registration to find or create, e.g. --app-name foundry-local');
       const clientId = flags.clientId === undefined ? undefined : guidFlag('--client-id', flags.clientId);
       const clusterId = flags.clusterId === undefined ? undefined : clusterFlag(flags.clusterId);
-      const clients = clientsOf(settings);
+      const clients = clientsOf(settings, undefined, { warmArm: clusterId !== undefined });
       if (!settings.json) term.line(term.style('bold', `${settings.dryRun ? 'Planning' : 'Setting up'} app registration "${appName}"${settings.dryRun ? ' (dry run: nothing is written)' : ''}`));
       const result = await runSetup(
         {
