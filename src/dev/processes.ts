@@ -17,9 +17,13 @@ export class Processes {
   private readonly children: StackChild[] = [];
   private stopping: Promise<void> | undefined;
 
+  /** `onStart` hears of every new child (dev records the process IDs in `run/stack.json`). */
+  constructor(private readonly onStart: (processes: Processes) => void = () => {}) {}
+
   start(spec: ChildSpec): StackChild {
     const child = new StackChild(spec);
     this.children.push(child);
+    this.onStart(this);
     return child;
   }
 
@@ -60,8 +64,10 @@ export function deathMessage({ child, exit }: Death): string {
 
 /** A child that stopped while starting: its log says why; a port taken in the meantime gets the flag that moves it. */
 export function startupDeathMessage(child: StackChild): string {
-  const portTaken = /EADDRINUSE|already in use/.test(child.tail(20));
-  const hint = portTaken ? `\n  a port it needs is already in use: choose another with ${portFlags(child.name)} <port>, or 0 for any free port` : '';
+  const log = child.tail(20);
+  let hint = '';
+  if (/EADDRINUSE|already in use/.test(log)) hint = `\n  a port it needs is already in use: choose another with ${portFlags(child.name)} <port>, or 0 for any free port`;
+  else if (/state file/.test(log)) hint = '\n  its saved state cannot be used: start over with --fresh';
   return `foundry-auth dev: the ${child.name} stopped while starting${hint}\n  last lines of ${child.logFile}:\n${indent(child.tail())}\n`;
 }
 

@@ -65,7 +65,7 @@ interface RunningStack {
 export async function runDev(opts: DevOptions, output: DevOutput): Promise<number> {
   const startedAt = performance.now();
   const layout = stateLayout(resolve(opts.stateDir));
-  const processes = new Processes();
+  const processes = new Processes((started) => writeRunning(layout, { children: started.pids() }));
   const interrupts = listenForInterrupts(processes, output);
   let stack: RunningStack | undefined;
   try {
@@ -84,7 +84,7 @@ export async function runDev(opts: DevOptions, output: DevOutput): Promise<numbe
     return await failedStartup(err, processes, output);
   } finally {
     interrupts.dispose();
-    rmSync(layout.stackJson, { force: true });
+    for (const f of [layout.stackJson, layout.readyFile('emulator'), layout.readyFile('backend')]) rmSync(f, { force: true });
     await stack?.emulator.close();
   }
 }
@@ -113,6 +113,7 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
     const registration = await registerAndGrant(emulator, clusterId, users);
     for (const change of registration.changes) output.out(`  ${change}\n`);
     await createDemoDeployment(backendUrl);
+    if (signal.aborted) throw new StartupAborted();
 
     const sidecarProcess = processes.start({
       name: 'sidecar',
@@ -168,9 +169,13 @@ function publish(stack: RunningStack, layout: StateLayout, processes: Processes,
   };
   const commands = demoCommands(banner);
   writeFileSync(layout.commandsJson, `${JSON.stringify({ commands }, null, 2)}\n`);
-  const running = { pid: process.pid, children: processes.pids(), sidecarAdmin: stack.sidecar.admin, emulatorAdmin: stack.endpoints.admin, caCert: stack.endpoints.caCert };
-  writeFileSync(layout.stackJson, `${JSON.stringify(running, null, 2)}\n`);
+  writeRunning(layout, { children: processes.pids(), sidecarAdmin: stack.sidecar.admin, emulatorAdmin: stack.endpoints.admin, caCert: stack.endpoints.caCert });
   output.out(bannerText(banner, commands));
+}
+
+/** `run/stack.json`: dev's and its children's process IDs from the start, the admin URLs and the CA once ready. */
+function writeRunning(layout: StateLayout, running: { children: Record<string, number | undefined>; sidecarAdmin?: string; emulatorAdmin?: string; caCert?: string }): void {
+  writeFileSync(layout.stackJson, `${JSON.stringify({ pid: process.pid, ...running }, null, 2)}\n`);
 }
 
 function writeDevJson(stack: RunningStack, layout: StateLayout, issued: DemoTokens): void {

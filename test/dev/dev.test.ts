@@ -2,7 +2,16 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alive, FREE_PORTS, spawnDev, startDev, tempDir, type ReadyDev } from './harness.js';
+import { readFileSync } from 'node:fs';
+import { alive, FREE_PORTS, processesUsing, spawnDev, startDev, stateFile, tempDir, until, type ReadyDev } from './harness.js';
+
+function runningPids(cwd: string): Record<string, number> {
+  try {
+    return (JSON.parse(readFileSync(`${cwd}/.foundry-auth/run/stack.json`, 'utf8')) as { children: Record<string, number> }).children;
+  } catch {
+    return {};
+  }
+}
 
 /**
  * `foundry-auth dev` end to end: the banner's commands, run with a shell exactly as printed, do
@@ -113,6 +122,7 @@ describe('foundry-auth dev', () => {
     dev.child.kill('SIGINT');
     expect(await dev.exited).toBe(0);
     expect(pids.filter(alive)).toEqual([]);
+    expect(processesUsing(cwd)).toEqual([]);
     expect(dev.stdout).toContain('foundry-auth dev: stopped');
   });
 
@@ -125,6 +135,22 @@ describe('foundry-auth dev', () => {
     expect(await again.exited).toBe(1);
     expect(again.stderr).toContain('the sample backend was killed by SIGKILL; stopping the stack');
     expect(Object.values(again.stack.children).filter(alive)).toEqual([]);
+  });
+});
+
+describe('foundry-auth dev interrupted while starting', () => {
+  it('stops what it started, exits 0 and leaves no process behind', async () => {
+    const cwd = tempDir('foundry-auth-dev-interrupt-');
+    dirs.push(cwd);
+    const dev = spawnDev(cwd);
+    // The emulator and the backend are running (a cold emulator takes a while to generate its keys).
+    await until(dev, () => stateFile(cwd, 'run/stack.json') && Object.keys(runningPids(cwd)).length >= 2, 'two children');
+    const pids = Object.values(runningPids(cwd));
+    dev.child.kill('SIGINT');
+    expect(await dev.exited).toBe(0);
+    expect(dev.stdout).toMatch(/foundry-auth dev: (stopped before the stack was ready|stopped)\n/);
+    expect(pids.filter(alive)).toEqual([]);
+    expect(processesUsing(cwd)).toEqual([]);
   });
 });
 

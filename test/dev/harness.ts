@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,4 +106,34 @@ export function alive(pid: number): boolean {
 
 export function stateFile(cwd: string, name: string): boolean {
   return existsSync(join(cwd, '.foundry-auth', name));
+}
+
+/**
+ * Processes whose command line or environment mentions `dir` (every process of a dev stack does:
+ * the emulator and backend name their files in it, the sidecar's NODE_EXTRA_CA_CERTS points into it).
+ * Linux /proc; elsewhere an empty list.
+ */
+export function processesUsing(dir: string): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  for (const e of entries) {
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    for (const file of ['cmdline', 'environ']) {
+      try {
+        if (readFileSync(`/proc/${e}/${file}`).includes(dir)) {
+          found.push(pid);
+          break;
+        }
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+  }
+  return found;
 }
