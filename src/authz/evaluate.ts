@@ -49,8 +49,14 @@ export function blocksGrant(blocks: readonly PermissionBlock[], route: RouteMatc
   return false;
 }
 
-/** True when the role definition grants the route's action, including the seed's Cognitive Services Contributor rule. */
+/**
+ * True when the role definition grants the route's action, with the seed's access table applied to
+ * the two roles it names: Cognitive Services Contributor (no dataActions) is granted the data plane,
+ * and Cognitive Services OpenAI User is data plane only (its `Microsoft.CognitiveServices/*\/read`
+ * does not open the Foundry Local control plane). Both are matched by role ID, never by name.
+ */
 export function roleGrants(role: { readonly roleDefinitionId: string; readonly permissions: readonly PermissionBlock[] }, route: RouteMatch): boolean {
+  if (!route.dataAction && role.roleDefinitionId.toLowerCase() === ROLE_IDS.openAiUser) return false;
   if (blocksGrant(role.permissions, route)) return true;
   return (
     route.dataAction &&

@@ -212,7 +212,8 @@ describe('rolesGranting', () => {
     expect(rolesGranting(ROUTES.chat)).toEqual(dataRoles);
     expect(rolesGranting(ROUTES.embeddings)).toEqual(dataRoles);
     expect(rolesGranting(ROUTES.models)).toEqual(dataRoles);
-    expect(rolesGranting(ROUTES.deploymentsRead)).toEqual([...dataRoles, 'Reader', 'Contributor', 'Owner']);
+    // Cognitive Services OpenAI User is data plane only (the seed's access table).
+    expect(rolesGranting(ROUTES.deploymentsRead)).toEqual([...dataRoles.slice(1), 'Reader', 'Contributor', 'Owner']);
     expect(rolesGranting(ROUTES.deploymentsWrite)).toEqual(['Cognitive Services OpenAI Contributor', 'Cognitive Services Contributor', 'Contributor', 'Owner']);
     expect(rolesGranting(ROUTES.deploymentsDelete)).toEqual(['Cognitive Services OpenAI Contributor', 'Cognitive Services Contributor', 'Contributor', 'Owner']);
   });

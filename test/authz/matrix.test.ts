@@ -40,6 +40,7 @@ const INNER_GROUP = oid(0xa2);
 
 type Plane = { chat: boolean; embeddings: boolean; models: boolean; read: boolean; write: boolean; delete: boolean };
 const DATA_AND_READ: Plane = { chat: true, embeddings: true, models: true, read: true, write: false, delete: false };
+const DATA_ONLY: Plane = { chat: true, embeddings: true, models: true, read: false, write: false, delete: false };
 const EVERYTHING: Plane = { chat: true, embeddings: true, models: true, read: true, write: true, delete: true };
 const CONTROL_ONLY: Plane = { chat: false, embeddings: false, models: false, read: true, write: true, delete: true };
 const READS_ONLY: Plane = { chat: false, embeddings: false, models: false, read: true, write: false, delete: false };
@@ -71,23 +72,23 @@ function expectExplainedDenial(decision: Decision, route: RouteMatch): void {
 }
 
 const CASES: [string, Record<string, unknown>, Plane][] = [
-  // Cognitive Services OpenAI User's real Actions include Microsoft.CognitiveServices/*/read, so it
-  // may read the control plane (deployments/read) but never write or delete it.
-  ['OpenAI User at the cluster', assigned('Cognitive Services OpenAI User'), DATA_AND_READ],
-  ['OpenAI User at the resource group (inherited)', assigned('Cognitive Services OpenAI User', { scope: RG }), DATA_AND_READ],
-  ['OpenAI User at the subscription (inherited)', assigned('Cognitive Services OpenAI User', { scope: `/subscriptions/${SUB}` }), DATA_AND_READ],
-  ['OpenAI User at a management group (inherited)', assigned('Cognitive Services OpenAI User', { scope: '/providers/Microsoft.Management/managementGroups/mg' }), DATA_AND_READ],
-  ['OpenAI User by role definition GUID', assigned(ROLE_IDS.openAiUser.toUpperCase()), DATA_AND_READ],
+  // The seed's access table is binding: Cognitive Services OpenAI User is data plane only, although its
+  // real Actions include Microsoft.CognitiveServices/*/read (Cognitive Services User keeps its reads).
+  ['OpenAI User at the cluster', assigned('Cognitive Services OpenAI User'), DATA_ONLY],
+  ['OpenAI User at the resource group (inherited)', assigned('Cognitive Services OpenAI User', { scope: RG }), DATA_ONLY],
+  ['OpenAI User at the subscription (inherited)', assigned('Cognitive Services OpenAI User', { scope: `/subscriptions/${SUB}` }), DATA_ONLY],
+  ['OpenAI User at a management group (inherited)', assigned('Cognitive Services OpenAI User', { scope: '/providers/Microsoft.Management/managementGroups/mg' }), DATA_ONLY],
+  ['OpenAI User by role definition GUID', assigned(ROLE_IDS.openAiUser.toUpperCase()), DATA_ONLY],
   [
     'OpenAI User by full role definition ID',
     assigned(`/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.openAiUser}`),
-    DATA_AND_READ,
+    DATA_ONLY,
   ],
-  ['role name in another case', assigned('cognitive services openai user'), DATA_AND_READ],
+  ['role name in another case', assigned('cognitive services openai user'), DATA_ONLY],
   [
     'OpenAI User through a group',
     { groups: [{ id: GROUP, members: [ME] }], roleAssignments: [{ principalId: GROUP, role: 'Cognitive Services OpenAI User' }] },
-    DATA_AND_READ,
+    DATA_ONLY,
   ],
   [
     'OpenAI User through a nested group',
@@ -98,7 +99,7 @@ const CASES: [string, Record<string, unknown>, Plane][] = [
       ],
       roleAssignments: [{ principalId: GROUP, role: 'Cognitive Services OpenAI User' }],
     },
-    DATA_AND_READ,
+    DATA_ONLY,
   ],
   [
     'OpenAI User through groups that contain each other',
@@ -109,7 +110,7 @@ const CASES: [string, Record<string, unknown>, Plane][] = [
       ],
       roleAssignments: [{ principalId: GROUP, role: 'Cognitive Services OpenAI User' }],
     },
-    DATA_AND_READ,
+    DATA_ONLY,
   ],
   ['Cognitive Services Contributor (data plane by the seed rule)', assigned('Cognitive Services Contributor'), EVERYTHING],
   ['Cognitive Services OpenAI Contributor', assigned('Cognitive Services OpenAI Contributor'), EVERYTHING],

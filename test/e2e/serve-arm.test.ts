@@ -143,11 +143,11 @@ describe('readiness', () => {
 });
 
 describe('the semantics matrix (chat, embeddings, control read, control write)', () => {
-  it('OpenAI User at the cluster, the resource group and the subscription: data plane, control-plane reads, no writes', async () => {
+  it('OpenAI User at the cluster, the resource group and the subscription: data plane only, as the seed\'s access table says', async () => {
     for (const scope of [CLUSTER, RG, SUB]) {
       const id = await user(`openai-user-${randomUUID().slice(0, 8)}`);
       await assign(id, 'Cognitive Services OpenAI User', scope);
-      expect(await statuses(id)).toEqual([200, 200, 200, 403]);
+      expect(await statuses(id)).toEqual([200, 200, 403, 403]);
     }
   });
 
@@ -156,7 +156,7 @@ describe('the semantics matrix (chat, embeddings, control read, control write)',
     const inner = String((await admin('/groups', { displayName: 'inner', members: [id] })).id);
     const outer = String((await admin('/groups', { displayName: 'outer', members: [inner] })).id);
     await assign(outer, 'Cognitive Services OpenAI User', RG, { principalType: 'Group' });
-    expect(await statuses(id)).toEqual([200, 200, 200, 403]);
+    expect(await statuses(id)).toEqual([200, 200, 403, 403]);
   });
 
   it('Cognitive Services Contributor and OpenAI Contributor: both planes', async () => {

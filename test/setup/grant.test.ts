@@ -126,7 +126,8 @@ describe('grant --access inference to a user (by UPN)', () => {
     expect(doc['principal']).toMatchObject({ kind: 'user', id: alice, principalType: 'User' });
 
     expect((await call('/v1/models', token)).status).toBe(200);
-    // Cognitive Services OpenAI User's actions include Microsoft.CognitiveServices/*/read, but no write.
+    // Cognitive Services OpenAI User is data plane only (the seed's access table): no control-plane read or write.
+    expect(await call('/api/v1/models', token)).toMatchObject({ status: 403, code: 'insufficient_permissions' });
     expect(await call('/api/v1/models', token, 'POST')).toMatchObject({ status: 403, code: 'insufficient_permissions' });
   });
 
