@@ -42,6 +42,8 @@ const SIDECAR_SHUTDOWN_GRACE = '5s';
 const STARTUP_DEADLINE_MS = 60_000;
 /** User tokens live about 80 minutes: dev.json is renewed well before. */
 const TOKEN_RENEWAL_MS = 30 * 60_000;
+/** Two interrupts closer than this are one Ctrl-C delivered twice. */
+const DUPLICATE_SIGNAL_MS = 1000;
 /** The deployment `dev` creates in the sample backend, so the control-plane example has something to change. */
 const DEMO_DEPLOYMENT = { namespace: 'default', name: 'phi-4-mini' } as const;
 
@@ -239,17 +241,24 @@ interface Interrupts {
   dispose(): void;
 }
 
-/** The first interrupt stops the stack cleanly; a second one kills the children at once. */
+/**
+ * The first interrupt stops the stack cleanly; another one, a moment later, kills the children at
+ * once. Under `npm start` one Ctrl-C can arrive twice (from the terminal and forwarded by npm), so
+ * a repeat within DUPLICATE_SIGNAL_MS is the same interrupt.
+ */
 function listenForInterrupts(processes: Processes, output: DevOutput): Interrupts {
   const controller = new AbortController();
   let first: ((signal: NodeJS.Signals) => void) | undefined;
+  let firstAt = 0;
   const signalled = new Promise<NodeJS.Signals>((resolveSignal) => (first = resolveSignal));
   const onSignal = (signal: NodeJS.Signals): void => {
     if (!controller.signal.aborted) {
+      firstAt = performance.now();
       controller.abort();
       first?.(signal);
       return;
     }
+    if (performance.now() - firstAt < DUPLICATE_SIGNAL_MS) return;
     output.err('foundry-auth dev: interrupted again: killing the processes now\n');
     processes.killAll();
   };
