@@ -94,17 +94,20 @@ describe('foundry-auth dev', () => {
   });
 
   it('writes one audit line per request to the sidecar log', async () => {
-    const { readFileSync } = await import('node:fs');
-    const audit = readFileSync(`${cwd}/.foundry-auth/logs/sidecar.log`, 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('"msg":"request"'))
-      .map((l) => JSON.parse(l) as { status: number; principal?: { oid: string } });
+    const auditLines = (): { status: number; principal?: { oid: string } }[] =>
+      readFileSync(`${cwd}/.foundry-auth/logs/sidecar.log`, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"'))
+        .map((l) => JSON.parse(l) as { status: number; principal?: { oid: string } });
+    // The sidecar's logger writes asynchronously: wait for the lines rather than for time.
+    await until(dev, () => auditLines().length >= 4, 'four audit lines', 10_000);
+    const audit = auditLines();
     expect(audit.map((a) => a.status)).toEqual([200, 403, 200, 401]);
     expect(audit[0]!.principal?.oid).toBe('c0ffee00-0000-4000-8000-0000000000a1');
   });
 
   it('keeps the demo passwords in the state directory only (mode 0600), never in the output or a log', async () => {
-    const { readFileSync, statSync } = await import('node:fs');
+    const { statSync } = await import('node:fs');
     const secrets = `${cwd}/.foundry-auth/demo-users.json`;
     expect(statSync(secrets).mode & 0o777).toBe(0o600);
     expect(statSync(`${cwd}/.foundry-auth/dev.json`).mode & 0o777).toBe(0o600);
