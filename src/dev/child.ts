@@ -23,6 +23,11 @@ export interface ChildExit {
   readonly signal: NodeJS.Signals | null;
 }
 
+/** The user's environment without `FOUNDRY_AUTH_*`: the stack's settings are dev's flags alone, so it starts the same everywhere. */
+export function stackEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.toUpperCase().startsWith('FOUNDRY_AUTH_')));
+}
+
 export class StackChild {
   readonly name: string;
   readonly logFile: string;
@@ -38,7 +43,7 @@ export class StackChild {
       // Own process group: a terminal's Ctrl-C reaches `dev` alone, which then stops the children in order.
       this.process = spawn(process.execPath, [CLI_PATH, ...spec.args], {
         stdio: ['ignore', log, log],
-        env: { ...process.env, ...spec.env },
+        env: { ...stackEnvironment(process.env), ...spec.env },
         detached: true,
       });
     } finally {

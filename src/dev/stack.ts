@@ -136,6 +136,7 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
         '--identity', 'msi-adapter',
         '--msi-endpoint', endpoints.msiHttp,
         '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
+        '--log-format', 'json',
       ],
     });
     const tokens = demoTokens(emulator, registration.clientId, users);

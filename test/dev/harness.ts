@@ -60,7 +60,9 @@ export function tempDir(prefix: string): string {
 }
 
 export function spawnDev(cwd: string, args: readonly string[] = FREE_PORTS): DevProcess {
-  const child = spawn(process.execPath, [CLI, 'dev', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A stray FOUNDRY_AUTH_* in the user's environment must not reach the stack's sidecar (its required scope would break every call).
+  const env = { ...process.env, FOUNDRY_AUTH_REQUIRED_SCOPE: 'not-foundry_access', FOUNDRY_AUTH_LOG_FORMAT: 'pretty' };
+  const child = spawn(process.execPath, [CLI, 'dev', ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc: DevProcess = {
     cwd,
     child,
