@@ -44,8 +44,15 @@ const SecretsFile = z.object({ passwords: z.object({ alice: z.string().min(16), 
 /** The demo users' passwords: made once per state directory, kept there (mode 0600), printed nowhere. */
 export function demoPasswords(file: string): Record<DemoUserName, string> {
   if (existsSync(file)) {
-    const parsed = SecretsFile.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      raw = undefined;
+    }
+    const parsed = SecretsFile.safeParse(raw);
     if (parsed.success) return parsed.data.passwords;
+    throw new Error(`${file} is not the demo users' password file; start over with --fresh`);
   }
   const passwords = { alice: newPassword(), bob: newPassword(), carol: newPassword() };
   writeFileSync(file, `${JSON.stringify({ passwords }, null, 2)}\n`, { mode: 0o600 });
@@ -67,14 +74,6 @@ type StateView = z.infer<typeof StateView>;
 
 async function stateOf(emulator: EmulatorClient): Promise<StateView> {
   return StateView.parse(await emulator.admin('GET', '/state'));
-}
-
-/** The tenant's default domain: UPNs are `alice@<domain>`. */
-export async function tenantDomain(emulator: EmulatorClient): Promise<string> {
-  const state = await stateOf(emulator);
-  const tenant = state.tenants.find((t) => t.id === emulator.tenantId);
-  if (tenant === undefined) throw new Error(`the emulator has no tenant ${emulator.tenantId}`);
-  return tenant.domain;
 }
 
 /**

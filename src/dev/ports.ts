@@ -15,7 +15,7 @@ export class PortInUseError extends Error {
   }
 }
 
-export function portInUseMessage(use: PortUse): string {
+function portInUseMessage(use: PortUse): string {
   return `port ${use.port} on 127.0.0.1 (${use.what}) is already in use: choose another with ${use.flag} <port>, or ${use.flag} 0 for any free port`;
 }
 
