@@ -98,7 +98,8 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       await Promise.allSettled([forwarder.close(), authz.close(), authn.close()]);
       await close(admin.server);
       log.info('stopped');
-      log.flush();
+      // The JSON log is written asynchronously: let the last lines out before the process exits.
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
     })());
 
   return { url, adminUrl, log, metrics, shutdown };
