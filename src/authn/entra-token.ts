@@ -413,18 +413,28 @@ export function rejectionOf(failure: TokenFailure): Rejection {
   return rejection('invalid_token', failure.message, { bearerError: 'invalid_token', reason: failure.reason });
 }
 
-/** The principal a verified payload describes. */
+/**
+ * The principal a verified payload describes. Its claims are a copy: the strict parser's strings
+ * are slices of the decoded payload text (and its objects null-prototype dictionaries), so keeping
+ * the payload itself would keep every cached token's whole text alive in the token cache.
+ */
 export function principalOf(payload: JsonObject): Principal {
-  const appId = str(payload.azp) ?? str(payload.appid);
-  const name = str(payload.preferred_username) ?? str(payload.name) ?? str(payload.app_displayname);
+  const claims = copyOf(payload);
+  const appId = str(claims.azp) ?? str(claims.appid);
+  const name = str(claims.preferred_username) ?? str(claims.name) ?? str(claims.app_displayname);
   return {
-    type: isDelegated(payload) ? 'user' : 'app',
-    oid: (payload.oid as string).toLowerCase(),
-    tid: (payload.tid as string).toLowerCase(),
+    type: isDelegated(claims) ? 'user' : 'app',
+    oid: (claims.oid as string).toLowerCase(),
+    tid: (claims.tid as string).toLowerCase(),
     ...(appId !== undefined ? { appId } : {}),
     ...(name !== undefined ? { name } : {}),
-    claims: payload,
+    claims,
   };
+}
+
+/** A deep copy with its own strings: V8 may keep a substring as a view of its whole source text. */
+function copyOf<T extends JsonValue>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
 }
 
 function str(value: JsonValue | undefined): string | undefined {
@@ -475,11 +485,13 @@ export class EntraTokenValidator {
     const { exp, nbf, iat } = jws.payload as { exp: number; nbf?: number; iat?: number };
     const skew = this.policy.clockSkewSeconds;
     const from = Math.max(nbf ?? Number.NEGATIVE_INFINITY, iat ?? Number.NEGATIVE_INFINITY);
+    const principal = principalOf(jws.payload);
     return {
       ok: true,
-      principal: principalOf(jws.payload),
-      tenantId,
-      kid,
+      principal,
+      // Copies, not slices of the token's header and payload text (see principalOf).
+      tenantId: copyOf(tenantId),
+      kid: copyOf(kid),
       validFromMs: (from - skew) * 1000,
       validUntilMs: (exp + skew) * 1000,
     };
