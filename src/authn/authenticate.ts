@@ -5,7 +5,7 @@ import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { ApiKeys } from './api-keys.js';
-import { extractCredentials, isRejection, type Credentials } from './credentials.js';
+import { bearerSyntaxRejection, extractCredentialsForCache, isRejection, type Credentials } from './credentials.js';
 import { EntraTokenValidator, tokenPolicy, type TokenValidation } from './entra-token.js';
 import type { Principal } from './principal.js';
 import { SigningKeys, type SigningKeysOptions } from './signing-keys.js';
@@ -103,23 +103,36 @@ export class Authenticator {
 
   /** Extraction and authentication of one request, from Node's `req.rawHeaders` and the raw query (without `?`). */
   authenticateRequest(rawHeaders: readonly string[], rawQuery: string | undefined): AuthnOutcome | Promise<AuthnOutcome> {
-    const credentials = extractCredentials(rawHeaders, rawQuery);
+    // A bearer token's characters are checked after the cache lookup, and only on a miss.
+    const credentials = extractCredentialsForCache(rawHeaders, rawQuery);
     if (isRejection(credentials)) return this.failed(credentials);
-    return this.authenticate(credentials);
+    if (credentials.kind === 'api-key') return this.authenticateApiKey(credentials.key, credentials.via);
+    return this.authenticateBearer(credentials.token, false);
   }
 
+  /** Authentication of credentials from `extractCredentials` (bearer token characters already checked). */
   authenticate(credentials: Credentials): AuthnOutcome | Promise<AuthnOutcome> {
     if (credentials.kind === 'api-key') return this.authenticateApiKey(credentials.key, credentials.via);
+    return this.authenticateBearer(credentials.token, true);
+  }
+
+  private authenticateBearer(token: string, syntaxChecked: boolean): AuthnOutcome | Promise<AuthnOutcome> {
     const validator = this.validator;
-    if (validator === undefined) return this.failed(ENTRA_DISABLED);
-    const key = tokenHash(credentials.token);
+    if (validator === undefined) {
+      const malformed = syntaxChecked ? undefined : bearerSyntaxRejection(token);
+      return this.failed(malformed ?? ENTRA_DISABLED);
+    }
+    const key = tokenHash(token);
     const cached = this.tokenCache.get(key);
     if (cached !== undefined) {
       this.cacheHit.inc();
       return { ok: true, principal: cached.principal, tokenCache: 'hit' };
     }
+    // Only verified tokens are cached, and each passed this check first: a hit needs no recheck.
+    const malformed = syntaxChecked ? undefined : bearerSyntaxRejection(token);
+    if (malformed !== undefined) return this.failed(malformed);
     this.cacheMiss.inc();
-    const validation = validator.validate(credentials.token);
+    const validation = validator.validate(token);
     if (validation instanceof Promise) return validation.then((settled) => this.validated(key, settled));
     return this.validated(key, validation);
   }
