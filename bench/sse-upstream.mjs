@@ -1,7 +1,9 @@
 // An SSE upstream for the streaming scenario: `POST /v1/chat/completions` with `"stream": true`
 // answers like the sample backend (role chunk, one `chat.completion.chunk` per token at a fixed
-// interval, finish chunk, `data: [DONE]`) but with exactly `max_tokens` token chunks. The sample
-// backend's deterministic replies stop near 50 tokens; the scenario needs 100 per stream.
+// interval, finish chunk, `data: [DONE]`) but with exactly `max_tokens` token chunks (the sample
+// backend's deterministic replies stop near 50 tokens; the scenario needs 100 per stream), and
+// each event carries `sent_us`: CLOCK_MONOTONIC in microseconds when it was written, the same
+// clock every process on the machine reads, so a client can tell how long each event travelled.
 //
 //   node bench/sse-upstream.mjs --listen 127.0.0.1:0 --interval-ms 20
 //
@@ -30,7 +32,7 @@ const server = createServer((req, res) => {
     const id = `chatcmpl-bench${String(++sequence).padStart(6, '0')}`;
     const created = Math.floor(Date.now() / 1000);
     const event = (delta, finish) =>
-      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: 'phi-4-mini', system_fingerprint: 'fp_bench', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: 'phi-4-mini', system_fingerprint: 'fp_bench', sent_us: Number(process.hrtime.bigint() / 1000n), choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
     res.flushHeaders();
     res.socket?.setNoDelay(true);

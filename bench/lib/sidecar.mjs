@@ -9,12 +9,12 @@ import { benchDir, CLI, freePort, startProcess, waitFor } from './proc.mjs';
 let instances = 0;
 
 /**
- * flags: serve flags (without `--`) merged over the defaults below; opts.cpus pins it;
- * opts.nodeOptions adds node flags (e.g. `--cpu-prof`).
+ * flags: serve flags (without `--`) merged over the defaults below; cpus pins it; nodeArgs adds
+ * node flags (e.g. `--cpu-prof`); cli runs another build (A/B comparisons of a change).
  */
-export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeArgs = [] }) {
+export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeArgs = [], cli = CLI, logTo }) {
   const name = `sidecar-${++instances}`;
-  const logFile = join(benchDir(), `${name}.log`);
+  const logFile = logTo ?? join(benchDir(), `${name}.log`);
   const port = await freePort();
   const adminPort = await freePort();
   const all = {
@@ -29,7 +29,7 @@ export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeA
     ...arm.sidecarFlags,
     ...flags,
   };
-  const args = [...nodeArgs, CLI, 'serve'];
+  const args = [...nodeArgs, cli, 'serve'];
   for (const [flag, value] of Object.entries(all)) args.push(`--${flag}`, value);
   const child = startProcess(process.execPath, args, { cpus, logFile, cwd: benchDir() });
   const listening = { listen: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };

@@ -12,7 +12,7 @@ export async function authentication(ctx) {
   const script = join(ROOT, 'bench', 'lib', 'authn-cost.mjs');
   const cpu = pinned(ctx.layout.proxy ?? '0');
   const [command, args] = cpu !== undefined ? [TASKSET_PATH, ['-c', cpu, process.execPath, script, String(s.seconds)]] : [process.execPath, [script, String(s.seconds)]];
-  progress(`authn: Authenticator.authenticateRequest on ${cpu !== undefined ? `CPU ${cpu} only` : 'one thread'}, ${s.seconds} s per case`);
+  progress(`authn: Authenticator.authenticateRequest on ${cpu !== undefined ? `CPU ${cpu} only` : 'one thread'}, best of 5 trials in ${s.seconds} s per case`);
   const run = await runCommand(command, args);
   const line = run.stdout.split('\n').find((l) => l.startsWith('{'));
   if (run.code !== 0 || line === undefined) throw new Error(`authn-cost.mjs failed (exit ${run.code}): ${run.stderr.slice(-1500)}`);

@@ -35,6 +35,8 @@ export async function throughput(ctx) {
   const nginx = await startNginx(tools.nginx, 'nginx-proxy', (port, dir) => proxyServer(port, upstream.port, dir), { cpus: layout.proxy });
   const bare = await startBenchServer('bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], { cpus: layout.proxy });
   const sidecar = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: layout.proxy, nodeArgs: ctx.profile === 'throughput' ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [] });
+  // The same sidecar without its audit line, to show what the line costs (the default stays info).
+  const quiet = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: layout.proxy, flags: { 'log-level': 'warn' } });
   const [token] = await ctx.idp.mint([ctx.principals.throughput]);
 
   const paths = [
@@ -43,13 +45,14 @@ export async function throughput(ctx) {
     { id: 'bare', label: 'bare undici proxy', url: bare.url, pids: bare.pids },
     { id: 'foundryAuth', label: 'foundry-auth', url: sidecar.url, pids: sidecar.pids },
   ];
-  const ownPids = () => [...upstream.pids(), ...nginx.pids(), ...bare.pids(), ...sidecar.pids(), ...arm.pids()];
+  const withoutAudit = { id: 'foundryAuthWarn', label: 'foundry-auth --log-level warn', url: quiet.url, pids: quiet.pids };
+  const ownPids = () => [...upstream.pids(), ...nginx.pids(), ...bare.pids(), ...sidecar.pids(), ...quiet.pids(), ...arm.pids()];
   const auditBefore = sidecar.auditLines();
   const saturated = {};
   const paced = {};
   try {
     progress(`throughput: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up (Authorization: Bearer on every request)`);
-    for (const p of paths) {
+    for (const p of [...paths, withoutAudit]) {
       const common = { url: `${p.url}${s.path}`, token, threads: s.threads, connections: s.connections, cpus: layout.load, ownPids };
       await runWrk(tools.wrk, { ...common, seconds: s.warmupSeconds });
       saturated[p.id] = await runWrk(tools.wrk, { ...common, seconds: s.seconds, measure: p.pids, label: p.label });
@@ -70,16 +73,16 @@ export async function throughput(ctx) {
       });
     }
   } finally {
-    await Promise.allSettled([sidecar.stop(), bare.stop(), nginx.stop()]);
+    await Promise.allSettled([sidecar.stop(), quiet.stop(), bare.stop(), nginx.stop()]);
     await upstream.stop();
   }
   const audited = sidecar.auditLines() - auditBefore;
 
-  for (const p of paths) {
+  for (const p of [...paths, withoutAudit]) {
     const r = saturated[p.id];
     result.measure(`${p.label}: req/s, p50 / p99`, `${Math.round(r.rps).toLocaleString('en-US')} req/s, ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} ms`);
   }
-  for (const p of paths) {
+  for (const p of [...paths, withoutAudit]) {
     const r = saturated[p.id];
     const who = p.id === 'direct' ? 'upstream nginx' : p.label;
     result.measure(`${who}: CPU per request`, `${r.cpuMicrosPerRequest.toFixed(1)} µs`);
