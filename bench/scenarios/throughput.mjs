@@ -19,6 +19,8 @@ export const SETTINGS = {
   rate: 500,
   rateConnections: 10,
   rateSeconds: 10,
+  /** Each measurement is taken this many times, the rounds interleaved across the paths; the best counts. */
+  rounds: 2,
 };
 
 export async function throughput(ctx) {
@@ -29,7 +31,7 @@ export async function throughput(ctx) {
     for (const t of ['foundry-auth req/s >= 0.8 x bare undici proxy', 'foundry-auth req/s >= 0.4 x nginx proxy_pass', 'foundry-auth CPU/req <= 3 x nginx', 'added p99 at fixed rate <= 1 ms']) result.skip(t, '', why);
     return result;
   }
-  const s = ctx.quick ? { ...SETTINGS, warmupSeconds: 1, seconds: 3, rateSeconds: 3 } : SETTINGS;
+  const s = ctx.quick ? { ...SETTINGS, warmupSeconds: 1, seconds: 3, rateSeconds: 3, rounds: 1 } : SETTINGS;
   const arm = await startArmForRun(ctx);
   const upstream = await startNginx(tools.nginx, 'upstream', staticServer, { cpus: layout.upstream });
   const nginx = await startNginx(tools.nginx, 'nginx-proxy', (port, dir) => proxyServer(port, upstream.port, dir), { cpus: layout.proxy });
@@ -51,26 +53,43 @@ export async function throughput(ctx) {
   const saturated = {};
   const paced = {};
   try {
-    progress(`throughput: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up (Authorization: Bearer on every request)`);
+    progress(`throughput: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up, ${s.rounds} interleaved round(s), the best (most req/s) kept (Authorization: Bearer on every request)`);
     for (const p of [...paths, withoutAudit]) {
-      const common = { url: `${p.url}${s.path}`, token, threads: s.threads, connections: s.connections, cpus: layout.load, ownPids };
-      await runWrk(tools.wrk, { ...common, seconds: s.warmupSeconds });
-      saturated[p.id] = await runWrk(tools.wrk, { ...common, seconds: s.seconds, measure: p.pids, label: p.label });
+      await runWrk(tools.wrk, { url: `${p.url}${s.path}`, token, threads: s.threads, connections: s.connections, cpus: layout.load, seconds: s.warmupSeconds });
     }
-    progress(`throughput: fixed rate ${s.rate} req/s (wrk -t1 -c${s.rateConnections}, paced by its delay() hook), ${s.rateSeconds} s per path`);
-    for (const p of paths) {
-      paced[p.id] = await runWrk(tools.wrk, {
-        url: `${p.url}${s.path}`,
-        token,
-        threads: 1,
-        connections: s.rateConnections,
-        rate: s.rate,
-        seconds: s.rateSeconds,
-        cpus: layout.load,
-        measure: p.pids,
-        ownPids,
-        label: `${p.label} @ ${s.rate}/s`,
-      });
+    for (let round = 0; round < s.rounds; round++) {
+      for (const p of [...paths, withoutAudit]) {
+        const run = await runWrk(tools.wrk, {
+          url: `${p.url}${s.path}`,
+          token,
+          threads: s.threads,
+          connections: s.connections,
+          cpus: layout.load,
+          ownPids,
+          seconds: s.seconds,
+          measure: p.pids,
+          label: p.label,
+        });
+        if (saturated[p.id] === undefined || run.rps > saturated[p.id].rps) saturated[p.id] = run;
+      }
+    }
+    progress(`throughput: fixed rate ${s.rate} req/s (wrk -t1 -c${s.rateConnections}, paced by its delay() hook), ${s.rateSeconds} s per path, ${s.rounds} interleaved round(s), the lowest p99 kept`);
+    for (let round = 0; round < s.rounds; round++) {
+      for (const p of paths) {
+        const run = await runWrk(tools.wrk, {
+          url: `${p.url}${s.path}`,
+          token,
+          threads: 1,
+          connections: s.rateConnections,
+          rate: s.rate,
+          seconds: s.rateSeconds,
+          cpus: layout.load,
+          measure: p.pids,
+          ownPids,
+          label: `${p.label} @ ${s.rate}/s`,
+        });
+        if (paced[p.id] === undefined || run.latencyMs.p99 < paced[p.id].latencyMs.p99) paced[p.id] = run;
+      }
     }
   } finally {
     await Promise.allSettled([sidecar.stop(), quiet.stop(), bare.stop(), nginx.stop()]);
@@ -109,8 +128,7 @@ export async function throughput(ctx) {
   result.measure(`direct at ${s.rate} req/s: p50 / p99`, `${direct.latencyMs.p50.toFixed(3)} / ${direct.latencyMs.p99.toFixed(3)} ms`);
   const disturbed = paths.filter((p) => saturated[p.id].foreignCpuShare > 0.1 || paced[p.id].foreignCpuShare > 0.1);
   if (disturbed.length > 0) result.note(`other processes on this machine used CPU during: ${disturbed.map((p) => `${p.label} (${Math.round(Math.max(saturated[p.id].foreignCpuShare, paced[p.id].foreignCpuShare) * 100)}% of a CPU)`).join(', ')}: treat those numbers with care`);
-  const expected = fa.requests + paced.foundryAuth.requests;
-  result.note(`foundry-auth wrote ${audited.toLocaleString('en-US')} audit lines for ~${expected.toLocaleString('en-US')} measured requests (+ warm-up) at --log-level info`);
+  result.note(`foundry-auth ran at --log-level info and wrote ${audited.toLocaleString('en-US')} audit lines, one per request it received (warm-up included)`);
   result.data = { settings: s, layout, saturated: strip(saturated), paced: strip(paced), auditLines: audited };
   return result;
 }
