@@ -2,12 +2,14 @@
 //
 // Runs the benchmark scenarios of docs/PERFORMANCE.md against the built sidecar (dist/, rebuilt
 // when src/ is newer) and prints one table with every target marked PASS, FAIL or SKIP.
-//   --json         the same results as JSON on stdout (the table and progress go to stderr)
+//   --json         the same results as JSON on stdout (the table and progress go to stderr; use
+//                  `npm run -s bench -- --json` so npm's banner stays off stdout)
 //   --json FILE    the table on stdout and the JSON written to FILE
 //   --only LIST    run only these scenarios: throughput, streaming, authz, authn, memory, abuse
 //   --quick        shorter runs (a smoke test of the harness; numbers are not comparable)
 //   --pin MODE     split (default: the proxy under test on CPU 1, load and upstream on CPU 0) or none
-//   --profile ID   run the sidecar of scenario ID under --cpu-prof (profiles in bench/results/profiles)
+//   --profile throughput   run that scenario's sidecar under --cpu-prof (profiles in bench/results/profiles;
+//                  read them with node bench/profile-top.mjs FILE)
 // Exit code: 0 when no target failed, 1 otherwise (skipped targets are listed, not failed).
 import { readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +50,7 @@ function parseArgs(argv) {
       if (!['split', 'none'].includes(options.pin)) usage('--pin is split or none');
     } else if (arg === '--profile') {
       options.profile = value();
+      if (options.profile !== 'throughput') usage('--profile supports throughput (the sidecar at saturation)');
     } else if (arg === '--help' || arg === '-h') {
       usage();
     } else {
@@ -59,7 +62,7 @@ function parseArgs(argv) {
 
 function usage(problem) {
   if (problem) process.stderr.write(`bench: ${problem}\n`);
-  process.stderr.write('usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse] [--json [FILE]] [--quick] [--pin split|none] [--profile SCENARIO]\n');
+  process.stderr.write('usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse] [--json [FILE]] [--quick] [--pin split|none] [--profile throughput]\n');
   process.exit(problem ? 2 : 0);
 }
 
