@@ -170,8 +170,17 @@ export function childPids(pid) {
 
 /** Resident set size in bytes (VmRSS). */
 export function rssBytes(pid) {
+  return statusBytes(pid, 'VmRSS');
+}
+
+/** The largest resident set size the process has had so far, in bytes (VmHWM, the high-water mark). */
+export function peakRssBytes(pid) {
+  return statusBytes(pid, 'VmHWM');
+}
+
+function statusBytes(pid, field) {
   try {
-    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match === null ? 0 : Number(match[1]) * 1024;
   } catch {
     return 0;

@@ -31,7 +31,10 @@ export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeA
   };
   const args = [...nodeArgs, cli, 'serve'];
   for (const [flag, value] of Object.entries(all)) args.push(`--${flag}`, value);
-  const child = startProcess(process.execPath, args, { cpus, logFile, cwd: benchDir() });
+  // BENCH_SIDECAR_NODE_OPTIONS: node options for the sidecars alone (e.g. a heap limit), not the bench.
+  const nodeOptions = process.env.BENCH_SIDECAR_NODE_OPTIONS;
+  const env = nodeOptions !== undefined ? { NODE_OPTIONS: nodeOptions } : {};
+  const child = startProcess(process.execPath, args, { cpus, logFile, cwd: benchDir(), env });
   const listening = { listen: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
   // Readiness, not the start-up log line: at --log-level warn there is none.
   await waitFor(`${name} readiness`, async () => {
