@@ -128,6 +128,8 @@ export async function abuse(ctx) {
     errors > 0 ? `valid traffic errors: ${JSON.stringify(baseline.errorDetail)} / ${JSON.stringify(flooded.errorDetail)}` : undefined,
   );
   result.note(`the flood started ${(idle / 1000).toFixed(0)} s after the previous JWKS fetch; flood rate ${Math.round(flood.rps)} req/s; of ${s.rounds} runs each, the one with the lowest valid-traffic p99 is shown`);
+  const disturbed = [baseline, flooded].filter((r) => r.foreignCpuShare > 0.1);
+  if (disturbed.length > 0) result.note(`other processes on this machine used up to ${Math.round(Math.max(...disturbed.map((r) => r.foreignCpuShare)) * 100)}% of a CPU during the runs shown: treat those numbers with care`);
   result.data = {
     settings: s,
     jwksFetchesDuringFlood: fetchesDuring,
