@@ -11,8 +11,6 @@ export function command(): Command {
   const cmd = new Command('sample-backend')
     .description('a stand-in Foundry Local server: OpenAI-compatible /v1 (JSON and SSE), /healthz, /readyz, in-memory /api/v1 models and deployments')
     .helpOption('-h, --help', 'show the options')
-    .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth sample-backend: ${text.slice(7)}` : text) })
     .addOption(new Option('--listen <host:port>', 'where to listen; port 0 picks a free port').default('127.0.0.1:5000'))
     .addOption(new Option('--token-rate <n>', 'streamed tokens per second; 0 = as fast as the client reads').default('50'))
     .addOption(new Option('--log-format <format>', 'json, or pretty for humans').choices(['json', 'pretty']).default('json'))

@@ -7,9 +7,7 @@ import { EXIT_USAGE, exitOnUsageError } from './usage.js';
 export function command(): Command {
   const cmd = new Command('serve')
     .description('the sidecar: authenticate (Entra ID, API keys), authorize (Azure RBAC) and forward to Foundry Local')
-    .helpOption('-h, --help', 'show the options')
-    .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth serve: ${text.slice(7)}` : text) });
+    .helpOption('-h, --help', 'show the options');
   for (const spec of SERVE_OPTIONS) {
     const syntax = spec.kind === 'boolean' ? `--${spec.flag} [bool]` : `--${spec.flag} <value>`;
     const details = [`env ${envName(spec.flag)}`];

@@ -4,18 +4,21 @@ import { CommanderError, type Command } from 'commander';
 export const EXIT_USAGE = 2;
 
 /**
- * Makes commander's usage errors (unknown flag, missing value, bad choice) exit 2 with a pointer to
- * `--help`, and `--help` itself exit 0. The command must call `.exitOverride()`.
+ * Commander's own usage errors (unknown flag, missing value, bad choice, no subcommand) print
+ * `foundry-auth <command>: <what>` and a pointer to `--help`, and exit 2; `--help` exits 0.
+ * Applies to the command's subcommands too (`token inspect`).
  */
-export function exitOnUsageError(cmd: Command): Command {
+export function exitOnUsageError(cmd: Command, label: string = cmd.name()): Command {
+  cmd.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth ${label}: ${text.slice(7)}` : text) });
+  for (const sub of cmd.commands) exitOnUsageError(sub, `${label} ${sub.name()}`);
   const parseAsync = cmd.parseAsync.bind(cmd);
   cmd.parseAsync = async (argv, options) => {
     try {
       return await parseAsync(argv, options);
     } catch (err) {
       if (err instanceof CommanderError) {
-        if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') process.exit(0);
-        process.stderr.write(`Run "foundry-auth ${cmd.name()} --help" for the options.\n`);
+        if (err.exitCode === 0) process.exit(0);
+        if (err.code !== 'commander.help') process.stderr.write(`Run "foundry-auth ${label} --help" for the options.\n`);
         process.exit(EXIT_USAGE);
       }
       throw err;

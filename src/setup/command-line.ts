@@ -1,4 +1,5 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { EXIT_USAGE } from '../cli/usage.js';
 import { AzureApiError } from '../azure/api-error.js';
 import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
 import { CALLER_CREDENTIAL_KINDS, callerCredential, type CallerCredential, type CallerCredentialKind } from '../azure/credential.js';
@@ -19,7 +20,7 @@ import { Terminal } from './terminal.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_USAGE };
 
 /** A flag is missing or wrong: exit 2, naming the flag. */
 export class UsageError extends Error {
@@ -211,25 +212,7 @@ function reportFailure(name: string, term: Terminal, err: unknown): number {
   throw err;
 }
 
-/** Commander's own usage errors (unknown flag, missing value, bad choice, no subcommand) exit 2; --help exits 0. */
-export function withUsageExit(cmd: Command, label: string = cmd.name()): Command {
-  cmd.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth ${label}: ${text.slice(7)}` : text) });
-  for (const sub of cmd.commands) withUsageExit(sub, `${label} ${sub.name()}`);
-  const parseAsync = cmd.parseAsync.bind(cmd);
-  cmd.parseAsync = async (argv, options) => {
-    try {
-      return await parseAsync(argv, options);
-    } catch (err) {
-      if (err instanceof CommanderError) {
-        if (err.exitCode === 0) process.exit(EXIT_OK);
-        if (err.code !== 'commander.help') process.stderr.write(`Run "foundry-auth ${label} --help" for the options.\n`);
-        process.exit(EXIT_USAGE);
-      }
-      throw err;
-    }
-  };
-  return cmd;
-}
+export { exitOnUsageError as withUsageExit } from '../cli/usage.js';
 
 function clip(value: string): string {
   const oneLine = value.replace(/[\u0000-\u001f\u007f]/g, '?');
