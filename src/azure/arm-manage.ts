@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { sameScope } from '../authz/scope.js';
 import type { Logger } from '../ops/log.js';
 import { asAzureApiError, AzureApiError } from './api-error.js';
-import { ARM_API_VERSION, roleAssignmentSchema, roleDefinitionGuid, type RoleAssignment } from './arm.js';
+import { ARM_API_VERSION, roleAssignmentSchema, toRoleAssignment, type RoleAssignment } from './arm.js';
 import { requestJson } from './http.js';
 import type { TokenProvider } from './token.js';
 
@@ -79,19 +79,7 @@ export class ArmManagementClient {
       if (pages >= MAX_PAGES) throw new AzureApiError('arm', operation, { kind: 'bad_response', detail: `nextLink did not end after ${MAX_PAGES} pages` });
       const parsed = pageSchema.safeParse(await this.send(operation, 'GET', next));
       if (!parsed.success) throw badShape(operation, 'role assignment page');
-      for (const a of parsed.data.value) {
-        const p = a.properties;
-        items.push({
-          id: a.id,
-          name: a.name,
-          roleDefinitionId: p.roleDefinitionId,
-          roleDefinitionGuid: roleDefinitionGuid(p.roleDefinitionId)!,
-          principalId: p.principalId.toLowerCase(),
-          ...(p.principalType ? { principalType: p.principalType } : {}),
-          scope: p.scope,
-          ...(p.condition ? { condition: p.condition } : {}),
-        });
-      }
+      for (const a of parsed.data.value) items.push(toRoleAssignment(a));
       next = parsed.data.nextLink ?? undefined;
       if (next !== undefined && new URL(next, this.base).origin !== this.origin) {
         throw new AzureApiError('arm', operation, { kind: 'bad_response', detail: 'nextLink points to another origin; refused' });

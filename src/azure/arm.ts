@@ -131,6 +131,21 @@ export interface RoleAssignment {
   readonly condition?: string;
 }
 
+/** A validated ARM role assignment item in the shape the rest of foundry-auth uses. */
+export function toRoleAssignment(a: z.infer<typeof roleAssignmentSchema>): RoleAssignment {
+  const p = a.properties;
+  return {
+    id: a.id,
+    name: a.name,
+    roleDefinitionId: p.roleDefinitionId,
+    roleDefinitionGuid: roleDefinitionGuid(p.roleDefinitionId)!,
+    principalId: p.principalId.toLowerCase(),
+    ...(p.principalType ? { principalType: p.principalType } : {}),
+    scope: p.scope,
+    ...(p.condition ? { condition: p.condition } : {}),
+  };
+}
+
 export interface RoleDefinition {
   readonly id: string;
   /** Lower-case GUID. */
@@ -204,19 +219,7 @@ export class ArmClient {
   async listRoleAssignments(scope: string, principalId: string): Promise<RoleAssignment[]> {
     const url = `${this.base}${scopePath(scope, 'role_assignments')}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=atScope()+and+assignedTo('${guid(principalId)}')`;
     const items = await this.listPages('role_assignments', url, roleAssignmentSchema);
-    return items.map((a) => {
-      const p = a.properties;
-      return {
-        id: a.id,
-        name: a.name,
-        roleDefinitionId: p.roleDefinitionId,
-        roleDefinitionGuid: roleDefinitionGuid(p.roleDefinitionId)!,
-        principalId: p.principalId.toLowerCase(),
-        ...(p.principalType ? { principalType: p.principalType } : {}),
-        scope: p.scope,
-        ...(p.condition ? { condition: p.condition } : {}),
-      };
-    });
+    return items.map(toRoleAssignment);
   }
 
   /**
