@@ -13,6 +13,7 @@ import { Metrics } from '../../src/ops/metrics.js';
 import { Canary, OTHER_TENANT_ID, TEST_TENANT_ID, TestIdp, type EndpointFault } from '../fixtures/idp.js';
 import { counterValue, expectInvalidToken, harness, type Harness } from './harness.js';
 import { testPki } from './tls.js';
+import type { JsonValue } from '../../src/authn/strict-json.js';
 
 const COOLDOWN = 30_000;
 let open: { close(): Promise<void> }[] = [];
@@ -384,7 +385,7 @@ describe('key hygiene (11, 66)', () => {
 
   it('keySourceFromJwks verifies offline (token inspect with a saved JWKS)', async () => {
     const h = await started({ start: false });
-    const source = keySourceFromJwks(new Map([[h.idp.tenantId, h.idp.jwks()]]));
+    const source = keySourceFromJwks(new Map<string, JsonValue>([[h.idp.tenantId, h.idp.jwks() as unknown as JsonValue]]));
     const ok = await inspectToken(await h.idp.mint(), h.policy, { nowMs: h.clock.now(), keys: source });
     expect(ok.verdict).toMatchObject({ status: 200, signatureVerified: true });
     const unknown = await inspectToken(tokenWithKid(h, 'zzz'), h.policy, { nowMs: h.clock.now(), keys: source });
