@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import type { LogLevel } from '../config/config.js';
+import { BatchedLineWriter } from './line-writer.js';
 
 export type { Logger };
 
@@ -25,9 +26,9 @@ export function createLogger(opts: { level: LogLevel; format: 'json' | 'pretty';
   if (opts.format === 'pretty') {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l' } } });
   }
-  // Lines collect in a 4 KiB buffer, written when full or at the latest every 100 ms: one write
-  // (and one thread-pool round trip) per buffer instead of per line. Exit flushes what is left.
-  return pino(base, pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 }));
+  // Lines collect in memory and are written 16 KiB at a time or at the latest every 100 ms: one
+  // write (one thread-pool round trip) per batch instead of per line. Exit flushes what is left.
+  return pino(base, new BatchedLineWriter({ fd: 1 }));
 }
 
 /** A logger that writes nothing, for tests and library use. */
