@@ -2,7 +2,7 @@
 // /proc, free loopback ports, and one place that stops everything when the run ends or is interrupted.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,7 +72,9 @@ export function whichSync(command) {
  * the pid is the command's own); `logFile` receives stdout and stderr, otherwise they are ignored.
  */
 export function startProcess(command, args, opts = {}) {
-  const argv = opts.cpus !== undefined && TASKSET !== undefined ? [TASKSET, ['-c', opts.cpus, command, ...args]] : [command, args];
+  let argv = opts.cpus !== undefined && TASKSET !== undefined ? [TASKSET, ['-c', opts.cpus, command, ...args]] : [command, args];
+  // opts.cgroup (from memoryCgroup): the process joins it before it execs, so the pid stays the command's own.
+  if (opts.cgroup !== undefined) argv = ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', opts.cgroup.procsFile, argv[0], ...argv[1]]];
   const fd = opts.logFile !== undefined ? openSync(opts.logFile, 'a') : undefined;
   const child = spawn(argv[0], argv[1], {
     stdio: ['ignore', fd ?? 'ignore', fd ?? 'ignore'],
@@ -92,6 +94,34 @@ export function startProcess(command, args, opts = {}) {
     clearTimeout(timer);
   };
   return child;
+}
+
+/**
+ * A memory cgroup with a limit, as a container's `resources.limits.memory` makes one (cgroup v2 or
+ * v1; needs root): { procsFile, remove() }, or { problem } when this machine cannot make one.
+ */
+export function memoryCgroup(name, limitBytes) {
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+  const dir = v2 ? join('/sys/fs/cgroup', name) : join('/sys/fs/cgroup/memory', name);
+  try {
+    if (v2 && !readFileSync('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').includes('memory')) {
+      writeFileSync('/sys/fs/cgroup/cgroup.subtree_control', '+memory');
+    }
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(limitBytes));
+  } catch (err) {
+    return { problem: `cannot create a memory cgroup at ${dir}: ${err.code ?? err.message}` };
+  }
+  return {
+    procsFile: join(dir, 'cgroup.procs'),
+    remove() {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // still has a process (it is stopping): the kernel keeps the empty group harmlessly
+      }
+    },
+  };
 }
 
 /** Runs a command to completion; resolves with its exit code and output. */

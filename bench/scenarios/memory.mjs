@@ -7,12 +7,12 @@
 import { startArmForRun } from '../lib/context.mjs';
 import { connectInspector } from '../lib/inspector.mjs';
 import { allOk, requestEach } from '../lib/load.mjs';
-import { freePort, peakRssBytes, progress, rssBytes, sleep } from '../lib/proc.mjs';
+import { freePort, memoryCgroup, peakRssBytes, progress, rssBytes, sleep } from '../lib/proc.mjs';
 import { ScenarioResult } from '../lib/report.mjs';
 import { startSidecar } from '../lib/sidecar.mjs';
 import { mb } from '../lib/stats.mjs';
 
-export const SETTINGS = { principals: 10_000, tokensPerPhase: 100_000, concurrency: 32, rssLimitMb: 200, growthLimit: 0.1 };
+export const SETTINGS = { principals: 10_000, tokensPerPhase: 100_000, concurrency: 32, rssLimitMb: 200, growthLimit: 0.1, containerLimitMb: 256 };
 
 export async function memory(ctx) {
   const result = new ScenarioResult('memory', '5 memory');
@@ -64,6 +64,7 @@ export async function memory(ctx) {
     inspector.close();
     await sidecar.stop();
   }
+  const limited = await inContainerLimit(ctx, s, { arm, upstream, authorizeAll, rest });
   const one = phases.firstHundredThousand;
   const two = phases.secondHundredThousand;
   const peakGrowth = (two.peak - one.peak) / one.peak;
@@ -85,6 +86,9 @@ export async function memory(ctx) {
     retainedGrowth <= s.growthLimit && note === undefined,
   );
   result.measure('  peak RSS then', `${mb(two.peak)} MB (${pct(peakGrowth)}; RSS now ${mb(two.rss)} MB)`);
+  const limitLabel = `peak RSS after ${s.tokensPerPhase.toLocaleString('en-US')} tokens in a ${s.containerLimitMb} MiB memory limit (as resources.limits.memory)`;
+  if (limited.problem !== undefined) result.measure(limitLabel, `not measured: ${limited.problem}`);
+  else result.measure(limitLabel, `${mb(limited.peak)} MB (V8 heap limit ${mb(limited.heapLimit)} MB, sized by Node from the limit)${limited.bad !== undefined ? `; ${limited.bad}` : ''}`);
   if (process.env.BENCH_SIDECAR_NODE_OPTIONS !== undefined) result.note(`the sidecar ran with NODE_OPTIONS=${process.env.BENCH_SIDECAR_NODE_OPTIONS}`);
   result.note(
     'peak RSS is VmHWM from /proc (the most the process has held so far; the RSS of the moment swings with V8\'s collections); "after a full GC" asks V8 over the inspector (--inspect on loopback) for a full collection first, to show what the process holds: boundedness is judged on it, since the peak also moves with when V8 chose to collect',
@@ -93,6 +97,39 @@ export async function memory(ctx) {
     settings: s,
     mb: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([kk, vv]) => [kk, mb(vv)]))])),
     armCalls: calls,
+    containerLimit: limited.problem !== undefined ? { problem: limited.problem } : { limitMb: s.containerLimitMb, peakMb: mb(limited.peak), heapLimitMb: mb(limited.heapLimit) },
   };
   return result;
+}
+
+/**
+ * The first 100,000 tokens again, through a fresh sidecar in a memory cgroup of
+ * `containerLimitMb`, as a Kubernetes memory limit runs it: Node sizes V8's heap from the
+ * cgroup's limit (process.constrainedMemory()), so V8 collects long before it would on a host
+ * with 24 GiB. Nothing else differs.
+ */
+async function inContainerLimit(ctx, s, { arm, upstream, authorizeAll, rest }) {
+  const cgroup = memoryCgroup(`foundry-auth-bench-${process.pid}`, s.containerLimitMb * 1024 * 1024);
+  if (cgroup.problem !== undefined) return { problem: cgroup.problem };
+  const inspectPort = await freePort();
+  const sidecar = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, cgroup, nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`] });
+  const inspector = await connectInspector(inspectPort);
+  try {
+    progress(`memory: the same ${s.tokensPerPhase.toLocaleString('en-US')} tokens through a new sidecar in a ${s.containerLimitMb} MiB memory cgroup`);
+    const heapLimit = await inspector.heapLimit();
+    const problems = [];
+    for (const [name, tokens] of [['principalsAuthorized', authorizeAll], ['firstHundredThousand', rest]]) {
+      const run = await requestEach(sidecar.url, '/v1/models', tokens, { concurrency: s.concurrency, onProgress: (n) => progress(`  limited ${name}: ${n.toLocaleString('en-US')} requests`) });
+      const bad = allOk(run.statuses);
+      if (bad !== undefined) problems.push(`${name}: ${bad}`);
+    }
+    await sleep(500);
+    const peak = peakRssBytes(sidecar.child.pid);
+    progress(`  in the ${s.containerLimitMb} MiB limit: peak RSS ${mb(peak)} MB (heap limit ${mb(heapLimit)} MB)`);
+    return { peak, heapLimit, bad: problems.length > 0 ? problems.join('; ') : undefined };
+  } finally {
+    inspector.close();
+    await sidecar.stop();
+    cgroup.remove();
+  }
 }
