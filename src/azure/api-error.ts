@@ -1,5 +1,7 @@
-import { describeFailure, HttpCallError, type HttpFailure } from './http.js';
-import { IdentityError } from './token.js';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../ops/log.js';
+import { describeFailure, HttpCallError, requestJson, type HttpFailure } from './http.js';
+import { IdentityError, type TokenProvider } from './token.js';
 
 /**
  * A failed Microsoft Graph or ARM management call made on behalf of the person running `setup`,
@@ -42,4 +44,55 @@ export function asAzureApiError(api: AzureApi, operation: string, err: unknown):
   if (err instanceof HttpCallError) return new AzureApiError(api, operation, err.failure, err.correlationId);
   if (err instanceof IdentityError) return new AzureApiError(api, operation, { kind: 'token', detail: err.message, fix: err.fix });
   return err;
+}
+
+/** What a Graph or ARM management client holds: its caller's token, and how to call. */
+export interface AzureApiConnection {
+  readonly api: AzureApi;
+  readonly tokens: TokenProvider;
+  readonly timeoutMs: number;
+  readonly dispatcher?: Dispatcher | undefined;
+  readonly log?: Logger | undefined;
+}
+
+export interface AzureApiCall {
+  readonly operation: string;
+  readonly method: 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  readonly url: string;
+  /** Sent as JSON. */
+  readonly body?: unknown;
+  /** A 404 answers this value instead of failing (`{ value: null }`: "not there" is an answer). */
+  readonly notFound?: { readonly value: null };
+}
+
+/**
+ * One call with the caller's bearer token; the JSON body of the answer (undefined when empty).
+ * Every failure becomes an AzureApiError; a 401 drops the cached token so the next call gets a new one.
+ */
+export async function callAzureApi(conn: AzureApiConnection, call: AzureApiCall): Promise<unknown> {
+  let token: string;
+  try {
+    token = (await conn.tokens.getToken()).token;
+  } catch (err) {
+    throw asAzureApiError(conn.api, call.operation, err);
+  }
+  try {
+    const reply = await requestJson({
+      operation: call.operation,
+      url: call.url,
+      method: call.method,
+      headers: { authorization: `Bearer ${token}`, ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(call.body !== undefined ? { body: JSON.stringify(call.body) } : {}),
+      timeoutMs: conn.timeoutMs,
+      dispatcher: conn.dispatcher,
+      log: conn.log,
+      allowEmpty: true,
+    });
+    return reply.body;
+  } catch (err) {
+    const wrapped = asAzureApiError(conn.api, call.operation, err);
+    if (wrapped instanceof AzureApiError && wrapped.status === 404 && call.notFound !== undefined) return call.notFound.value;
+    if (wrapped instanceof AzureApiError && wrapped.status === 401) conn.tokens.invalidate();
+    throw wrapped;
+  }
 }

@@ -2,9 +2,8 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { sameScope } from '../authz/scope.js';
 import type { Logger } from '../ops/log.js';
-import { asAzureApiError, AzureApiError } from './api-error.js';
+import { AzureApiError, callAzureApi } from './api-error.js';
 import { ARM_API_VERSION, roleAssignmentSchema, toRoleAssignment, type RoleAssignment } from './arm.js';
-import { requestJson } from './http.js';
 import type { TokenProvider } from './token.js';
 
 /**
@@ -121,32 +120,11 @@ export class ArmManagementClient {
     await this.send('arm.role_assignments.write', 'DELETE', `${this.base}${scopePath(assignmentId)}?api-version=${ARM_API_VERSION}`, undefined, { notFound: true });
   }
 
-  private async send(operation: string, method: 'GET' | 'PUT' | 'DELETE', url: string, body?: unknown, opts: { notFound?: true } = {}): Promise<unknown> {
-    let token: string;
-    try {
-      token = (await this.opts.tokens.getToken()).token;
-    } catch (err) {
-      throw asAzureApiError('arm', operation, err);
-    }
-    try {
-      const reply = await requestJson({
-        operation,
-        url,
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        timeoutMs: this.opts.timeoutMs,
-        dispatcher: this.opts.dispatcher,
-        log: this.opts.log,
-        allowEmpty: true,
-      });
-      return reply.body;
-    } catch (err) {
-      const wrapped = asAzureApiError('arm', operation, err);
-      if (wrapped instanceof AzureApiError && wrapped.status === 404 && opts.notFound === true) return null;
-      if (wrapped instanceof AzureApiError && wrapped.status === 401) this.opts.tokens.invalidate();
-      throw wrapped;
-    }
+  private send(operation: string, method: 'GET' | 'PUT' | 'DELETE', url: string, body?: unknown, opts: { notFound?: true } = {}): Promise<unknown> {
+    return callAzureApi(
+      { api: 'arm', tokens: this.opts.tokens, timeoutMs: this.opts.timeoutMs, dispatcher: this.opts.dispatcher, log: this.opts.log },
+      { operation, method, url, body, ...(opts.notFound === true ? { notFound: { value: null } } : {}) },
+    );
   }
 }
 

@@ -1,8 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Logger } from '../ops/log.js';
-import { asAzureApiError, AzureApiError } from './api-error.js';
-import { requestJson } from './http.js';
+import { asAzureApiError, AzureApiError, callAzureApi } from './api-error.js';
 import type { TokenProvider } from './token.js';
 
 /**
@@ -221,32 +220,17 @@ export class GraphClient {
   }
 
   /** One authenticated call; `path` is relative to `/v1.0` or an absolute nextLink. A 404 answers `notFound` when given. */
-  private async send(operation: string, method: Method, path: string, body?: unknown, opts: { notFound?: null } = {}): Promise<unknown> {
-    let token: string;
-    try {
-      token = (await this.opts.tokens.getToken()).token;
-    } catch (err) {
-      throw asAzureApiError('graph', operation, err);
-    }
-    try {
-      const reply = await requestJson({
+  private send(operation: string, method: Method, path: string, body?: unknown, opts: { notFound?: null } = {}): Promise<unknown> {
+    return callAzureApi(
+      { api: 'graph', tokens: this.opts.tokens, timeoutMs: this.opts.timeoutMs, dispatcher: this.opts.dispatcher, log: this.opts.log },
+      {
         operation,
-        url: path.startsWith('https://') || path.startsWith('http://') ? path : `${this.base}${path}`,
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        timeoutMs: this.opts.timeoutMs,
-        dispatcher: this.opts.dispatcher,
-        log: this.opts.log,
-        allowEmpty: true,
-      });
-      return reply.body;
-    } catch (err) {
-      const wrapped = asAzureApiError('graph', operation, err);
-      if (wrapped instanceof AzureApiError && wrapped.status === 404 && 'notFound' in opts) return opts.notFound;
-      if (wrapped instanceof AzureApiError && wrapped.status === 401) this.opts.tokens.invalidate();
-      throw wrapped;
-    }
+        url: path.startsWith('https://') || path.startsWith('http://') ? path : `${this.base}${path}`,
+        body,
+        ...('notFound' in opts ? { notFound: { value: null } } : {}),
+      },
+    );
   }
 
   private parse<T>(operation: string, schema: z.ZodType<T>, body: unknown): T {
