@@ -4,7 +4,7 @@ import { azureCliSource } from './azure-cli.js';
 import { clientCredentialsSource, DEFAULT_AUTHORITY_HOST } from './entra-token.js';
 import { CachingTokenProvider } from './identity.js';
 import { msiAdapterSource } from './msi-adapter.js';
-import { IdentityConfigError, IdentityError, type TokenProvider, type TokenSource } from './token.js';
+import { IdentityConfigError, type TokenProvider, type TokenSource } from './token.js';
 
 /**
  * The credential of the person (or pipeline) running `setup`, `grant`, `doctor`: `--credential
@@ -103,21 +103,7 @@ function sourceFactory(opts: CallerCredentialOptions, env: Readonly<Record<strin
       if (clientId !== undefined && !endpoint.searchParams.has('client_id')) endpoint.searchParams.set('client_id', clientId);
       const description = describe(opts, env);
       const fix = 'run where a managed identity is available (Azure VM, Arc-enabled server or cluster), set AZURE_CLIENT_ID for a user-assigned identity, or pass --msi-endpoint';
-      return (resource) => {
-        const source = msiAdapterSource({ ...common, endpoint: endpoint.href, resource });
-        return {
-          description,
-          fix,
-          async fetch() {
-            try {
-              return await source.fetch();
-            } catch (err) {
-              if (!(err instanceof IdentityError)) throw err;
-              throw new IdentityError(err.message.replace(/^msi-adapter \([^)]*\)/, description), fix, err.outcome);
-            }
-          },
-        };
-      };
+      return (resource) => msiAdapterSource({ ...common, endpoint: endpoint.href, resource, description, fix });
     }
   }
 }

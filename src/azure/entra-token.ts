@@ -3,8 +3,7 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
-import { requestJson } from './http.js';
-import { checkTokenShape, expiryFrom, identityErrorFromHttp, IdentityConfigError, IdentityError, type AccessToken, type TokenSource } from './token.js';
+import { checkTokenShape, expiryFrom, IdentityConfigError, IdentityError, requestTokenJson, type AccessToken, type TokenSource } from './token.js';
 
 export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 
@@ -67,9 +66,8 @@ export function clientCredentialsSource(opts: {
         scope: `${opts.resource}/.default`,
         ...(await clientProof()),
       });
-      let body: unknown;
-      try {
-        ({ body } = await requestJson({
+      const body = await requestTokenJson(
+        {
           operation: 'identity.token_endpoint',
           url,
           method: 'POST',
@@ -79,10 +77,10 @@ export function clientCredentialsSource(opts: {
           dispatcher: opts.dispatcher,
           clock: opts.clock,
           log: opts.log,
-        }));
-      } catch (err) {
-        throw identityErrorFromHttp(err, description, fix);
-      }
+        },
+        description,
+        fix,
+      );
       const parsed = tokenResponseSchema.safeParse(body);
       if (!parsed.success) throw new IdentityError(`${description}: the token endpoint answered without access_token/expires_in`, fix, 'bad_response');
       const expiresOnMs = expiryFrom({ expiresIn: parsed.data.expires_in }, opts.clock.now());

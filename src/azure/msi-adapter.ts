@@ -2,8 +2,7 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
-import { requestJson } from './http.js';
-import { checkTokenShape, expiryFrom, identityErrorFromHttp, IdentityError, type AccessToken, type TokenSource } from './token.js';
+import { checkTokenShape, expiryFrom, IdentityError, requestTokenJson, type AccessToken, type TokenSource } from './token.js';
 
 /** The IMDS answer the Arc msi-adapter gives: every field a string, as IMDS sends them. */
 const imdsTokenSchema = z.object({
@@ -25,9 +24,13 @@ export function msiAdapterSource(opts: {
   dispatcher?: Dispatcher | undefined;
   clock: Clock;
   log?: Logger | undefined;
+  /** Overrides the default description and fix (any other IMDS-shaped endpoint: `--credential managed-identity`). */
+  description?: string;
+  fix?: string;
 }): TokenSource {
-  const description = `msi-adapter (${opts.endpoint})`;
+  const description = opts.description ?? `msi-adapter (${opts.endpoint})`;
   const fix =
+    opts.fix ??
     'check that the Azure Arc msi-adapter is running and reachable at --msi-endpoint (FOUNDRY_AUTH_MSI_ENDPOINT) and that the connected cluster has a system-assigned identity';
   return {
     description,
@@ -36,20 +39,11 @@ export function msiAdapterSource(opts: {
       const url = new URL(opts.endpoint);
       url.searchParams.set('api-version', '2018-02-01');
       url.searchParams.set('resource', opts.resource);
-      let body: unknown;
-      try {
-        ({ body } = await requestJson({
-          operation: 'identity.msi_adapter',
-          url,
-          headers: { Metadata: 'true' },
-          timeoutMs: opts.timeoutMs,
-          dispatcher: opts.dispatcher,
-          clock: opts.clock,
-          log: opts.log,
-        }));
-      } catch (err) {
-        throw identityErrorFromHttp(err, description, fix);
-      }
+      const body = await requestTokenJson(
+        { operation: 'identity.msi_adapter', url, headers: { Metadata: 'true' }, timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, clock: opts.clock, log: opts.log },
+        description,
+        fix,
+      );
       const parsed = imdsTokenSchema.safeParse(body);
       if (!parsed.success) throw new IdentityError(`${description} answered without an access_token`, fix, 'bad_response');
       const expiresOnMs = expiryFrom({ expiresIn: parsed.data.expires_in, expiresOn: parsed.data.expires_on }, opts.clock.now());

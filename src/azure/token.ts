@@ -1,4 +1,4 @@
-import { describeFailure, failureOutcome, HttpCallError } from './http.js';
+import { describeFailure, failureOutcome, HttpCallError, requestJson, type JsonCall } from './http.js';
 
 /** What every source of the sidecar's own token shares: the token, the provider contract, the errors. */
 
@@ -72,8 +72,16 @@ function numeric(v: unknown): number | undefined {
   return undefined;
 }
 
-/** An HTTP failure of a token request as an IdentityError that names the identity and the fix. */
-export function identityErrorFromHttp(err: unknown, description: string, fix: string): IdentityError {
+/** One token request: the JSON body of the answer, or an IdentityError that names the identity and the fix. */
+export async function requestTokenJson(call: JsonCall, description: string, fix: string): Promise<unknown> {
+  try {
+    return (await requestJson(call)).body;
+  } catch (err) {
+    throw identityErrorFromHttp(err, description, fix);
+  }
+}
+
+function identityErrorFromHttp(err: unknown, description: string, fix: string): IdentityError {
   if (err instanceof HttpCallError) {
     return new IdentityError(`${description}: ${describeFailure(err.failure)} (correlation id ${err.correlationId})`, fix, failureOutcome(err.failure));
   }

@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { callerCredential } from '../../src/azure/credential.js';
 import { createTokenProvider, IdentityConfigError, IdentityError, type TokenProviderOptions } from '../../src/azure/identity.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { Metrics } from '../../src/ops/metrics.js';
@@ -126,6 +127,26 @@ describe('msi-adapter', () => {
     const first = await tokens.getToken();
     tokens.invalidate();
     expect((await tokens.getToken()).token).not.toBe(first.token);
+  });
+});
+
+describe('--credential managed-identity (setup, grant, doctor)', () => {
+  it('asks the IMDS endpoint for the resource, and names the managed identity and its fix when that fails', async () => {
+    const credential = callerCredential({ kind: 'managed-identity', msiEndpoint: arm.msiEndpoint, env: { AZURE_CLIENT_ID: CLIENT }, timeoutMs: 5_000, clock });
+    const tokens = credential.forResource(`${arm.url}/`);
+    const description = `managed identity (client ${CLIENT}) via ${arm.msiEndpoint}`;
+    expect(credential.description).toBe(description);
+    expect(tokens.description).toBe(description);
+    expect((await tokens.getToken()).token).toBe(arm.issuedTokens[0]);
+    expect(arm.requestsTo('imds')[0]?.target).toBe(`/metadata/identity/oauth2/token?client_id=${CLIENT}&api-version=2018-02-01&resource=${encodeURIComponent(arm.url)}`);
+
+    arm.fault('imds', { status: 500 });
+    const failing = callerCredential({ kind: 'managed-identity', msiEndpoint: arm.msiEndpoint, env: {}, timeoutMs: 5_000, clock }).forResource(arm.url);
+    const err = await failing.getToken().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IdentityError);
+    expect((err as IdentityError).message).toMatch(new RegExp(`^managed identity via ${arm.msiEndpoint.replace(/[.?]/g, '\\$&')}: HTTP 500`));
+    expect((err as IdentityError).fix).toContain('run where a managed identity is available');
+    expect((err as IdentityError).outcome).toBe('http_5xx');
   });
 });
 
