@@ -8,7 +8,7 @@ import { FaultInputSchema } from './faults.js';
 import { AZURE_CLI_APP_ID, TOKEN_EXCHANGE_AUDIENCE, directoryRoleId } from './first-party.js';
 import { appRoleAssignmentJson, applicationJson, groupJson, permissionGrantJson, servicePrincipalJson, userJson } from './graph/shapes.js';
 import { clusterByName, mintServiceAccountToken, serviceAccountIssuer } from './k8s.js';
-import { PermissionBlockSchema, type Application, type Tenant } from './model.js';
+import { PermissionBlockSchema, principalTypeOf, type Application, type FederatedCredential, type ServicePrincipal, type Tenant } from './model.js';
 import { newAppRoleAssignment, newApplication, newPasswordCredential, newServicePrincipal } from './objects.js';
 import { roleDefinition } from './arm/rbac.js';
 import { firstPartyServicePrincipals, hashSecret, identityResourceId, newCluster, newGuid, newOpaqueId, newSigningKey, newTenant, seededState, keysOf, tenantDomainFor, DEFAULT_SEED } from './state.js';
@@ -26,29 +26,48 @@ export interface AdminContext {
 
 const guid = z.guid();
 
+/** A refusal: the route dispatcher answers it as `{"error":{"code","message"}}` with `status`. */
+class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const invalid = (message: string): AdminError => new AdminError(400, 'invalid_request', message);
+const notFound = (message: string): AdminError => new AdminError(404, 'not_found', message);
+const conflict = (message: string): AdminError => new AdminError(409, 'conflict', message);
+
 function fail(ex: Exchange, status: number, code: string, message: string): void {
   sendJson(ex.res, status, { error: { code, message } });
 }
 
-function body<T>(ex: Exchange, schema: z.ZodType<T>): T | undefined {
+/** The request body checked against `schema` (an empty body counts as `{}`). */
+function body<T>(ex: Exchange, schema: z.ZodType<T>): T {
   const raw = ex.body.length === 0 ? {} : jsonObject(ex);
-  if (raw === null) {
-    fail(ex, 400, 'invalid_json', 'the request body must be a JSON object');
-    return undefined;
-  }
+  if (raw === null) throw new AdminError(400, 'invalid_json', 'the request body must be a JSON object');
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    fail(ex, 400, 'invalid_request', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
-    return undefined;
+    throw invalid(`${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
   }
   return parsed.data;
 }
 
-function tenantOf(ctx: AdminContext, ex: Exchange, id: string | undefined): Tenant | undefined {
+/** The tenant named in a body, or the default tenant when none is. */
+function tenantOf(ctx: AdminContext, id: string | undefined): Tenant {
   const t = ctx.em.directory.tenant(id ?? ctx.em.state.defaultTenantId);
-  if (t === undefined) fail(ex, 404, 'tenant_not_found', `no tenant '${id ?? ''}'`);
+  if (t === undefined) throw new AdminError(404, 'tenant_not_found', `no tenant '${id ?? ''}'`);
   return t;
+}
+
+/** A service principal named by object ID or, failing that, by app ID. */
+function servicePrincipalOf(ctx: AdminContext, tenantId: string, id: string | undefined, appId: string | undefined): ServicePrincipal | undefined {
+  const d = ctx.em.directory;
+  return id !== undefined ? d.servicePrincipal(tenantId, id) : appId !== undefined ? d.servicePrincipalByAppId(tenantId, appId) : undefined;
 }
 
 const TenantBody = z.strictObject({ id: guid.optional(), displayName: z.string().optional(), domain: z.string().optional() });
@@ -68,6 +87,8 @@ const UserBody = z.strictObject({
 const GroupBody = z.strictObject({ tenantId: guid.optional(), id: guid.optional(), displayName: z.string().min(1), description: z.string().optional(), members: z.array(guid).optional() });
 const MemberBody = z.strictObject({ id: guid.optional(), ids: z.array(guid).optional() });
 const FicInput = z.strictObject({ name: z.string().min(1), issuer: z.string().min(1), subject: z.string().min(1), audiences: z.array(z.string()).optional(), description: z.string().optional() });
+const federatedCredentials = (inputs: ReadonlyArray<z.infer<typeof FicInput>> | undefined): FederatedCredential[] =>
+  (inputs ?? []).map((f) => ({ id: newGuid(), name: f.name, issuer: f.issuer, subject: f.subject, audiences: f.audiences ?? [TOKEN_EXCHANGE_AUDIENCE], description: f.description ?? null }));
 const ScopeInput = z.strictObject({ value: z.string().min(1), id: guid.optional(), type: z.enum(['User', 'Admin']).optional(), isEnabled: z.boolean().optional(), displayName: z.string().optional(), description: z.string().optional() });
 const AppRoleInput = z.strictObject({ value: z.string().min(1), id: guid.optional(), allowedMemberTypes: z.array(z.enum(['User', 'Application'])).optional(), isEnabled: z.boolean().optional(), displayName: z.string().optional(), description: z.string().optional() });
 const ApplicationBody = z.strictObject({
@@ -171,10 +192,6 @@ function idTaken(ctx: AdminContext, id: string): boolean {
   return s.users.some((u) => u.id === id) || s.groups.some((g) => g.id === id) || s.servicePrincipals.some((p) => p.id === id) || s.applications.some((a) => a.id === id);
 }
 
-function conflict(ex: Exchange, what: string): void {
-  fail(ex, 409, 'conflict', what);
-}
-
 const ROUTES: AdminRoute[] = [
   { method: 'GET', pattern: /^\/endpoints$/, name: '/_emulator/endpoints', handler: (ctx, ex) => sendJson(ex.res, 200, ctx.endpoints()) },
   {
@@ -229,15 +246,14 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/clock',
     handler: (ctx, ex) => {
       const b = body(ex, ClockBody);
-      if (b === undefined) return;
       if (b.set !== undefined) {
         const ms = typeof b.set === 'number' ? b.set * 1000 : Date.parse(b.set);
-        if (!Number.isFinite(ms)) return fail(ex, 400, 'invalid_request', 'set: an ISO date-time or epoch seconds');
+        if (!Number.isFinite(ms)) throw invalid('set: an ISO date-time or epoch seconds');
         ctx.em.setNow(ms);
       } else if (b.advanceSeconds !== undefined) {
         ctx.em.setNow(ctx.em.now() + b.advanceSeconds * 1000);
       } else {
-        return fail(ex, 400, 'invalid_request', 'give advanceSeconds or set');
+        throw invalid('give advanceSeconds or set');
       }
       sendJson(ex.res, 200, { now: new Date(ctx.em.now()).toISOString(), epochSeconds: ctx.em.nowSeconds(), offsetSeconds: ctx.em.state.clockOffsetMs / 1000 });
     },
@@ -248,9 +264,7 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/keys/rotate',
     handler: async (ctx, ex) => {
       const b = body(ex, RotateBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
+      const tenant = tenantOf(ctx, b.tenantId);
       const key = await newSigningKey(ctx.em.now(), true);
       for (const k of tenant.signingKeys) k.active = false;
       tenant.signingKeys.push(key);
@@ -266,8 +280,7 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/faults',
     handler: (ctx, ex) => {
       const b = body(ex, FaultInputSchema);
-      if (b === undefined) return;
-      if (b.status === undefined && b.drop !== true && b.latencyMs === undefined) return fail(ex, 400, 'invalid_request', 'a fault needs status, drop or latencyMs');
+      if (b.status === undefined && b.drop !== true && b.latencyMs === undefined) throw invalid('a fault needs status, drop or latencyMs');
       sendJson(ex.res, 201, ctx.em.faults.add(b));
     },
   },
@@ -284,7 +297,10 @@ const ROUTES: AdminRoute[] = [
     method: 'DELETE',
     pattern: /^\/faults\/(\d+)$/,
     name: '/_emulator/faults/{id}',
-    handler: (ctx, ex, [id]) => (ctx.em.faults.remove(Number(id)) ? sendEmpty(ex.res, 204) : fail(ex, 404, 'not_found', `no fault ${id ?? ''}`)),
+    handler: (ctx, ex, [id]) => {
+      if (!ctx.em.faults.remove(Number(id))) throw notFound(`no fault ${id ?? ''}`);
+      sendEmpty(ex.res, 204);
+    },
   },
   { method: 'GET', pattern: /^\/counters$/, name: '/_emulator/counters', handler: (ctx, ex) => sendJson(ex.res, 200, ctx.em.counters.snapshot()) },
   {
@@ -302,7 +318,6 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/settings',
     handler: (ctx, ex) => {
       const b = body(ex, SettingsBody);
-      if (b === undefined) return;
       Object.assign(ctx.em.state.settings, b);
       ctx.em.changed();
       sendJson(ex.res, 200, ctx.em.state.settings);
@@ -314,9 +329,8 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/tenants',
     handler: async (ctx, ex) => {
       const b = body(ex, TenantBody);
-      if (b === undefined) return;
       const id = b.id?.toLowerCase() ?? newGuid();
-      if (ctx.em.directory.tenant(id)) return conflict(ex, `tenant ${id} exists`);
+      if (ctx.em.directory.tenant(id)) throw conflict(`tenant ${id} exists`);
       const tenant = await newTenant(id, b.displayName ?? 'Emulator Tenant', b.domain ?? tenantDomainFor(id), ctx.em.now());
       ctx.em.state.tenants.push(tenant);
       ctx.em.state.servicePrincipals.push(...firstPartyServicePrincipals(id, ctx.em.now()));
@@ -330,11 +344,9 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/subscriptions',
     handler: (ctx, ex) => {
       const b = body(ex, SubscriptionBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
+      const tenant = tenantOf(ctx, b.tenantId);
       const id = b.id?.toLowerCase() ?? newGuid();
-      if (ctx.em.state.subscriptions.some((s) => s.id === id)) return conflict(ex, `subscription ${id} exists`);
+      if (ctx.em.state.subscriptions.some((s) => s.id === id)) throw conflict(`subscription ${id} exists`);
       const sub = { id, tenantId: tenant.id, displayName: b.displayName ?? `Subscription ${id.slice(0, 8)}` };
       ctx.em.state.subscriptions.push(sub);
       ctx.em.changed();
@@ -347,17 +359,15 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/users',
     handler: (ctx, ex) => {
       const b = body(ex, UserBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
+      const tenant = tenantOf(ctx, b.tenantId);
       const upn = b.userPrincipalName.includes('@') ? b.userPrincipalName : `${b.userPrincipalName}@${tenant.domain}`;
-      if (!uniqueUpn(ctx, tenant.id, upn)) return conflict(ex, `user ${upn} exists`);
+      if (!uniqueUpn(ctx, tenant.id, upn)) throw conflict(`user ${upn} exists`);
       const id = b.id?.toLowerCase() ?? newGuid();
-      if (idTaken(ctx, id)) return conflict(ex, `object ${id} exists`);
+      if (idTaken(ctx, id)) throw conflict(`object ${id} exists`);
       const roles: string[] = [];
       for (const r of b.directoryRoles ?? []) {
         const rid = directoryRoleId(r);
-        if (rid === undefined) return fail(ex, 400, 'invalid_request', `unknown directory role '${r}'`);
+        if (rid === undefined) throw invalid(`unknown directory role '${r}'`);
         roles.push(rid);
       }
       const user = {
@@ -384,11 +394,9 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/groups',
     handler: (ctx, ex) => {
       const b = body(ex, GroupBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
+      const tenant = tenantOf(ctx, b.tenantId);
       const id = b.id?.toLowerCase() ?? newGuid();
-      if (idTaken(ctx, id)) return conflict(ex, `object ${id} exists`);
+      if (idTaken(ctx, id)) throw conflict(`object ${id} exists`);
       const members = (b.members ?? []).map((m) => m.toLowerCase());
       const group = {
         id,
@@ -411,9 +419,8 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/groups/{id}/members',
     handler: (ctx, ex, [groupId]) => {
       const b = body(ex, MemberBody);
-      if (b === undefined) return;
       const group = ctx.em.state.groups.find((g) => g.id === (groupId ?? '').toLowerCase());
-      if (group === undefined) return fail(ex, 404, 'not_found', `no group ${groupId ?? ''}`);
+      if (group === undefined) throw notFound(`no group ${groupId ?? ''}`);
       for (const m of [...(b.ids ?? []), ...(b.id === undefined ? [] : [b.id])]) {
         const id = m.toLowerCase();
         if (!group.members.includes(id)) group.members.push(id);
@@ -428,11 +435,9 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/applications',
     handler: (ctx, ex) => {
       const b = body(ex, ApplicationBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
-      if (b.appId !== undefined && ctx.em.state.applications.some((a) => a.tenantId === tenant.id && a.appId === b.appId?.toLowerCase())) return conflict(ex, `application with appId ${b.appId} exists`);
-      if (b.id !== undefined && idTaken(ctx, b.id.toLowerCase())) return conflict(ex, `object ${b.id} exists`);
+      const tenant = tenantOf(ctx, b.tenantId);
+      if (b.appId !== undefined && ctx.em.state.applications.some((a) => a.tenantId === tenant.id && a.appId === b.appId?.toLowerCase())) throw conflict(`application with appId ${b.appId} exists`);
+      if (b.id !== undefined && idTaken(ctx, b.id.toLowerCase())) throw conflict(`object ${b.id} exists`);
       const app: Application = newApplication(ctx.em, { tenantId: tenant.id, id: b.id, appId: b.appId, displayName: b.displayName });
       app.identifierUris = b.identifierUris ?? [];
       app.api.requestedAccessTokenVersion = b.requestedAccessTokenVersion ?? null;
@@ -457,7 +462,7 @@ const ROUTES: AdminRoute[] = [
       }));
       app.api.preAuthorizedApplications = (b.preAuthorizedApplications ?? []).map((p) => ({ appId: p.appId.toLowerCase(), delegatedPermissionIds: p.delegatedPermissionIds.map((d) => d.toLowerCase()) }));
       app.isFallbackPublicClient = b.isFallbackPublicClient ?? null;
-      app.federatedIdentityCredentials = (b.federatedIdentityCredentials ?? []).map((f) => ({ id: newGuid(), name: f.name, issuer: f.issuer, subject: f.subject, audiences: f.audiences ?? [TOKEN_EXCHANGE_AUDIENCE], description: f.description ?? null }));
+      app.federatedIdentityCredentials = federatedCredentials(b.federatedIdentityCredentials);
       let secretText: string | undefined;
       if (b.secret !== undefined) {
         const pc = newPasswordCredential(ctx.em, 'seeded', undefined, b.secret);
@@ -480,10 +485,8 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/service-principals',
     handler: (ctx, ex) => {
       const b = body(ex, ServicePrincipalBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
-      if (ctx.em.directory.servicePrincipalByAppId(tenant.id, b.appId)) return conflict(ex, `a service principal for ${b.appId} exists`);
+      const tenant = tenantOf(ctx, b.tenantId);
+      if (ctx.em.directory.servicePrincipalByAppId(tenant.id, b.appId)) throw conflict(`a service principal for ${b.appId} exists`);
       const app = ctx.em.state.applications.find((a) => a.appId === b.appId.toLowerCase());
       const sp = newServicePrincipal(ctx.em, tenant.id, b.appId, b.displayName ?? app?.displayName ?? b.appId, b.id);
       if (app !== undefined && app.tenantId !== tenant.id) sp.appOwnerOrganizationId = app.tenantId;
@@ -498,15 +501,13 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/managed-identities',
     handler: (ctx, ex) => {
       const b = body(ex, ManagedIdentityBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
+      const tenant = tenantOf(ctx, b.tenantId);
       const subscriptionId = b.subscriptionId?.toLowerCase() ?? ctx.em.state.subscriptions.find((s) => s.tenantId === tenant.id)?.id;
-      if (subscriptionId === undefined) return fail(ex, 400, 'invalid_request', 'no subscription in this tenant; give subscriptionId');
+      if (subscriptionId === undefined) throw invalid('no subscription in this tenant; give subscriptionId');
       const principalId = b.principalId?.toLowerCase() ?? newGuid();
       const clientId = b.clientId?.toLowerCase() ?? newGuid();
-      if (idTaken(ctx, principalId)) return conflict(ex, `object ${principalId} exists`);
-      if (ctx.em.state.servicePrincipals.some((p) => p.tenantId === tenant.id && p.appId === clientId)) return conflict(ex, `client ID ${clientId} is in use`);
+      if (idTaken(ctx, principalId)) throw conflict(`object ${principalId} exists`);
+      if (ctx.em.state.servicePrincipals.some((p) => p.tenantId === tenant.id && p.appId === clientId)) throw conflict(`client ID ${clientId} is in use`);
       const mi = {
         principalId,
         tenantId: tenant.id,
@@ -515,7 +516,7 @@ const ROUTES: AdminRoute[] = [
         subscriptionId,
         resourceGroup: b.resourceGroup ?? DEFAULT_SEED.clusterResourceGroup,
         location: b.location ?? 'eastus',
-        federatedIdentityCredentials: (b.federatedIdentityCredentials ?? []).map((f) => ({ id: newGuid(), name: f.name, issuer: f.issuer, subject: f.subject, audiences: f.audiences ?? [TOKEN_EXCHANGE_AUDIENCE], description: f.description ?? null })),
+        federatedIdentityCredentials: federatedCredentials(b.federatedIdentityCredentials),
       };
       const sp = newServicePrincipal(ctx.em, tenant.id, clientId, b.name, principalId);
       sp.servicePrincipalType = 'ManagedIdentity';
@@ -533,14 +534,12 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/clusters',
     handler: async (ctx, ex) => {
       const b = body(ex, ClusterBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
-      if (clusterByName(ctx.em, b.name) !== undefined) return conflict(ex, `cluster ${b.name} exists`);
+      const tenant = tenantOf(ctx, b.tenantId);
+      if (clusterByName(ctx.em, b.name) !== undefined) throw conflict(`cluster ${b.name} exists`);
       const subscriptionId = b.subscriptionId?.toLowerCase() ?? ctx.em.state.subscriptions.find((s) => s.tenantId === tenant.id)?.id;
-      if (subscriptionId === undefined) return fail(ex, 400, 'invalid_request', 'no subscription in this tenant; give subscriptionId');
+      if (subscriptionId === undefined) throw invalid('no subscription in this tenant; give subscriptionId');
       const principalId = b.principalId?.toLowerCase() ?? newGuid();
-      if (idTaken(ctx, principalId)) return conflict(ex, `object ${principalId} exists`);
+      if (idTaken(ctx, principalId)) throw conflict(`object ${principalId} exists`);
       const { cluster, sp } = await newCluster(
         {
           name: b.name,
@@ -577,16 +576,15 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/role-assignments',
     handler: (ctx, ex) => {
       const b = body(ex, RoleAssignmentBody);
-      if (b === undefined) return;
-      if (!isAssignableScope(b.scope)) return fail(ex, 400, 'invalid_request', `scope '${b.scope}' is not an ARM scope`);
+      if (!isAssignableScope(b.scope)) throw invalid(`scope '${b.scope}' is not an ARM scope`);
       const def = b.roleName !== undefined ? (builtInRoleByName(b.roleName)?.id ?? ctx.em.state.customRoles.find((r) => r.roleName.toLowerCase() === b.roleName?.toLowerCase())?.id) : b.roleDefinitionId !== undefined ? roleDefinition(ctx.em, b.roleDefinitionId)?.guid : undefined;
-      if (def === undefined) return fail(ex, 400, 'invalid_request', 'roleName or roleDefinitionId must name a known role');
+      if (def === undefined) throw invalid('roleName or roleDefinitionId must name a known role');
       const sub = ctx.em.state.subscriptions.find((s) => b.scope.toLowerCase().startsWith(`/subscriptions/${s.id}`));
       const obj = ctx.em.directory.object(sub?.tenantId ?? ctx.em.state.defaultTenantId, b.principalId);
-      const principalType = b.principalType ?? (obj === undefined ? undefined : obj.kind === 'user' ? 'User' : obj.kind === 'group' ? 'Group' : 'ServicePrincipal');
-      if (principalType === undefined) return fail(ex, 400, 'invalid_request', `principal ${b.principalId} not found; give principalType to assign anyway`);
+      const principalType = b.principalType ?? (obj === undefined ? undefined : principalTypeOf(obj));
+      if (principalType === undefined) throw invalid(`principal ${b.principalId} not found; give principalType to assign anyway`);
       const name = b.name?.toLowerCase() ?? newGuid();
-      if (ctx.em.state.roleAssignments.some((a) => a.name === name)) return conflict(ex, `role assignment ${name} exists`);
+      if (ctx.em.state.roleAssignments.some((a) => a.name === name)) throw conflict(`role assignment ${name} exists`);
       const now = new Date(ctx.em.now()).toISOString();
       const a = {
         name,
@@ -613,18 +611,15 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/app-role-assignments',
     handler: (ctx, ex) => {
       const b = body(ex, AppRoleAssignmentBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
+      const tenant = tenantOf(ctx, b.tenantId);
       const d = ctx.em.directory;
-      const resource = b.resourceId !== undefined ? d.servicePrincipal(tenant.id, b.resourceId) : b.resourceAppId !== undefined ? d.servicePrincipalByAppId(tenant.id, b.resourceAppId) : undefined;
-      if (resource === undefined) return fail(ex, 404, 'not_found', 'resourceId or resourceAppId must name a service principal in the tenant');
+      const resource = servicePrincipalOf(ctx, tenant.id, b.resourceId, b.resourceAppId);
+      if (resource === undefined) throw notFound('resourceId or resourceAppId must name a service principal in the tenant');
       const role = d.exposed(resource).appRoles.find((r) => (b.appRoleId !== undefined ? r.id === b.appRoleId.toLowerCase() : r.value === b.appRoleValue));
-      if (role === undefined) return fail(ex, 400, 'invalid_request', 'appRoleId or appRoleValue must name an app role of the resource');
+      if (role === undefined) throw invalid('appRoleId or appRoleValue must name an app role of the resource');
       const obj = d.object(tenant.id, b.principalId);
-      if (obj === undefined) return fail(ex, 404, 'not_found', `principal ${b.principalId} not found`);
-      const type = obj.kind === 'user' ? 'User' : obj.kind === 'group' ? 'Group' : 'ServicePrincipal';
-      const a = newAppRoleAssignment(ctx.em, tenant.id, b.principalId, type, resource.id, role.id);
+      if (obj === undefined) throw notFound(`principal ${b.principalId} not found`);
+      const a = newAppRoleAssignment(ctx.em, tenant.id, b.principalId, principalTypeOf(obj), resource.id, role.id);
       ctx.em.state.appRoleAssignments.push(a);
       ctx.em.changed();
       sendJson(ex.res, 201, appRoleAssignmentJson(ctx.em, a));
@@ -636,13 +631,10 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/oauth2-permission-grants',
     handler: (ctx, ex) => {
       const b = body(ex, GrantBody);
-      if (b === undefined) return;
-      const tenant = tenantOf(ctx, ex, b.tenantId);
-      if (tenant === undefined) return;
-      const d = ctx.em.directory;
-      const client = b.clientId !== undefined ? d.servicePrincipal(tenant.id, b.clientId) : b.clientAppId !== undefined ? d.servicePrincipalByAppId(tenant.id, b.clientAppId) : undefined;
-      const resource = b.resourceId !== undefined ? d.servicePrincipal(tenant.id, b.resourceId) : b.resourceAppId !== undefined ? d.servicePrincipalByAppId(tenant.id, b.resourceAppId) : undefined;
-      if (client === undefined || resource === undefined) return fail(ex, 404, 'not_found', 'client and resource must name service principals in the tenant');
+      const tenant = tenantOf(ctx, b.tenantId);
+      const client = servicePrincipalOf(ctx, tenant.id, b.clientId, b.clientAppId);
+      const resource = servicePrincipalOf(ctx, tenant.id, b.resourceId, b.resourceAppId);
+      if (client === undefined || resource === undefined) throw notFound('client and resource must name service principals in the tenant');
       const consentType = b.consentType ?? (b.principalId === undefined ? 'AllPrincipals' : 'Principal');
       const g = { id: newOpaqueId(), tenantId: tenant.id, clientId: client.id, consentType, principalId: consentType === 'Principal' ? (b.principalId?.toLowerCase() ?? null) : null, resourceId: resource.id, scope: b.scope };
       ctx.em.state.oauth2PermissionGrants.push(g);
@@ -656,8 +648,7 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/deny-assignments',
     handler: (ctx, ex) => {
       const b = body(ex, DenyBody);
-      if (b === undefined) return;
-      if (!isAssignableScope(b.scope)) return fail(ex, 400, 'invalid_request', `scope '${b.scope}' is not an ARM scope`);
+      if (!isAssignableScope(b.scope)) throw invalid(`scope '${b.scope}' is not an ARM scope`);
       const d = {
         id: b.id?.toLowerCase() ?? newGuid(),
         denyAssignmentName: b.denyAssignmentName,
@@ -680,9 +671,8 @@ const ROUTES: AdminRoute[] = [
     name: '/_emulator/federated-token',
     handler: (ctx, ex) => {
       const b = body(ex, FederatedTokenBody);
-      if (b === undefined) return;
       const cluster = clusterByName(ctx.em, b.cluster);
-      if (cluster === undefined) return fail(ex, 404, 'not_found', `no cluster '${b.cluster ?? '(default)'}'`);
+      if (cluster === undefined) throw notFound(`no cluster '${b.cluster ?? '(default)'}'`);
       const base = issuerBase(ctx, ex, b.listener);
       const t = mintServiceAccountToken(ctx.em, { cluster, base, subject: b.subject, audience: b.audience ?? TOKEN_EXCHANGE_AUDIENCE, expiresInSeconds: b.expiresInSeconds ?? 3600 });
       sendJson(ex.res, 200, { token: t.token, issuer: serviceAccountIssuer(base, cluster), expiresOn: t.expiresOn });
@@ -708,33 +698,41 @@ function issuerBase(ctx: AdminContext, ex: Exchange, listener: 'https' | 'http' 
  */
 function issueTestToken(ctx: AdminContext, ex: Exchange): void {
   const b = body(ex, TokenBody);
-  if (b === undefined) return;
-  const tenant = tenantOf(ctx, ex, b.tenantId);
-  if (tenant === undefined) return;
+  const tenant = tenantOf(ctx, b.tenantId);
   const d = ctx.em.directory;
   const base = issuerBase(ctx, ex, b.listener);
   const scope = b.scope.trim();
   const resourceName = scope.endsWith('/.default') ? scope.slice(0, -'/.default'.length) : scope.slice(0, Math.max(0, scope.lastIndexOf('/')));
   const resource = d.resource(tenant.id, resourceName, ctx.em.ownUrls());
-  if (resource === undefined || resource.sp === undefined) return fail(ex, 400, 'invalid_resource', `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}.`);
+  if (resource === undefined || resource.sp === undefined) throw new AdminError(400, 'invalid_resource', `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}.`);
   const user = d.user(tenant.id, b.principal);
   if (user !== undefined) {
     const client = d.client(tenant.id, b.client ?? AZURE_CLI_APP_ID);
-    if (client === undefined) return fail(ex, 404, 'not_found', `no client app '${b.client ?? ''}'`);
+    if (client === undefined) throw notFound(`no client app '${b.client ?? ''}'`);
     const grantable = grantableScopes(ctx.em, tenant.id, client, resource, user);
     const roles = assignedAppRoles(ctx.em, tenant.id, [user.id, ...directGroups(ctx.em, tenant.id, user.id)], resource, 'User');
     if (grantable.length === 0 && roles.length === 0) {
-      return fail(ex, 400, 'consent_required', `AADSTS65001: The user or administrator has not consented to use the application with ID '${client.appId}' named '${client.displayName}'.`);
+      throw new AdminError(400, 'consent_required', `AADSTS65001: The user or administrator has not consented to use the application with ID '${client.appId}' named '${client.displayName}'.`);
     }
     const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: client.publicClient ? 0 : 1, subject: { kind: 'user', user }, scp: grantable.map((s) => s.value), roles, expiresIn: USER_TOKEN_EXPIRES_IN });
     return sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
   }
   const sp = d.servicePrincipal(tenant.id, b.principal) ?? d.servicePrincipalByAppId(tenant.id, b.principal);
   const client = sp === undefined ? undefined : (d.client(tenant.id, sp.appId) ?? (sp.servicePrincipalType === 'ManagedIdentity' ? { appId: sp.appId, displayName: sp.displayName, sp, application: undefined, firstParty: undefined, publicClient: false, federatedIdentityCredentials: [], managedIdentityResourceId: sp.alternativeNames[1] } : undefined));
-  if (sp === undefined || client === undefined) return fail(ex, 404, 'not_found', `no user, application or managed identity '${b.principal}' in tenant ${tenant.id}`);
+  if (sp === undefined || client === undefined) throw notFound(`no user, application or managed identity '${b.principal}' in tenant ${tenant.id}`);
   const roles = assignedAppRoles(ctx.em, tenant.id, [sp.id], resource, 'Application');
   const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1, subject: { kind: 'app', objectId: sp.id }, roles, expiresIn: APP_TOKEN_EXPIRES_IN });
   sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
+}
+
+/** Runs a handler; a refusal it throws becomes the error response. */
+async function answer(ex: Exchange, handler: () => void | Promise<void>): Promise<void> {
+  try {
+    await handler();
+  } catch (err) {
+    if (!(err instanceof AdminError)) throw err;
+    fail(ex, err.status, err.code, err.message);
+  }
 }
 
 /** The admin route for a path under `/_emulator` (path without the prefix), for counters and dispatch. */
@@ -745,7 +743,7 @@ export function adminRoute(method: string, path: string): { name: string; run: (
     if (m === null) continue;
     pathMatched = true;
     if (r.method !== method) continue;
-    return { name: r.name, run: (ctx, ex) => r.handler(ctx, ex, m.slice(1)) };
+    return { name: r.name, run: (ctx, ex) => answer(ex, () => r.handler(ctx, ex, m.slice(1))) };
   }
   if (pathMatched) return { name: `/_emulator${path}`, run: (_ctx, ex) => fail(ex, 405, 'method_not_allowed', `${method} is not allowed on /_emulator${path}`) };
   return undefined;

@@ -291,3 +291,8 @@ export type DirectoryObject =
   | { readonly kind: 'user'; readonly user: User }
   | { readonly kind: 'group'; readonly group: Group }
   | { readonly kind: 'servicePrincipal'; readonly sp: ServicePrincipal };
+
+/** How ARM and Graph name a directory object's kind (`principalType`). */
+export function principalTypeOf(obj: DirectoryObject): 'User' | 'Group' | 'ServicePrincipal' {
+  return obj.kind === 'user' ? 'User' : obj.kind === 'group' ? 'Group' : 'ServicePrincipal';
+}

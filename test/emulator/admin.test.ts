@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD, ADMIN_UPN, CLUSTER_SCOPE, TENANT, call, claimsOf, startTestEmulator, type TestEmulator } from './helpers.js';
+import { ADMIN_PASSWORD, ADMIN_UPN, AZURE_CLI, CLUSTER_SCOPE, TENANT, call, claimsOf, startTestEmulator, type TestEmulator } from './helpers.js';
 
 /** The admin API: faults, counters, reset, and state that survives a restart. */
 
@@ -160,5 +160,31 @@ describe('admin API guard', () => {
     const r = await emu.admin('POST', '/users', { userPrincipalName: 'xavier' });
     expect(r.status).toBe(400);
     expect((r.json['error'] as { message: string }).message).toContain('password');
+  });
+
+  it('answers each kind of refusal with its status and code', async () => {
+    const errorOf = (r: { json: Record<string, unknown> }): { code: string; message: string } => r.json['error'] as { code: string; message: string };
+    const notJson = await call(`${emu.http}/_emulator/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1,2]' });
+    expect(notJson.status).toBe(400);
+    expect(errorOf(notJson).code).toBe('invalid_json');
+    const noTenant = await emu.admin('POST', '/users', { tenantId: 'c0ffee00-0000-4000-8000-0000000000ee', userPrincipalName: 'nobody', password: 'p' });
+    expect(noTenant.status).toBe(404);
+    expect(errorOf(noTenant)).toEqual({ code: 'tenant_not_found', message: "no tenant 'c0ffee00-0000-4000-8000-0000000000ee'" });
+    const taken = await emu.admin('POST', '/users', { userPrincipalName: 'admin', password: 'p' });
+    expect(taken.status).toBe(409);
+    expect(errorOf(taken)).toEqual({ code: 'conflict', message: `user ${ADMIN_UPN} exists` });
+    const role = await emu.admin('POST', '/users', { userPrincipalName: 'roleless', password: 'p', directoryRoles: ['No Such Role'] });
+    expect(role.status).toBe(400);
+    expect(errorOf(role)).toEqual({ code: 'invalid_request', message: "unknown directory role 'No Such Role'" });
+    const noFault = await emu.admin('DELETE', '/faults/999');
+    expect(noFault.status).toBe(404);
+    expect(errorOf(noFault).code).toBe('not_found');
+    const method = await emu.admin('PUT', '/users');
+    expect(method.status).toBe(405);
+    expect(errorOf(method).code).toBe('method_not_allowed');
+    const sp = await emu.admin('POST', '/oauth2-permission-grants', { clientAppId: AZURE_CLI, resourceAppId: 'c0ffee00-0000-4000-8000-0000000000ef', scope: 'x' });
+    expect(sp.status).toBe(404);
+    expect(errorOf(sp).code).toBe('not_found');
+    expect((await emu.admin('POST', '/clock', {})).status).toBe(400);
   });
 });

@@ -1,6 +1,6 @@
 import { sameScope } from '../../authz/scope.js';
 import { jsonObject } from '../exchange.js';
-import type { RoleAssignment } from '../model.js';
+import { principalTypeOf, type RoleAssignment } from '../model.js';
 import type { ArmCall } from './call.js';
 import { covers, principalAndGroups, roleDefinition, roleDefinitionResourceId, scopeInTenant, subscriptionOf } from './rbac.js';
 
@@ -111,7 +111,7 @@ export function putRoleAssignment(call: ArmCall, scope: string, name: string): v
   const tenantId = call.em.state.subscriptions.find((s) => s.id === subscriptionOf(scope))?.tenantId ?? call.caller?.tenantId ?? '';
   const obj = call.em.directory.object(tenantId, principalId);
   const givenType = p['principalType'];
-  const actualType: PrincipalType | undefined = obj === undefined ? undefined : obj.kind === 'user' ? 'User' : obj.kind === 'group' ? 'Group' : 'ServicePrincipal';
+  const actualType: PrincipalType | undefined = obj === undefined ? undefined : principalTypeOf(obj);
   if (actualType === undefined) {
     return call.error(
       400,

@@ -1,5 +1,5 @@
 import { firstPartyApp } from '../first-party.js';
-import type { AppRoleAssignment, ServicePrincipal } from '../model.js';
+import { principalTypeOf, type AppRoleAssignment, type ServicePrincipal } from '../model.js';
 import { deleteServicePrincipal, newAppRoleAssignment, newServicePrincipal } from '../objects.js';
 import { GraphError, badRequest, notFound, type GraphCall } from './call.js';
 import { odataFilter } from './odata.js';
@@ -70,7 +70,7 @@ export function removeServicePrincipal(call: GraphCall, key: { id?: string; appI
 function principalType(call: GraphCall, principalId: string): AppRoleAssignment['principalType'] {
   const obj = call.em.directory.object(call.tenantId, principalId);
   if (obj === undefined) throw notFound(principalId);
-  return obj.kind === 'user' ? 'User' : obj.kind === 'group' ? 'Group' : 'ServicePrincipal';
+  return principalTypeOf(obj);
 }
 
 /** POST of an app role assignment, with Graph's checks: principal and resource exist, the role exists, is enabled and admits the principal's type, no duplicate. */
