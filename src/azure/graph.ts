@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
+import { decodeCompactJws } from '../authn/jws.js';
 import type { Logger } from '../ops/log.js';
 import { asAzureApiError, AzureApiError, callAzureApi } from './api-error.js';
 import type { TokenProvider } from './token.js';
@@ -132,13 +133,9 @@ export class GraphClient {
     } catch (err) {
       throw asAzureApiError('graph', 'graph.token', err);
     }
-    try {
-      const payload: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
-      const tid = typeof payload === 'object' && payload !== null && 'tid' in payload ? payload.tid : undefined;
-      return typeof tid === 'string' && /^[0-9a-f-]{36}$/i.test(tid) ? tid.toLowerCase() : undefined;
-    } catch {
-      return undefined;
-    }
+    const decoded = decodeCompactJws(token);
+    const tid = decoded.ok ? decoded.jws.payload.tid : undefined;
+    return typeof tid === 'string' && /^[0-9a-f-]{36}$/i.test(tid) ? tid.toLowerCase() : undefined;
   }
 
   /** Applications whose displayName is exactly `name` (Graph compares case-insensitively). */

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import { decodeCompactJws } from '../authn/jws.js';
 import { grantedBy } from '../authz/actions.js';
 import { ArmError, type RoleDefinition } from '../azure/arm.js';
 import { AzureApiError } from '../azure/api-error.js';
@@ -6,6 +7,7 @@ import type { Application } from '../azure/graph.js';
 import { describeFailure, HttpCallError, requestJson } from '../azure/http.js';
 import { adviceFor } from './advice.js';
 import type { SetupClients } from './clients.js';
+import { shellLine } from './command-line.js';
 import { inspectForUser } from './inspect.js';
 import { APP_ROLE_VALUE, AZURE_CLI_APP_ID, CLUSTER_IDENTITY_ROLE, SCOPE_VALUE } from './names.js';
 
@@ -111,7 +113,7 @@ const APP_CHECKS: ReadonlyArray<readonly [string, string]> = [
 
 function failed(name: string, title: string, detail: string, argv: readonly string[], alternative?: string, status: 'fail' | 'warn' = 'fail'): DoctorCheck {
   const runnable = argv[0] === 'foundry-auth' && !argv.some((a) => a.startsWith('<'));
-  return { name, status, title, detail, fix: shell(argv), ...(runnable ? { fixArgv: argv } : {}), ...(alternative !== undefined ? { alternative } : {}) };
+  return { name, status, title, detail, fix: shellLine(argv), ...(runnable ? { fixArgv: argv } : {}), ...(alternative !== undefined ? { alternative } : {}) };
 }
 
 /** Steps 2-5, read from the application object. */
@@ -300,15 +302,7 @@ async function endpointCheck(options: DoctorOptions, endpoint: string, tenantId:
 
 /** The token's `oid`, for the grant command in a fix (read, not trusted). */
 function oidOf(token: string): string | undefined {
-  try {
-    const payload: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
-    const oid = typeof payload === 'object' && payload !== null && 'oid' in payload ? payload.oid : undefined;
-    return typeof oid === 'string' && /^[0-9a-f-]{36}$/i.test(oid) ? oid.toLowerCase() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function shell(argv: readonly string[]): string {
-  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  const decoded = decodeCompactJws(token);
+  const oid = decoded.ok ? decoded.jws.payload.oid : undefined;
+  return typeof oid === 'string' && /^[0-9a-f-]{36}$/i.test(oid) ? oid.toLowerCase() : undefined;
 }
