@@ -99,22 +99,18 @@ export class SetupEmulator {
   }
 
   /** Graph as the admin, raw (to break settings the way a person in the portal would). */
-  async graph(method: string, path: string, body?: unknown): Promise<Json> {
-    const token = await this.token(ADMIN_UPN, `${this.endpoints.graph}/.default`);
-    const res = await undiciFetch(`${this.endpoints.graph}/v1.0${path}`, {
-      method,
-      dispatcher: this.agent,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>), text };
+  graph(method: string, path: string, body?: unknown): Promise<Json> {
+    return this.asAdmin(this.endpoints.graph, `${this.endpoints.graph}/v1.0${path}`, method, body);
   }
 
-  async arm(method: string, path: string, body?: unknown): Promise<Json> {
-    const token = await this.token(ADMIN_UPN, `${this.endpoints.arm}/.default`);
+  arm(method: string, path: string, body?: unknown): Promise<Json> {
     const sep = path.includes('?') ? '&' : '?';
-    const res = await undiciFetch(`${this.endpoints.arm}${path}${sep}api-version=2022-04-01`, {
+    return this.asAdmin(this.endpoints.arm, `${this.endpoints.arm}${path}${sep}api-version=2022-04-01`, method, body);
+  }
+
+  private async asAdmin(resource: string, url: string, method: string, body: unknown): Promise<Json> {
+    const token = await this.token(ADMIN_UPN, `${resource}/.default`);
+    const res = await undiciFetch(url, {
       method,
       dispatcher: this.agent,
       headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
