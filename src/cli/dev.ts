@@ -1,15 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { exitOnUsageError } from './usage.js';
+import { exitOnUsageError, portArgument as port } from './usage.js';
 
 /** `foundry-auth dev` (and `npm start`): the whole stack on loopback with a demo tenant (SPEC section 9). */
-
-function port(flag: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError(`${flag} must be a port number 0-65535 (0 = any free port)`);
-    return n;
-  };
-}
 
 function tokenRate(v: string): number {
   const n = Number(v);

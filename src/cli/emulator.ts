@@ -4,18 +4,11 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LogLevel } from '../config/config.js';
 import { DEFAULT_SEED, isLoopbackHost, startEmulator } from '../emulator/index.js';
 import { createLogger } from '../ops/log.js';
+import { exitOnUsageError, portArgument as port } from './usage.js';
 
 /** `foundry-auth emulator`: the local Entra ID + Microsoft Graph + ARM + managed-identity endpoint (SPEC section 8). */
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function port(flag: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${flag} must be a port number 0-65535 (0 = any free port)`);
-    return n;
-  };
-}
 
 function pageSize(v: string): number {
   const n = Number(v);
@@ -37,7 +30,7 @@ interface Options {
 }
 
 export function command(): Command {
-  return new Command('emulator')
+  const cmd = new Command('emulator')
     .description('local Entra ID + Microsoft Graph + ARM + managed-identity endpoint for offline development and tests')
     .option('--host <address>', 'loopback address to listen on', (v) => {
       if (!isLoopbackHost(v)) throw new InvalidArgumentError('must be a loopback address (127.0.0.0/8, ::1 or localhost)');
@@ -88,4 +81,5 @@ export function command(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+  return exitOnUsageError(cmd);
 }

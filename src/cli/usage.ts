@@ -1,4 +1,4 @@
-import { CommanderError, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, type Command } from 'commander';
 
 /** Exit code for usage and configuration errors, for every command. */
 export const EXIT_USAGE = 2;
@@ -25,4 +25,13 @@ export function exitOnUsageError(cmd: Command, label: string = cmd.name()): Comm
     }
   };
   return cmd;
+}
+
+/** A commander argument parser for a TCP port flag: digits only, 0-65535 (0 = any free port). */
+export function portArgument(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError(`${flag} must be a port number 0-65535 (0 = any free port)`);
+    return n;
+  };
 }
