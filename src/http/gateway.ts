@@ -73,19 +73,23 @@ export class Gateway {
       this.opts.metrics.inflight.dec();
       writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
     };
-    res.once('close', () => {
+    // 'close' fires once per response: `on` spares the wrapper `once` allocates.
+    res.on('close', () => {
       if (!res.writableFinished) record.clientAborted = true;
       finish();
     });
     if (this.draining) res.shouldKeepAlive = false;
-    this.handle(req, res, record)
-      .catch((err: unknown) => {
+    // One `then` instead of `catch` + `finally`: two promises and two microtasks fewer per request.
+    this.handle(req, res, record).then(finish, (err: unknown) => {
+      try {
         // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
         this.opts.log.error({ requestId: record.requestId, err: errorSummary(err) }, 'request pipeline failed');
         if (!res.headersSent) this.reject(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
         else res.destroy();
-      })
-      .finally(finish);
+      } finally {
+        finish();
+      }
+    });
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
@@ -116,7 +120,9 @@ export class Gateway {
       record.plane = 'data';
       record.route = 'public';
       record.decision = 'public';
-      return this.forward(req, res, record, target);
+      // Awaited, not returned: returning a promise from an async function costs two more microtasks.
+      await this.forward(req, res, record, target);
+      return;
     }
 
     // Step 4: route -> plane and action.
@@ -161,7 +167,7 @@ export class Gateway {
 
     // Step 9: only now may the client send its body.
     if (isExpectContinue(req)) res.writeContinue();
-    return this.forward(req, res, record, target);
+    await this.forward(req, res, record, target);
   }
 
   private async forward(req: IncomingMessage, res: ServerResponse, record: RequestRecord, target: string): Promise<void> {

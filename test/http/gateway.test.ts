@@ -18,6 +18,8 @@ class Recorder implements AuthenticationStage, Authorizer, ForwardingStage {
   authn = 0;
   authz = 0;
   forwarded: string[] = [];
+  /** Set to make `forward` throw (a bug in a stage): before or after it wrote the response head. */
+  failForward: 'before-head' | 'after-head' | undefined;
   authenticateRequest(raw: readonly string[]): AuthnOutcome {
     this.authn++;
     const auth = raw.find((v, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'authorization');
@@ -33,6 +35,8 @@ class Recorder implements AuthenticationStage, Authorizer, ForwardingStage {
   async close(): Promise<void> {}
   async forward(r: ForwardRequest): Promise<{ outcome: string }> {
     this.forwarded.push(r.target);
+    if (this.failForward === 'after-head') r.res.writeHead(200, { 'content-type': 'text/plain' }).write('partial');
+    if (this.failForward !== undefined) throw new Error('stage bug');
     const chunks: Buffer[] = [];
     for await (const c of r.req) chunks.push(c as Buffer);
     r.res.writeHead(200, { 'content-type': 'text/plain' }).end(Buffer.concat(chunks));
@@ -48,12 +52,29 @@ afterEach(async () => {
   }
 });
 
-async function start(opts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<{ port: number; stages: Recorder }> {
+async function start(opts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<{ port: number; stages: Recorder; metrics: Metrics }> {
   const stages = new Recorder();
-  const gateway = new Gateway({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages, forwarder: stages, log: silentLogger(), metrics: new Metrics({ defaultMetrics: false }), ...opts });
+  const metrics = new Metrics({ defaultMetrics: false });
+  const gateway = new Gateway({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages, forwarder: stages, log: silentLogger(), metrics, ...opts });
   servers.push(gateway);
   await new Promise<void>((r) => gateway.server.listen(0, '127.0.0.1', r));
-  return { port: (gateway.server.address() as { port: number }).port, stages };
+  return { port: (gateway.server.address() as { port: number }).port, stages, metrics };
+}
+
+/** The request counter's samples as `status code` strings, and the in-flight gauge. */
+async function counted(metrics: Metrics): Promise<{ requests: string[]; inflight: number }> {
+  const requests = (await metrics.requests.get()).values.flatMap((v) => Array<string>(v.value).fill(`${v.labels.status} ${v.labels.code}`));
+  return { requests, inflight: (await metrics.inflight.get()).values[0]?.value ?? 0 };
+}
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 describe('slow clients (threats 114-115)', () => {
@@ -92,5 +113,33 @@ describe('pipeline order', () => {
     expect(stages.authn).toBe(1);
     expect(stages.authz).toBe(0);
     expect(stages.forwarded).toEqual([]);
+  });
+});
+
+describe('a stage that throws (a bug)', () => {
+  it('answers 500 internal_error with the request ID, and still counts the request once', async () => {
+    const { port, stages, metrics } = await start();
+    stages.failForward = 'before-head';
+    const c = await RawClient.connect(port);
+    c.write('GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n\r\n');
+    await until(async () => c.received, (r) => r.includes('}'), 'the error response');
+    expect(c.received).toMatch(/^HTTP\/1\.1 500 /);
+    expect(c.received).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/i);
+    expect(c.received).toContain('"code":"internal_error"');
+    c.destroy();
+    const seen = await until(() => counted(metrics), (m) => m.requests.length > 0 && m.inflight === 0, 'the request to be counted');
+    expect(seen.requests).toEqual(['500 internal_error']);
+  });
+
+  it('cuts the connection when the response had already started, and still counts the request once', async () => {
+    const { port, stages, metrics } = await start();
+    stages.failForward = 'after-head';
+    const c = await RawClient.connect(port);
+    c.write('GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n\r\n');
+    await c.closed;
+    // Destroyed at once: whatever of the started response had not left yet is cut, and nothing is appended.
+    expect(c.received).not.toMatch(/HTTP\/1\.1 500|internal_error/);
+    const seen = await until(() => counted(metrics), (m) => m.requests.length > 0 && m.inflight === 0, 'the request to be counted');
+    expect(seen.requests).toEqual(['200 ']);
   });
 });
