@@ -56,14 +56,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
     metrics,
   });
   const authz = await buildAuthorizer(config, { clock, log, metrics });
-  const forwarder = new Forwarder({
-    upstream: config.upstream,
-    controlUpstream: config.controlUpstream,
-    headersTimeoutMs: config.upstreamHeadersTimeoutMs,
-    bodyTimeoutMs: config.upstreamBodyTimeoutMs,
-    forwardAuthorization: config.forwardAuthorization,
-    metrics,
-  });
+  const forwarder = Forwarder.fromConfig(config, metrics);
   const gateway = new Gateway({ routes, publicPaths: config.publicPaths, authn, authz, forwarder, log, metrics });
 
   const checks: ReadinessCheck[] = [];

@@ -20,7 +20,7 @@ export interface ForwardRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly plane: Plane;
-  /** The raw request target exactly as received (canonical path + query). */
+  /** The raw request target exactly as received (canonical path + query), forwarded byte for byte. */
   readonly target: string;
   readonly principal: Principal | undefined;
   readonly requestId: string;

@@ -3,11 +3,10 @@ import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
-import type { Principal } from '../authn/principal.js';
 import type { ServeConfig } from '../config/config.js';
 import { rejection, type Rejection } from '../http/errors.js';
 import type { Plane } from '../http/route.js';
-import type { ForwardingStage } from '../http/stages.js';
+import type { ForwardingStage, ForwardRequest } from '../http/stages.js';
 import type { Metrics } from '../ops/metrics.js';
 import { clientResponseHeaders, RequestHeaderPolicy } from './headers.js';
 import { identityHeaders } from './identity.js';
@@ -45,18 +44,6 @@ export interface ForwarderOptions {
   readonly keepAliveTimeoutMs?: number;
   /** TCP/TLS connect timeout; default 10 s. */
   readonly connectTimeoutMs?: number;
-}
-
-export interface ForwardRequest {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly plane: Plane;
-  /** The raw request target exactly as received (canonical path + query), forwarded byte for byte. */
-  readonly target: string;
-  readonly principal?: Principal | undefined;
-  readonly requestId: string;
-  /** The TCP peer's address, appended to `x-forwarded-for`; default: `req.socket.remoteAddress`. */
-  readonly clientAddress?: string | undefined;
 }
 
 export type ForwardOutcome = 'ok' | 'client_abort' | 'upstream_error_midstream' | 'rejected';
@@ -133,14 +120,14 @@ export class Forwarder implements ForwardingStage {
     this.control = upstream(opts.controlUpstream ?? opts.upstream, 'control');
   }
 
-  static fromConfig(config: ServeConfig, metrics?: Metrics): Forwarder {
+  static fromConfig(config: ServeConfig, metrics: Metrics): Forwarder {
     return new Forwarder({
       upstream: config.upstream,
       controlUpstream: config.controlUpstream,
       headersTimeoutMs: config.upstreamHeadersTimeoutMs,
       bodyTimeoutMs: config.upstreamBodyTimeoutMs,
       forwardAuthorization: config.forwardAuthorization,
-      ...(metrics !== undefined ? { metrics } : {}),
+      metrics,
     });
   }
 
@@ -165,7 +152,7 @@ export class Forwarder implements ForwardingStage {
     let headers: string[];
     try {
       headers = this.headerPolicy.upstreamHeaders(req.rawHeaders, {
-        clientAddress: request.clientAddress ?? req.socket.remoteAddress ?? '',
+        clientAddress: req.socket.remoteAddress ?? '',
         proto: (req.socket as Partial<TLSSocket>).encrypted === true ? 'https' : 'http',
         host: req.headers.host,
         identity: request.principal !== undefined ? identityHeaders(request.principal) : EMPTY,
@@ -209,6 +196,7 @@ const EMPTY: readonly string[] = [];
 const kExchange = Symbol('foundry-auth.exchange');
 const kBody = Symbol('foundry-auth.body');
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
 type TaggedRequest = IncomingMessage & { [kBody]?: RequestBody };
 
@@ -327,28 +315,29 @@ class Exchange implements Dispatcher.DispatchHandler {
     // Leave the client connection usable for the HTTP layer's error response.
     this.body?.detach();
     this.status = error.code === 'upstream_timeout' ? 504 : 502;
-    this.settle({ outcome: 'rejected', rejection: error, error: code });
+    this.settle('rejected', code, error);
   }
 
   private finish(outcome: ForwardOutcome, error: string | undefined): void {
     if (outcome === 'client_abort' && this.phase === Phase.Waiting) this.status = CLIENT_CLOSED_STATUS;
-    this.settle({ outcome, error });
+    this.settle(outcome, error, undefined);
   }
 
-  private settle(result: { outcome: ForwardOutcome; rejection?: Rejection; error: string | undefined }): void {
+  private settle(outcome: ForwardOutcome, error: string | undefined, rejection: Rejection | undefined): void {
     this.phase = Phase.Done;
     (this.res as TaggedResponse)[kExchange] = undefined;
-    const now = performance.now();
-    this.resolve({
-      outcome: result.outcome,
+    // Built by assignment, not conditional spreads: once per request, without throwaway objects.
+    const result: Mutable<ForwardResult> = {
+      outcome,
       status: this.status,
-      ...(result.rejection !== undefined ? { rejection: result.rejection } : {}),
-      ...(this.firstByteAt !== 0 ? { firstByteMs: this.firstByteAt - this.startedAt } : {}),
-      totalMs: now - this.startedAt,
+      totalMs: performance.now() - this.startedAt,
       requestBytes: this.requestBytes,
       responseBytes: this.responseBytes,
-      ...(result.error !== undefined ? { error: result.error } : {}),
-    });
+    };
+    if (rejection !== undefined) result.rejection = rejection;
+    if (this.firstByteAt !== 0) result.firstByteMs = this.firstByteAt - this.startedAt;
+    if (error !== undefined) result.error = error;
+    this.resolve(result);
   }
 }
 

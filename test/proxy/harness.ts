@@ -51,7 +51,6 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
         target: req.url ?? '/',
         principal: opts.principal?.(req),
         requestId,
-        clientAddress: req.socket.remoteAddress,
       }))
       .then((result) => {
         if (result.rejection !== undefined && !res.headersSent) sendRejection(res, result.rejection, requestId, true);
