@@ -97,7 +97,7 @@ const enum Disposition {
 
 function dispositionOf(name: string, forwardAuthorization: boolean): Disposition {
   const lower = name.toLowerCase();
-  const normalized = lower.includes('_') ? lower.replace(/_/g, '-') : lower;
+  const normalized = normalizeHeaderName(lower);
   if (lower === 'connection') return Disposition.Connection;
   if (lower === 'x-forwarded-for') return Disposition.ForwardedFor;
   // `X_Forwarded_For` would merge with the real chain in a WSGI upstream: never pass it.
