@@ -58,7 +58,6 @@ interface CertificateRequest {
 }
 
 function certificate(req: CertificateRequest): Buffer {
-  const spki = createPublicKey(req.subjectKey).export({ type: 'spki', format: 'der' });
   const tbs = sequence(
     explicit(0, integer(Buffer.from([2]))),
     integer(Buffer.concat([Buffer.from([0x01]), randomBytes(15)])),
@@ -66,7 +65,7 @@ function certificate(req: CertificateRequest): Buffer {
     name(req.issuer),
     sequence(time(req.notBefore), time(req.notAfter)),
     name(req.subject),
-    spki,
+    spkiOf(req.subjectKey),
     explicit(3, sequence(...req.extensions)),
   );
   const signature = sign('sha256', tbs, req.issuerKey);
@@ -76,10 +75,6 @@ function certificate(req: CertificateRequest): Buffer {
 export function derToPem(der: Buffer): string {
   const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
-}
-
-export function pemToDer(pem: string): Buffer {
-  return Buffer.from(pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
 }
 
 function spkiOf(key: KeyObject): Buffer {

@@ -174,13 +174,16 @@ function clientCredentials(em: Emulator, ex: Exchange, tenant: Tenant, params: U
 
 function refreshTokenFor(em: Emulator, user: User, tenant: Tenant, clientAppId: string): string {
   const payload = Buffer.from(JSON.stringify({ v: 1, uid: user.id, tid: tenant.id, cid: clientAppId, exp: em.nowSeconds() + REFRESH_TOKEN_LIFETIME })).toString('base64url');
-  const mac = createHmac('sha256', Buffer.from(em.state.refreshTokenKey, 'hex')).update(payload).digest('base64url');
-  return `${payload}.${mac}`;
+  return `${payload}.${refreshTokenMac(em, payload).toString('base64url')}`;
+}
+
+function refreshTokenMac(em: Emulator, payload: string): Buffer {
+  return createHmac('sha256', Buffer.from(em.state.refreshTokenKey, 'hex')).update(payload).digest();
 }
 
 function readRefreshToken(em: Emulator, token: string): { uid: string; tid: string; cid: string } {
   const [payload = '', mac = ''] = token.split('.');
-  const expected = createHmac('sha256', Buffer.from(em.state.refreshTokenKey, 'hex')).update(payload).digest();
+  const expected = refreshTokenMac(em, payload);
   const given = Buffer.from(mac, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) refuse(aad.badRefreshToken());
   let parsed: unknown;
