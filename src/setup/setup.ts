@@ -153,7 +153,7 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
     report({ step: 'scope', seedStep: 2, subject: `scope ${SCOPE_VALUE}`, outcome: 'unchanged', detail: 'admin consent only, enabled' });
   } else {
     if (scope.disableFirst !== undefined) await patch(`disabling scope ${SCOPE_VALUE} before changing it`, { api: { ...draft.api, oauth2PermissionScopes: scope.disableFirst } });
-    draft.api = { ...draft.api, oauth2PermissionScopes: scope.scopes };
+    draft.api = { ...draft.api, oauth2PermissionScopes: scope.list };
     await patch(`writing scope ${SCOPE_VALUE}`, { api: draft.api });
     report({ step: 'scope', seedStep: 2, subject: `scope ${SCOPE_VALUE}`, outcome: planned(scope.outcome, dryRun), detail: scope.detail });
   }
@@ -174,7 +174,7 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
     report({ step: 'app_role', seedStep: 4, subject: `app role ${APP_ROLE_VALUE}`, outcome: 'unchanged', detail: 'for applications, enabled' });
   } else {
     if (role.disableFirst !== undefined) await patch(`disabling app role ${APP_ROLE_VALUE} before changing it`, { appRoles: role.disableFirst });
-    draft.appRoles = role.roles;
+    draft.appRoles = role.list;
     await patch(`writing app role ${APP_ROLE_VALUE}`, { appRoles: draft.appRoles });
     report({ step: 'app_role', seedStep: 4, subject: `app role ${APP_ROLE_VALUE}`, outcome: planned(role.outcome, dryRun), detail: role.detail });
   }
@@ -286,17 +286,32 @@ function draftOf(app: Application): AppDraft {
   };
 }
 
-interface ScopePlan {
+/** A change to one entry of an app's scopes or app roles; the other entries are kept as they are. */
+interface EntryPlan<T> {
   readonly outcome: 'created' | 'updated' | 'unchanged';
   readonly id: string;
-  readonly scopes: PermissionScope[];
-  /** Graph refuses to change an enabled scope: this list (scope disabled, nothing else changed) goes first. */
-  readonly disableFirst?: PermissionScope[];
+  /** The whole collection as it is to be written. */
+  readonly list: T[];
+  /** Graph refuses to change an enabled scope or app role: this list (the entry disabled, nothing else changed) goes first. */
+  readonly disableFirst?: T[];
   readonly detail?: string;
 }
 
+/** The plan for an entry that exists: `desired` replaces it when anything changed, after disabling it if it is enabled. */
+function updatePlan<T extends { readonly id: string; isEnabled?: boolean | null | undefined }>(list: readonly T[], existing: T, desired: T, changes: readonly string[]): EntryPlan<T> {
+  if (changes.length === 0) return { outcome: 'unchanged', id: existing.id, list: [...list] };
+  const replace = (entry: T): T[] => list.map((x) => (x === existing ? entry : x));
+  return {
+    outcome: 'updated',
+    id: existing.id,
+    list: replace(desired),
+    ...(existing.isEnabled === true ? { disableFirst: replace({ ...existing, isEnabled: false }) } : {}),
+    detail: changes.join(', '),
+  };
+}
+
 /** `foundry_access`: admin consent only, enabled, with consent texts; every other scope kept as it is. */
-export function planScope(scopes: readonly PermissionScope[]): ScopePlan {
+export function planScope(scopes: readonly PermissionScope[]): EntryPlan<PermissionScope> {
   const existing = scopes.find((s) => s.value === SCOPE_VALUE);
   if (existing === undefined) {
     const created: PermissionScope = {
@@ -309,7 +324,7 @@ export function planScope(scopes: readonly PermissionScope[]): ScopePlan {
       userConsentDisplayName: null,
       userConsentDescription: null,
     };
-    return { outcome: 'created', id: created.id, scopes: [...scopes, created], detail: 'admin consent only, enabled' };
+    return { outcome: 'created', id: created.id, list: [...scopes, created], detail: 'admin consent only, enabled' };
   }
   const changes: string[] = [];
   const desired: PermissionScope = { ...existing };
@@ -329,28 +344,11 @@ export function planScope(scopes: readonly PermissionScope[]): ScopePlan {
     changes.push('enabled');
     desired.isEnabled = true;
   }
-  if (changes.length === 0) return { outcome: 'unchanged', id: existing.id, scopes: [...scopes] };
-  const replace = (s: PermissionScope): PermissionScope[] => scopes.map((x) => (x === existing ? s : x));
-  const mustDisable = existing.isEnabled === true;
-  return {
-    outcome: 'updated',
-    id: existing.id,
-    scopes: replace(desired),
-    ...(mustDisable ? { disableFirst: replace({ ...existing, isEnabled: false }) } : {}),
-    detail: changes.join(', '),
-  };
-}
-
-interface AppRolePlan {
-  readonly outcome: 'created' | 'updated' | 'unchanged';
-  readonly id: string;
-  readonly roles: AppRole[];
-  readonly disableFirst?: AppRole[];
-  readonly detail?: string;
+  return updatePlan(scopes, existing, desired, changes);
 }
 
 /** `FoundryInferenceAccess`: assignable to applications, enabled; other app roles kept. */
-export function planAppRole(roles: readonly AppRole[]): AppRolePlan {
+export function planAppRole(roles: readonly AppRole[]): EntryPlan<AppRole> {
   const existing = roles.find((r) => r.value === APP_ROLE_VALUE);
   if (existing === undefined) {
     const created: AppRole = {
@@ -361,7 +359,7 @@ export function planAppRole(roles: readonly AppRole[]): AppRolePlan {
       allowedMemberTypes: ['Application'],
       isEnabled: true,
     };
-    return { outcome: 'created', id: created.id, roles: [...roles, created], detail: 'for applications, enabled' };
+    return { outcome: 'created', id: created.id, list: [...roles, created], detail: 'for applications, enabled' };
   }
   const changes: string[] = [];
   const desired: AppRole = { ...existing };
@@ -377,15 +375,7 @@ export function planAppRole(roles: readonly AppRole[]): AppRolePlan {
     changes.push('enabled');
     desired.isEnabled = true;
   }
-  if (changes.length === 0) return { outcome: 'unchanged', id: existing.id, roles: [...roles] };
-  const replace = (r: AppRole): AppRole[] => roles.map((x) => (x === existing ? r : x));
-  return {
-    outcome: 'updated',
-    id: existing.id,
-    roles: replace(desired),
-    ...(existing.isEnabled === true ? { disableFirst: replace({ ...existing, isEnabled: false }) } : {}),
-    detail: changes.join(', '),
-  };
+  return updatePlan(roles, existing, desired, changes);
 }
 
 /** The Azure CLI pre-authorized for the scope; other clients and their permissions kept. */

@@ -44,16 +44,16 @@ describe('plans', () => {
     const enabled = planScope([{ id: 's1', value: 'foundry_access', type: 'User', isEnabled: true, adminConsentDisplayName: 'x', adminConsentDescription: 'y' }]);
     expect(enabled.outcome).toBe('updated');
     expect(enabled.disableFirst).toEqual([{ id: 's1', value: 'foundry_access', type: 'User', isEnabled: false, adminConsentDisplayName: 'x', adminConsentDescription: 'y' }]);
-    expect(enabled.scopes[0]).toMatchObject({ type: 'Admin', isEnabled: true });
+    expect(enabled.list[0]).toMatchObject({ type: 'Admin', isEnabled: true });
     const disabled = planScope([{ id: 's1', value: 'foundry_access', type: 'Admin', isEnabled: false, adminConsentDisplayName: 'x', adminConsentDescription: 'y' }]);
     expect(disabled).toMatchObject({ outcome: 'updated', detail: 'enabled' });
     expect(disabled.disableFirst).toBeUndefined();
-    expect(planScope(disabled.scopes).outcome).toBe('unchanged');
+    expect(planScope(disabled.list).outcome).toBe('unchanged');
   });
 
   it('an app role and pre-authorization are added next to what exists', () => {
     const roles = planAppRole([{ id: 'r0', value: 'Other', allowedMemberTypes: ['User'], isEnabled: true }]);
-    expect(roles.roles.map((r) => r.value)).toEqual(['Other', 'FoundryInferenceAccess']);
+    expect(roles.list.map((r) => r.value)).toEqual(['Other', 'FoundryInferenceAccess']);
     const pre = planPreAuthorization([{ appId: '04B07795-8DDB-461A-BBEE-02F9E1BF7B46', delegatedPermissionIds: ['other'] }], 's1');
     expect(pre).toEqual({ outcome: 'updated', list: [{ appId: '04B07795-8DDB-461A-BBEE-02F9E1BF7B46', delegatedPermissionIds: ['other', 's1'] }] });
   });
