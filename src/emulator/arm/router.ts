@@ -20,6 +20,21 @@ const IDENTITY = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\
 const SUBSCRIPTION = /^\/subscriptions(?:\/([^/]+))?$/i;
 const RESOURCE_GROUP = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i;
 
+/** The Microsoft.Authorization collections: each lists at a scope and reads by name; deny assignments are read-only. */
+interface AuthorizationKind {
+  readonly segment: string;
+  readonly list: (call: ArmCall, scope: string) => void;
+  readonly get: (call: ArmCall, scope: string, name: string) => void;
+  readonly put?: (call: ArmCall, scope: string, name: string) => void;
+  readonly delete?: (call: ArmCall, scope: string, name: string) => void;
+}
+
+const AUTHZ_KINDS: Readonly<Record<string, AuthorizationKind>> = {
+  roleassignments: { segment: 'roleAssignments', list: listRoleAssignments, get: getRoleAssignment, put: putRoleAssignment, delete: deleteRoleAssignment },
+  roledefinitions: { segment: 'roleDefinitions', list: listRoleDefinitions, get: getRoleDefinition, put: putRoleDefinition, delete: deleteRoleDefinition },
+  denyassignments: { segment: 'denyAssignments', list: listDenyAssignments, get: getDenyAssignment },
+};
+
 function methodNotAllowed(call: ArmCall): void {
   call.error(405, 'MethodNotAllowed', `The requested resource does not support http method '${call.ex.method}'.`);
 }
@@ -45,28 +60,17 @@ export function armRoute(method: string, path: string): ArmRoute | undefined {
   let m = AUTHZ.exec(path);
   if (m) {
     const scope = m[1] === '' || m[1] === undefined ? '/' : m[1];
-    const kind = (m[2] ?? '').toLowerCase();
+    const kind = AUTHZ_KINDS[(m[2] ?? '').toLowerCase()];
     const name = m[3];
-    const pattern = `{scope}/providers/Microsoft.Authorization/${kind === 'roleassignments' ? 'roleAssignments' : kind === 'roledefinitions' ? 'roleDefinitions' : 'denyAssignments'}${name === undefined ? '' : '/{name}'}`;
+    if (kind === undefined) return undefined;
     return {
-      pattern,
+      pattern: `{scope}/providers/Microsoft.Authorization/${kind.segment}${name === undefined ? '' : '/{name}'}`,
       run: (call) => {
-        if (kind === 'roleassignments') {
-          if (name === undefined) return method === 'GET' ? listRoleAssignments(call, scope) : methodNotAllowed(call);
-          if (method === 'GET') return getRoleAssignment(call, scope, name);
-          if (method === 'PUT') return putRoleAssignment(call, scope, name);
-          if (method === 'DELETE') return deleteRoleAssignment(call, scope, name);
-          return methodNotAllowed(call);
-        }
-        if (kind === 'roledefinitions') {
-          if (name === undefined) return method === 'GET' ? listRoleDefinitions(call, scope) : methodNotAllowed(call);
-          if (method === 'GET') return getRoleDefinition(call, scope, name);
-          if (method === 'PUT') return putRoleDefinition(call, scope, name);
-          if (method === 'DELETE') return deleteRoleDefinition(call, scope, name);
-          return methodNotAllowed(call);
-        }
-        if (method !== 'GET') return methodNotAllowed(call);
-        return name === undefined ? listDenyAssignments(call, scope) : getDenyAssignment(call, scope, name);
+        if (name === undefined) return method === 'GET' ? kind.list(call, scope) : methodNotAllowed(call);
+        if (method === 'GET') return kind.get(call, scope, name);
+        if (method === 'PUT' && kind.put !== undefined) return kind.put(call, scope, name);
+        if (method === 'DELETE' && kind.delete !== undefined) return kind.delete(call, scope, name);
+        return methodNotAllowed(call);
       },
     };
   }
