@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { Metrics } from '../../src/ops/metrics.js';
-import { RawClient, startUpstream, type Upstream } from '../fixtures/upstream.js';
+import { RawClient, startUpstream, type ManualExchange, type Upstream } from '../fixtures/upstream.js';
 import { startHarness, type Harness } from './harness.js';
 
 let up: Upstream;
@@ -285,12 +285,7 @@ describe('aborts and failures', () => {
   });
 
   it('aborts the upstream within 1 s when the client disconnects mid-stream', async () => {
-    up.respond({ kind: 'manual' });
-    const client = await RawClient.connect(proxy.port);
-    client.write('GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n');
-    const exchange = await up.nextExchange();
-    exchange.event('{"n":1}');
-    await waitUntil(() => client.received.includes('{"n":1}'), 'first event at the client');
+    const { client } = await streamFirstEvent();
     const started = performance.now();
     client.destroy();
     await up.nextAbort(1_000);
@@ -299,12 +294,7 @@ describe('aborts and failures', () => {
   });
 
   it('closes the client connection on a mid-stream upstream failure, inventing nothing', async () => {
-    up.respond({ kind: 'manual' });
-    const client = await RawClient.connect(proxy.port);
-    client.write('GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n');
-    const exchange = await up.nextExchange();
-    exchange.event('{"n":1}');
-    await waitUntil(() => client.received.includes('{"n":1}'), 'first event at the client');
+    const { client, exchange } = await streamFirstEvent();
     exchange.fail();
     const all = await client.readUntilClosed();
     const body = all.slice(all.indexOf('\r\n\r\n') + 4);
@@ -401,6 +391,17 @@ describe('aborts and failures', () => {
     await ok.body.text();
   });
 });
+
+/** A raw client whose stream is under way: the upstream sent one SSE event and the client has it. */
+async function streamFirstEvent(): Promise<{ client: RawClient; exchange: ManualExchange }> {
+  up.respond({ kind: 'manual' });
+  const client = await RawClient.connect(proxy.port);
+  client.write('GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n');
+  const exchange = await up.nextExchange();
+  exchange.event('{"n":1}');
+  await waitUntil(() => client.received.includes('{"n":1}'), 'first event at the client');
+  return { client, exchange };
+}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
