@@ -10,8 +10,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { TestIdp, TEST_CLIENT_ID, TEST_TENANT_ID, TEST_USER_OID } from '../fixtures/idp.js';
+import { RawClient, startUpstream, type RawResponse, type Upstream } from '../fixtures/upstream.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -127,6 +132,61 @@ export async function startServe(
       return code;
     },
   });
+}
+
+/** The Arc cluster the e2e role assignments files are scoped to. */
+export const SUBSCRIPTION_ID = '00000000-1111-2222-3333-444444444444';
+export const SCOPE = `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/edge/providers/Microsoft.Kubernetes/connectedClusters/store-42`;
+
+/** A role assignments file for `--rbac static` in a new temporary directory; by default the fixture's user holds OpenAI User. */
+export function roleAssignmentsFile(assignments: readonly string[] = [`{ principalId: ${TEST_USER_OID}, role: Cognitive Services OpenAI User }`]): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'fa-e2e-')), 'rbac.yaml');
+  writeFileSync(file, `scope: ${SCOPE}\nroleAssignments:\n${assignments.map((a) => `  - ${a}\n`).join('')}`);
+  return file;
+}
+
+/** `serve` flags that trust the test IdP's tenant and app and decide with `--rbac static`. */
+export function staticServeFlags(idp: TestIdp, upstream: string, rbacFile = roleAssignmentsFile()): Record<string, string> {
+  return { upstream, 'tenant-id': TEST_TENANT_ID, 'client-id': TEST_CLIENT_ID, authority: idp.authority, rbac: 'static', 'role-assignments-file': rbacFile };
+}
+
+export interface StaticStack {
+  readonly idp: TestIdp;
+  readonly up: Upstream;
+  readonly sidecar: ServeProcess;
+  /** Kills the sidecar and closes the upstream and the IdP. */
+  close(): Promise<void>;
+}
+
+/** The test IdP, a recording upstream and a ready `serve --rbac static` in front of it. */
+export async function startStaticStack(opts: { tenants?: string[]; rbacFile?: string; flags?: Readonly<Record<string, string>> } = {}): Promise<StaticStack> {
+  const idp = await TestIdp.start(opts.tenants ? { tenants: opts.tenants } : {});
+  const up = await startUpstream();
+  let sidecar: ServeProcess | undefined;
+  const close = async (): Promise<void> => {
+    await sidecar?.stop('SIGKILL');
+    await up.close();
+    await idp.close();
+  };
+  try {
+    sidecar = await startServe({ ...staticServeFlags(idp, up.url, opts.rbacFile), ...opts.flags });
+    await sidecar.ready();
+    return { idp, up, sidecar, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Writes exact bytes to a listener and reads one response, then disconnects. */
+export async function rawRequest(url: string, bytes: string): Promise<RawResponse> {
+  const c = await RawClient.connect(Number(new URL(url).port));
+  try {
+    c.write(bytes);
+    return await c.readResponse();
+  } finally {
+    c.destroy();
+  }
 }
 
 /** Runs `foundry-auth <args>` to completion (for start-up errors and one-shot commands). */

@@ -39,6 +39,13 @@ async function assign(principalId: string, role: string, scope = CLUSTER, extra:
   return String(created.name);
 }
 
+/** A new user holding `role` (at the cluster unless `scope` says otherwise); its object ID. */
+async function userWith(name: string, role: string, scope = CLUSTER, extra: Record<string, unknown> = {}): Promise<string> {
+  const id = await user(name);
+  await assign(id, role, scope, extra);
+  return id;
+}
+
 async function tokenFor(principal: string): Promise<string> {
   const minted = await admin('/tokens', { principal, scope: `api://${appId}/.default`, listener: 'https' });
   return String(minted.access_token);
@@ -88,6 +95,24 @@ async function statuses(principal: string): Promise<number[]> {
   return out;
 }
 
+/** `serve --rbac arm` trusting the emulator over HTTPS and asking its ARM as the cluster's identity. */
+function startArmServe(flags: Record<string, string> = {}): Promise<ServeProcess> {
+  return startServe(
+    {
+      upstream: up.url,
+      'tenant-id': DEFAULT_SEED.tenantId,
+      'client-id': appId,
+      authority: emulator.endpoints.authority,
+      'arm-endpoint': emulator.endpoints.arm,
+      identity: 'msi-adapter',
+      'msi-endpoint': emulator.endpoints.msiHttp,
+      'rbac-scope': CLUSTER,
+      ...flags,
+    },
+    { env: { NODE_EXTRA_CA_CERTS: emulator.endpoints.caCert } },
+  );
+}
+
 beforeAll(async () => {
   emulator = await startEmulator();
   up = await startUpstream();
@@ -112,20 +137,7 @@ beforeAll(async () => {
   // Step 7: the cluster's Arc identity may read role assignments at the cluster.
   await assign(DEFAULT_SEED.clusterPrincipalId, 'Cognitive Services OpenAI User', CLUSTER, { principalType: 'ServicePrincipal' });
 
-  sidecar = await startServe(
-    {
-      upstream: up.url,
-      'tenant-id': DEFAULT_SEED.tenantId,
-      'client-id': appId,
-      authority: emulator.endpoints.authority,
-      'arm-endpoint': emulator.endpoints.arm,
-      identity: 'msi-adapter',
-      'msi-endpoint': emulator.endpoints.msiHttp,
-      'rbac-scope': CLUSTER,
-      'rbac-timeout': '2s',
-    },
-    { env: { NODE_EXTRA_CA_CERTS: emulator.endpoints.caCert } },
-  );
+  sidecar = await startArmServe({ 'rbac-timeout': '2s' });
   await sidecar.ready();
 }, 60_000);
 
@@ -145,8 +157,7 @@ describe('readiness', () => {
 describe('the semantics matrix (chat, embeddings, control read, control write)', () => {
   it('OpenAI User at the cluster, the resource group and the subscription: data plane only, as the seed\'s access table says', async () => {
     for (const scope of [CLUSTER, RG, SUB]) {
-      const id = await user(`openai-user-${randomUUID().slice(0, 8)}`);
-      await assign(id, 'Cognitive Services OpenAI User', scope);
+      const id = await userWith(`openai-user-${randomUUID().slice(0, 8)}`, 'Cognitive Services OpenAI User', scope);
       expect(await statuses(id)).toEqual([200, 200, 403, 403]);
     }
   });
@@ -160,20 +171,16 @@ describe('the semantics matrix (chat, embeddings, control read, control write)',
   });
 
   it('Cognitive Services Contributor and OpenAI Contributor: both planes', async () => {
-    const cs = await user('cs-contributor');
-    await assign(cs, 'Cognitive Services Contributor');
+    const cs = await userWith('cs-contributor', 'Cognitive Services Contributor');
     expect(await statuses(cs)).toEqual([200, 200, 200, 200]);
-    const oc = await user('openai-contributor');
-    await assign(oc, 'Cognitive Services OpenAI Contributor');
+    const oc = await userWith('openai-contributor', 'Cognitive Services OpenAI Contributor');
     expect(await statuses(oc)).toEqual([200, 200, 200, 200]);
   });
 
   it('Reader: control-plane reads only; Owner: control plane only', async () => {
-    const reader = await user('reader');
-    await assign(reader, 'Reader');
+    const reader = await userWith('reader', 'Reader');
     expect(await statuses(reader)).toEqual([403, 403, 200, 403]);
-    const owner = await user('owner');
-    await assign(owner, 'Owner', RG);
+    const owner = await userWith('owner', 'Owner', RG);
     expect(await statuses(owner)).toEqual([403, 403, 200, 200]);
   });
 
@@ -186,17 +193,14 @@ describe('the semantics matrix (chat, embeddings, control read, control write)',
     await armAsAdmin('PUT', `${SUB}/providers/Microsoft.Authorization/roleDefinitions/${noChat}?api-version=2022-04-01`, {
       properties: { roleName: 'Everything But Chat', type: 'CustomRole', assignableScopes: [SUB], permissions: [{ actions: [], notActions: [], dataActions: [`${OPENAI}/*`], notDataActions: [`${OPENAI}/deployments/chat/*`] }] },
     });
-    const a = await user('chat-only');
-    await assign(a, 'Chat Only');
+    const a = await userWith('chat-only', 'Chat Only');
     expect(await statuses(a)).toEqual([200, 403, 403, 403]);
-    const b = await user('no-chat');
-    await assign(b, 'Everything But Chat');
+    const b = await userWith('no-chat', 'Everything But Chat');
     expect(await statuses(b)).toEqual([403, 200, 403, 403]);
   });
 
   it('a conditional assignment grants nothing; an assignment on another cluster grants nothing', async () => {
-    const conditional = await user('conditional');
-    await assign(conditional, 'Cognitive Services OpenAI User', CLUSTER, { condition: "@Resource[Microsoft.CognitiveServices/accounts:name] StringEquals 'x'" });
+    const conditional = await userWith('conditional', 'Cognitive Services OpenAI User', CLUSTER, { condition: "@Resource[Microsoft.CognitiveServices/accounts:name] StringEquals 'x'" });
     expect(await statuses(conditional)).toEqual([403, 403, 403, 403]);
     const elsewhere = await user('elsewhere');
     await admin('/clusters', { name: 'other-cluster', resourceGroup: DEFAULT_SEED.clusterResourceGroup });
@@ -229,8 +233,7 @@ describe('the semantics matrix (chat, embeddings, control read, control write)',
 describe('a deny assignment', () => {
   it('is honoured once the cluster identity may read deny assignments (Reader), and wins over a grant', async () => {
     await assign(DEFAULT_SEED.clusterPrincipalId, 'Reader', CLUSTER, { principalType: 'ServicePrincipal' });
-    const id = await user('denied');
-    await assign(id, 'Cognitive Services OpenAI User');
+    const id = await userWith('denied', 'Cognitive Services OpenAI User');
     await admin('/deny-assignments', {
       denyAssignmentName: 'no chat here',
       scope: RG,
@@ -238,19 +241,7 @@ describe('a deny assignment', () => {
       principals: [{ id, type: 'User' }],
     });
     // The scope's deny list is cached for the allow TTL; a fresh sidecar sees it at once.
-    const fresh = await startServe(
-      {
-        upstream: up.url,
-        'tenant-id': DEFAULT_SEED.tenantId,
-        'client-id': appId,
-        authority: emulator.endpoints.authority,
-        'arm-endpoint': emulator.endpoints.arm,
-        identity: 'msi-adapter',
-        'msi-endpoint': emulator.endpoints.msiHttp,
-        'rbac-scope': CLUSTER,
-      },
-      { env: { NODE_EXTRA_CA_CERTS: emulator.endpoints.caCert } },
-    );
+    const fresh = await startArmServe();
     try {
       await fresh.ready();
       const token = await tokenFor(id);
@@ -282,8 +273,7 @@ describe('when ARM fails', () => {
     ['a timeout', { latencyMs: 5000 }],
     ['a dropped connection', { drop: true }],
   ])('%s: 500 rbac_check_unavailable for an uncached principal, not cached, recovers at once', async (_name, fault) => {
-    const id = await user(`fault-${randomUUID().slice(0, 8)}`);
-    await assign(id, 'Cognitive Services OpenAI User');
+    const id = await userWith(`fault-${randomUUID().slice(0, 8)}`, 'Cognitive Services OpenAI User');
     const token = await tokenFor(id);
     await withFault(fault, async () => {
       const res = await call(token, ...CHAT);
@@ -293,8 +283,7 @@ describe('when ARM fails', () => {
   });
 
   it('keeps serving a cached principal within its TTL while ARM fails', async () => {
-    const id = await user('cached');
-    await assign(id, 'Cognitive Services OpenAI User');
+    const id = await userWith('cached', 'Cognitive Services OpenAI User');
     const token = await tokenFor(id);
     expect((await call(token, ...CHAT)).status).toBe(200);
     await withFault({ status: 500 }, async () => {
@@ -304,8 +293,7 @@ describe('when ARM fails', () => {
   });
 
   it("the sidecar's own identity refused (403): 500 with the fix in the log, recovers on the first good answer", async () => {
-    const id = await user('identity-refused');
-    await assign(id, 'Cognitive Services OpenAI User');
+    const id = await userWith('identity-refused', 'Cognitive Services OpenAI User');
     const token = await tokenFor(id);
     await withFault({ status: 403, body: { error: { code: 'AuthorizationFailed', message: 'The client does not have authorization to perform action Microsoft.Authorization/roleAssignments/read' } } }, async () => {
       expect(await call(token, ...CHAT)).toMatchObject({ status: 500, code: 'rbac_check_unavailable' });
@@ -317,10 +305,8 @@ describe('when ARM fails', () => {
 
   // Last: the back-off it starts suppresses every ARM call for 5 s.
   it('a 429 with Retry-After: 5 answers 500 with Retry-After and makes no ARM call meanwhile', async () => {
-    const a = await user('throttled-a');
-    const b = await user('throttled-b');
-    await assign(a, 'Cognitive Services OpenAI User');
-    await assign(b, 'Cognitive Services OpenAI User');
+    const a = await userWith('throttled-a', 'Cognitive Services OpenAI User');
+    const b = await userWith('throttled-b', 'Cognitive Services OpenAI User');
     const [ta, tb] = [await tokenFor(a), await tokenFor(b)];
     await withFault({ status: 429, retryAfterSeconds: 5, count: 1 }, async () => {
       const first = await call(ta, ...CHAT);

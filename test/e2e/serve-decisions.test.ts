@@ -7,54 +7,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestIdp, OTHER_TENANT_ID, TEST_CLIENT_ID, TEST_TENANT_ID } from '../fixtures/idp.js';
-import { RawClient, startUpstream, type Upstream } from '../fixtures/upstream.js';
-import { startServe, type ServeProcess } from './harness.js';
+import { OTHER_TENANT_ID, TEST_APP_OID as APP, TEST_CLIENT_ID, TEST_TENANT_ID, TEST_USER_OID as ALICE, type TestIdp } from '../fixtures/idp.js';
+import { RawClient, type Upstream } from '../fixtures/upstream.js';
+import { rawRequest, roleAssignmentsFile, SCOPE, startStaticStack, SUBSCRIPTION_ID as SUB, type ServeProcess, type StaticStack } from './harness.js';
 
-const SUB = '00000000-1111-2222-3333-444444444444';
-const SCOPE = `/subscriptions/${SUB}/resourceGroups/edge/providers/Microsoft.Kubernetes/connectedClusters/store-42`;
-const ALICE = '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e'; // OpenAI User (the fixture's default user)
 const BOB = 'b0b0b0b0-0000-4000-8000-000000000002'; // Cognitive Services Contributor
 const CAROL = 'ca401ca4-0000-4000-8000-000000000003'; // no role
-const APP = '3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b'; // the fixture's app: OpenAI User
 const API_KEY = 'fndry-sk-0123456789abcdef0123456789abcdef';
 const PLAIN_KEY = 'legacy-key-without-prefix-000000000000';
 
+let stack: StaticStack;
 let idp: TestIdp;
 let up: Upstream;
 let sidecar: ServeProcess;
-let dir: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fa-e2e-'));
-  idp = await TestIdp.start({ tenants: [TEST_TENANT_ID, OTHER_TENANT_ID] });
-  up = await startUpstream();
-  writeFileSync(join(dir, 'keys'), `# rotated monthly\n${API_KEY}\n\n${PLAIN_KEY}\n`);
-  writeFileSync(
-    join(dir, 'rbac.yaml'),
-    `scope: ${SCOPE}
-roleAssignments:
-  - { principalId: ${ALICE}, role: Cognitive Services OpenAI User }
-  - { principalId: ${BOB}, role: Cognitive Services Contributor, scope: /subscriptions/${SUB}/resourceGroups/edge }
-  - { principalId: ${APP}, role: 5e0bd9bd-7b93-4f28-af87-19fc36ad61bd }
-`,
-  );
-  sidecar = await startServe({
-    upstream: up.url,
-    'tenant-id': TEST_TENANT_ID,
-    'client-id': TEST_CLIENT_ID,
-    authority: idp.authority,
-    rbac: 'static',
-    'role-assignments-file': join(dir, 'rbac.yaml'),
-    'api-keys-file': join(dir, 'keys'),
-  });
-  await sidecar.ready();
+  const keys = join(mkdtempSync(join(tmpdir(), 'fa-e2e-')), 'keys');
+  writeFileSync(keys, `# rotated monthly\n${API_KEY}\n\n${PLAIN_KEY}\n`);
+  // ALICE (the fixture's user) and APP (the fixture's app, by role GUID): OpenAI User.
+  const rbacFile = roleAssignmentsFile([
+    `{ principalId: ${ALICE}, role: Cognitive Services OpenAI User }`,
+    `{ principalId: ${BOB}, role: Cognitive Services Contributor, scope: /subscriptions/${SUB}/resourceGroups/edge }`,
+    `{ principalId: ${APP}, role: 5e0bd9bd-7b93-4f28-af87-19fc36ad61bd }`,
+  ]);
+  stack = await startStaticStack({ tenants: [TEST_TENANT_ID, OTHER_TENANT_ID], rbacFile, flags: { 'api-keys-file': keys } });
+  ({ idp, up, sidecar } = stack);
 });
 
 afterAll(async () => {
-  await sidecar?.stop();
-  await up?.close();
-  await idp?.close();
+  await stack?.close();
 });
 
 let before = 0;
@@ -96,20 +77,14 @@ const chat = JSON.stringify({ model: 'phi-4-mini', messages: [{ role: 'user', co
 
 describe('step 1: request target, method, upgrade', () => {
   it('rejects an absolute-form target with 400 invalid_request', async () => {
-    const c = await RawClient.connect(Number(new URL(sidecar.url).port));
-    c.write('GET http://other-host/v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
-    const res = await c.readResponse();
-    c.destroy();
+    const res = await rawRequest(sidecar.url, 'GET http://other-host/v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body.toString()).error.code).toBe('invalid_request');
     expect(up.requests.length).toBe(before);
   });
 
   it('rejects OPTIONS * with 400 invalid_request', async () => {
-    const c = await RawClient.connect(Number(new URL(sidecar.url).port));
-    c.write('OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n');
-    const res = await c.readResponse();
-    c.destroy();
+    const res = await rawRequest(sidecar.url, 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(res.status).toBe(400);
     expect(up.requests.length).toBe(before);
   });
@@ -148,10 +123,7 @@ describe('step 2: canonical paths', () => {
   it.each(['/v1/../admin', '/v1/chat/completions/%2e%2e/x', '/v1%2fchat%2fcompletions', '//v1/models', '/v1/models/', '/v1\\models'])(
     'rejects %j with 400 invalid_path before authentication',
     async (path) => {
-      const c = await RawClient.connect(Number(new URL(sidecar.url).port));
-      c.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      const res = await c.readResponse();
-      c.destroy();
+      const res = await rawRequest(sidecar.url, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
       expect(res.status).toBe(400);
       expect(JSON.parse(res.body.toString()).error.code).toBe('invalid_path');
       expect(up.requests.length).toBe(before);
@@ -159,10 +131,7 @@ describe('step 2: canonical paths', () => {
   );
 
   it('rejects a raw # in the target', async () => {
-    const c = await RawClient.connect(Number(new URL(sidecar.url).port));
-    c.write('GET /healthz#/../v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
-    const res = await c.readResponse();
-    c.destroy();
+    const res = await rawRequest(sidecar.url, 'GET /healthz#/../v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body.toString()).error.code).toBe('invalid_path');
   });

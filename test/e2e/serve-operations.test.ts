@@ -6,44 +6,45 @@ import { createServer } from 'node:net';
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TestIdp, TEST_CLIENT_ID, TEST_TENANT_ID } from '../fixtures/idp.js';
-import { startUpstream, type Upstream } from '../fixtures/upstream.js';
-import { runCli, startServe, type ServeProcess } from './harness.js';
-
-const SCOPE = '/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/edge/providers/Microsoft.Kubernetes/connectedClusters/store-42';
-const ALICE = '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e';
+import { TestIdp, TEST_CLIENT_ID, TEST_TENANT_ID, TEST_USER_OID as ALICE } from '../fixtures/idp.js';
+import { startUpstream, type ManualExchange } from '../fixtures/upstream.js';
+import { runCli, SCOPE, startServe, startStaticStack, staticServeFlags, type StaticStack } from './harness.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-function staticRbacFile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'fa-ops-'));
-  const file = join(dir, 'rbac.yaml');
-  writeFileSync(file, `scope: ${SCOPE}\nroleAssignments:\n  - { principalId: ${ALICE}, role: Cognitive Services OpenAI User }\n`);
-  return file;
+async function stack(flags: Record<string, string> = {}): Promise<StaticStack> {
+  const started = await startStaticStack({ flags });
+  cleanup.push(() => started.close());
+  return started;
 }
 
-async function stack(extra: Record<string, string> = {}): Promise<{ idp: TestIdp; up: Upstream; sidecar: ServeProcess }> {
-  const idp = await TestIdp.start();
-  cleanup.push(() => idp.close());
-  const up = await startUpstream();
-  cleanup.push(() => up.close());
-  const sidecar = await startServe({
-    upstream: up.url,
-    'tenant-id': TEST_TENANT_ID,
-    'client-id': TEST_CLIENT_ID,
-    authority: idp.authority,
-    rbac: 'static',
-    'role-assignments-file': staticRbacFile(),
-    ...extra,
+/** A streaming chat completion through the sidecar. */
+async function chatStream({ idp, sidecar }: StaticStack, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+  return request(`${sidecar.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' },
+    body: '{"stream":true}',
+    ...(signal ? { signal } : {}),
   });
-  cleanup.push(() => sidecar.stop('SIGKILL'));
-  await sidecar.ready();
-  return { idp, up, sidecar };
+}
+
+/** The same, with the upstream answering by hand: its exchange, and the client's response still pending. */
+async function manualStream(s: StaticStack, signal?: AbortSignal): Promise<{ exchange: ManualExchange; pending: Promise<Dispatcher.ResponseData> }> {
+  s.up.respond({ kind: 'manual' });
+  const pending = chatStream(s, signal);
+  return { exchange: await s.up.nextExchange(), pending };
+}
+
+/** Everything a response body still has to give, as text. */
+async function rest(reader: AsyncIterator<unknown>): Promise<string> {
+  let text = '';
+  for (let c = await reader.next(); !c.done; c = await reader.next()) text += Buffer.from(c.value as Buffer).toString();
+  return text;
 }
 
 describe('start-up errors exit 2 and name the flag and env variable', () => {
@@ -108,14 +109,7 @@ describe('readiness and the identity provider', () => {
     idp.fault('discovery', { kind: 'status', status: 503 });
     const up = await startUpstream();
     cleanup.push(() => up.close());
-    const sidecar = await startServe({
-      upstream: up.url,
-      'tenant-id': TEST_TENANT_ID,
-      'client-id': TEST_CLIENT_ID,
-      authority: idp.authority,
-      rbac: 'static',
-      'role-assignments-file': staticRbacFile(),
-    });
+    const sidecar = await startServe(staticServeFlags(idp, up.url));
     cleanup.push(() => sidecar.stop('SIGKILL'));
     const ready = await request(`${sidecar.adminUrl}/readyz`);
     expect(ready.statusCode).toBe(503);
@@ -150,14 +144,7 @@ describe('readiness and the identity provider', () => {
 
 describe('forwarding through the process', () => {
   it('streams SSE unbuffered: a chunk reaches the client before the upstream sends the next', async () => {
-    const { idp, up, sidecar } = await stack();
-    up.respond({ kind: 'manual' });
-    const pending = request(`${sidecar.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' },
-      body: '{"stream":true}',
-    });
-    const exchange = await up.nextExchange();
+    const { exchange, pending } = await manualStream(await stack());
     exchange.head(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const res = await pending;
     expect(res.statusCode).toBe(200);
@@ -171,22 +158,14 @@ describe('forwarding through the process', () => {
     }
     exchange.event('[DONE]');
     exchange.end();
-    let rest = '';
-    for (let c = await reader.next(); !c.done; c = await reader.next()) rest += Buffer.from(c.value as Buffer).toString();
-    expect(rest).toBe('data: [DONE]\n\n');
+    expect(await rest(reader)).toBe('data: [DONE]\n\n');
   });
 
   it('aborts the upstream within 1 s when the client disconnects mid-stream', async () => {
-    const { idp, up, sidecar } = await stack();
-    up.respond({ kind: 'manual' });
+    const s = await stack();
+    const { up, sidecar } = s;
     const controller = new AbortController();
-    const pending = request(`${sidecar.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' },
-      body: '{"stream":true}',
-      signal: controller.signal,
-    });
-    const exchange = await up.nextExchange();
+    const { exchange, pending } = await manualStream(s, controller.signal);
     exchange.head();
     exchange.event('first');
     const res = await pending;
@@ -205,14 +184,7 @@ describe('forwarding through the process', () => {
     await closed.close();
     const idp = await TestIdp.start();
     cleanup.push(() => idp.close());
-    const dead = await startServe({
-      upstream: deadUrl,
-      'tenant-id': TEST_TENANT_ID,
-      'client-id': TEST_CLIENT_ID,
-      authority: idp.authority,
-      rbac: 'static',
-      'role-assignments-file': staticRbacFile(),
-    });
+    const dead = await startServe(staticServeFlags(idp, deadUrl));
     cleanup.push(() => dead.stop('SIGKILL'));
     await dead.ready();
     const token = await idp.mint();
@@ -228,13 +200,9 @@ describe('forwarding through the process', () => {
   });
 
   it('closes the client connection without inventing bytes when the upstream fails mid-stream', async () => {
-    const { idp, up, sidecar } = await stack();
-    up.respond({ kind: 'fail-midstream', head: { 'content-type': 'text/event-stream' }, before: 'data: {"n":0}\n\n' });
-    const res = await request(`${sidecar.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' },
-      body: '{"stream":true}',
-    });
+    const s = await stack();
+    s.up.respond({ kind: 'fail-midstream', head: { 'content-type': 'text/event-stream' }, before: 'data: {"n":0}\n\n' });
+    const res = await chatStream(s);
     expect(res.statusCode).toBe(200);
     let received = '';
     await expect(
@@ -277,14 +245,9 @@ describe('API key rotation', () => {
 
 describe('SIGTERM', () => {
   it('turns unready, finishes an in-flight stream, refuses new connections and exits 0', async () => {
-    const { idp, up, sidecar } = await stack({ 'shutdown-grace': '10s' });
-    up.respond({ kind: 'manual' });
-    const pending = request(`${sidecar.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' },
-      body: '{"stream":true}',
-    });
-    const exchange = await up.nextExchange();
+    const s = await stack({ 'shutdown-grace': '10s' });
+    const { sidecar } = s;
+    const { exchange, pending } = await manualStream(s);
     exchange.head();
     exchange.event('one');
     const res = await pending;
@@ -300,9 +263,7 @@ describe('SIGTERM', () => {
     await expect(request(`${sidecar.url}/healthz`)).rejects.toThrow();
     exchange.event('two');
     exchange.end();
-    let rest = '';
-    for (let c = await reader.next(); !c.done; c = await reader.next()) rest += Buffer.from(c.value as Buffer).toString();
-    expect(rest).toBe('data: two\n\n');
+    expect(await rest(reader)).toBe('data: two\n\n');
     const code = await new Promise<number | null>((resolve) => {
       if (sidecar.child.exitCode !== null) resolve(sidecar.child.exitCode);
       else sidecar.child.once('exit', (c) => resolve(c));
@@ -311,18 +272,12 @@ describe('SIGTERM', () => {
   });
 
   it('cuts streams that outlive --shutdown-grace and still exits 0', async () => {
-    const { idp, up, sidecar } = await stack({ 'shutdown-grace': '200ms' });
-    up.respond({ kind: 'manual' });
-    const pending = request(`${sidecar.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' },
-      body: '{"stream":true}',
-    });
-    const exchange = await up.nextExchange();
+    const s = await stack({ 'shutdown-grace': '200ms' });
+    const { exchange, pending } = await manualStream(s);
     exchange.head();
     exchange.event('one');
     const res = await pending;
-    const code = await sidecar.stop('SIGTERM');
+    const code = await s.sidecar.stop('SIGTERM');
     expect(code).toBe(0);
     await expect(res.body.text()).rejects.toThrow();
   });

@@ -3,49 +3,32 @@
  * exhaustion) against the real `serve` process, with exact bytes on a raw socket. Oracle for every
  * case: what the upstream received (usually nothing), and the sidecar stays up.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestIdp, TEST_CLIENT_ID, TEST_TENANT_ID } from '../fixtures/idp.js';
-import { RawClient, startUpstream, type Upstream } from '../fixtures/upstream.js';
-import { startServe, type ServeProcess } from './harness.js';
+import { TEST_USER_OID as ALICE, type TestIdp } from '../fixtures/idp.js';
+import { RawClient, type Upstream } from '../fixtures/upstream.js';
+import { startStaticStack, type StaticStack } from './harness.js';
 
-const SCOPE = '/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/edge/providers/Microsoft.Kubernetes/connectedClusters/store-42';
-const ALICE = '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e';
 const CAROL = 'ca401ca4-0000-4000-8000-000000000003';
 
+let stack: StaticStack;
 let idp: TestIdp;
 let up: Upstream;
-let sidecar: ServeProcess;
 let port: number;
 let alice: string;
 let carol: string;
 let before = 0;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fa-threats-'));
-  writeFileSync(join(dir, 'rbac.yaml'), `scope: ${SCOPE}\nroleAssignments:\n  - { principalId: ${ALICE}, role: Cognitive Services OpenAI User }\n`);
-  idp = await TestIdp.start();
-  up = await startUpstream();
-  sidecar = await startServe({
-    upstream: up.url,
-    'tenant-id': TEST_TENANT_ID,
-    'client-id': TEST_CLIENT_ID,
-    authority: idp.authority,
-    rbac: 'static',
-    'role-assignments-file': join(dir, 'rbac.yaml'),
-  });
-  await sidecar.ready();
-  port = Number(new URL(sidecar.url).port);
+  // ALICE (the fixture's user) holds OpenAI User; CAROL holds nothing.
+  stack = await startStaticStack();
+  ({ idp, up } = stack);
+  port = Number(new URL(stack.sidecar.url).port);
   alice = await idp.mint();
   carol = await idp.mint({ claims: { oid: CAROL } });
 });
 
 afterAll(async () => {
-  await sidecar?.stop();
-  await up?.close();
-  await idp?.close();
+  await stack?.close();
 });
 
 beforeEach(() => {
