@@ -91,7 +91,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       await Promise.allSettled([forwarder.close(), authz.close(), authn.close()]);
       await close(admin.server);
       log.info('stopped');
-      // The JSON log is written asynchronously: let the last lines out before the process exits.
+      // The log is buffered (batched writer, or the pretty transport's thread): write out what is pending before the process exits.
       await new Promise<void>((resolve) => log.flush(() => resolve()));
     })());
 

@@ -53,7 +53,7 @@ async function run(opts: { host: string; port: number; tokenRate: number; logFor
     log.info('sample backend stopping');
     await backend.close();
     if (opts.readyFile !== undefined) await rm(opts.readyFile, { force: true });
-    // The JSON log is written asynchronously: let the last lines out before exiting.
+    // The log is buffered (batched writer, or the pretty transport's thread): write out what is pending before exiting.
     await new Promise<void>((resolve) => log.flush(() => resolve()));
     process.exit(0);
   };
