@@ -5,8 +5,7 @@
 // req/s and CPU per request per round and the median of each. A flag `@log=FILE` sends that
 // variant's log to FILE (e.g. /dev/null).
 import { resolve } from 'node:path';
-import { createContext, PRINCIPALS } from './lib/context.mjs';
-import { startArmForRun } from './lib/context.mjs';
+import { createContext, PRINCIPALS, startArmForRun } from './lib/context.mjs';
 import { startNginx, staticServer } from './lib/nginx.mjs';
 import { freePort, startBenchServer } from './lib/proc.mjs';
 import { startSidecar } from './lib/sidecar.mjs';

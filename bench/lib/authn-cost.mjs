@@ -5,6 +5,8 @@
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { MockAgent } from 'undici';
 import { Authenticator } from '../../dist/authn/authenticate.js';
+import { loadServeConfig } from '../../dist/config/load.js';
+import { systemClock } from '../../dist/ops/clock.js';
 import { silentLogger } from '../../dist/ops/log.js';
 import { Metrics } from '../../dist/ops/metrics.js';
 import { BENCH_CLIENT_ID, principalOid, userClaims } from './idp.mjs';
@@ -22,18 +24,17 @@ const idp = agent.get(authority);
 idp.intercept({ path: `/${tenantId}/v2.0/.well-known/openid-configuration` }).reply(200, { issuer, jwks_uri: `${authority}/${tenantId}/discovery/v2.0/keys` }).persist();
 idp.intercept({ path: `/${tenantId}/discovery/v2.0/keys` }).reply(200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' }] }).persist();
 
+// The Entra settings `serve` resolves from these flags and its defaults (upstream and scope are
+// required but unused: only authentication runs here).
+const loaded = loadServeConfig({
+  flags: { upstream: 'http://127.0.0.1:1', 'tenant-id': tenantId, 'client-id': BENCH_CLIENT_ID, authority, 'rbac-scope': `/subscriptions/${tenantId}/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters/bench` },
+  env: {},
+});
+if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+
 const authn = new Authenticator({
-  entra: {
-    tenantId,
-    clientId: BENCH_CLIENT_ID,
-    allowedTenants: [tenantId],
-    authority,
-    audiences: [BENCH_CLIENT_ID, `api://${BENCH_CLIENT_ID}`],
-    requiredScope: 'foundry_access',
-    requiredAppRole: 'FoundryInferenceAccess',
-    clockSkewSeconds: 300,
-  },
-  clock: { now: () => Date.now() },
+  entra: loaded.config.entra,
+  clock: systemClock,
   log: silentLogger(),
   metrics: new Metrics(),
   dispatcher: agent,

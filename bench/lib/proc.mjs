@@ -56,8 +56,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 /** `taskset` is used when present and asked for; the command runs unpinned otherwise. */
-export const TASKSET_PATH = whichSync('taskset');
-const TASKSET = TASKSET_PATH;
+const TASKSET = whichSync('taskset');
 
 export function whichSync(command) {
   for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
@@ -72,7 +71,7 @@ export function whichSync(command) {
  * the pid is the command's own); `logFile` receives stdout and stderr, otherwise they are ignored.
  */
 export function startProcess(command, args, opts = {}) {
-  let argv = opts.cpus !== undefined && TASKSET !== undefined ? [TASKSET, ['-c', opts.cpus, command, ...args]] : [command, args];
+  let argv = pinnedCommand(opts.cpus, command, args);
   // opts.cgroup (from memoryCgroup): the process joins it before it execs, so the pid stays the command's own.
   if (opts.cgroup !== undefined) argv = ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', opts.cgroup.procsFile, argv[0], ...argv[1]]];
   const fd = opts.logFile !== undefined ? openSync(opts.logFile, 'a') : undefined;
@@ -84,7 +83,6 @@ export function startProcess(command, args, opts = {}) {
   if (fd !== undefined) closeSync(fd);
   running.add(child);
   child.once('exit', () => running.delete(child));
-  child.stopped = false;
   child.stop = async (signal = 'SIGTERM', graceMs = 5_000) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
@@ -146,6 +144,11 @@ export function runCommand(command, args, opts = {}) {
 
 export function pinned(cpus) {
   return TASKSET !== undefined ? cpus : undefined;
+}
+
+/** `[command, args]` that run `command` on `cpus` ("0", "1", "0,1") through taskset, or as is when either is missing. */
+export function pinnedCommand(cpus, command, args) {
+  return cpus !== undefined && TASKSET !== undefined ? [TASKSET, ['-c', cpus, command, ...args]] : [command, args];
 }
 
 export const CLOCK_TICKS = clockTicks();

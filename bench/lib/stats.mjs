@@ -1,13 +1,6 @@
 // Percentiles and formatting shared by the scenarios.
 
-/** The p-th percentile (0-100) by nearest rank over a numeric array (copied and sorted). */
-export function percentile(values, p) {
-  if (values.length === 0) return NaN;
-  const sorted = Float64Array.from(values).sort();
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank];
-}
-
+/** The `ps`-th percentiles (0-100) by nearest rank over a numeric array (copied and sorted), as `{ p50, ... }`. */
 export function percentiles(values, ps = [50, 90, 99]) {
   if (values.length === 0) return Object.fromEntries(ps.map((p) => [`p${p}`, NaN]));
   const sorted = Float64Array.from(values).sort();

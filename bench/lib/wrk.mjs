@@ -1,7 +1,7 @@
 // Runs wrk with bench/wrk/bench.lua and returns what its `done` printed, plus the CPU seconds
 // the measured proxy process used during the run and how busy the rest of the machine was.
 import { join } from 'node:path';
-import { cpuSecondsOf, pinned, progress, ROOT, runCommand, TASKSET_PATH, withForeignLoad } from './proc.mjs';
+import { cpuSecondsOf, pinnedCommand, progress, ROOT, runCommand, withForeignLoad } from './proc.mjs';
 
 const SCRIPT = join(ROOT, 'bench', 'wrk', 'bench.lua');
 
@@ -17,8 +17,7 @@ export async function runWrk(wrk, opts) {
   // wrk's timers add about a millisecond to every pause (they fire on the next event-loop turn).
   if (opts.rate !== undefined) env.BENCH_DELAY_MS = String(Math.max(0, (opts.connections / opts.rate) * 1000 - 1));
   const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--timeout', '10s', '-s', SCRIPT, opts.url];
-  const cpus = pinned(opts.cpus);
-  const [command, argv] = cpus !== undefined ? [TASKSET_PATH, ['-c', cpus, wrk, ...args]] : [wrk, args];
+  const [command, argv] = pinnedCommand(opts.cpus, wrk, args);
   const measured = opts.measure ?? (() => []);
   const pidsBefore = measured();
   const cpuBefore = cpuSecondsOf(pidsBefore);

@@ -1,7 +1,7 @@
 // Scenario 4: authentication cost in-process, on one core: validations per second for a cached
 // token and for an uncached one (signature verified). See lib/authn-cost.mjs.
 import { join } from 'node:path';
-import { pinned, progress, ROOT, runCommand, TASKSET_PATH } from '../lib/proc.mjs';
+import { pinned, pinnedCommand, progress, ROOT, runCommand } from '../lib/proc.mjs';
 import { ScenarioResult } from '../lib/report.mjs';
 
 export const SETTINGS = { seconds: 3 };
@@ -11,7 +11,7 @@ export async function authentication(ctx) {
   const s = ctx.quick ? { seconds: 1 } : SETTINGS;
   const script = join(ROOT, 'bench', 'lib', 'authn-cost.mjs');
   const cpu = pinned(ctx.layout.proxy ?? '0');
-  const [command, args] = cpu !== undefined ? [TASKSET_PATH, ['-c', cpu, process.execPath, script, String(s.seconds)]] : [process.execPath, [script, String(s.seconds)]];
+  const [command, args] = pinnedCommand(cpu, process.execPath, [script, String(s.seconds)]);
   progress(`authn: Authenticator.authenticateRequest on ${cpu !== undefined ? `CPU ${cpu} only` : 'one thread'}, best of 5 trials in ${s.seconds} s per case`);
   const run = await runCommand(command, args);
   const line = run.stdout.split('\n').find((l) => l.startsWith('{'));
