@@ -194,18 +194,12 @@ export class Directory {
       };
     }
     const mi = this.s.managedIdentities.find((m) => m.tenantId === tenantId && m.clientId === key);
-    if (mi && sp) {
-      return {
-        appId: mi.clientId,
-        displayName: mi.name,
-        sp,
-        application: undefined,
-        firstParty: undefined,
-        publicClient: false,
-        federatedIdentityCredentials: mi.federatedIdentityCredentials,
-        managedIdentityResourceId: sp.alternativeNames[1],
-      };
-    }
+    if (mi && sp) return this.identityClient(sp, mi.name, mi.federatedIdentityCredentials);
     return undefined;
+  }
+
+  /** A managed identity (user-assigned, or a cluster's system-assigned one) as a client: no secret, its resource ID for `xms_mirid`. */
+  identityClient(sp: ServicePrincipal, displayName: string = sp.displayName, federatedIdentityCredentials: readonly FederatedCredential[] = []): ClientApp {
+    return { appId: sp.appId, displayName, sp, application: undefined, firstParty: undefined, publicClient: false, federatedIdentityCredentials, managedIdentityResourceId: sp.alternativeNames[1] };
   }
 }

@@ -34,16 +34,7 @@ function identityFor(em: Emulator, ex: Exchange, clusterName: string | undefined
   if (cluster === undefined) return 'Identity not found';
   const sp = em.directory.servicePrincipal(cluster.tenantId, cluster.principalId);
   if (sp === undefined) return 'Identity not found';
-  return {
-    appId: sp.appId,
-    displayName: sp.displayName,
-    sp,
-    application: undefined,
-    firstParty: undefined,
-    publicClient: false,
-    federatedIdentityCredentials: [],
-    managedIdentityResourceId: sp.alternativeNames[1],
-  };
+  return em.directory.identityClient(sp);
 }
 
 export function handleMsiToken(em: Emulator, ex: Exchange, clusterName: string | undefined): void {

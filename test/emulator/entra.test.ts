@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD, ADMIN_UPN, AZURE_CLI, TENANT, call, claimsOf, headerOf, startTestEmulator, type TestEmulator } from './helpers.js';
+import { ADMIN_PASSWORD, ADMIN_UPN, AZURE_CLI, SUB, TENANT, call, claimsOf, headerOf, startTestEmulator, type TestEmulator } from './helpers.js';
 
 /** Entra ID fidelity: discovery, JWKS, token shapes and the rules for version, scp and roles, and the AADSTS errors. */
 
@@ -371,6 +371,7 @@ describe('managed identity endpoint (IMDS shape)', () => {
     expect(c['oid']).toBe('c0ffee00-0000-4000-8000-00000000000c');
     expect(c['aud']).toBe('https://management.azure.com/');
     expect(c['idtyp']).toBe('app');
+    expect(c['xms_mirid']).toBe(`/subscriptions/${SUB}/resourceGroups/foundry-local-rg/providers/Microsoft.Kubernetes/connectedClusters/arc-cluster`);
     const perCluster = await call(`${emu.http}/msi/clusters/arc-cluster/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, { headers: { Metadata: 'true' } });
     expect(claimsOf(String(perCluster.json['access_token']))['oid']).toBe('c0ffee00-0000-4000-8000-00000000000c');
   });

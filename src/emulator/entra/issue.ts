@@ -109,8 +109,7 @@ export function mintAccessToken(em: Emulator, m: MintInput): MintedToken {
   claims['ver'] = v1 ? '1.0' : '2.0';
   // Every member user carries the "User" directory role template; admins carry theirs too.
   if (m.subject.kind === 'user') claims['wids'] = [...m.subject.user.directoryRoles, MEMBER_ROLE_TEMPLATE];
-  const mirid = m.client.managedIdentityResourceId ?? (m.client.sp?.servicePrincipalType === 'ManagedIdentity' ? m.client.sp.alternativeNames[1] : undefined);
-  if (mirid !== undefined) claims['xms_mirid'] = mirid;
+  if (m.client.managedIdentityResourceId !== undefined) claims['xms_mirid'] = m.client.managedIdentityResourceId;
   return { accessToken: em.sign(m.tenant, claims, v1), expiresIn: m.expiresIn, expiresOn: exp, notBefore: iat, version: v1 ? 1 : 2 };
 }
 
