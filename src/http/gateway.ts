@@ -154,7 +154,9 @@ export class Gateway {
 
     // Step 8: may this principal perform the route's action at the cluster scope?
     const authzStarted = performance.now();
-    const decision = await this.opts.authz.authorize(authn.principal, route);
+    const deciding = this.opts.authz.authorize(authn.principal, route);
+    // A cached decision may come back as a plain value: awaiting it would still cost a microtask.
+    const decision: Decision = deciding instanceof Promise ? await deciding : deciding;
     record.rbacMs = performance.now() - authzStarted;
     record.decisionSource = decision.source;
     if (decision.kind !== 'unavailable') record.rbacCache = decision.cache;
