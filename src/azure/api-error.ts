@@ -11,6 +11,9 @@ import { IdentityError, type TokenProvider } from './token.js';
 
 export type AzureApi = 'graph' | 'arm';
 
+/** Any more pages than this is a broken or hostile next-page chain. */
+const MAX_PAGES = 100;
+
 export class AzureApiError extends Error {
   constructor(
     readonly api: AzureApi,
@@ -95,4 +98,37 @@ export async function callAzureApi(conn: AzureApiConnection, call: AzureApiCall)
     if (wrapped instanceof AzureApiError && wrapped.status === 401) conn.tokens.invalidate();
     throw wrapped;
   }
+}
+
+/** One page of a Graph or ARM list, as the client's own schema read it. */
+export interface AzurePage<T> {
+  readonly value: readonly T[];
+  readonly nextLink: string | undefined;
+}
+
+/**
+ * Every page of a list: next-page links (`linkName` in messages) are followed only on the first
+ * URL's origin, so the caller's bearer token never leaves it; a relative link is resolved against
+ * the page that named it.
+ */
+export async function listAzurePages<T>(conn: AzureApiConnection, operation: string, firstUrl: string, linkName: string, readPage: (body: unknown) => AzurePage<T>): Promise<T[]> {
+  const origin = new URL(firstUrl).origin;
+  const refuse = (detail: string): AzureApiError => new AzureApiError(conn.api, operation, { kind: 'bad_response', detail });
+  const items: T[] = [];
+  let next: string | undefined = firstUrl;
+  for (let pages = 0; next !== undefined; pages++) {
+    if (pages >= MAX_PAGES) throw refuse(`${linkName} did not end after ${MAX_PAGES} pages`);
+    const page = readPage(await callAzureApi(conn, { operation, method: 'GET', url: next }));
+    items.push(...page.value);
+    if (page.nextLink === undefined) break;
+    let link: URL;
+    try {
+      link = new URL(page.nextLink, next);
+    } catch {
+      throw refuse(`${linkName} is not a URL`);
+    }
+    if (link.origin !== origin) throw refuse(`${linkName} points to another origin (${link.origin}); refused`);
+    next = link.href;
+  }
+  return items;
 }

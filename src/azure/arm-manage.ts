@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { sameScope } from '../authz/scope.js';
 import type { Logger } from '../ops/log.js';
-import { AzureApiError, callAzureApi } from './api-error.js';
+import { AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
 import { ARM_API_VERSION, roleAssignmentSchema, toRoleAssignment, type RoleAssignment } from './arm.js';
 import type { TokenProvider } from './token.js';
 
@@ -14,7 +14,6 @@ import type { TokenProvider } from './token.js';
 
 export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
 const CONNECTED_CLUSTER_API_VERSION = '2024-01-01';
-const MAX_PAGES = 100;
 
 const connectedClusterSchema = z.looseObject({
   id: z.string(),
@@ -42,16 +41,12 @@ export interface ArmManagementClientOptions {
 
 export class ArmManagementClient {
   private readonly base: string;
-  private readonly origin: string;
+  private readonly conn: AzureApiConnection;
 
-  constructor(private readonly opts: ArmManagementClientOptions) {
+  constructor(opts: ArmManagementClientOptions) {
     const url = new URL(opts.endpoint);
     this.base = url.href.replace(/\/+$/, '');
-    this.origin = url.origin;
-  }
-
-  get endpoint(): string {
-    return this.base;
+    this.conn = { api: 'arm', tokens: opts.tokens, timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, log: opts.log };
   }
 
   /** The Arc connected cluster; null when ARM says it does not exist. */
@@ -72,19 +67,13 @@ export class ArmManagementClient {
   async roleAssignmentsOf(scope: string, principalId: string): Promise<RoleAssignment[]> {
     const operation = 'arm.role_assignments.read';
     const pageSchema = z.object({ value: z.array(roleAssignmentSchema), nextLink: z.string().nullish() });
-    const items: RoleAssignment[] = [];
-    let next: string | undefined = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=principalId+eq+'${guid(principalId)}'`;
-    for (let pages = 0; next !== undefined; pages++) {
-      if (pages >= MAX_PAGES) throw new AzureApiError('arm', operation, { kind: 'bad_response', detail: `nextLink did not end after ${MAX_PAGES} pages` });
-      const parsed = pageSchema.safeParse(await this.send(operation, 'GET', next));
+    const url = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=principalId+eq+'${guid(principalId)}'`;
+    const items = await listAzurePages(this.conn, operation, url, 'nextLink', (body) => {
+      const parsed = pageSchema.safeParse(body);
       if (!parsed.success) throw badShape(operation, 'role assignment page');
-      for (const a of parsed.data.value) items.push(toRoleAssignment(a));
-      next = parsed.data.nextLink ?? undefined;
-      if (next !== undefined && new URL(next, this.base).origin !== this.origin) {
-        throw new AzureApiError('arm', operation, { kind: 'bad_response', detail: 'nextLink points to another origin; refused' });
-      }
-    }
-    return items;
+      return { value: parsed.data.value, nextLink: parsed.data.nextLink ?? undefined };
+    });
+    return items.map(toRoleAssignment);
   }
 
   /** The principal's assignment of exactly this role at exactly this scope, if any. */
@@ -121,10 +110,7 @@ export class ArmManagementClient {
   }
 
   private send(operation: string, method: 'GET' | 'PUT' | 'DELETE', url: string, body?: unknown, opts: { notFound?: true } = {}): Promise<unknown> {
-    return callAzureApi(
-      { api: 'arm', tokens: this.opts.tokens, timeoutMs: this.opts.timeoutMs, dispatcher: this.opts.dispatcher, log: this.opts.log },
-      { operation, method, url, body, ...(opts.notFound === true ? { notFound: { value: null } } : {}) },
-    );
+    return callAzureApi(this.conn, { operation, method, url, body, ...(opts.notFound === true ? { notFound: { value: null } } : {}) });
   }
 }
 

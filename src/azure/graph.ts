@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { decodeCompactJws } from '../authn/jws.js';
 import type { Logger } from '../ops/log.js';
-import { asAzureApiError, AzureApiError, callAzureApi } from './api-error.js';
+import { asAzureApiError, AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
 import type { TokenProvider } from './token.js';
 
 /**
@@ -13,8 +13,6 @@ import type { TokenProvider } from './token.js';
  */
 
 export const DEFAULT_GRAPH_ENDPOINT = 'https://graph.microsoft.com';
-/** Any more pages than this is a broken `@odata.nextLink` chain. */
-const MAX_PAGES = 100;
 
 const permissionScopeSchema = z.looseObject({
   id: z.string(),
@@ -113,16 +111,12 @@ type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 export class GraphClient {
   private readonly base: string;
-  private readonly origin: string;
+  private readonly conn: AzureApiConnection;
 
   constructor(private readonly opts: GraphClientOptions) {
     const url = new URL(opts.endpoint);
     this.base = `${url.href.replace(/\/+$/, '')}/v1.0`;
-    this.origin = url.origin;
-  }
-
-  get endpoint(): string {
-    return this.base.slice(0, -'/v1.0'.length);
+    this.conn = { api: 'graph', tokens: opts.tokens, timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, log: opts.log };
   }
 
   /** The tenant the caller's Graph token was issued by (its `tid`; the token is ours, only read, never verified). */
@@ -199,35 +193,17 @@ export class GraphClient {
     await this.send('graph.app_role_assignments.write', 'DELETE', `/servicePrincipals/${guid(resourceSpId)}/appRoleAssignedTo/${encodeURIComponent(assignmentId)}`, undefined, { notFound: null });
   }
 
-  private async list<T>(operation: string, path: string, schema: z.ZodType<T>): Promise<T[]> {
+  private list<T>(operation: string, path: string, schema: z.ZodType<T>): Promise<T[]> {
     const pageSchema = z.object({ value: z.array(schema), '@odata.nextLink': z.string().nullish() });
-    const items: T[] = [];
-    let next: string | undefined = `${this.base}${path}`;
-    for (let pages = 0; next !== undefined; pages++) {
-      if (pages >= MAX_PAGES) throw new AzureApiError('graph', operation, { kind: 'bad_response', detail: `@odata.nextLink did not end after ${MAX_PAGES} pages` });
-      const body: unknown = await this.send(operation, 'GET', next);
-      const page: { value: T[]; '@odata.nextLink'?: string | null | undefined } = this.parse(operation, pageSchema, body);
-      items.push(...page.value);
-      next = page['@odata.nextLink'] ?? undefined;
-      if (next !== undefined && new URL(next).origin !== this.origin) {
-        throw new AzureApiError('graph', operation, { kind: 'bad_response', detail: `@odata.nextLink points to another origin (${new URL(next).origin}); refused` });
-      }
-    }
-    return items;
+    return listAzurePages(this.conn, operation, `${this.base}${path}`, '@odata.nextLink', (body) => {
+      const page = this.parse(operation, pageSchema, body);
+      return { value: page.value, nextLink: page['@odata.nextLink'] ?? undefined };
+    });
   }
 
-  /** One authenticated call; `path` is relative to `/v1.0` or an absolute nextLink. A 404 answers `notFound` when given. */
+  /** One authenticated call; `path` is relative to `/v1.0`. A 404 answers `notFound` when given. */
   private send(operation: string, method: Method, path: string, body?: unknown, opts: { notFound?: null } = {}): Promise<unknown> {
-    return callAzureApi(
-      { api: 'graph', tokens: this.opts.tokens, timeoutMs: this.opts.timeoutMs, dispatcher: this.opts.dispatcher, log: this.opts.log },
-      {
-        operation,
-        method,
-        url: path.startsWith('https://') || path.startsWith('http://') ? path : `${this.base}${path}`,
-        body,
-        ...('notFound' in opts ? { notFound: { value: null } } : {}),
-      },
-    );
+    return callAzureApi(this.conn, { operation, method, url: `${this.base}${path}`, body, ...('notFound' in opts ? { notFound: { value: null } } : {}) });
   }
 
   private parse<T>(operation: string, schema: z.ZodType<T>, body: unknown): T {
