@@ -17,19 +17,19 @@ export interface Exchange {
   readonly requestId: string;
 }
 
-export const BODY_LIMIT = 1024 * 1024;
+const BODY_LIMIT = 1024 * 1024;
 
 export class BodyTooLarge extends Error {
   override name = 'BodyTooLarge';
 }
 
-export async function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<Buffer> {
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
     size += b.length;
-    if (size > limit) throw new BodyTooLarge(`request body larger than ${limit} bytes`);
+    if (size > BODY_LIMIT) throw new BodyTooLarge(`request body larger than ${BODY_LIMIT} bytes`);
     chunks.push(b);
   }
   return Buffer.concat(chunks);

@@ -69,8 +69,6 @@ export interface RequestContext {
   readonly query: URLSearchParams;
   /** Tokens streamed (SSE responses). */
   tokens?: number;
-  /** The client closed the connection before the response was complete. */
-  clientAborted?: boolean;
 }
 
 /** Path segments, percent-decoded; undefined when a segment is not valid percent-encoding. */

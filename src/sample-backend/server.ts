@@ -114,7 +114,6 @@ function logRequest(log: Logger, ctx: RequestContext, started: number): void {
   const res: ServerResponse = ctx.res;
   const req: IncomingMessage = ctx.req;
   const clientAborted = !res.writableFinished;
-  if (clientAborted) ctx.clientAborted = true;
   const level = clientAborted ? 'warn' : 'info';
   if (!log.isLevelEnabled(level)) return;
   const fields = {
