@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { addCommonOptions, clientsOf, clusterFlag, commonArgs, commonSettings, credentialOf, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, withUsageExit, type CommonFlags } from '../setup/command-line.js';
+import { addCommonOptions, clientsOf, clusterFlag, commonArgs, commonSettings, credentialOf, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { exitOnUsageError } from './usage.js';
 import { runDoctor, type DoctorCheck, type DoctorResult } from '../setup/doctor.js';
 import type { Terminal } from '../setup/terminal.js';
 
@@ -51,7 +52,7 @@ export function command(): Command {
       return result.ok ? EXIT_OK : EXIT_FAILED;
     }),
   );
-  return withUsageExit(cmd);
+  return exitOnUsageError(cmd);
 }
 
 function endpointFlag(value: string): string {

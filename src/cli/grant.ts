@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, withUsageExit, type CommonFlags } from '../setup/command-line.js';
+import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { exitOnUsageError } from './usage.js';
 import { runGrant } from '../setup/grant.js';
 import type { AccessLevel } from '../setup/names.js';
 import { terminalReporter } from '../setup/terminal.js';
@@ -46,5 +47,5 @@ export function command(): Command {
       return EXIT_OK;
     }),
   );
-  return withUsageExit(cmd);
+  return exitOnUsageError(cmd);
 }

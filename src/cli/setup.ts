@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, withUsageExit, type CommonFlags } from '../setup/command-line.js';
+import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { exitOnUsageError } from './usage.js';
 import { runSetup, type SetupResult } from '../setup/setup.js';
 import { terminalReporter, type Terminal } from '../setup/terminal.js';
 
@@ -45,7 +46,7 @@ export function command(): Command {
       return EXIT_OK;
     }),
   );
-  return withUsageExit(cmd);
+  return exitOnUsageError(cmd);
 }
 
 function printSettings(term: Terminal, result: SetupResult): void {

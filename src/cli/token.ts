@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
-import { addCommonOptions, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, withUsageExit, type CommonFlags } from '../setup/command-line.js';
+import { addCommonOptions, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { exitOnUsageError } from './usage.js';
 import { inspectForUser, type InspectReport } from '../setup/inspect.js';
 import type { Terminal } from '../setup/terminal.js';
 
@@ -53,7 +54,7 @@ export function command(): Command {
     }),
   );
   token.addCommand(inspect);
-  return withUsageExit(token);
+  return exitOnUsageError(token);
 }
 
 async function readToken(arg: string | undefined): Promise<string> {
