@@ -85,37 +85,44 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
     return count({ kind: 'deny', source: 'api-key', cache: 'none', reason: 'api_key_control_plane', message }, 'none');
   }
 
+  function decided(principal: Principal, route: RouteMatch, evaluation: Evaluation, outcome: 'hit' | 'miss' | 'stale'): Decision {
+    warnIgnoredConditions(principal, route, evaluation);
+    if (evaluation.allowed) return count({ kind: 'allow', source: kind, cache: outcome, role: evaluation.role }, outcome);
+    const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? 'static' : 'arm');
+    return count({ kind: 'deny', source: kind, cache: outcome, reason: evaluation.reason, message }, outcome);
+  }
+
+  async function lookedUp(principal: Principal, route: RouteMatch): Promise<Decision> {
+    const result = await cache.evaluate(principal, route);
+    if (result.kind === 'evaluated') return decided(principal, route, result.evaluation, result.cache);
+    const { error } = result;
+    if (error.cause !== undefined && clock.now() - unexpectedFailureLoggedAt >= UNEXPECTED_FAILURE_LOG_INTERVAL_MS) {
+      unexpectedFailureLoggedAt = clock.now();
+      log.error({ err: error.cause, source: kind }, 'access source failed unexpectedly');
+    }
+    const decision: Decision = {
+      kind: 'unavailable',
+      source: kind,
+      reason: error.reason,
+      message: `authorization could not be evaluated for principal ${principal.oid}: ${error.message}`,
+      ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+    };
+    return count(decision, 'miss');
+  }
+
   return {
-    async authorize(principal: Principal, route: RouteMatch): Promise<Decision> {
+    authorize(principal: Principal, route: RouteMatch): Decision | Promise<Decision> {
       if (principal.type === 'api-key') return authorizeApiKey(route);
-      // Authentication guarantees GUIDs; anything else must never reach a cache key or an ARM filter.
+      // A fresh cached decision is answered synchronously: no promise, no lookup.
+      const hit = cache.fresh(principal, route);
+      if (hit !== undefined) return decided(principal, route, hit, 'hit');
+      // Authentication guarantees GUIDs; anything else must never reach a lookup (an ARM filter). A hit
+      // needs no check: only principals that passed it were ever looked up, and principalKey is injective.
       if (!GUID.test(principal.oid) || !GUID.test(principal.tid)) {
         const message = `principal object ID and tenant ID must be GUIDs; ${route.action} at ${scope} is not granted`;
         return count({ kind: 'deny', source: kind, cache: 'none', reason: 'invalid_principal', message }, 'none');
       }
-
-      const result = await cache.evaluate(principal, route);
-      if (result.kind === 'unavailable') {
-        const { error } = result;
-        if (error.cause !== undefined && clock.now() - unexpectedFailureLoggedAt >= UNEXPECTED_FAILURE_LOG_INTERVAL_MS) {
-          unexpectedFailureLoggedAt = clock.now();
-          log.error({ err: error.cause, source: kind }, 'access source failed unexpectedly');
-        }
-        const decision: Decision = {
-          kind: 'unavailable',
-          source: kind,
-          reason: error.reason,
-          message: `authorization could not be evaluated for principal ${principal.oid}: ${error.message}`,
-          ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
-        };
-        return count(decision, 'miss');
-      }
-
-      const { evaluation, cache: outcome } = result;
-      warnIgnoredConditions(principal, route, evaluation);
-      if (evaluation.allowed) return count({ kind: 'allow', source: kind, cache: outcome, role: evaluation.role }, outcome);
-      const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? 'static' : 'arm');
-      return count({ kind: 'deny', source: kind, cache: outcome, reason: evaluation.reason, message }, outcome);
+      return lookedUp(principal, route);
     },
 
     readiness(): Promise<string | null> {

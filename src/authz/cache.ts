@@ -32,8 +32,9 @@ export type CachedEvaluation =
 interface Entry {
   readonly snapshot: AccessSnapshot;
   readonly fetchedAt: number;
-  /** Evaluations of this immutable snapshot by route, so the hot path matches patterns once per action. */
-  readonly evaluations: Map<string, Evaluation>;
+  /** Evaluations of this immutable snapshot by action, so the hot path matches patterns once per action. */
+  readonly dataActions: Map<string, Evaluation>;
+  readonly controlActions: Map<string, Evaluation>;
 }
 
 export const DEFAULT_MAX_ENTRIES = 100_000;
@@ -45,10 +46,6 @@ export const DEFAULT_MAX_ENTRIES = 100_000;
 export function principalKey(tid: string, oid: string): string {
   const t = tid.toLowerCase();
   return `${t.length}:${t}:${oid.toLowerCase()}`;
-}
-
-function routeKey(route: RouteMatch): string {
-  return route.dataAction ? `d${route.action}` : `c${route.action}`;
 }
 
 function asSourceError(err: unknown): AccessSourceError {
@@ -72,6 +69,14 @@ export class AccessCache {
   /** Principals currently cached. */
   get size(): number {
     return this.entries.size;
+  }
+
+  /** The evaluation from the principal's cached snapshot while its TTL lasts, synchronously; undefined when a lookup is due. */
+  fresh(principal: Principal, route: RouteMatch): Evaluation | undefined {
+    const cached = this.entries.get(principalKey(principal.tid, principal.oid));
+    if (cached === undefined) return undefined;
+    const evaluation = this.judge(cached, route);
+    return this.opts.clock.now() - cached.fetchedAt < this.ttlOf(evaluation) ? evaluation : undefined;
   }
 
   /** Evaluates the route's action for the principal, looking up its access only when the cached snapshot has expired. */
@@ -109,11 +114,12 @@ export class AccessCache {
   }
 
   private judge(entry: Entry, route: RouteMatch): Evaluation {
-    const rk = routeKey(route);
-    let evaluation = entry.evaluations.get(rk);
+    // Keyed by the route table's own action string, whose hash V8 keeps: no key is built per request.
+    const byAction = route.dataAction ? entry.dataActions : entry.controlActions;
+    let evaluation = byAction.get(route.action);
     if (evaluation === undefined) {
       evaluation = evaluate(entry.snapshot, route, this.opts.scope);
-      entry.evaluations.set(rk, evaluation);
+      byAction.set(route.action, evaluation);
     }
     return evaluation;
   }
@@ -128,7 +134,7 @@ export class AccessCache {
     const lookup: Promise<Entry> = Promise.resolve()
       .then(() => this.opts.source.lookup(principal, this.opts.scope))
       .then((snapshot) => {
-        const entry: Entry = { snapshot, fetchedAt: startedAt, evaluations: new Map() };
+        const entry: Entry = { snapshot, fetchedAt: startedAt, dataActions: new Map(), controlActions: new Map() };
         if (generation === this.generation) this.entries.set(key, entry);
         return entry;
       })

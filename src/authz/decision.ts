@@ -28,7 +28,8 @@ export type Decision =
 
 /** Decides whether an authenticated principal may perform a route's action at the configured scope. */
 export interface Authorizer {
-  authorize(principal: Principal, route: RouteMatch): Promise<Decision>;
+  /** A plain Decision when the decision cache answers (the common case), a promise when a lookup is needed. */
+  authorize(principal: Principal, route: RouteMatch): Decision | Promise<Decision>;
   /** Readiness: null when ready, otherwise what is missing (e.g. the sidecar's ARM token was never obtained). */
   readiness(): Promise<string | null>;
   close(): Promise<void>;
