@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAuthorizer } from '../../src/authz/authorizer.js';
 import { AccessCache, principalKey } from '../../src/authz/cache.js';
-import type { Decision } from '../../src/authz/decision.js';
+import type { Authorizer, Decision } from '../../src/authz/decision.js';
 import { BUILT_IN_ROLES, ROLE_IDS } from '../../src/authz/roles.js';
 import { AccessSourceError, type AccessSnapshot } from '../../src/authz/source.js';
 import type { Principal } from '../../src/authn/principal.js';
@@ -43,15 +43,20 @@ const throttled = () => {
   throw new AccessSourceError('arm_throttled', 'ARM throttled the role assignment lookup (429)', 17);
 };
 
+/** Starts `count` concurrent decisions for oid(1) while the source holds its answers, then lets them finish. */
+async function concurrently(setup: { source: CountingSource; authorizer: Authorizer }, count: number): Promise<Decision[]> {
+  setup.source.hold();
+  const pending = Array.from({ length: count }, () => setup.authorizer.authorize(user(oid(1)), ROUTES.chat));
+  await Promise.resolve();
+  setup.source.release();
+  return Promise.all(pending);
+}
+
 describe('decision cache: single flight and reuse', () => {
   it('makes exactly one lookup for 1,000 concurrent first requests of one principal', async () => {
-    const { source, authorizer } = setup();
-    source.hold();
-    const pending = Array.from({ length: 1000 }, () => authorizer.authorize(user(oid(1)), ROUTES.chat));
-    await Promise.resolve();
-    source.release();
-    const decisions = await Promise.all(pending);
-    expect(source.lookups).toBe(1);
+    const s = setup();
+    const decisions = await concurrently(s, 1000);
+    expect(s.source.lookups).toBe(1);
     expect(decisions.every((d) => d.kind === 'allow')).toBe(true);
   });
 
@@ -64,6 +69,14 @@ describe('decision cache: single flight and reuse', () => {
     const again = await Promise.all(principals.flatMap((p) => [authorizer.authorize(p, ROUTES.chat), authorizer.authorize(p, ROUTES.models)]));
     expect(source.lookups).toBe(100);
     expect(again.every((d) => d.kind === 'allow' && d.cache === 'hit')).toBe(true);
+  });
+
+  it('answers a fresh cached decision synchronously, without a promise', async () => {
+    const { authorizer } = setup();
+    expect(await authorizer.authorize(user(oid(1)), ROUTES.chat)).toMatchObject({ kind: 'allow', cache: 'miss' });
+    const hit = authorizer.authorize(user(oid(1)), ROUTES.chat);
+    expect(hit).not.toBeInstanceOf(Promise);
+    expect(hit).toMatchObject({ kind: 'allow', cache: 'hit' });
   });
 
   it('answers every action of a principal from one lookup', async () => {
@@ -111,11 +124,7 @@ describe('decision cache: TTLs', () => {
     const { source, authorizer, clock } = setup();
     await authorizer.authorize(user(oid(1)), ROUTES.chat);
     clock.advance(ALLOW_TTL);
-    source.hold();
-    const pending = Array.from({ length: 200 }, () => authorizer.authorize(user(oid(1)), ROUTES.chat));
-    await Promise.resolve();
-    source.release();
-    await Promise.all(pending);
+    await concurrently({ source, authorizer }, 200);
     expect(source.lookups).toBe(2);
   });
 });
@@ -135,13 +144,9 @@ describe('decision cache: failures', () => {
   });
 
   it('single-flights failing lookups too', async () => {
-    const { source, authorizer } = setup({ answer: throttled });
-    source.hold();
-    const pending = Array.from({ length: 100 }, () => authorizer.authorize(user(oid(1)), ROUTES.chat));
-    await Promise.resolve();
-    source.release();
-    const decisions = await Promise.all(pending);
-    expect(source.lookups).toBe(1);
+    const s = setup({ answer: throttled });
+    const decisions = await concurrently(s, 100);
+    expect(s.source.lookups).toBe(1);
     expect(decisions.every((d) => d.kind === 'unavailable')).toBe(true);
   });
 
@@ -237,6 +242,15 @@ describe('decision cache: keys and bounds', () => {
     expect(source.lookups).toBe(2);
   });
 
+  it('keeps a data action and a control action of the same name apart in one snapshot', async () => {
+    const { source, authorizer } = setup();
+    const asControl = { ...ROUTES.chat, plane: 'control', dataAction: false } as const;
+    expect(await authorizer.authorize(user(oid(1)), ROUTES.chat)).toMatchObject({ kind: 'allow' });
+    expect(await authorizer.authorize(user(oid(1)), asControl)).toMatchObject({ kind: 'deny', cache: 'hit' });
+    expect(await authorizer.authorize(user(oid(1)), ROUTES.chat)).toMatchObject({ kind: 'allow', cache: 'hit' });
+    expect(source.lookups).toBe(1);
+  });
+
   it('builds keys that cannot collide whatever the IDs contain', () => {
     const pairs: [string, string][] = [
       ['a/b', 'c'],
@@ -281,11 +295,7 @@ describe('decision cache: keys and bounds', () => {
     // oid(25) is still cached; oid(1) was evicted.
     await authorizer.authorize(user(oid(25)), ROUTES.chat);
     expect(source.lookups).toBe(25);
-    source.hold();
-    const pending = Array.from({ length: 500 }, () => authorizer.authorize(user(oid(1)), ROUTES.chat));
-    await Promise.resolve();
-    source.release();
-    await Promise.all(pending);
+    await concurrently({ source, authorizer }, 500);
     expect(source.lookups).toBe(26);
   });
 
