@@ -36,7 +36,6 @@ export interface ServeProcess {
   ready(timeoutMs?: number): Promise<void>;
   /** Resolves with the first log line (now or later) that satisfies `match`. */
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
-  auditFor(requestId: string): LogLine | undefined;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -112,7 +111,6 @@ export async function startServe(
     url,
     adminUrl,
     waitForLog,
-    auditFor: (requestId: string) => logs.find((l) => l.msg === 'request' && l.requestId === requestId),
     async ready(timeoutMs = 15_000): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       let last = '';

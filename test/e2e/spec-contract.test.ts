@@ -9,15 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CONSUMERS_TENANT_ID, OTHER_TENANT_ID, TEST_CLIENT_ID, TEST_TENANT_ID, TestIdp } from '../fixtures/idp.js';
+import { CONSUMERS_TENANT_ID, OTHER_TENANT_ID, TEST_APP_OID as APP, TEST_CLIENT_ID, TEST_TENANT_ID, TEST_USER_OID as ALICE, TestIdp } from '../fixtures/idp.js';
 import { startUpstream, type Upstream } from '../fixtures/upstream.js';
-import { runCli, startServe, type ServeProcess } from './harness.js';
+import { roleAssignmentsFile, runCli, startServe, staticServeFlags, type ServeProcess } from './harness.js';
 
-const SUB = '00000000-1111-2222-3333-444444444444';
-const SCOPE = `/subscriptions/${SUB}/resourceGroups/edge/providers/Microsoft.Kubernetes/connectedClusters/store-42`;
-const ALICE = '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e'; // the fixture's default user: OpenAI User
 const BOB = 'b0b0b0b0-0000-4000-8000-000000000002'; // Cognitive Services Contributor
-const APP = '3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b'; // the fixture's app: OpenAI User
 const APP_ID = '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a'; // the fixture app's azp
 const AUDIENCE = 'api://foundry-edge-store-42';
 const SCOPE_NAME = 'inference.invoke';
@@ -31,17 +27,12 @@ let sidecar: ServeProcess;
 let rbacFile: string;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fa-spec-'));
-  rbacFile = join(dir, 'rbac.yaml');
-  writeFileSync(
-    rbacFile,
-    `scope: ${SCOPE}
-roleAssignments:
-  - { principalId: ${ALICE}, role: Cognitive Services OpenAI User }
-  - { principalId: ${BOB}, role: Cognitive Services Contributor }
-  - { principalId: ${APP}, role: Cognitive Services OpenAI User }
-`,
-  );
+  // ALICE (the fixture's user) and APP (the fixture's app): OpenAI User.
+  rbacFile = roleAssignmentsFile([
+    `{ principalId: ${ALICE}, role: Cognitive Services OpenAI User }`,
+    `{ principalId: ${BOB}, role: Cognitive Services Contributor }`,
+    `{ principalId: ${APP}, role: Cognitive Services OpenAI User }`,
+  ]);
   idp = await TestIdp.start({ tenants: [TEST_TENANT_ID, OTHER_TENANT_ID, CONSUMERS_TENANT_ID] });
   dataUp = await startUpstream();
   controlUp = await startUpstream();
@@ -249,14 +240,7 @@ describe('SPEC 3 + 7: a refused upstream and SIGINT', () => {
     const gone = await startUpstream();
     const deadUrl = gone.url;
     await gone.close();
-    const dead = await startServe({
-      upstream: deadUrl,
-      'tenant-id': TEST_TENANT_ID,
-      'client-id': TEST_CLIENT_ID,
-      authority: idp.authority,
-      rbac: 'static',
-      'role-assignments-file': rbacFile,
-    });
+    const dead = await startServe(staticServeFlags(idp, deadUrl, rbacFile));
     try {
       await dead.ready();
       const res = await send('GET', '/v1/models', bearer(await idp.mint()), undefined, dead.url);
@@ -291,15 +275,7 @@ routes:
     plane: control
     action: Microsoft.CognitiveServices/accounts/deployments/write
 `);
-    const routed = await startServe({
-      upstream: dataUp.url,
-      'tenant-id': TEST_TENANT_ID,
-      'client-id': TEST_CLIENT_ID,
-      authority: idp.authority,
-      rbac: 'static',
-      'role-assignments-file': rbacFile,
-      'routes-file': file,
-    });
+    const routed = await startServe({ ...staticServeFlags(idp, dataUp.url, rbacFile), 'routes-file': file });
     try {
       await routed.ready();
       const alice = bearer(await idp.mint());
