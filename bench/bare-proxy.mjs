@@ -7,16 +7,11 @@
 // Prints one JSON line `{"listening":"http://127.0.0.1:PORT"}` on stdout once it accepts.
 import { createServer } from 'node:http';
 import { Pool } from 'undici';
+import { argument, listenAndAnnounce } from './lib/bench-server.mjs';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
-function argument(name, fallback) {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 && at + 1 < process.argv.length ? process.argv[at + 1] : fallback;
-}
-
 const upstream = new URL(argument('upstream', 'http://127.0.0.1:8080'));
-const [host, port] = argument('listen', '127.0.0.1:0').split(':');
 // Same pool settings as the sidecar's forwarder (src/proxy/forward.ts).
 const pool = new Pool(upstream.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 4_000 });
 
@@ -82,11 +77,7 @@ const server = createServer((req, res) => {
   });
   pool.dispatch({ path: req.url, method: req.method, headers, body: hasBody ? req : null }, exchange);
 });
-server.keepAliveTimeout = 65_000;
-server.listen(Number(port), host, () => {
-  const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: `http://${address.address}:${address.port}` })}\n`);
-});
+listenAndAnnounce(server);
 
 const stop = () => server.close(() => pool.close().then(() => process.exit(0)));
 process.once('SIGTERM', stop);

@@ -9,14 +9,9 @@
 //
 // Prints `{"listening":"http://127.0.0.1:PORT"}` once it accepts.
 import { createServer } from 'node:http';
-
-function argument(name, fallback) {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 && at + 1 < process.argv.length ? process.argv[at + 1] : fallback;
-}
+import { argument, listenAndAnnounce } from './lib/bench-server.mjs';
 
 const intervalMs = Number(argument('interval-ms', '20'));
-const [host, port] = argument('listen', '127.0.0.1:0').split(':');
 let sequence = 0;
 
 const server = createServer((req, res) => {
@@ -50,10 +45,6 @@ const server = createServer((req, res) => {
     res.once('close', () => clearTimeout(timer));
   });
 });
-server.keepAliveTimeout = 65_000;
-server.listen(Number(port), host, () => {
-  const address = server.address();
-  process.stdout.write(`${JSON.stringify({ listening: `http://${address.address}:${address.port}` })}\n`);
-});
+listenAndAnnounce(server);
 process.once('SIGTERM', () => server.close(() => process.exit(0)));
 process.once('SIGINT', () => server.close(() => process.exit(0)));
