@@ -4,6 +4,7 @@ import { sameScope } from '../authz/scope.js';
 import type { Logger } from '../ops/log.js';
 import { AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
 import { ARM_API_VERSION, roleAssignmentSchema, toRoleAssignment, type RoleAssignment } from './arm.js';
+import { armPath, GUID } from './ids.js';
 import type { TokenProvider } from './token.js';
 
 /**
@@ -118,16 +119,13 @@ function badShape(operation: string, what: string): AzureApiError {
   return new AzureApiError('arm', operation, { kind: 'bad_response', detail: `ARM answered with a ${what} of an unexpected shape` });
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 function guid(id: string): string {
   if (!GUID.test(id)) throw new TypeError(`not a GUID: ${id.slice(0, 60)}`);
   return id.toLowerCase();
 }
 
-/** An ARM ID as a URL path: each segment percent-encoded, so an ID can never add a query or `..`. */
 function scopePath(scope: string): string {
-  const segments = scope.split('/');
-  if (!scope.startsWith('/') || segments.slice(1).some((s) => s === '' || s === '.' || s === '..')) throw new TypeError(`not an ARM ID: ${scope.slice(0, 200)}`);
-  return segments.map(encodeURIComponent).join('/');
+  const path = armPath(scope);
+  if (path === undefined) throw new TypeError(`not an ARM ID: ${scope.slice(0, 200)}`);
+  return path;
 }

@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { describeFailure, failureOutcome, headerValue, HttpCallError, requestJson, type HttpFailure } from './http.js';
+import { armPath, GUID } from './ids.js';
 import { IdentityError, type TokenProvider } from './token.js';
 
 /**
@@ -20,7 +21,6 @@ export const DEFAULT_THROTTLE_SECONDS = 10;
 /** Any more pages than this is a broken or hostile `nextLink` chain. */
 const MAX_PAGES = 100;
 const MAX_CACHED_ROLE_DEFINITIONS = 2_000;
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ROLE_DEFINITION_ID =
   /^(?:\/subscriptions\/[\w.()-]+|\/providers\/Microsoft\.Management\/managementGroups\/[\w.()-]+)?\/providers\/Microsoft\.Authorization\/roleDefinitions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 /** The `Everyone` principal of deny assignments. */
@@ -399,13 +399,11 @@ export function roleDefinitionGuid(roleDefinitionId: string): string | undefined
   return ROLE_DEFINITION_ID.exec(roleDefinitionId)?.[1]?.toLowerCase();
 }
 
-/** An ARM scope as a URL path: each segment percent-encoded, so a scope can never add a query or `..`. */
+/** An ARM scope as a URL path (`armPath`), or a bad-response ArmError. */
 function scopePath(scope: string, operation: ArmOperation): string {
-  const segments = scope.split('/');
-  if (!scope.startsWith('/') || segments.slice(1).some((s) => s === '' || s === '.' || s === '..')) {
-    throw new ArmError('bad_response', operation, `not an ARM scope: ${scope.slice(0, 200)}`);
-  }
-  return segments.map(encodeURIComponent).join('/');
+  const path = armPath(scope);
+  if (path === undefined) throw new ArmError('bad_response', operation, `not an ARM scope: ${scope.slice(0, 200)}`);
+  return path;
 }
 
 function guid(id: string): string {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { decodeCompactJws } from '../authn/jws.js';
 import type { Logger } from '../ops/log.js';
 import { asAzureApiError, AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
+import { GUID } from './ids.js';
 import type { TokenProvider } from './token.js';
 
 /**
@@ -234,8 +235,6 @@ function principalOf(o: z.infer<typeof directoryObjectSchema>, known: DirectoryP
 function odataEq(property: string, value: string): string {
   return encodeURIComponent(`${property} eq '${value.replace(/'/g, "''")}'`);
 }
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Object and client IDs are GUIDs; anything else must never become part of a URL. */
 function guid(id: string): string {

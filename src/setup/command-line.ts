@@ -5,6 +5,7 @@ import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
 import { CALLER_CREDENTIAL_KINDS, callerCredential, type CallerCredential, type CallerCredentialKind } from '../azure/credential.js';
 import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
 import { DEFAULT_GRAPH_ENDPOINT } from '../azure/graph.js';
+import { GUID } from '../azure/ids.js';
 import { IdentityConfigError } from '../azure/token.js';
 import { isArmResourceId } from '../config/load.js';
 import { adviceFor } from './advice.js';
@@ -54,7 +55,6 @@ export interface CommonSettings {
   readonly dryRun: boolean;
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 export function addCommonOptions(cmd: Command, opts: { dryRun?: boolean; azure?: boolean } = {}): Command {

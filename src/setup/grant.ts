@@ -1,4 +1,5 @@
 import type { PrincipalType } from '../azure/arm-manage.js';
+import { GUID } from '../azure/ids.js';
 import type { DirectoryPrincipal, ServicePrincipal } from '../azure/graph.js';
 import type { SetupClients } from './clients.js';
 import { ACCESS_ROLES, APP_ROLE_VALUE, roleAssignmentName, type AccessLevel } from './names.js';
@@ -34,8 +35,6 @@ export interface GrantResult {
   readonly changed: boolean;
   readonly steps: readonly StepReport[];
 }
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function runGrant(options: GrantOptions, clients: SetupClients, reporter: Reporter = collectingReporter()): Promise<GrantResult> {
   const { graph, arm } = clients;

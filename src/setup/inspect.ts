@@ -4,6 +4,7 @@ import { SigningKeys } from '../authn/signing-keys.js';
 import { inspectToken, type CheckOutcome, type TokenInspection, type TokenPolicy, type TokenVerdict } from '../authn/entra-token.js';
 import type { JsonObject, JsonValue } from '../authn/strict-json.js';
 import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
+import { GUID } from '../azure/ids.js';
 import { systemClock } from '../ops/clock.js';
 import { silentLogger } from '../ops/log.js';
 import { Metrics } from '../ops/metrics.js';
@@ -62,7 +63,6 @@ export interface InspectReport {
   readonly accepted: boolean;
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DISPLAYED_CLAIMS = ['aud', 'iss', 'tid', 'oid', 'azp', 'appid', 'idtyp', 'scp', 'roles', 'ver', 'iat', 'nbf', 'exp', 'name', 'preferred_username', 'upn', 'app_displayname', 'xms_mirid'] as const;
 const DATE_CLAIMS = new Set(['iat', 'nbf', 'exp']);
 
