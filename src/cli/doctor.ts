@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonArgs, commonSettings, credentialOf, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { bareToken, stdinToken } from './token-input.js';
 import { exitOnUsageError } from './usage.js';
 import { runDoctor, type DoctorCheck, type DoctorResult } from '../setup/doctor.js';
 import type { Terminal } from '../setup/terminal.js';
@@ -28,7 +29,7 @@ export function command(): Command {
       const clientId = guidFlag('--client-id', flags.clientId);
       const clusterId = flags.clusterId === undefined ? undefined : clusterFlag(flags.clusterId);
       const endpoint = flags.endpoint === undefined ? undefined : endpointFlag(flags.endpoint);
-      const token = flags.token === '-' ? await stdinToken() : flags.token?.trim().replace(/^Bearer\s+/i, '');
+      const token = flags.token === '-' ? await stdinToken() : flags.token === undefined ? undefined : bareToken(flags.token);
       const credential = credentialOf(settings);
       const clients = clientsOf(settings, credential, { warmArm: clusterId !== undefined });
       const apiTokens = credential.forResource(`api://${clientId}`);
@@ -64,12 +65,6 @@ function endpointFlag(value: string): string {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError('--endpoint must use https:// or http://');
   return url.href.replace(/\/+$/, '');
-}
-
-async function stdinToken(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').trim().replace(/^Bearer\s+/i, '');
 }
 
 function printResult(term: Terminal, result: DoctorResult): void {

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
 import { addCommonOptions, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { bareToken, stdinToken } from './token-input.js';
 import { exitOnUsageError } from './usage.js';
 import { inspectForUser, type InspectReport } from '../setup/inspect.js';
 import type { Terminal } from '../setup/terminal.js';
@@ -15,8 +16,6 @@ interface InspectFlags extends CommonFlags {
   clockSkew?: string;
   offline?: boolean;
 }
-
-const MAX_STDIN_BYTES = 64 * 1024;
 
 export function command(): Command {
   const token = new Command('token').description('inspect Entra ID access tokens as the sidecar sees them');
@@ -58,19 +57,8 @@ export function command(): Command {
 }
 
 async function readToken(arg: string | undefined): Promise<string> {
-  let raw = arg;
-  if (raw === undefined || raw === '-') {
-    if (raw === undefined && process.stdin.isTTY) throw new UsageError('give the token as an argument, or - to read it from stdin (e.g. az account get-access-token --query accessToken -o tsv | foundry-auth token inspect -)');
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of process.stdin) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_STDIN_BYTES) throw new UsageError(`stdin holds more than ${MAX_STDIN_BYTES} bytes: not an access token`);
-      chunks.push(chunk as Buffer);
-    }
-    raw = Buffer.concat(chunks).toString('utf8');
-  }
-  const token = raw.trim().replace(/^Bearer\s+/i, '');
+  if (arg === undefined && process.stdin.isTTY) throw new UsageError('give the token as an argument, or - to read it from stdin (e.g. az account get-access-token --query accessToken -o tsv | foundry-auth token inspect -)');
+  const token = arg === undefined || arg === '-' ? await stdinToken() : bareToken(arg);
   if (token === '') throw new UsageError('the token is empty');
   return token;
 }
