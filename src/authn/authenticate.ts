@@ -23,8 +23,6 @@ export interface AuthenticatorOptions {
   readonly metrics: Metrics;
   /** For the identity provider requests (tests, proxies). */
   readonly dispatcher?: Dispatcher;
-  /** Extra CA certificates (PEM) for the identity provider when no dispatcher is given. */
-  readonly ca?: string | Buffer;
   /** Overrides of the signing-key timings (cooldown, refresh interval, fetch timeout, retry). */
   readonly signingKeys?: Pick<
     SigningKeysOptions,
@@ -32,8 +30,6 @@ export interface AuthenticatorOptions {
   >;
   /** Verified-token cache size. Default 10,000. */
   readonly tokenCacheMax?: number;
-  /** API keys file re-read period. Default 5 s. */
-  readonly apiKeysReloadMs?: number;
 }
 
 const ENTRA_DISABLED = rejection('invalid_token', 'Entra ID authentication is not enabled on this sidecar: use an API key.', {
@@ -78,12 +74,11 @@ export class Authenticator {
         log: opts.log,
         metrics: opts.metrics,
         ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
-        ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
       });
       this.signingKeys.onChange((tenantId, kids) => this.tokenCache.invalidateKeys(tenantId, kids));
       this.validator = new EntraTokenValidator(policy, this.signingKeys, opts.clock);
     }
-    if (opts.apiKeysFile !== undefined) this.apiKeys = new ApiKeys(opts.apiKeysFile, opts.log, opts.apiKeysReloadMs);
+    if (opts.apiKeysFile !== undefined) this.apiKeys = new ApiKeys(opts.apiKeysFile, opts.log);
   }
 
   /** Reads the API keys and starts loading signing keys; resolves when each first attempt ended (success or not). */
