@@ -21,7 +21,6 @@ import { Terminal } from './terminal.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
-export { EXIT_USAGE };
 
 /** A flag is missing or wrong: exit 2, naming the flag. */
 export class UsageError extends Error {
@@ -211,8 +210,6 @@ function reportFailure(name: string, term: Terminal, err: unknown): number {
   }
   throw err;
 }
-
-export { exitOnUsageError as withUsageExit } from '../cli/usage.js';
 
 function clip(value: string): string {
   const oneLine = value.replace(/[\u0000-\u001f\u007f]/g, '?');
