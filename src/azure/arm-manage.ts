@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { sameScope } from '../authz/scope.js';
 import type { Logger } from '../ops/log.js';
 import { AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
-import { ARM_API_VERSION, roleAssignmentSchema, toRoleAssignment, type RoleAssignment } from './arm.js';
+import { ARM_API_VERSION, roleAssignmentPageSchema, toRoleAssignment, type RoleAssignment } from './arm.js';
 import { armPath, GUID } from './ids.js';
 import type { TokenProvider } from './token.js';
 
@@ -67,10 +67,9 @@ export class ArmManagementClient {
    */
   async roleAssignmentsOf(scope: string, principalId: string): Promise<RoleAssignment[]> {
     const operation = 'arm.role_assignments.read';
-    const pageSchema = z.object({ value: z.array(roleAssignmentSchema), nextLink: z.string().nullish() });
     const url = `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=principalId+eq+'${guid(principalId)}'`;
     const items = await listAzurePages(this.conn, operation, url, 'nextLink', (body) => {
-      const parsed = pageSchema.safeParse(body);
+      const parsed = roleAssignmentPageSchema.safeParse(body);
       if (!parsed.success) throw badShape(operation, 'role assignment page');
       return { value: parsed.data.value, nextLink: parsed.data.nextLink ?? undefined };
     });

@@ -71,8 +71,8 @@ const permissionSchema = z.object({
 /** One `permissions[]` entry as ARM returns it. */
 export type ArmPermission = z.infer<typeof permissionSchema>;
 
-/** One role assignment as ARM returns it (shared with the management client of `setup`/`grant`). */
-export const roleAssignmentSchema = z.object({
+/** One role assignment as ARM returns it. */
+const roleAssignmentSchema = z.object({
   id: z.string(),
   name: z.string(),
   properties: z.object({
@@ -109,6 +109,15 @@ const denyAssignmentSchema = z.object({
     excludePrincipals: z.array(denyPrincipalSchema).nullish(),
   }),
 });
+
+/** One page of an ARM list. Built once: constructing a zod schema costs ~100 times more than parsing with it. */
+function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({ value: z.array(item), nextLink: z.string().nullish() });
+}
+
+/** A page of role assignments (shared with the management client of `setup`/`grant`). */
+export const roleAssignmentPageSchema = pageOf(roleAssignmentSchema);
+const denyAssignmentPageSchema = pageOf(denyAssignmentSchema);
 
 function stringList() {
   return z
@@ -218,7 +227,7 @@ export class ArmClient {
    */
   async listRoleAssignments(scope: string, principalId: string): Promise<RoleAssignment[]> {
     const url = `${this.base}${scopePath(scope, 'role_assignments')}/providers/Microsoft.Authorization/roleAssignments?api-version=${ARM_API_VERSION}&$filter=atScope()+and+assignedTo('${guid(principalId)}')`;
-    const items = await this.listPages('role_assignments', url, roleAssignmentSchema);
+    const items = await this.listPages('role_assignments', url, roleAssignmentPageSchema);
     return items.map(toRoleAssignment);
   }
 
@@ -254,7 +263,7 @@ export class ArmClient {
 
   private async listDenyAssignments(scope: string, filter: string): Promise<DenyAssignment[]> {
     const url = `${this.base}${scopePath(scope, 'deny_assignments')}/providers/Microsoft.Authorization/denyAssignments?api-version=${ARM_API_VERSION}&$filter=${filter}`;
-    const items = await this.listPages('deny_assignments', url, denyAssignmentSchema);
+    const items = await this.listPages('deny_assignments', url, denyAssignmentPageSchema);
     return items.map((d) => ({
       id: d.id,
       name: d.name,
@@ -293,8 +302,7 @@ export class ArmClient {
     return value;
   }
 
-  private async listPages<T>(operation: ArmOperation, firstUrl: string, itemSchema: z.ZodType<T>): Promise<T[]> {
-    const pageSchema = z.object({ value: z.array(itemSchema), nextLink: z.string().nullish() });
+  private async listPages<T>(operation: ArmOperation, firstUrl: string, pageSchema: z.ZodType<{ value: T[]; nextLink?: string | null | undefined }>): Promise<T[]> {
     const items: T[] = [];
     const seen = new Set<string>();
     let next: string | undefined = firstUrl;
