@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../ops/clock.js';
 import { azureCliSource } from './azure-cli.js';
-import { clientCredentialsSource, DEFAULT_AUTHORITY_HOST } from './entra-token.js';
-import { CachingTokenProvider } from './identity.js';
+import { clientCredentialsSource } from './entra-token.js';
+import { authorityHost, CachingTokenProvider } from './identity.js';
 import { msiAdapterSource } from './msi-adapter.js';
 import { IdentityConfigError, type TokenProvider, type TokenSource } from './token.js';
 
@@ -84,12 +84,12 @@ function sourceFactory(opts: CallerCredentialOptions, env: Readonly<Record<strin
       const tokenFile = nonEmpty(env['AZURE_FEDERATED_TOKEN_FILE']);
       const missing = [clientId === undefined ? 'AZURE_CLIENT_ID' : '', tenantId === undefined ? 'AZURE_TENANT_ID (or --tenant-id)' : '', secret === undefined && tokenFile === undefined ? 'AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE' : ''].filter((m) => m !== '');
       if (missing.length > 0) throw new IdentityConfigError(`--credential environment needs ${missing.join(', ')} (not set)`);
-      const authorityHost = (opts.authority ?? nonEmpty(env['AZURE_AUTHORITY_HOST']) ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, '');
+      const authority = opts.authority?.replace(/\/+$/, '') ?? authorityHost(env);
       return (resource) =>
         clientCredentialsSource({
           ...common,
           kind: secret !== undefined ? 'client-secret' : 'workload-identity',
-          authorityHost,
+          authorityHost: authority,
           tenantId: tenantId!,
           clientId: clientId!,
           credential: secret !== undefined ? { secret } : { federatedTokenFile: tokenFile! },

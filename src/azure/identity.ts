@@ -126,7 +126,7 @@ export function createTokenProvider(opts: TokenProviderOptions): TokenProvider {
   return new CachingTokenProvider(createTokenSource(opts), opts);
 }
 
-export function createTokenSource(opts: TokenProviderOptions): TokenSource {
+function createTokenSource(opts: TokenProviderOptions): TokenSource {
   const env = opts.env ?? process.env;
   const common = { resource: opts.armEndpoint, timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, clock: opts.clock ?? systemClock, log: opts.log };
   const identity = opts.identity === 'auto' ? autoIdentity(env) : opts.identity;
@@ -165,7 +165,8 @@ function autoIdentity(env: Readonly<Record<string, string | undefined>>): 'workl
   return nonEmpty(env['AZURE_FEDERATED_TOKEN_FILE']) !== undefined ? 'workload-identity' : 'msi-adapter';
 }
 
-function authorityHost(env: Readonly<Record<string, string | undefined>>): string {
+/** `AZURE_AUTHORITY_HOST` (default the public cloud), refused when it would send a credential over plain HTTP off the machine. */
+export function authorityHost(env: Readonly<Record<string, string | undefined>>): string {
   const raw = nonEmpty(env['AZURE_AUTHORITY_HOST']) ?? DEFAULT_AUTHORITY_HOST;
   let url: URL;
   try {

@@ -150,6 +150,23 @@ describe('--credential managed-identity (setup, grant, doctor)', () => {
   });
 });
 
+describe('--credential environment (setup, grant, doctor)', () => {
+  it('refuses an AZURE_AUTHORITY_HOST that would send the client secret over plain HTTP off the machine, as the sidecar does', () => {
+    const env = { AZURE_CLIENT_ID: CLIENT, AZURE_TENANT_ID: TENANT, AZURE_CLIENT_SECRET: SECRET };
+    expect(() => callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: 'http://login.example.com' }, timeoutMs: 5_000, clock })).toThrow(IdentityConfigError);
+    expect(() => callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: 'http://login.example.com' }, timeoutMs: 5_000, clock })).toThrow(/AZURE_AUTHORITY_HOST must be https/);
+    expect(callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: `${arm.url}/` }, timeoutMs: 5_000, clock }).description).toBe(`the app ${CLIENT} from AZURE_* environment variables`);
+  });
+
+  it('gets its token from the authority in AZURE_AUTHORITY_HOST', async () => {
+    arm.clients.set(CLIENT, { secret: SECRET });
+    const credential = callerCredential({ kind: 'environment', env: { AZURE_CLIENT_ID: CLIENT, AZURE_TENANT_ID: TENANT, AZURE_CLIENT_SECRET: SECRET, AZURE_AUTHORITY_HOST: `${arm.url}/` }, timeoutMs: 5_000, clock });
+    expect((await credential.forResource(arm.url).getToken()).token).toBe(arm.issuedTokens[0]);
+    expect(arm.requestsTo('token')[0]?.target).toBe(`/${TENANT}/oauth2/v2.0/token`);
+    expect(arm.requestsTo('token')[0]?.form).toEqual({ grant_type: 'client_credentials', client_id: CLIENT, scope: `${arm.url}/.default`, client_secret: SECRET });
+  });
+});
+
 describe('workload identity', () => {
   it('posts the client assertion from AZURE_FEDERATED_TOKEN_FILE, re-read at each refresh', async () => {
     const file = join(dir, 'azure-identity-token');
