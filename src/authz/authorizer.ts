@@ -125,6 +125,10 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
       return lookedUp(principal, route);
     },
 
+    decidedUntil(principal: Principal, route: RouteMatch): number | undefined {
+      return principal.type === 'api-key' ? undefined : cache.decidedUntil(principal, route);
+    },
+
     readiness(): Promise<string | null> {
       return source.readiness();
     },

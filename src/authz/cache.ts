@@ -79,6 +79,12 @@ export class AccessCache {
     return this.opts.clock.now() - cached.fetchedAt < this.ttlOf(evaluation) ? evaluation : undefined;
   }
 
+  /** Until when (clock ms) the principal's cached decision for the route is used; undefined when nothing is cached. */
+  decidedUntil(principal: Principal, route: RouteMatch): number | undefined {
+    const cached = this.entries.get(principalKey(principal.tid, principal.oid));
+    return cached === undefined ? undefined : cached.fetchedAt + this.ttlOf(this.judge(cached, route));
+  }
+
   /** Evaluates the route's action for the principal, looking up its access only when the cached snapshot has expired. */
   async evaluate(principal: Principal, route: RouteMatch): Promise<CachedEvaluation> {
     const key = principalKey(principal.tid, principal.oid);

@@ -31,6 +31,11 @@ export interface Authorizer {
   /** A plain Decision when the decision cache answers (the common case), a promise when a lookup is needed. */
   authorize(principal: Principal, route: RouteMatch): Decision | Promise<Decision>;
   /** Readiness: null when ready, otherwise what is missing (e.g. the sidecar's ARM token was never obtained). */
+  /**
+   * Until when (clock ms) the decision just made for this principal and route stays cached, so a
+   * forward-auth proxy never caches it longer; undefined when it is not cached (API keys).
+   */
+  decidedUntil(principal: Principal, route: RouteMatch): number | undefined;
   readiness(): Promise<string | null>;
   close(): Promise<void>;
 }

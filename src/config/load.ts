@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { HostPort, IdentitySource, LogLevel, RbacMode, ServeConfig } from './config.js';
+import type { ForwardAuthProfile, HostPort, IdentitySource, LogLevel, RbacMode, ServeConfig, ServeMode, TrustedProxy } from './config.js';
 import { parseDuration } from './duration.js';
 import { SERVE_OPTIONS, envName, fileKey, type OptionSpec, type ServeFlag } from './options.js';
 
@@ -146,9 +146,44 @@ export function loadServeConfig(sources: Sources): LoadResult {
 
   const listen = hostPort('listen');
   const adminListen = hostPort('admin-listen');
-  const upstream = url('upstream');
-  if (text('upstream') === undefined) fail('upstream', 'is required: the data-plane base URL of the Foundry Local server, e.g. http://127.0.0.1:5000');
-  const controlUpstream = url('control-upstream') ?? upstream;
+  const mode = choice<ServeMode>('mode');
+  const forwardAuth = mode === 'forward-auth';
+  const upstream = forwardAuth ? undefined : url('upstream');
+  if (forwardAuth) {
+    for (const flag of ['upstream', 'control-upstream'] as const) {
+      if (text(flag) !== undefined) fail(flag, 'forward-auth mode does not forward: the proxy in front sends allowed requests to the upstream; remove this setting');
+    }
+  } else if (text('upstream') === undefined) {
+    fail('upstream', 'is required: the data-plane base URL of the Foundry Local server, e.g. http://127.0.0.1:5000');
+  }
+  const controlUpstream = forwardAuth ? undefined : (url('control-upstream') ?? upstream);
+  const profile = choice<ForwardAuthProfile>('forward-auth-profile');
+  const trustedProxies = list('trusted-proxies');
+  const pathPrefix = text('forward-auth-path-prefix') ?? '';
+  const parsedProxies: TrustedProxy[] = [];
+  if (forwardAuth) {
+    if (profile === undefined && text('forward-auth-profile') === undefined) {
+      fail('forward-auth-profile', 'is required with --mode forward-auth: envoy (Envoy ext_authz, Istio, Envoy Gateway), nginx (auth_request, ingress-nginx) or forwarded (Traefik, Caddy)');
+    }
+    if (trustedProxies === undefined || trustedProxies.length === 0) {
+      fail('trusted-proxies', 'is required with --mode forward-auth: the addresses or CIDRs of the proxies allowed to ask, e.g. 10.0.0.0/8,fd00::/8 (no default: trusting every peer lets anyone forge the original request)');
+    }
+    const bad: string[] = [];
+    for (const entry of trustedProxies ?? []) {
+      const parsed = parseTrustedProxy(entry);
+      if (parsed === undefined) bad.push(entry);
+      else parsedProxies.push(parsed);
+    }
+    if (bad.length > 0) fail('trusted-proxies', `every entry must be an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8 or fd00::/8 (bad: ${bad.map((b) => `"${clip(b)}"`).join(', ')})`);
+    if (pathPrefix !== '' && profile !== undefined && profile !== 'envoy') fail('forward-auth-path-prefix', 'applies to --forward-auth-profile envoy only');
+    if (pathPrefix !== '' && !isPathPrefix(pathPrefix)) {
+      fail('forward-auth-path-prefix', `must be a canonical path such as /authz: starting with "/", no trailing "/", query, fragment, dot or empty segments (got "${clip(pathPrefix)}")`);
+    }
+  } else {
+    for (const flag of ['forward-auth-profile', 'trusted-proxies', 'forward-auth-path-prefix'] as const) {
+      if (text(flag) !== undefined) fail(flag, 'applies to --mode forward-auth only');
+    }
+  }
 
   const tenantId = guidValue('tenant-id');
   const clientId = guidValue('client-id');
@@ -222,11 +257,9 @@ export function loadServeConfig(sources: Sources): LoadResult {
         }
       : undefined;
 
-  const config: ServeConfig = {
+  const common = {
     listen: listen!,
     adminListen: adminListen!,
-    upstream: upstream!,
-    controlUpstream: controlUpstream!,
     ...(entra ? { entra } : {}),
     ...(apiKeysFile !== undefined ? { apiKeysFile } : {}),
     rbac: {
@@ -244,12 +277,13 @@ export function loadServeConfig(sources: Sources): LoadResult {
     publicPaths: publicPaths!,
     ...(routesFile !== undefined ? { routesFile } : {}),
     forwardAuthorization: forwardAuthorization!,
-    upstreamHeadersTimeoutMs: headersTimeout!,
-    upstreamBodyTimeoutMs: bodyTimeout!,
     shutdownGraceMs: shutdownGrace!,
     logLevel: logLevel!,
     logFormat: logFormat!,
   };
+  const config: ServeConfig = forwardAuth
+    ? { ...common, mode: 'forward-auth', forwardAuth: { profile: profile!, trustedProxies: parsedProxies, pathPrefix } }
+    : { ...common, mode: 'proxy', upstream: upstream!, controlUpstream: controlUpstream!, upstreamHeadersTimeoutMs: headersTimeout!, upstreamBodyTimeoutMs: bodyTimeout! };
   return { ok: true, config };
 }
 
@@ -280,6 +314,27 @@ export function parseHostPort(value: string): HostPort | undefined {
   const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost;
   if (rawHost.startsWith('[') && isIP(host) !== 6) return undefined;
   return { host, port };
+}
+
+/**
+ * One `--trusted-proxies` entry: an IPv4 or IPv6 address, or either with `/prefix`. Zone IDs
+ * (`fe80::1%eth0`) are refused: a peer address never carries one.
+ */
+export function parseTrustedProxy(entry: string): TrustedProxy | undefined {
+  const slash = entry.indexOf('/');
+  const address = slash < 0 ? entry : entry.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0 || address.includes('%')) return undefined;
+  const bits = version === 4 ? 32 : 128;
+  if (slash < 0) return { family: version === 4 ? 'ipv4' : 'ipv6', address, prefix: bits };
+  const prefixText = entry.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) return undefined;
+  return { family: version === 4 ? 'ipv4' : 'ipv6', address, prefix: Number(prefixText) };
+}
+
+/** Envoy's `path_prefix` as the operator configured it: a canonical absolute path without a trailing slash. */
+function isPathPrefix(value: string): boolean {
+  return /^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$/.test(value) && !value.split('/').some((s) => s === '.' || s === '..');
 }
 
 const ARM_ID = /^\/subscriptions\/[0-9a-fA-F-]{36}(\/[A-Za-z0-9._()-]+\/[A-Za-z0-9._()-]+)*$/;

@@ -12,6 +12,8 @@ export interface RequestRecord {
   readonly method: string;
   /** Milliseconds (performance.now()) when the request arrived. */
   readonly startedAt: number;
+  /** Set in forward-auth mode (the request is a proxy's check); absent in proxy mode. */
+  readonly mode?: 'forward-auth';
   path?: string;
   route?: string;
   plane?: Plane;
@@ -57,7 +59,9 @@ export function writeAudit(log: Logger, metrics: Metrics, record: RequestRecord,
 
 /** The audit line's JSON text, newline-terminated. Every value that came from a request is escaped by JSON.stringify. */
 export function auditLine(r: RequestRecord, status: number, endedAt: number, nowMs: number): string {
-  let line = `{"level":30,"time":${nowMs},"msg":"request","requestId":"${r.requestId}","method":${q(r.method)}`;
+  let line = `{"level":30,"time":${nowMs},"msg":"request","requestId":"${r.requestId}"`;
+  if (r.mode !== undefined) line += `,"mode":"${r.mode}"`;
+  line += `,"method":${q(r.method)}`;
   if (r.path !== undefined) line += `,"path":${q(r.path)}`;
   if (r.route !== undefined) line += `,"route":${q(r.route)}`;
   if (r.plane !== undefined) line += `,"plane":"${r.plane}"`;

@@ -29,6 +29,9 @@ class Recorder implements AuthenticationStage, Authorizer, ForwardingStage {
     this.authz++;
     return { kind: 'allow', source: 'static', cache: 'hit' };
   }
+  decidedUntil(): undefined {
+    return undefined;
+  }
   async readiness(): Promise<string | null> {
     return null;
   }
