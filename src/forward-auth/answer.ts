@@ -60,7 +60,7 @@ export class Answers {
     const extra: Record<string, string> = { 'x-foundry-auth-error': error.code };
     if (maxAgeSeconds !== undefined) extra['cache-control'] = `private, max-age=${maxAgeSeconds}`;
     if (this.opts.accelExpires) extra['x-accel-expires'] = String(maxAgeSeconds ?? 0);
-    sendRejection(res, error, requestId, closeConnection, extra);
+    sendRejection(res, error, requestId, closeConnection, undefined, extra);
   }
 
   private identityOf(principal: Principal | undefined): readonly string[] {

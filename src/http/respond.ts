@@ -9,12 +9,16 @@ import { ERRORS, type Rejection } from './errors.js';
  */
 export const REALM = 'foundry-local';
 
-/** `extraHeaders` are added last and win (forward-auth: `x-foundry-auth-error`, its own `cache-control`). */
+/**
+ * `status` overrides the table for parser errors inside a request (408 for a body that stopped arriving);
+ * `extraHeaders` are added last and win (forward-auth: `x-foundry-auth-error`, its own `cache-control`).
+ */
 export function sendRejection(
   res: ServerResponse,
   rejection: Rejection,
   requestId: string,
   closeConnection: boolean,
+  status?: number,
   extraHeaders?: Readonly<Record<string, string | number>>,
 ): void {
   const spec = ERRORS[rejection.code];
@@ -31,7 +35,7 @@ export function sendRejection(
   if (rejection.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(rejection.retryAfterSeconds));
   if (extraHeaders !== undefined) Object.assign(headers, extraHeaders);
   if (closeConnection) res.shouldKeepAlive = false;
-  res.writeHead(spec.status, headers);
+  res.writeHead(status ?? spec.status, headers);
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
