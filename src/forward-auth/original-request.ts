@@ -83,25 +83,29 @@ function headerReader(names: HeaderPair): OriginalRequestReader {
   const targetName = names.target.toLowerCase();
   return (req) => {
     const method = single(req.rawHeaders, methodName);
-    if (typeof method !== 'string') return refused(headerProblem(names.method, method, names.methodHint));
+    if (method.kind !== 'one') return refused(headerProblem(names.method, method.kind, names.methodHint));
     const target = single(req.rawHeaders, targetName);
-    if (typeof target !== 'string') return refused(headerProblem(names.target, target, names.targetHint));
-    return read(method, target);
+    if (target.kind !== 'one') return refused(headerProblem(names.target, target.kind, names.targetHint));
+    return read(method.value, target.value);
   };
 }
 
 type Absent = 'missing' | 'duplicate';
+type HeaderValue = { readonly kind: 'one'; readonly value: string } | { readonly kind: Absent };
+
+const MISSING: HeaderValue = { kind: 'missing' };
+const DUPLICATE: HeaderValue = { kind: 'duplicate' };
 
 /** The one value of a header in the raw list; a second copy is never guessed between. */
-function single(raw: readonly string[], lowerName: string): string | Absent {
+function single(raw: readonly string[], lowerName: string): HeaderValue {
   let value: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length !== lowerName.length || name.toLowerCase() !== lowerName) continue;
-    if (value !== undefined) return 'duplicate';
+    if (value !== undefined) return DUPLICATE;
     value = raw[i + 1]!;
   }
-  return value === undefined || value === '' ? 'missing' : value;
+  return value === undefined || value === '' ? MISSING : { kind: 'one', value };
 }
 
 function headerProblem(header: string, problem: Absent, hint: string): Rejection {
