@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Authorizer, Decision } from '../authz/decision.js';
-import { writeAudit, type RequestRecord } from '../ops/audit.js';
+import type { Authorizer, Decision } from '../contracts/decision.js';
+import { writeAudit, type RequestRecord } from './audit.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { checkTarget } from './canonical.js';
-import { rejection, type Rejection } from './errors.js';
+import { checkTarget } from '../pipeline/canonical.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
 import { sendOnSocket, sendRejection } from './respond.js';
-import type { RouteTable } from './routes.js';
-import type { AuthenticationStage, AuthnOutcome, ForwardingStage } from './stages.js';
+import type { RouteTable } from '../pipeline/routes.js';
+import type { AuthenticationStage, AuthnOutcome, ForwardingStage } from '../contracts/stages.js';
 
 export interface GatewayOptions {
   readonly routes: RouteTable;
