@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Authorizer, Decision } from '../../src/contracts/decision.js';
 import { rejection } from '../../src/contracts/errors.js';
 import { Gateway } from '../../src/http/gateway.js';
+import { DecisionCore } from '../../src/pipeline/decide.js';
 import { DEFAULT_ROUTES, RouteTable } from '../../src/pipeline/routes.js';
 import type { AuthenticationStage, AuthnOutcome, ForwardingStage, ForwardRequest, ForwardResult } from '../../src/contracts/stages.js';
 import { silentLogger } from '../../src/ops/log.js';
@@ -56,7 +57,8 @@ afterEach(async () => {
 async function start(opts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<{ port: number; stages: Recorder; metrics: Metrics }> {
   const stages = new Recorder();
   const metrics = new Metrics({ defaultMetrics: false });
-  const gateway = new Gateway({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages, forwarder: stages, log: silentLogger(), metrics, ...opts });
+  const decider = new DecisionCore({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages });
+  const gateway = new Gateway({ decider, forwarder: stages, log: silentLogger(), metrics, ...opts });
   servers.push(gateway);
   await new Promise<void>((r) => gateway.server.listen(0, '127.0.0.1', r));
   return { port: (gateway.server.address() as { port: number }).port, stages, metrics };
