@@ -3,13 +3,14 @@ import type { Server } from 'node:http';
 import { Authenticator } from './authn/authenticate.js';
 import { createArmSource } from './authz/arm.js';
 import { createAuthorizer, createStaticAuthorizer } from './authz/authorizer.js';
-import type { Authorizer } from './authz/decision.js';
+import type { Authorizer } from './contracts/decision.js';
 import { StaticFileError } from './authz/static.js';
 import { IdentityConfigError } from './azure/identity.js';
 import type { ServeConfig } from './config/config.js';
 import { ForwardAuthServer } from './forward-auth/server.js';
 import { Gateway } from './http/gateway.js';
-import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from './http/routes.js';
+import { DecisionCore } from './pipeline/decide.js';
+import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from './pipeline/routes.js';
 import { AdminServer, type ReadinessCheck } from './ops/admin.js';
 import { systemClock, type Clock } from './ops/clock.js';
 import { createLogger, type Logger } from './ops/log.js';
@@ -57,15 +58,16 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
     metrics,
   });
   const authz = await buildAuthorizer(config, { clock, log, metrics });
+  const decider = new DecisionCore({ routes, publicPaths: config.publicPaths, authn, authz });
   // Proxy mode forwards; forward-auth mode answers the checks of a proxy that forwards itself.
   let forwarder: Forwarder | undefined;
   let gateway: Gateway | ForwardAuthServer;
   if (config.mode === 'proxy') {
     forwarder = Forwarder.fromConfig(config, metrics);
-    gateway = new Gateway({ routes, publicPaths: config.publicPaths, authn, authz, forwarder, log, metrics });
+    gateway = new Gateway({ decider, forwarder, log, metrics });
   } else {
-    const { forwardAuth, forwardAuthorization, publicPaths } = config;
-    gateway = new ForwardAuthServer({ forwardAuth, forwardAuthorization, routes, publicPaths, authn, authz, clock, denyTtlMs: config.rbac.denyTtlMs, log, metrics });
+    const { forwardAuth, forwardAuthorization } = config;
+    gateway = new ForwardAuthServer({ decider, forwardAuth, forwardAuthorization, clock, denyTtlMs: config.rbac.denyTtlMs, log, metrics });
   }
 
   const checks: ReadinessCheck[] = [];

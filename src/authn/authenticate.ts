@@ -1,19 +1,15 @@
 import type { Dispatcher } from 'undici';
 import type { EntraConfig } from '../config/config.js';
-import { rejection, type Rejection } from '../http/errors.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
+import type { AuthenticationStage, AuthnOutcome } from '../contracts/stages.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { ApiKeys } from './api-keys.js';
 import { bearerSyntaxRejection, extractCredentialsForCache, isRejection, type Credentials } from './credentials.js';
 import { EntraTokenValidator, tokenPolicy, type TokenValidation } from './entra-token.js';
-import type { Principal } from './principal.js';
 import { SigningKeys, type SigningKeysOptions } from './signing-keys.js';
 import { VerifiedTokenCache, tokenHash } from './token-cache.js';
-
-export type AuthnOutcome =
-  | { readonly ok: true; readonly principal: Principal; readonly tokenCache: 'hit' | 'miss' | 'none' }
-  | { readonly ok: false; readonly rejection: Rejection };
 
 export interface AuthenticatorOptions {
   readonly entra?: EntraConfig;
@@ -50,7 +46,7 @@ const UNKNOWN_API_KEY_BEARER = { ...UNKNOWN_API_KEY, bearerError: 'invalid_token
  * through the verified-token cache (a hit is answered synchronously), then the validator; API keys
  * are looked up in the keys file. Counts `authFailures` and `tokenCache`.
  */
-export class Authenticator {
+export class Authenticator implements AuthenticationStage {
   readonly signingKeys: SigningKeys | undefined;
   readonly apiKeys: ApiKeys | undefined;
   readonly tokenCache: VerifiedTokenCache;

@@ -1,12 +1,12 @@
 import { Agent, type Dispatcher } from 'undici';
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
 import { ArmClient, ArmError, EVERYONE_PRINCIPAL_ID, type DenyAssignment, type RoleAssignment, type RoleDefinition } from '../azure/arm.js';
 import { createTokenProvider, IdentityError, type TokenProvider } from '../azure/identity.js';
 import type { RbacConfig } from '../config/config.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { scopeCovers } from './scope.js';
+import { scopeCovers } from '../azure/scope.js';
 import {
   AccessSourceError,
   type AccessFailureReason,

@@ -1,11 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
 import { isArmResourceId } from '../config/load.js';
 import type { Logger } from '../ops/log.js';
 import { BUILT_IN_ROLES, builtInRoleById, builtInRoleByName, type RoleDefinition } from './roles.js';
-import { isAssignableScope, sameScope, scopeCovers } from './scope.js';
+import { isAssignableScope, sameScope, scopeCovers } from '../azure/scope.js';
 import type { AccessSnapshot, AccessSource, EffectiveAssignment, EffectiveDenyAssignment, PermissionBlock } from './source.js';
 
 /**

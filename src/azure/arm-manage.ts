@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
-import { sameScope } from '../authz/scope.js';
+import { sameScope } from './scope.js';
 import type { Logger } from '../ops/log.js';
 import { AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
 import { ARM_API_VERSION, roleAssignmentPageSchema, toRoleAssignment, type RoleAssignment } from './arm.js';

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import type { Principal } from '../authn/principal.js';
-import type { Rejection } from '../http/errors.js';
+import type { Principal } from '../contracts/principal.js';
+import type { Rejection } from '../contracts/errors.js';
 import { sendRejection } from '../http/respond.js';
 import { IDENTITY_HEADER_NAMES, identityHeaders } from '../proxy/identity.js';
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { ForwardAuthConfig, ForwardAuthProfile } from '../config/config.js';
-import { rejection, type Rejection } from '../http/errors.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
 
 /**
  * Where each forward-auth profile carries the original request (no auto-detection, no fallback

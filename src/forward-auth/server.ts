@@ -2,16 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Principal } from '../authn/principal.js';
-import type { Authorizer, Decision } from '../authz/decision.js';
 import type { ForwardAuthConfig } from '../config/config.js';
-import { checkTarget } from '../http/canonical.js';
-import { rejection, type Rejection } from '../http/errors.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
+import type { RequestDecider, RequestDecision } from '../contracts/request.js';
+import { recordDecision, writeAudit, type RequestRecord } from '../http/audit.js';
 import { sendOnSocket } from '../http/respond.js';
-import type { RouteMatch } from '../http/route.js';
-import type { RouteTable } from '../http/routes.js';
-import type { AuthenticationStage, AuthnOutcome } from '../http/stages.js';
-import { writeAudit, type RequestRecord } from '../ops/audit.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -20,13 +15,10 @@ import { originalRequestReader, type OriginalRequestReader } from './original-re
 import { TrustedProxies } from './trusted-proxies.js';
 
 export interface ForwardAuthOptions {
+  /** Steps 1-8: the same decision core the proxy front calls. */
+  readonly decider: RequestDecider;
   readonly forwardAuth: ForwardAuthConfig;
   readonly forwardAuthorization: boolean;
-  readonly routes: RouteTable;
-  /** Canonical paths allowed without authentication (GET and HEAD only). */
-  readonly publicPaths: readonly string[];
-  readonly authn: AuthenticationStage;
-  readonly authz: Authorizer;
   readonly clock: Clock;
   /** `--rbac-deny-ttl`: the longest a proxy may reuse a 403. */
   readonly denyTtlMs: number;
@@ -34,17 +26,14 @@ export interface ForwardAuthOptions {
   readonly metrics: Metrics;
 }
 
-/** Methods refused whatever the path, as in proxy mode: they echo or tunnel. */
-const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
-/** An API-key allow is not cached by the decision cache; the key file is re-read this often, so a removed key is gone within it. */
+/** An API-key allow is not held by the decision cache; the key file is re-read this often, so a removed key is gone within it. */
 const API_KEY_ANSWER_SECONDS = 5;
 
 /**
- * Forward-auth mode: answers a proxy's authorization check about an original request that the
- * proxy forwards itself. Top to bottom: trusted peer -> original method and target (per profile)
- * -> the decision of proxy mode (target, canonical path, public path, route, credentials,
- * authentication, authorization) -> answer. There is no forwarding step; the check's body is
- * never read.
+ * The forward-auth front: answers a proxy's authorization check about an original request that
+ * the proxy forwards itself. Top to bottom: trusted peer -> this listener's own checks -> original
+ * method and target (per profile) -> the decision core (steps 1-8, as in proxy mode) -> answer.
+ * There is no step 9, and the check's body is never read.
  */
 export class ForwardAuthServer {
   readonly server: Server;
@@ -52,22 +41,22 @@ export class ForwardAuthServer {
   private readonly trusted: TrustedProxies;
   private readonly readOriginal: OriginalRequestReader;
   private readonly answers: Answers;
-  private readonly publicPaths: ReadonlySet<string>;
 
   constructor(private readonly opts: ForwardAuthOptions) {
     this.trusted = new TrustedProxies(opts.forwardAuth.trustedProxies);
     this.readOriginal = originalRequestReader(opts.forwardAuth);
     this.answers = new Answers({ forwardAuthorization: opts.forwardAuthorization, accelExpires: opts.forwardAuth.profile === 'nginx' });
-    this.publicPaths = new Set(opts.publicPaths);
     this.server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: 1000 }, this.onRequest);
-    // A check never carries a body we read, so `Expect: 100-continue` gets the answer instead of a 100.
+    // A check's body is never read, so `Expect: 100-continue` gets the answer instead of a 100.
     this.server.on('checkContinue', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 60_000;
+    this.server.maxHeadersCount = 0;
   }
 
+  /** SIGTERM: every answer from now on closes its connection; the caller stops the listener. */
   startDraining(): void {
     this.draining = true;
   }
@@ -80,14 +69,19 @@ export class ForwardAuthServer {
       this.opts.metrics.inflight.dec();
       writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
     });
-    this.check(req, res, record).catch((err: unknown) => {
-      this.opts.log.error({ requestId: record.requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'forward-auth check failed');
-      if (!res.headersSent) this.refuse(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
-      else res.destroy();
-    });
+    const answered = this.check(req, res, record);
+    if (answered instanceof Promise) {
+      answered.catch((err: unknown) => {
+        // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
+        this.opts.log.error({ requestId: record.requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'forward-auth check failed');
+        if (!res.headersSent) this.refuse(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
+        else res.destroy();
+      });
+    }
   };
 
-  private async check(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
+  /** Synchronous when the decision core answers from its caches: no promise on the hot path. */
+  private check(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void | Promise<void> {
     // Only the proxies named in --trusted-proxies may ask; anyone else could forge the original request.
     if (!this.trusted.trusts(req.socket)) {
       return this.refuse(req, res, record, rejection('untrusted_proxy', 'this address is not in --trusted-proxies: only the configured proxies may ask for authorization decisions', { reason: 'untrusted_peer' }));
@@ -95,82 +89,38 @@ export class ForwardAuthServer {
     if (req.httpVersionMajor !== 1) {
       return this.refuse(req, res, record, rejection('invalid_request', `HTTP/${req.httpVersion} is not supported on this listener; send HTTP/1.1`));
     }
-    const read = this.readOriginal(req);
-    if (read.kind === 'refused') return this.refuse(req, res, record, read.rejection);
-    const { method, target } = read.original;
-    (record as { method: string }).method = method;
-
-    // Step 1 on the original request.
-    if (REFUSED_METHODS.has(method)) {
-      return this.refuse(req, res, record, rejection('method_not_allowed', `${method} is not supported by foundry-auth`, { allow: [] }));
-    }
     if (req.headers.upgrade !== undefined) {
       return this.refuse(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
     }
-    const checked = checkTarget(target);
-    if (!checked.ok) return this.refuse(req, res, record, rejection(checked.code, checked.message));
-    record.path = checked.path;
-
-    // Step 3: public paths need no credential.
-    if ((method === 'GET' || method === 'HEAD') && this.publicPaths.has(checked.path)) {
-      record.plane = 'data';
-      record.route = 'public';
-      record.decision = 'public';
-      return this.allow(req, res, record, undefined, undefined, 0);
-    }
-
-    // Step 4: route -> plane and action.
-    const lookup = this.opts.routes.lookup(method, checked.path);
-    if (lookup.kind === 'not_found') {
-      return this.refuse(req, res, record, rejection('route_not_found', `no route for ${method} ${checked.path}; foundry-auth authorizes only the Foundry Local API routes it knows`));
-    }
-    if (lookup.kind === 'method_not_allowed') {
-      return this.refuse(req, res, record, rejection('method_not_allowed', `${method} is not allowed on ${checked.path}; allowed: ${lookup.allow.join(', ')}`, { allow: lookup.allow }));
-    }
-    const route = lookup.route;
-    record.route = route.name;
-    record.plane = route.plane;
-    record.action = route.action;
-
-    // Steps 5-7: the credential the proxy passed on with the check.
-    const authStarted = performance.now();
-    const pending = this.opts.authn.authenticateRequest(req.rawHeaders, checked.query);
-    const authn: AuthnOutcome = pending instanceof Promise ? await pending : pending;
-    record.authMs = performance.now() - authStarted;
-    if (!authn.ok) return this.refuse(req, res, record, authn.rejection);
-    record.principal = authn.principal;
-    record.tokenCache = authn.tokenCache;
-
-    // Step 8.
-    const authzStarted = performance.now();
-    const deciding = this.opts.authz.authorize(authn.principal, route);
-    const decision: Decision = deciding instanceof Promise ? await deciding : deciding;
-    record.rbacMs = performance.now() - authzStarted;
-    record.decisionSource = decision.source;
-    if (decision.kind !== 'unavailable') record.rbacCache = decision.cache;
-    if (decision.kind === 'deny') {
-      record.decision = 'deny';
-      const error = rejection('insufficient_permissions', decision.message, { reason: decision.reason });
-      return this.refuse(req, res, record, error, this.denyMaxAge(authn.principal, route));
-    }
-    if (decision.kind === 'unavailable') {
-      record.decision = 'unavailable';
-      const error = rejection('rbac_check_unavailable', decision.message, {
-        reason: decision.reason,
-        ...(decision.retryAfterSeconds !== undefined ? { retryAfterSeconds: decision.retryAfterSeconds } : {}),
-      });
-      return this.refuse(req, res, record, error);
-    }
-    record.decision = 'allow';
-    return this.allow(req, res, record, authn.principal, route, this.allowMaxAge(authn.principal, route));
+    const read = this.readOriginal(req);
+    if (read.kind === 'refused') return this.refuse(req, res, record, read.rejection);
+    record.method = read.original.method;
+    // The original's body is the proxy's business (it is never sent here): the check decides on the request line and headers.
+    const deciding = this.opts.decider.decide({ method: read.original.method, target: read.original.target, rawHeaders: req.rawHeaders, hasBody: false });
+    if (deciding instanceof Promise) return deciding.then((decision) => this.answer(req, res, record, decision));
+    return this.answer(req, res, record, deciding);
   }
 
-  private allow(req: IncomingMessage, res: ServerResponse, record: RequestRecord, principal: Principal | undefined, route: RouteMatch | undefined, maxAgeSeconds: number): void {
-    this.answers.allow(
-      res,
-      { principal, plane: route?.plane ?? 'data', action: route?.action ?? '', requestId: record.requestId, maxAgeSeconds },
-      this.closeAfter(req),
-    );
+  private answer(req: IncomingMessage, res: ServerResponse, record: RequestRecord, decision: RequestDecision): void {
+    recordDecision(record, decision);
+    const now = this.opts.clock.now();
+    if (decision.kind === 'public') {
+      // Nothing was decided that could expire: the proxy asks again next time.
+      this.answers.allow(res, { principal: undefined, plane: 'data', action: '', requestId: record.requestId, maxAgeSeconds: 0 }, this.closeAfter(req));
+      return;
+    }
+    if (decision.kind === 'allow') {
+      // As long as the cached RBAC decision and the token live, whichever ends first.
+      let until = decision.decision.expiresAt ?? now + API_KEY_ANSWER_SECONDS * 1000;
+      if (decision.tokenExpiresAt !== undefined) until = Math.min(until, decision.tokenExpiresAt);
+      const { principal, route } = decision;
+      this.answers.allow(res, { principal, plane: route.plane, action: route.action, requestId: record.requestId, maxAgeSeconds: secondsLeft(until, now) }, this.closeAfter(req));
+      return;
+    }
+    // A 403 decision may be reused while the cached deny lives, at most the deny TTL.
+    const deny = decision.decision?.kind === 'deny' ? decision.decision : undefined;
+    const maxAge = deny === undefined ? undefined : secondsLeft(Math.min(deny.expiresAt ?? Number.POSITIVE_INFINITY, now + this.opts.denyTtlMs), now);
+    this.refuse(req, res, record, decision.rejection, maxAge);
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection, maxAgeSeconds?: number): void {
@@ -180,23 +130,7 @@ export class ForwardAuthServer {
     this.answers.refuse(res, error, record.requestId, this.closeAfter(req), maxAgeSeconds);
   }
 
-  /** An allow lives as long as the cached RBAC decision and the token, whichever ends first. */
-  private allowMaxAge(principal: Principal, route: RouteMatch): number {
-    const now = this.opts.clock.now();
-    let until = this.opts.authz.decidedUntil(principal, route) ?? now + API_KEY_ANSWER_SECONDS * 1000;
-    const exp = principal.claims?.exp;
-    if (typeof exp === 'number') until = Math.min(until, exp * 1000);
-    return secondsLeft(until, now);
-  }
-
-  /** A deny lives as long as the cached decision, at most the deny TTL. */
-  private denyMaxAge(principal: Principal, route: RouteMatch): number {
-    const now = this.opts.clock.now();
-    const until = this.opts.authz.decidedUntil(principal, route) ?? now + this.opts.denyTtlMs;
-    return secondsLeft(Math.min(until, now + this.opts.denyTtlMs), now);
-  }
-
-  /** The body of a check is never read: a check that has one ends its connection, as does draining. */
+  /** The body of a check is never read: a check that announces one ends its connection, as does draining. */
   private closeAfter(req: IncomingMessage): boolean {
     if (this.draining) return true;
     if (req.complete) return false;
@@ -205,9 +139,8 @@ export class ForwardAuthServer {
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Socket): void => {
-    const requestId = randomUUID();
     this.opts.metrics.requests.inc({ plane: 'none', status: '405', code: 'method_not_allowed' });
-    sendOnSocket(socket, rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] }), requestId);
+    sendOnSocket(socket, rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] }), randomUUID());
   };
 
   private readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { EXIT_USAGE } from '../cli/usage.js';
+import { EXIT_USAGE } from '../config/exit-codes.js';
 import { AzureApiError } from '../azure/api-error.js';
 import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
 import { CALLER_CREDENTIAL_KINDS, callerCredential, type CallerCredential, type CallerCredentialKind } from '../azure/credential.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { scopeCovers } from '../authz/scope.js';
+import { scopeCovers } from '../azure/scope.js';
 import { AzureApiError } from '../azure/api-error.js';
 import type { ApiApplication, AppRole, Application, PermissionScope, PreAuthorizedApplication } from '../azure/graph.js';
 import type { SetupClients } from './clients.js';

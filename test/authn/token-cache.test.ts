@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Authenticator, type AuthnOutcome } from '../../src/authn/authenticate.js';
+import { Authenticator } from '../../src/authn/authenticate.js';
+import type { AuthnOutcome } from '../../src/contracts/stages.js';
 import { VerifiedTokenCache, tokenHash, type VerifiedToken } from '../../src/authn/token-cache.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';

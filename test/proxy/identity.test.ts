@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import { clientPrincipal, headerSafe, identityHeaders } from '../../src/proxy/identity.js';
 
 function decode(value: string): { claims: Array<{ typ: string; val: string }> } {

@@ -1,6 +1,6 @@
 import { grantedBy } from '../../authz/actions.js';
 import { BUILT_IN_ROLES, roleDefinitionGuid } from '../../authz/roles.js';
-import { sameScope, scopeCovers, scopeSegments } from '../../authz/scope.js';
+import { sameScope, scopeCovers, scopeSegments } from '../../azure/scope.js';
 import type { Emulator } from '../core.js';
 import type { DenyAssignment, Permissions, RoleAssignment } from '../model.js';
 

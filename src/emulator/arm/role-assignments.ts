@@ -1,4 +1,4 @@
-import { sameScope } from '../../authz/scope.js';
+import { sameScope } from '../../azure/scope.js';
 import { jsonObject } from '../exchange.js';
 import { principalTypeOf, type RoleAssignment } from '../model.js';
 import type { ArmCall } from './call.js';
