@@ -126,6 +126,7 @@ function shippedNginx(port, dir, authzUrl, upstreamPort, cache) {
   const cacheDir = join(dir, 'decisions');
   mkdirSync(cacheDir, { recursive: true });
   // As root, nginx's workers run as nobody: they write the cache and temporary files.
+  chmodSync(benchDir(), 0o755);
   for (const d of [dir, cacheDir, join(dir, 'tmp')]) chmodSync(d, 0o777);
   const values = {
     LISTEN: `127.0.0.1:${port} reuseport`,
