@@ -90,6 +90,44 @@ describe('identity headers under other names', () => {
   );
 });
 
+describe("an upstream's interim 100 Continue", () => {
+  const post = (): string => `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{"input":1}`;
+
+  it('in the same packet as the 200: the client gets the 200 and its body, not a 502', async () => {
+    stack.up.respond({ kind: 'raw', bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok' });
+    const res = await exchange(post());
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('ok');
+  });
+
+  it('sent on its own before the response (two of them): the 200 follows, and the connection is reused for the next request', async () => {
+    stack.up.respond({ kind: 'manual' });
+    const pending = exchange(post());
+    const upstream = await stack.up.nextExchange();
+    upstream.res.writeContinue();
+    upstream.res.writeContinue();
+    await new Promise((r) => setTimeout(r, 100));
+    upstream.res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 });
+    upstream.res.end('{}');
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('{}');
+    const connections = stack.up.connections;
+    stack.up.respond({ kind: 'echo' });
+    expect((await exchange(post())).status).toBe(200);
+    expect(stack.up.connections).toBe(connections);
+  });
+
+  it('a response body that contains a 100 status line is relayed untouched', async () => {
+    const body = 'HTTP/1.1 100 Continue\r\n\r\nnot a response';
+    stack.up.respond({ kind: 'fixed', status: 200, headers: { 'content-type': 'text/plain' }, body });
+    const res = await exchange(post());
+    expect(res.status).toBe(200);
+    expect(res.body).toBe(body);
+  });
+});
+
+// Last: it stops the sidecar.
 describe('a second SIGTERM while draining', () => {
   it('does not cut the in-flight stream; the process still exits 0 once it is done', async () => {
     stack.up.respond({ kind: 'manual' });
