@@ -376,37 +376,28 @@ export function decodeToken(token: string): CompactJws | TokenFailure {
   return decoded.jws;
 }
 
-/** The outcome of the signing-key step. */
-export type SigningKeyCheck =
-  | { readonly kind: 'key'; readonly key: SigningKey }
-  | { readonly kind: 'failure'; readonly failure: TokenFailure }
-  /** The tenant's keys never loaded: a 503, not the token's fault. */
-  | { readonly kind: 'unavailable'; readonly rejection: Rejection };
-
 /** The signing-key step: a key, a token failure, or the 503 when the tenant's keys never loaded. */
-export function checkSigningKey(lookup: KeyLookup, jws: CompactJws, policy: TokenPolicy): SigningKeyCheck {
+export function checkSigningKey(lookup: KeyLookup, jws: CompactJws, policy: TokenPolicy): SigningKey | TokenFailure | Rejection {
   const tid = tenantOf(jws.payload) ?? '';
   switch (lookup.state) {
     case 'found': {
       const issuer = lookup.key.issuer;
       // Storm-0558: a key published with an issuer signs for that issuer only.
       if (issuer !== undefined && issuer.replaceAll('{tenantid}', tid) !== jws.payload.iss) {
-        const failure = fail('key_issuer_mismatch', 'The token signing key is restricted to another issuer than the token iss: send an access token issued by Entra ID for this tenant.');
-        return { kind: 'failure', failure };
+        return fail('key_issuer_mismatch', 'The token signing key is restricted to another issuer than the token iss: send an access token issued by Entra ID for this tenant.');
       }
-      return { kind: 'key', key: lookup.key };
+      return lookup.key;
     }
     case 'unknown':
-      return { kind: 'failure', failure: fail('unknown_kid', `The token is signed with a key (kid) that tenant ${tid} does not publish: get a new token from ${policy.authority}.`) };
+      return fail('unknown_kid', `The token is signed with a key (kid) that tenant ${tid} does not publish: get a new token from ${policy.authority}.`);
     case 'unusable':
-      return { kind: 'failure', failure: fail('unusable_key', `The token names a signing key that may not verify RS256 access tokens (${lookup.detail}).`) };
-    case 'unavailable': {
-      const unavailable = rejection('identity_provider_unavailable', `The signing keys of tenant ${tid} could not be loaded from ${policy.authority} yet: retry later.`, {
-        retryAfterSeconds: lookup.retryAfterSeconds,
-        reason: 'keys_unavailable',
-      });
-      return { kind: 'unavailable', rejection: unavailable };
-    }
+      return fail('unusable_key', `The token names a signing key that may not verify RS256 access tokens (${lookup.detail}).`);
+    case 'unavailable':
+      return rejection(
+        'identity_provider_unavailable',
+        `The signing keys of tenant ${tid} could not be loaded from ${policy.authority} yet: retry later.`,
+        { retryAfterSeconds: lookup.retryAfterSeconds, reason: 'keys_unavailable' },
+      );
   }
 }
 
@@ -486,10 +477,10 @@ export class EntraTokenValidator {
   }
 
   private verified(jws: CompactJws, lookup: KeyLookup, tenantId: string, kid: string): TokenValidation {
-    const checked = checkSigningKey(lookup, jws, this.policy);
-    if (checked.kind === 'unavailable') return { ok: false, rejection: checked.rejection };
-    if (checked.kind === 'failure') return { ok: false, rejection: rejectionOf(checked.failure) };
-    const bad = checkSignature(jws, checked.key);
+    const key = checkSigningKey(lookup, jws, this.policy);
+    if ('code' in key) return { ok: false, rejection: key };
+    if ('reason' in key) return { ok: false, rejection: rejectionOf(key) };
+    const bad = checkSignature(jws, key);
     if (bad !== undefined) return { ok: false, rejection: rejectionOf(bad) };
     const { exp, nbf, iat } = jws.payload as { exp: number; nbf?: number; iat?: number };
     const skew = this.policy.clockSkewSeconds;
@@ -587,17 +578,17 @@ export async function inspectToken(
     checks.push(skipped('signing_key', keyRule, 'not checked: no signing keys available'));
     checks.push(skipped('signature', signatureRule, 'not checked: no signing keys available'));
   } else {
-    const checked = checkSigningKey(await opts.keys.resolve(tid, jws.header.kid as string), jws, policy);
-    if (checked.kind === 'unavailable') {
-      unavailable = checked.rejection;
-      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: checked.rejection.message, reason: 'keys_unavailable' });
+    const key = checkSigningKey(await opts.keys.resolve(tid, jws.header.kid as string), jws, policy);
+    if ('code' in key) {
+      unavailable = key;
+      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: key.message, reason: 'keys_unavailable' });
       checks.push(skipped('signature', signatureRule, 'no signing key'));
-    } else if (checked.kind === 'failure') {
-      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: checked.failure.message, reason: checked.failure.reason });
+    } else if ('reason' in key) {
+      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: key.message, reason: key.reason });
       checks.push(skipped('signature', signatureRule, 'no signing key'));
     } else {
-      checks.push({ check: 'signing_key', ok: true, skipped: false, rule: keyRule, detail: `kid ${echo(checked.key.kid)} found` });
-      const bad = checkSignature(jws, checked.key);
+      checks.push({ check: 'signing_key', ok: true, skipped: false, rule: keyRule, detail: `kid ${echo(key.kid)} found` });
+      const bad = checkSignature(jws, key);
       signatureVerified = bad === undefined;
       checks.push(
         bad === undefined
