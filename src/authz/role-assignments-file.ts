@@ -1,6 +1,6 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { isArmResourceId } from '../config/load.js';
+import { EVERYONE_PRINCIPAL_ID, GUID, isArmResourceId, roleDefinitionGuid } from '../azure/ids.js';
 import { BUILT_IN_ROLES, builtInRoleById, builtInRoleByName, type RoleDefinition } from './roles.js';
 import { isAssignableScope } from './scope.js';
 import type { EffectiveAssignment, EffectiveDenyAssignment, PermissionBlock } from './source.js';
@@ -34,11 +34,6 @@ import type { EffectiveAssignment, EffectiveDenyAssignment, PermissionBlock } fr
  *     permissions: [{ dataActions: [Microsoft.CognitiveServices/*] }]
  * ```
  */
-
-/** The `principalId` ARM uses for the built-in "Everyone" principal of deny assignments. */
-const EVERYONE_ID = '00000000-0000-0000-0000-000000000000';
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const ROLE_DEFINITION_ID = /^(\/subscriptions\/[^/]+)?\/providers\/Microsoft\.Authorization\/roleDefinitions\/([0-9a-fA-F-]{36})$/i;
 
 const guid = z.guid({ error: 'must be a GUID (an Entra object ID)' });
 const scopeText = z
@@ -214,9 +209,8 @@ function buildModel(content: FileContent, problems: Problems, clusterScope: stri
   });
 
   const resolveRole = (ref: string): RoleDefinition | undefined => {
-    const full = ROLE_DEFINITION_ID.exec(ref);
-    const id = full !== null ? full[2] : GUID.test(ref) ? ref : undefined;
-    if (id !== undefined) return builtInRoleById(id) ?? customById.get(id.toLowerCase());
+    const id = roleDefinitionGuid(ref);
+    if (id !== undefined) return builtInRoleById(id) ?? customById.get(id);
     return builtInRoleByName(ref) ?? customByName.get(ref.trim().toLowerCase());
   };
 
@@ -258,7 +252,7 @@ function buildModel(content: FileContent, problems: Problems, clusterScope: stri
 
   const denies = content.denyAssignments.map((d, i) => {
     const principals = new Set(d.principals.map((p) => p.toLowerCase()));
-    const everyone = principals.has('everyone') || principals.has(EVERYONE_ID);
+    const everyone = principals.has('everyone') || principals.has(EVERYONE_PRINCIPAL_ID);
     const deny: EffectiveDenyAssignment = {
       id: d.id ?? `denyAssignments[${i}]`,
       name: d.name,

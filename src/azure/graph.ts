@@ -130,7 +130,7 @@ export class GraphClient {
     }
     const decoded = decodeCompactJws(token);
     const tid = decoded.ok ? decoded.jws.payload.tid : undefined;
-    return typeof tid === 'string' && /^[0-9a-f-]{36}$/i.test(tid) ? tid.toLowerCase() : undefined;
+    return typeof tid === 'string' && GUID.test(tid) ? tid.toLowerCase() : undefined;
   }
 
   /** Applications whose displayName is exactly `name` (Graph compares case-insensitively). */
