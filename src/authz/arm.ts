@@ -2,7 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Principal } from '../authn/principal.js';
 import { ArmClient, ArmError, type DenyAssignment, type RoleAssignment, type RoleDefinition } from '../azure/arm.js';
 import { EVERYONE_PRINCIPAL_ID, GUID } from '../azure/ids.js';
-import { createTokenProvider, IdentityError, type TokenProvider } from '../azure/identity.js';
+import { createTokenProvider, IdentityError, type TokenProvider } from '../azure/token-provider.js';
 import type { RbacConfig } from '../config/config.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';

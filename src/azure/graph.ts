@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { decodeCompactJws } from '../authn/jws.js';
 import type { Logger } from '../ops/log.js';
-import { asAzureApiError, AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
+import { asAzureApiError, AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-call.js';
 import { GUID } from './ids.js';
 import type { TokenProvider } from './token.js';
 

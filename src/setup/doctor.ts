@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { decodeCompactJws } from '../authn/jws.js';
 import { grantedBy } from '../authz/actions.js';
 import { ArmError, type RoleDefinition } from '../azure/arm.js';
-import { AzureApiError } from '../azure/api-error.js';
+import { AzureApiError } from '../azure/api-call.js';
 import type { Application } from '../azure/graph.js';
 import { GUID } from '../azure/ids.js';
 import { describeFailure, HttpCallError, requestJson } from '../azure/http.js';

@@ -3,7 +3,7 @@ import { decodeCompactJws } from '../authn/jws.js';
 import { SigningKeys } from '../authn/signing-keys.js';
 import { inspectToken, type CheckOutcome, type TokenInspection, type TokenPolicy, type TokenVerdict } from '../authn/entra-token.js';
 import type { JsonObject, JsonValue } from '../authn/strict-json.js';
-import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
+import { DEFAULT_AUTHORITY_HOST } from '../azure/client-credentials.js';
 import { GUID } from '../azure/ids.js';
 import { systemClock } from '../ops/clock.js';
 import { silentLogger } from '../ops/log.js';
