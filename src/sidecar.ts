@@ -5,7 +5,7 @@ import { createArmSource } from './authz/arm.js';
 import { createAuthorizer, createStaticAuthorizer } from './authz/authorizer.js';
 import type { Authorizer } from './contracts/decision.js';
 import { StaticFileError } from './authz/static.js';
-import { IdentityConfigError } from './azure/identity.js';
+import { IdentityConfigError } from './azure/token-provider.js';
 import type { ServeConfig } from './config/config.js';
 import { Gateway } from './http/gateway.js';
 import { DecisionCore } from './pipeline/decide.js';

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Principal } from '../contracts/principal.js';
+import { GUID } from '../contracts/azure-ids.js';
 import type { RbacConfig } from '../config/config.js';
 import type { RouteMatch } from '../contracts/route.js';
 import type { Clock } from '../ops/clock.js';
@@ -35,7 +36,6 @@ export interface CachingAuthorizer extends Authorizer {
   clearCache(): void;
 }
 
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** At most one "condition ignored" warning per principal in this interval. */
 const CONDITION_WARNING_INTERVAL_MS = 10 * 60_000;
 const UNEXPECTED_FAILURE_LOG_INTERVAL_MS = 60_000;

@@ -9,7 +9,7 @@ import type { Plane } from '../contracts/route.js';
 import type { ForwardingStage, ForwardOutcome, ForwardRequest, ForwardResult } from '../contracts/stages.js';
 import type { Metrics } from '../ops/metrics.js';
 import { clientResponseHeaders, RequestHeaderPolicy } from './headers.js';
-import { identityHeaders } from './identity.js';
+import { identityHeaders } from './identity-headers.js';
 import { connectorDroppingInterimContinue } from './interim-continue.js';
 
 /**
