@@ -52,7 +52,8 @@ function dropInterimContinue(socket: Socket): void {
     held = null;
     for (;;) {
       const prefix = Math.min(data.length, CONTINUE_11.length);
-      const interim = data.subarray(0, prefix).equals(CONTINUE_11.subarray(0, prefix)) || data.subarray(0, prefix).equals(CONTINUE_10.subarray(0, prefix));
+      // Compared in place: this runs on the first read of every response.
+      const interim = data.compare(CONTINUE_11, 0, prefix, 0, prefix) === 0 || data.compare(CONTINUE_10, 0, prefix, 0, prefix) === 0;
       if (!interim) {
         armed = false;
         return data;
