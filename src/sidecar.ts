@@ -5,7 +5,7 @@ import { createArmSource } from './authz/arm.js';
 import { createAuthorizer, createStaticAuthorizer } from './authz/authorizer.js';
 import type { Authorizer } from './contracts/decision.js';
 import { StaticFileError } from './authz/static.js';
-import { IdentityConfigError } from './azure/identity.js';
+import { IdentityConfigError } from './azure/token-provider.js';
 import type { ServeConfig } from './config/config.js';
 import { ForwardAuthServer } from './forward-auth/server.js';
 import { Gateway } from './http/gateway.js';
@@ -127,8 +127,9 @@ export async function runSidecar(config: ServeConfig): Promise<void> {
     sidecar.log.info({ signal }, 'signal received');
     void sidecar.shutdown().then(() => process.exit(0));
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // `on`, not `once`: a second signal while draining must not take the default action (exit 143) and cut in-flight streams.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 function buildRoutes(config: ServeConfig): RouteTable {

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Principal } from '../contracts/principal.js';
+import { GUID } from '../contracts/azure-ids.js';
 import type { RbacConfig } from '../config/config.js';
 import type { RouteMatch } from '../contracts/route.js';
 import type { Clock } from '../ops/clock.js';
@@ -35,7 +36,6 @@ export interface CachingAuthorizer extends Authorizer {
   clearCache(): void;
 }
 
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** At most one "condition ignored" warning per principal in this interval. */
 const CONDITION_WARNING_INTERVAL_MS = 10 * 60_000;
 const UNEXPECTED_FAILURE_LOG_INTERVAL_MS = 60_000;
@@ -78,10 +78,10 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
     );
   }
 
-  function authorizeApiKey(route: RouteMatch): Decision {
+  function authorizeApiKey(principal: Principal, route: RouteMatch): Decision {
     if (route.plane === 'data') return count({ kind: 'allow', source: 'api-key', cache: 'none' }, 'none');
     const roles = rolesGranting(route).join(', ');
-    const message = `API keys authorize the data plane only; ${route.action} at ${scope} is a control-plane action: call it with an Entra ID access token of a principal that has one of: ${roles}`;
+    const message = `API key ${principal.oid}: API keys authorize the data plane only; ${route.action} at ${scope} is a control-plane action: call it with an Entra ID access token of a principal that has one of: ${roles}`;
     return count({ kind: 'deny', source: 'api-key', cache: 'none', reason: 'api_key_control_plane', message }, 'none');
   }
 
@@ -112,7 +112,7 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
 
   return {
     authorize(principal: Principal, route: RouteMatch): Decision | Promise<Decision> {
-      if (principal.type === 'api-key') return authorizeApiKey(route);
+      if (principal.type === 'api-key') return authorizeApiKey(principal, route);
       // A fresh cached decision is answered synchronously: no promise, no lookup.
       const hit = cache.fresh(principal, route);
       if (hit !== undefined) return decided(principal, route, hit.evaluation, hit.expiresAt, 'hit');

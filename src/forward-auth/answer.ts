@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Principal } from '../contracts/principal.js';
 import type { Rejection } from '../contracts/errors.js';
 import { sendRejection } from '../http/respond.js';
-import { IDENTITY_HEADER_NAMES, identityHeaders } from '../proxy/identity.js';
+import { IDENTITY_HEADER_NAMES, identityHeaders } from '../proxy/identity-headers.js';
 
 /**
  * The answers of forward-auth mode. An allow is `200` with an empty body and every identity

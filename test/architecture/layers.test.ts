@@ -11,7 +11,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
 /** Top-level folders (and root files) of src/, by layer. */
 const LAYERS: readonly (readonly string[])[] = [
-  // The pipeline's contracts: route match, principal, decision, error codes, stage ports.
+  // The pipeline's contracts (route match, principal, decision, error codes, stage ports) and the Azure identifiers they carry.
   ['contracts'],
   // Basics every stage uses: the typed configuration, logging, metrics, clock, admin listener.
   ['config', 'ops'],

@@ -25,7 +25,7 @@ const IDENTITY = [
   'x-request-id',
 ] as const;
 /** Identity headers of other gateways an upstream might trust. */
-const OTHER_IDENTITY = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-remote-user', 'x-ms-token-aad-access-token'] as const;
+const OTHER_IDENTITY = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-remote-user', 'x-ms-token-aad-access-token', 'x-user', 'remote-user', 'x-webauth-user', 'x-authenticated-user'] as const;
 
 interface Front {
   readonly name: string;
