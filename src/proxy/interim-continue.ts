@@ -36,11 +36,11 @@ function dropInterimContinue(socket: Socket): void {
   let armed = false;
   let held: Buffer | null = null;
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-  socket.write = ((...args: unknown[]): boolean => {
+  socket.write = (...args: unknown[]): boolean => {
     const data = args[0];
     if (typeof data === 'string' && REQUEST_HEAD.test(data)) armed = true;
     return write(...args);
-  });
+  };
   const read = socket.read.bind(socket);
   socket.read = (size?: number): Buffer | null => {
     const chunk = read(size) as Buffer | null;
