@@ -59,8 +59,6 @@ interface Upstream {
 const DEFAULT_CONNECTIONS = 256;
 const DEFAULT_KEEPALIVE_MS = 4_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/** nginx's "client closed request": the status recorded when the client left before a response. */
-export const CLIENT_CLOSED_STATUS = 499;
 
 export class Forwarder implements ForwardingStage {
   private readonly data: Upstream;
@@ -145,7 +143,7 @@ export class Forwarder implements ForwardingStage {
     (res as TaggedResponse)[kExchange] = exchange;
     res.on('close', onClientClose);
     res.on('drain', onClientDrain);
-    if (hasBody) exchange.body = new RequestBody(req, exchange);
+    if (hasBody) exchange.body = new RequestBody(req);
 
     upstream.pool.dispatch(
       {
@@ -162,11 +160,6 @@ export class Forwarder implements ForwardingStage {
   /** Lets in-flight exchanges finish, then closes every upstream connection. */
   async close(): Promise<void> {
     await Promise.all(this.pools.map((pool) => pool.close()));
-  }
-
-  /** Aborts everything in flight (shutdown grace exceeded). */
-  async destroy(): Promise<void> {
-    await Promise.all(this.pools.map((pool) => pool.destroy()));
   }
 }
 
@@ -203,11 +196,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   resolve!: (result: ForwardResult) => void;
   controller: Dispatcher.DispatchController | null = null;
   body: RequestBody | null = null;
-  requestBytes = 0;
   private phase = Phase.Waiting;
   private clientGone = false;
-  private status = 0;
-  private responseBytes = 0;
   private readonly startedAt = performance.now();
   private firstByteAt = 0;
 
@@ -234,10 +224,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     } catch (err) {
       // Node refuses a header value it cannot send (ERR_INVALID_CHAR): nothing was written yet.
       controller.abort(asError(err));
-      this.reject(rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }), codeOf(err));
+      this.reject(rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }));
       return;
     }
-    this.status = statusCode;
     this.phase = Phase.Streaming;
     if (isEventStream(headers['content-type'])) {
       // Events must leave at once: no Nagle delay, and the headers go before the first event.
@@ -248,7 +237,6 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.phase !== Phase.Streaming) return;
-    this.responseBytes += chunk.length;
     if (!this.res.write(chunk)) controller.pause();
   }
 
@@ -264,16 +252,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     const phase = this.phase;
     if (phase === Phase.Done) return;
     if (this.clientGone || this.req.socket.destroyed) {
-      this.finish('client_abort', 'client_closed');
+      this.settle('client_abort', undefined);
       return;
     }
     if (phase === Phase.Waiting) {
-      this.reject(upstreamRejection(err, this.upstream), codeOf(err));
+      this.reject(upstreamRejection(err, this.upstream));
       return;
     }
     // Mid-stream: close the client connection; a truncated response is the only honest signal.
     this.upstream.latency?.observe((performance.now() - this.startedAt) / 1000);
-    this.finish('upstream_error_midstream', codeOf(err));
+    this.settle('upstream_error_midstream', undefined);
     this.res.destroy();
   }
 
@@ -281,40 +269,27 @@ class Exchange implements Dispatcher.DispatchHandler {
     const phase = this.phase;
     if (phase === Phase.Done) return;
     if (phase === Phase.Ending && this.res.writableFinished) {
-      this.finish('ok', undefined);
+      this.settle('ok', undefined);
       return;
     }
     this.clientGone = true;
     this.controller?.abort(clientClosed());
-    this.finish('client_abort', 'client_closed');
+    this.settle('client_abort', undefined);
   }
 
-  private reject(error: Rejection, code: string | undefined): void {
+  private reject(error: Rejection): void {
     // Leave the client connection usable for the HTTP layer's error response.
     this.body?.detach();
-    this.status = error.code === 'upstream_timeout' ? 504 : 502;
-    this.settle('rejected', code, error);
+    this.settle('rejected', error);
   }
 
-  private finish(outcome: ForwardOutcome, error: string | undefined): void {
-    if (outcome === 'client_abort' && this.phase === Phase.Waiting) this.status = CLIENT_CLOSED_STATUS;
-    this.settle(outcome, error, undefined);
-  }
-
-  private settle(outcome: ForwardOutcome, error: string | undefined, rejection: Rejection | undefined): void {
+  private settle(outcome: ForwardOutcome, rejection: Rejection | undefined): void {
     this.phase = Phase.Done;
     (this.res as TaggedResponse)[kExchange] = undefined;
     // Built by assignment, not conditional spreads: once per request, without throwaway objects.
-    const result: Mutable<ForwardResult> = {
-      outcome,
-      status: this.status,
-      totalMs: performance.now() - this.startedAt,
-      requestBytes: this.requestBytes,
-      responseBytes: this.responseBytes,
-    };
+    const result: Mutable<ForwardResult> = { outcome };
     if (rejection !== undefined) result.rejection = rejection;
     if (this.firstByteAt !== 0) result.firstByteMs = this.firstByteAt - this.startedAt;
-    if (error !== undefined) result.error = error;
     this.resolve(result);
   }
 }
@@ -329,10 +304,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 class RequestBody extends Readable {
   private attached = true;
 
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly exchange: Exchange,
-  ) {
+  constructor(private readonly req: IncomingMessage) {
     super();
     (req as TaggedRequest)[kBody] = this;
     req.on('data', onRequestData);
@@ -351,7 +323,6 @@ class RequestBody extends Readable {
   }
 
   onData(chunk: Buffer): void {
-    this.exchange.requestBytes += chunk.length;
     if (!this.push(chunk)) this.req.pause();
   }
 

@@ -35,11 +35,12 @@ function dropInterimContinue(socket: Socket): void {
   // Between a request head written and the first byte of its response: the only place a 100 may come.
   let armed = false;
   let held: Buffer | null = null;
-  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-  socket.write = (...args: unknown[]): boolean => {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called as write.apply(this, args) on the same socket
+  const write = socket.write as (...args: unknown[]) => boolean;
+  socket.write = function (this: Socket, ...args: unknown[]): boolean {
     const data = args[0];
     if (typeof data === 'string' && REQUEST_HEAD.test(data)) armed = true;
-    return write(...args);
+    return write.apply(this, args);
   };
   const read = socket.read.bind(socket);
   socket.read = (size?: number): Buffer | null => {
