@@ -139,6 +139,45 @@ export function loadServeConfig(sources: Sources): LoadResult {
     return parsed;
   }
 
+  function positiveNumber(flag: ServeFlag): number | undefined {
+    const value = text(flag);
+    if (value === undefined) return undefined;
+    const n = Number(value.trim());
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0) return fail(flag, `must be a number greater than 0, e.g. 10 (got "${clip(value)}")`);
+    return n;
+  }
+
+  /** `redis://` or `rediss://` with a host; the URL is never echoed back, since it may hold a password. */
+  function redisUrl(flag: ServeFlag): URL | undefined {
+    const value = text(flag);
+    if (value === undefined || value === '') return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      return fail(flag, 'must be a redis://HOST:PORT or rediss://HOST:PORT URL (the value is not a URL)');
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return fail(flag, `must use redis:// or rediss:// (got "${clip(parsed.protocol)}")`);
+    if (parsed.hostname === '') return fail(flag, 'must name a host, e.g. redis://redis.foundry-auth.svc:6379');
+    if (parsed.search !== '' || parsed.hash !== '') return fail(flag, 'must not contain a query or fragment');
+    if (!/^\/?(\d{1,2})?$/.test(parsed.pathname)) return fail(flag, 'the path may only be a database number, e.g. redis://host:6379/0');
+    return parsed;
+  }
+
+  function secretFile(flag: ServeFlag): string | undefined {
+    const file = path(flag);
+    if (file === undefined) return undefined;
+    let body: string;
+    try {
+      body = readFileSync(file, 'utf8');
+    } catch (err) {
+      return fail(flag, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    const secret = body.replace(/\r?\n$/, '');
+    if (secret === '' || /[\r\n]/.test(secret)) return fail(flag, `${file} must hold the password on one line`);
+    return secret;
+  }
+
   function path(flag: ServeFlag): string | undefined {
     const value = text(flag);
     return value === undefined || value === '' ? undefined : value;
@@ -170,6 +209,9 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const denyTtl = duration('rbac-deny-ttl');
   const staleIfError = duration('rbac-stale-if-error');
   const rbacTimeout = duration('rbac-timeout');
+  const sharedCacheUrl = redisUrl('shared-cache');
+  const sharedCachePassword = secretFile('shared-cache-password-file');
+  const armReadRate = positiveNumber('arm-read-rate');
   const publicPaths = list('public-paths');
   const routesFile = path('routes-file');
   const forwardAuthorization = bool('forward-authorization');
@@ -198,6 +240,9 @@ export function loadServeConfig(sources: Sources): LoadResult {
   }
   if (rbacMode === 'static' && roleAssignmentsFile === undefined) {
     fail('role-assignments-file', 'is required with --rbac static');
+  }
+  if (sharedCachePassword !== undefined && text('shared-cache') === undefined) {
+    fail('shared-cache-password-file', 'is only used with --shared-cache');
   }
   for (const p of publicPaths ?? []) {
     if (!p.startsWith('/')) fail('public-paths', `each path must start with "/" (got "${clip(p)}")`);
@@ -240,7 +285,9 @@ export function loadServeConfig(sources: Sources): LoadResult {
       denyTtlMs: denyTtl!,
       staleIfErrorMs: staleIfError!,
       timeoutMs: rbacTimeout!,
+      armReadRate: armReadRate!,
     },
+    ...(sharedCacheUrl !== undefined ? { sharedCache: { url: sharedCacheUrl, ...(sharedCachePassword !== undefined ? { password: sharedCachePassword } : {}) } } : {}),
     publicPaths: publicPaths!,
     ...(routesFile !== undefined ? { routesFile } : {}),
     forwardAuthorization: forwardAuthorization!,
