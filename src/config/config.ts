@@ -44,6 +44,8 @@ export interface SharedCacheConfig {
   readonly url: URL;
   /** From `--shared-cache-password-file`; overrides a password in the URL. */
   readonly password?: string;
+  /** An operation slower than this (`--shared-cache-timeout`) counts as an outage. */
+  readonly timeoutMs: number;
 }
 
 export interface ServeConfig {

@@ -211,6 +211,7 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const rbacTimeout = duration('rbac-timeout');
   const sharedCacheUrl = redisUrl('shared-cache');
   const sharedCachePassword = secretFile('shared-cache-password-file');
+  const sharedCacheTimeout = duration('shared-cache-timeout');
   const armReadRate = positiveNumber('arm-read-rate');
   const publicPaths = list('public-paths');
   const routesFile = path('routes-file');
@@ -287,7 +288,7 @@ export function loadServeConfig(sources: Sources): LoadResult {
       timeoutMs: rbacTimeout!,
       armReadRate: armReadRate!,
     },
-    ...(sharedCacheUrl !== undefined ? { sharedCache: { url: sharedCacheUrl, ...(sharedCachePassword !== undefined ? { password: sharedCachePassword } : {}) } } : {}),
+    ...(sharedCacheUrl !== undefined ? { sharedCache: { url: sharedCacheUrl, timeoutMs: Math.max(1, sharedCacheTimeout!), ...(sharedCachePassword !== undefined ? { password: sharedCachePassword } : {}) } } : {}),
     publicPaths: publicPaths!,
     ...(routesFile !== undefined ? { routesFile } : {}),
     forwardAuthorization: forwardAuthorization!,

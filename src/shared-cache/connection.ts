@@ -9,20 +9,19 @@ import type { Metrics } from '../ops/metrics.js';
  * The one connection to the shared cache (`--shared-cache`, Redis or Valkey) of a replica: a
  * command client and a subscriber for the replicas' notification channel. The shared cache is an
  * accelerator, never a dependency: every operation answers `undefined` instead of throwing when
- * Redis is down, refuses the password or takes longer than 50 ms, and the caller then goes on
+ * Redis is down, refuses the password or takes longer than `--shared-cache-timeout` (50 ms), and the caller then goes on
  * alone. An outage is warned about once, counted in `foundry_auth_shared_cache_errors_total`, and
  * ends by itself when Redis answers again (node-redis reconnects; a slow server is probed).
  *
  * Other features use the same connection (token-limit windows): `incrementWithExpiry` and `key`.
  */
 
-/** Longest a shared-cache operation may take before the replica goes on alone. */
-export const DEFAULT_OPERATION_TIMEOUT_MS = 50;
 /** How often a slow (but connected) server is probed before it is used again. */
 const PROBE_INTERVAL_MS = 1000;
 /** Longest wait for the first connection at start-up; past it the replica starts alone and joins later. */
 const CONNECT_WAIT_MS = 2000;
 const KEY_PREFIX = 'foundry-auth';
+const SLOW = Symbol('slow');
 const CHANNEL = `${KEY_PREFIX}:events`;
 
 type Client = ReturnType<typeof createClient>;
@@ -39,7 +38,6 @@ export interface SharedConnectionOptions {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Metrics;
-  readonly operationTimeoutMs?: number;
   /** Longest wait for the first connection (default 2 s). */
   readonly connectWaitMs?: number;
 }
@@ -69,7 +67,7 @@ export class SharedConnection {
   private readonly availabilityHandlers = new Set<(available: boolean) => void>();
 
   private constructor(private readonly opts: SharedConnectionOptions) {
-    this.timeoutMs = opts.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
+    this.timeoutMs = opts.config.timeoutMs;
     const { url, password } = opts.config;
     this.client = createClient({
       url: url.href,
@@ -77,10 +75,9 @@ export class SharedConnection {
       name: 'foundry-auth',
       // Fail at once while disconnected instead of queueing: the caller goes on alone.
       disableOfflineQueue: true,
-      commandOptions: { timeout: this.timeoutMs, rejectInFlight: true },
       socket: { connectTimeout: 1000, reconnectStrategy: reconnectDelay, ...(url.protocol === 'rediss:' ? { tls: true as const, servername: url.hostname } : {}) },
     });
-    this.subscriber = this.client.duplicate({ commandOptions: {} });
+    this.subscriber = this.client.duplicate();
     this.watch(this.client, (ready) => (this.clientReady = ready));
     this.watch(this.subscriber, (ready) => (this.subscriberReady = ready));
     opts.metrics.sharedCacheUp.set(0);
@@ -109,11 +106,24 @@ export class SharedConnection {
   /** Runs one operation; `undefined` when the shared cache is unavailable, failed or was slow (counted, warned once per outage). */
   async run<T>(operation: (client: Client) => Promise<T>): Promise<T | undefined> {
     if (!this.available) return undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await operation(this.client);
+      const pending = operation(this.client);
+      // A late answer is dropped; its failure must not surface as an unhandled rejection.
+      pending.catch(() => {});
+      const late = new Promise<typeof SLOW>((resolve) => {
+        // Judged after the event loop's I/O phase: a reply already received while this process was
+        // busy (event-loop lag) is not mistaken for a slow server.
+        timer = setTimeout(() => setImmediate(() => resolve(SLOW)), this.timeoutMs);
+      });
+      const answer = await Promise.race([pending, late]);
+      if (answer === SLOW) throw new Error(`no answer within ${this.timeoutMs} ms`);
+      return answer as T;
     } catch (err) {
       this.failed(err);
       return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -208,15 +218,21 @@ export class SharedConnection {
   }
 
   private async probeOnce(): Promise<void> {
-    if (!this.clientReady) return;
+    if (!this.clientReady || this.closed) return;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.client.ping();
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => setImmediate(() => reject(new Error('slow'))), this.timeoutMs);
+      });
+      await Promise.race([this.client.ping(), late]);
       clearInterval(this.probe);
       this.probe = undefined;
       this.slow = false;
       this.changed();
     } catch {
       this.opts.metrics.sharedCacheErrors.inc();
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -145,7 +145,16 @@ export class SharedDecisions {
         const token = randomUUID();
         const leased = await connection.run((c) => c.set(leaseKey, token, { condition: 'NX', expiration: { type: 'PX', value: this.opts.leaseMs } }));
         if (leased === undefined) return await alone();
-        if (leased === 'OK') return { entry: await this.lead(key, valueKey, leaseKey, token, read), outcome: outcome('miss') };
+        if (leased === 'OK') {
+          // The previous holder may have stored and released between the look and the lease: look again before reading ARM.
+          const again = await connection.run((c) => c.get(valueKey));
+          const latest = again === undefined || again === null ? undefined : parseEntry(again);
+          if (latest !== undefined && usable(latest)) {
+            await connection.run((c) => c.eval(RELEASE_IF_LEASED, { keys: [leaseKey], arguments: [token] }));
+            return { entry: latest, outcome: outcome(waitedOnce ? 'waited' : 'hit') };
+          }
+          return { entry: await this.lead(key, valueKey, leaseKey, token, read), outcome: outcome('miss') };
+        }
         if (!waitedOnce) metrics.sharedCacheLeaseWaits.inc();
         waitedOnce = true;
         const leftMs = await connection.run((c) => c.pTTL(leaseKey));
