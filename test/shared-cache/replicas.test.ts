@@ -39,7 +39,11 @@ describe('three replicas, long TTLs', () => {
     const tokens = await Promise.all(oids.map(token));
     const before = arm.calls.roleAssignments;
     const answers = await Promise.all(tokens.flatMap((t) => replicas.map((r) => chat(r, t))));
-    expect(arm.calls.roleAssignments - before).toBe(300);
+    // Named in the failure message: how each replica's misses were answered (hit, miss, waited, local) and its shared-cache errors.
+    const outcomes = await Promise.all(
+      replicas.map(async (r) => [...(await Promise.all(['hit', 'miss', 'waited', 'local'].map((o) => metric(r, 'foundry_auth_shared_cache_lookups_total', `outcome="${o}"`)))), await metric(r, 'foundry_auth_shared_cache_errors_total')]),
+    );
+    expect(arm.calls.roleAssignments - before, JSON.stringify(outcomes)).toBe(300);
     answers.forEach((a, n) => {
       const i = Math.floor(n / 3);
       expect(a.status, `principal ${i} on replica ${n % 3}`).toBe(i % 2 === 0 ? 200 : 403);
