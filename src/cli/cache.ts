@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { request } from 'undici';
-import { EXIT_USAGE, exitOnUsageError } from './usage.js';
+import { EXIT_USAGE } from '../config/exit-codes.js';
+import { exitOnUsageError } from './usage.js';
 
 /**
  * `foundry-auth cache flush [--admin URL] [--principal OID]`: asks a replica's admin listener to
