@@ -5,7 +5,7 @@
 //   --json         the same results as JSON on stdout (the table and progress go to stderr; use
 //                  `npm run -s bench -- --json` so npm's banner stays off stdout)
 //   --json FILE    the table on stdout and the JSON written to FILE
-//   --only LIST    run only these scenarios: throughput, streaming, authz, authn, memory, abuse
+//   --only LIST    run only these scenarios: throughput, streaming, authz, authn, memory, abuse, replicas
 //   --quick        shorter runs (a smoke test of the harness; numbers are not comparable)
 //   --pin MODE     split (default: the proxy under test on CPU 1, load and upstream on CPU 0) or none
 //   --profile throughput   run that scenario's sidecar under --cpu-prof (profiles in bench/results/profiles;
@@ -23,8 +23,9 @@ import { authorization } from './scenarios/authz.mjs';
 import { authentication } from './scenarios/authn.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { abuse } from './scenarios/abuse.mjs';
+import { replicas } from './scenarios/replicas.mjs';
 
-const SCENARIOS = { throughput, streaming, authz: authorization, authn: authentication, memory, abuse };
+const SCENARIOS = { throughput, streaming, authz: authorization, authn: authentication, memory, abuse, replicas };
 
 function parseArgs(argv) {
   const options = { only: Object.keys(SCENARIOS), json: undefined, quick: false, pin: 'split', profile: undefined };

@@ -76,6 +76,9 @@ export async function waitForGrant(
   metrics: Metrics | undefined,
 ): Promise<BudgetGrant> {
   let waited = false;
+  // Bounded by the time slept too, so a clock that does not move (or moves slowly) cannot keep a caller waiting past the deadline.
+  let sleptMs = 0;
+  const budgetMs = Math.max(0, deadlineMs - clock.now());
   for (;;) {
     const answer = await attempt();
     if (answer.kind === 'grant') {
@@ -83,11 +86,12 @@ export async function waitForGrant(
       return answer.grant;
     }
     const now = clock.now();
-    if (now + answer.waitMs > deadlineMs) {
+    if (now + answer.waitMs > deadlineMs || sleptMs + answer.waitMs > budgetMs) {
       metrics?.armBudgetWaits.inc({ outcome: 'spent' });
       return { kind: 'spent', retryAfterSeconds: secondsUntil(now + answer.waitMs, now) };
     }
     waited = true;
+    sleptMs += answer.waitMs;
     await sleep(answer.waitMs);
   }
 }
