@@ -51,6 +51,9 @@ describe('three replicas, long TTLs', () => {
     for (const oid of oids) expect(readsOf(arm, oid)).toBe(1);
     const shared = await Promise.all(replicas.map((r) => metric(r, 'foundry_auth_shared_cache_lookups_total')));
     expect(shared.reduce((a, b) => a + b, 0)).toBe(900);
+    // ARM's remaining-reads header (the fixture sends 11999) is a metric in the replicas that read.
+    const remaining = await Promise.all(replicas.map((r) => metric(r, 'foundry_auth_arm_remaining_subscription_reads')));
+    expect(remaining).toContain(11999);
   }, 60_000);
 
   it('1,000 concurrent requests of one cold principal spread over the replicas make one read', async () => {
