@@ -17,7 +17,7 @@ import type { Metrics } from '../ops/metrics.js';
  */
 
 /** How often a slow (but connected) server is probed before it is used again. */
-const PROBE_INTERVAL_MS = 1000;
+const PROBE_INTERVAL_MS = 250;
 /** Longest wait for the first connection at start-up; past it the replica starts alone and joins later. */
 const CONNECT_WAIT_MS = 2000;
 const KEY_PREFIX = 'foundry-auth';
