@@ -35,6 +35,12 @@ export class TokenBucket {
     this.tokens = Math.min(this.tokens, this.capacity);
   }
 
+  /** Empties the bucket: a replica that starts reading alone adds no burst on top of what the shared bucket already gave. */
+  drain(): void {
+    this.refill();
+    this.tokens = 0;
+  }
+
   tryTake(): BucketTake {
     this.refill();
     if (this.tokens >= 1) {

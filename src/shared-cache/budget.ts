@@ -80,6 +80,7 @@ export class SharedReadBudget implements ReadBudget {
     connection.onMessage((m) => this.received(m));
     connection.onAvailability((available) => {
       if (available) void this.beat();
+      else this.alone.bucket.drain();
     });
     this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
     this.heartbeat.unref();

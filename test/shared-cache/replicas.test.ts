@@ -43,12 +43,21 @@ describe('three replicas, long TTLs', () => {
     const outcomes = await Promise.all(
       replicas.map(async (r) => [...(await Promise.all(['hit', 'miss', 'waited', 'local'].map((o) => metric(r, 'foundry_auth_shared_cache_lookups_total', `outcome="${o}"`)))), await metric(r, 'foundry_auth_shared_cache_errors_total')]),
     );
-    expect(arm.calls.roleAssignments - before, JSON.stringify(outcomes)).toBe(300);
+    const reads = arm.calls.roleAssignments - before;
+    const sum = (i: number): number => outcomes.reduce((n, o) => n + o[i]!, 0);
+    if (sum(4) === 0) {
+      expect(reads, JSON.stringify(outcomes)).toBe(300);
+    } else {
+      // A replica whose Redis operations exceeded --shared-cache-timeout (a very busy machine) read
+      // alone meanwhile, as it must: then every read is one under a lease or one counted as alone.
+      expect(reads, JSON.stringify(outcomes)).toBe(sum(1) + sum(3));
+      expect(sum(1)).toBeLessThanOrEqual(300);
+    }
     answers.forEach((a, n) => {
       const i = Math.floor(n / 3);
       expect(a.status, `principal ${i} on replica ${n % 3}`).toBe(i % 2 === 0 ? 200 : 403);
     });
-    for (const oid of oids) expect(readsOf(arm, oid)).toBe(1);
+    if (sum(4) === 0) for (const oid of oids) expect(readsOf(arm, oid)).toBe(1);
     const shared = await Promise.all(replicas.map((r) => metric(r, 'foundry_auth_shared_cache_lookups_total')));
     expect(shared.reduce((a, b) => a + b, 0)).toBe(900);
     // ARM's remaining-reads header (the fixture sends 11999) is a metric in the replicas that read.
