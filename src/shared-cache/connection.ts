@@ -118,7 +118,7 @@ export class SharedConnection {
       });
       const answer = await Promise.race([pending, late]);
       if (answer === SLOW) throw new Error(`no answer within ${this.timeoutMs} ms`);
-      return answer as T;
+      return answer;
     } catch (err) {
       this.failed(err);
       return undefined;

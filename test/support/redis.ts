@@ -45,8 +45,8 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
     const started = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = started;
     let output = '';
-    started.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    started.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    started.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    started.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (started.exitCode !== null) throw new Error(`redis-server exited ${started.exitCode}: ${output}`);
