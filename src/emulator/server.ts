@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { adminRoute, type AdminContext } from './admin.js';
+import { adminRoute, type AdminContext } from './admin/router.js';
 import { armPath, armRoute, handleArm } from './arm/router.js';
 import type { Emulator } from './core.js';
 import { serveJwks, serveOpenIdConfiguration } from './entra/discovery.js';

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { APP_TOKEN_EXPIRES_IN, USER_TOKEN_EXPIRES_IN, assignedAppRoles, directGroups, grantableScopes, mintAccessToken } from '../entra/issue.js';
+import { sendJson, type Exchange } from '../exchange.js';
+import { AZURE_CLI_APP_ID, TOKEN_EXCHANGE_AUDIENCE } from '../first-party.js';
+import { clusterByName, mintServiceAccountToken, serviceAccountIssuer } from '../k8s.js';
+import { AdminError, body, guid, notFound, tenantOf, type AdminContext, type AdminRoute } from './route.js';
+
+/** Test tokens without credentials: Entra ID access tokens for seeded principals and Kubernetes service-account tokens. */
+
+const Listener = z.enum(['https', 'http']).optional();
+const FederatedTokenBody = z.strictObject({ listener: Listener, cluster: z.string().optional(), subject: z.string().min(1), audience: z.string().optional(), expiresInSeconds: z.number().int().min(1).max(86_400 * 2).optional() });
+const TokenBody = z.strictObject({ listener: Listener, tenantId: guid.optional(), principal: z.string().min(1), client: z.string().optional(), scope: z.string().min(1) });
+
+export const tokenRoutes: AdminRoute[] = [
+  {
+    method: 'POST',
+    pattern: /^\/federated-token$/,
+    name: '/_emulator/federated-token',
+    handler: (ctx, ex) => {
+      const b = body(ex, FederatedTokenBody);
+      const cluster = clusterByName(ctx.em, b.cluster);
+      if (cluster === undefined) throw notFound(`no cluster '${b.cluster ?? '(default)'}'`);
+      const base = issuerBase(ctx, ex, b.listener);
+      const t = mintServiceAccountToken(ctx.em, { cluster, base, subject: b.subject, audience: b.audience ?? TOKEN_EXCHANGE_AUDIENCE, expiresInSeconds: b.expiresInSeconds ?? 3600 });
+      sendJson(ex.res, 200, { token: t.token, issuer: serviceAccountIssuer(base, cluster), expiresOn: t.expiresOn });
+    },
+  },
+  {
+    method: 'POST',
+    pattern: /^\/tokens$/,
+    name: '/_emulator/tokens',
+    handler: (ctx, ex) => issueTestToken(ctx, ex),
+  },
+];
+
+/** The base URL a minted token's issuer names: the listener asked for, else the one the admin request came in on. */
+function issuerBase(ctx: AdminContext, ex: Exchange, listener: 'https' | 'http' | undefined): string {
+  return listener === undefined ? ex.base : ctx.em.bases[listener];
+}
+
+/**
+ * `POST /_emulator/tokens`: a token for a seeded principal without its credentials, by the same
+ * rules as the token endpoint (version, scp, roles). A user is named by UPN or object ID (client:
+ * the Azure CLI unless given); an app or managed identity by its client ID or service principal ID.
+ */
+function issueTestToken(ctx: AdminContext, ex: Exchange): void {
+  const b = body(ex, TokenBody);
+  const tenant = tenantOf(ctx, b.tenantId);
+  const d = ctx.em.directory;
+  const base = issuerBase(ctx, ex, b.listener);
+  const scope = b.scope.trim();
+  const resourceName = scope.endsWith('/.default') ? scope.slice(0, -'/.default'.length) : scope.slice(0, Math.max(0, scope.lastIndexOf('/')));
+  const resource = d.resource(tenant.id, resourceName, ctx.em.ownUrls());
+  if (resource === undefined || resource.sp === undefined) throw new AdminError(400, 'invalid_resource', `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}.`);
+  const user = d.user(tenant.id, b.principal);
+  if (user !== undefined) {
+    const client = d.client(tenant.id, b.client ?? AZURE_CLI_APP_ID);
+    if (client === undefined) throw notFound(`no client app '${b.client ?? ''}'`);
+    const grantable = grantableScopes(ctx.em, tenant.id, client, resource, user);
+    const roles = assignedAppRoles(ctx.em, tenant.id, [user.id, ...directGroups(ctx.em, tenant.id, user.id)], resource, 'User');
+    if (grantable.length === 0 && roles.length === 0) {
+      throw new AdminError(400, 'consent_required', `AADSTS65001: The user or administrator has not consented to use the application with ID '${client.appId}' named '${client.displayName}'.`);
+    }
+    const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: client.publicClient ? 0 : 1, subject: { kind: 'user', user }, scp: grantable.map((s) => s.value), roles, expiresIn: USER_TOKEN_EXPIRES_IN });
+    return sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
+  }
+  const sp = d.servicePrincipal(tenant.id, b.principal) ?? d.servicePrincipalByAppId(tenant.id, b.principal);
+  const client = sp === undefined ? undefined : (d.client(tenant.id, sp.appId) ?? (sp.servicePrincipalType === 'ManagedIdentity' ? d.identityClient(sp) : undefined));
+  if (sp === undefined || client === undefined) throw notFound(`no user, application or managed identity '${b.principal}' in tenant ${tenant.id}`);
+  const roles = assignedAppRoles(ctx.em, tenant.id, [sp.id], resource, 'Application');
+  const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1, subject: { kind: 'app', objectId: sp.id }, roles, expiresIn: APP_TOKEN_EXPIRES_IN });
+  sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
+}
