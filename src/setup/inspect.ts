@@ -1,14 +1,16 @@
 import type { Dispatcher } from 'undici';
 import { decodeCompactJws } from '../authn/jws.js';
 import { SigningKeys } from '../authn/signing-keys.js';
-import { inspectToken, type CheckOutcome, type TokenInspection, type TokenPolicy, type TokenVerdict } from '../authn/entra-token.js';
+
 import type { JsonObject, JsonValue } from '../authn/strict-json.js';
+import type { TokenPolicy } from '../authn/token-checks.js';
 import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
 import { GUID } from '../azure/ids.js';
 import { systemClock } from '../ops/clock.js';
 import { silentLogger } from '../ops/log.js';
 import { Metrics } from '../ops/metrics.js';
 import { APP_ROLE_VALUE, SCOPE_VALUE } from './names.js';
+import { inspectToken, type CheckOutcome, type TokenInspection, type TokenVerdict } from './token-inspection.js';
 
 /**
  * `token inspect` (and `doctor --token`): the same checks, in the same order, as the sidecar's
