@@ -125,6 +125,11 @@ function buildRoutes(config: ServeConfig): RouteTable {
   return new RouteTable(loaded.routes);
 }
 
+/** What the grant command in a 403 needs besides the cluster and the assignee, so it runs as printed. */
+function grantArgs(config: ServeConfig): string[] {
+  return [...(config.devStateDir !== undefined ? ['--dev', config.devStateDir] : []), ...(config.entra !== undefined ? ['--client-id', config.entra.clientId] : [])];
+}
+
 async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<Authorizer> {
   const { rbac } = config;
   if (rbac.mode === 'static') {
@@ -142,7 +147,7 @@ async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: L
   try {
     const source = createArmSource({ rbac, scope: rbac.scope, ...deps });
     source.start();
-    return createAuthorizer({ rbac, source, scope: rbac.scope, ...deps });
+    return createAuthorizer({ rbac, source, scope: rbac.scope, ...deps, grantArgs: grantArgs(config) });
   } catch (err) {
     if (err instanceof IdentityConfigError) throw new StartupError([`--identity / FOUNDRY_AUTH_IDENTITY: ${err.message}`]);
     throw err;

@@ -217,6 +217,25 @@ const checkIssuer: TokenCheck = {
   passed: (jws) => `iss ${echo(jws.payload.iss)}`,
 };
 
+/** Well-known resources a token is often mistakenly requested for (`az account get-access-token` without `--resource`). */
+const KNOWN_RESOURCES: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^(https:\/\/graph\.microsoft\.com\/?|00000003-0000-0000-c000-000000000000|https:\/\/graph\.windows\.net\/?|00000002-0000-0000-c000-000000000000)$/i, 'Microsoft Graph'],
+  [/^(https:\/\/management\.(core\.windows\.net|azure\.com)\/?|797f4846-ba00-4fd7-ba43-dac1f8f63013)$/i, 'Azure Resource Manager'],
+];
+
+/** Microsoft Graph or Azure Resource Manager, when `aud` names one of them. */
+export function wellKnownResource(aud: string): string | undefined {
+  return KNOWN_RESOURCES.find(([pattern]) => pattern.test(aud))?.[1];
+}
+
+/** What a token's `aud` names, in words: a Microsoft resource, or another app. */
+function resourceName(aud: string): string {
+  const known = wellKnownResource(aud);
+  if (known !== undefined) return known;
+  const app = /^(?:api:\/\/)?([0-9a-fA-F-]{36})$/.exec(aud)?.[1];
+  return app !== undefined && GUID.test(app) ? `the app ${app.toLowerCase()}` : 'another app or resource';
+}
+
 const checkAudience: TokenCheck = {
   name: 'audience',
   rule: (policy) => `aud is one of ${[...policy.audiences].join(', ')}`,
@@ -224,9 +243,10 @@ const checkAudience: TokenCheck = {
     const aud = audiencesOf(jws.payload.aud);
     if (aud !== undefined && aud.some((a) => policy.audiences.has(a))) return undefined;
     const given = aud === undefined ? 'missing or not a string' : aud.length === 1 ? echo(aud[0]) : 'other resources';
+    const named = aud?.length === 1 ? resourceName(aud[0]!) : undefined;
     return fail(
       'wrong_audience',
-      `The token is for another resource (aud ${given}): request a token for api://${policy.clientId}, for example ${scopeHint(policy)}.`,
+      `The token is for another resource${named === undefined ? '' : `, ${named},`} (aud ${given}): request a token for api://${policy.clientId}, for example az account get-access-token --resource api://${policy.clientId}.`,
     );
   },
   passed: (jws, policy) => `aud ${(audiencesOf(jws.payload.aud) ?? []).filter((a) => policy.audiences.has(a)).map(echo).join(', ')}`,
@@ -353,9 +373,10 @@ export function isDelegated(payload: JsonObject): boolean {
 export const TOKEN_CHECKS: readonly TokenCheck[] = [
   checkHeader,
   checkTenant,
+  // Before the version: a Graph or ARM token is v1, and "set the token version to 2" would send the user to the wrong fix.
+  checkAudience,
   checkVersion,
   checkIssuer,
-  checkAudience,
   checkExpiry,
   checkNotBefore,
   checkIssuedAt,

@@ -28,6 +28,8 @@ export interface AuthorizerDeps {
   readonly metrics: Metrics;
   /** Bound on cached principals (default 100,000). */
   readonly cacheMaxEntries?: number;
+  /** Arguments the `foundry-auth grant` command in a 403 needs besides cluster and assignee (`--client-id`, `--dev DIR`). */
+  readonly grantArgs?: readonly string[];
 }
 
 /** An Authorizer whose decision cache can be dropped (the static source does so after a reload). */
@@ -88,7 +90,7 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
   function decided(principal: Principal, route: RouteMatch, evaluation: Evaluation, outcome: 'hit' | 'miss' | 'stale'): Decision {
     warnIgnoredConditions(principal, route, evaluation);
     if (evaluation.allowed) return count({ kind: 'allow', source: kind, cache: outcome, role: evaluation.role }, outcome);
-    const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? 'static' : 'arm');
+    const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? { kind: 'static' } : { kind: 'arm', grantArgs: deps.grantArgs ?? [] });
     return count({ kind: 'deny', source: kind, cache: outcome, reason: evaluation.reason, message }, outcome);
   }
 

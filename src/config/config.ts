@@ -53,4 +53,6 @@ export interface ServeConfig {
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly logFormat: 'json' | 'pretty';
+  /** Set by `foundry-auth dev`: printed fix commands act on its stack (`--dev DIR`). */
+  readonly devStateDir?: string;
 }

@@ -178,6 +178,7 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const shutdownGrace = duration('shutdown-grace');
   const logLevel = choice<LogLevel>('log-level');
   const logFormat = choice<'json' | 'pretty'>('log-format');
+  const devStateDir = path('dev-state-dir');
 
   const tenantGiven = text('tenant-id') !== undefined;
   const clientGiven = text('client-id') !== undefined;
@@ -249,6 +250,7 @@ export function loadServeConfig(sources: Sources): LoadResult {
     shutdownGraceMs: shutdownGrace!,
     logLevel: logLevel!,
     logFormat: logFormat!,
+    ...(devStateDir !== undefined ? { devStateDir } : {}),
   };
   return { ok: true, config };
 }

@@ -11,7 +11,8 @@ import { findLogLine, readJsonFile, writePrivate } from './files.js';
 import { stateLayout, type StateLayout } from './layout.js';
 import { checkPortsFree, PortsUnavailableError, type PortUse } from './ports.js';
 import { deathMessage, Processes, startupDeathMessage } from './processes.js';
-import { registerAndGrant } from './registration.js';
+import { EMULATOR_ADMIN, registerAndGrant } from './registration.js';
+import { lockStateDir, writeRunningFile } from './running.js';
 import { ChildDiedError, StartupAborted, waitFor } from './wait.js';
 
 /**
@@ -67,7 +68,15 @@ interface RunningStack {
 export async function runDev(opts: DevOptions, output: DevOutput): Promise<number> {
   const startedAt = performance.now();
   const layout = stateLayout(resolve(opts.stateDir));
-  const processes = new Processes((started) => writeRunning(layout, { children: started.pids() }));
+  let unlock: () => void;
+  try {
+    mkdirSync(layout.runDir, { recursive: true, mode: 0o700 });
+    unlock = lockStateDir(layout);
+  } catch (err) {
+    output.err(`foundry-auth dev: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  const processes = new Processes((started) => writeRunningFile(layout, { pid: process.pid, children: started.pids() }));
   const interrupts = listenForInterrupts(processes, output);
   let stack: RunningStack | undefined;
   try {
@@ -87,6 +96,7 @@ export async function runDev(opts: DevOptions, output: DevOutput): Promise<numbe
   } finally {
     interrupts.dispose();
     for (const f of [layout.stackJson, layout.readyFile('emulator'), layout.readyFile('backend')]) rmSync(f, { force: true });
+    unlock();
     await stack?.emulator.close();
   }
 }
@@ -136,6 +146,8 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
         '--identity', 'msi-adapter',
         '--msi-endpoint', endpoints.msiHttp,
         '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
+        // The 403's grant command then says --dev and acts on this stack, as typed from where dev was started.
+        '--dev-state-dir', opts.stateDir,
         '--log-format', 'json',
       ],
     });
@@ -172,13 +184,17 @@ function publish(stack: RunningStack, layout: StateLayout, processes: Processes,
   };
   const commands = demoCommands(banner);
   writeFileSync(layout.commandsJson, `${JSON.stringify({ commands }, null, 2)}\n`);
-  writeRunning(layout, { children: processes.pids(), sidecarAdmin: stack.sidecar.admin, emulatorAdmin: stack.endpoints.admin, caCert: stack.endpoints.caCert });
+  writeRunningFile(layout, {
+    pid: process.pid,
+    children: processes.pids(),
+    sidecar: stack.sidecar.listen,
+    sidecarAdmin: stack.sidecar.admin,
+    emulatorAdmin: stack.endpoints.admin,
+    caCert: stack.endpoints.caCert,
+    emulator: stack.endpoints,
+    admin: EMULATOR_ADMIN,
+  });
   output.out(bannerText(banner, commands));
-}
-
-/** `run/stack.json`: dev's and its children's process IDs from the start, the admin URLs and the CA once ready. */
-function writeRunning(layout: StateLayout, running: { children: Record<string, number | undefined>; sidecarAdmin?: string; emulatorAdmin?: string; caCert?: string }): void {
-  writeFileSync(layout.stackJson, `${JSON.stringify({ pid: process.pid, ...running }, null, 2)}\n`);
 }
 
 function writeDevJson(stack: RunningStack, layout: StateLayout, issued: DemoTokens): void {
@@ -206,14 +222,14 @@ function renewTokens(stack: RunningStack, layout: StateLayout, output: DevOutput
   return timer;
 }
 
-async function runUntilStopped(processes: Processes, signalled: Promise<NodeJS.Signals>, output: DevOutput): Promise<number> {
+async function runUntilStopped(processes: Processes, signalled: Promise<string>, output: DevOutput): Promise<number> {
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), processes.firstDeath().then((death) => ({ death }))]);
   if ('death' in outcome) {
     output.err(deathMessage(outcome.death));
     await processes.stopAll();
     return 1;
   }
-  output.out(`\nfoundry-auth dev: ${outcome.signal} received, stopping the sidecar, the sample backend and the emulator\n`);
+  output.out(`\nfoundry-auth dev: ${outcome.signal}, stopping the sidecar, the sample backend and the emulator\n`);
   await processes.stopAll();
   output.out('foundry-auth dev: stopped\n');
   return 0;
@@ -237,32 +253,43 @@ async function failedStartup(err: unknown, processes: Processes, output: DevOutp
 interface Interrupts {
   /** Aborts start-up waits. */
   readonly signal: AbortSignal;
-  /** The first SIGINT/SIGTERM/SIGHUP. */
-  readonly signalled: Promise<NodeJS.Signals>;
+  /** The first SIGINT/SIGTERM/SIGHUP, or the parent's exit: why the stack stops. */
+  readonly signalled: Promise<string>;
   dispose(): void;
 }
+
+/** How often `dev` checks that the process that started it (npm, a shell, a test) is still there. */
+const PARENT_CHECK_MS = 500;
 
 /**
  * The first interrupt stops the stack cleanly; another one, a moment later, kills the children at
  * once. Under `npm start` one Ctrl-C can arrive twice (from the terminal and forwarded by npm), so
- * a repeat within DUPLICATE_SIGNAL_MS is the same interrupt.
+ * a repeat within DUPLICATE_SIGNAL_MS is the same interrupt. When the parent goes away without a
+ * signal (npm killed by SIGTERM does not pass it on), `dev` is re-parented: that stops the stack too.
  */
 function listenForInterrupts(processes: Processes, output: DevOutput): Interrupts {
   const controller = new AbortController();
-  let first: ((signal: NodeJS.Signals) => void) | undefined;
+  let first: ((why: string) => void) | undefined;
   let firstAt = 0;
-  const signalled = new Promise<NodeJS.Signals>((resolveSignal) => (first = resolveSignal));
+  const signalled = new Promise<string>((resolveSignal) => (first = resolveSignal));
+  const stop = (why: string): boolean => {
+    if (controller.signal.aborted) return false;
+    firstAt = performance.now();
+    controller.abort();
+    first?.(why);
+    return true;
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (!controller.signal.aborted) {
-      firstAt = performance.now();
-      controller.abort();
-      first?.(signal);
-      return;
-    }
+    if (stop(`${signal} received`)) return;
     if (performance.now() - firstAt < DUPLICATE_SIGNAL_MS) return;
     output.err('foundry-auth dev: interrupted again: killing the processes now\n');
     processes.killAll();
   };
+  const parent = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid !== parent) stop(`the process that started it (PID ${parent}) exited`);
+  }, PARENT_CHECK_MS);
+  parentWatch.unref();
   const onExit = (): void => processes.killAll();
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, onSignal);
@@ -271,6 +298,7 @@ function listenForInterrupts(processes: Processes, output: DevOutput): Interrupt
     signal: controller.signal,
     signalled,
     dispose() {
+      clearInterval(parentWatch);
       for (const s of signals) process.off(s, onSignal);
       process.off('exit', onExit);
     },

@@ -8,9 +8,11 @@ import { DEFAULT_GRAPH_ENDPOINT } from '../azure/graph.js';
 import { GUID } from '../azure/ids.js';
 import { IdentityConfigError } from '../azure/token.js';
 import { isArmResourceId } from '../config/load.js';
+import { DEFAULT_STATE_DIR, NoDevStackError, readDevStack, type DevStack } from '../dev/running.js';
 import { adviceFor } from './advice.js';
 import { createSetupClients, DEFAULT_CALL_TIMEOUT_MS, type SetupClients } from './clients.js';
 import { SetupError } from './setup.js';
+import { devAdminCredential, devDispatcher } from './dev-stack.js';
 import { Terminal } from './terminal.js';
 
 /**
@@ -39,6 +41,8 @@ export interface CommonFlags {
   msiEndpoint?: string;
   json?: boolean;
   dryRun?: boolean;
+  /** `--dev [STATE_DIR]`: true when given without a directory. */
+  dev?: string | boolean;
 }
 
 export interface CommonSettings {
@@ -52,6 +56,8 @@ export interface CommonSettings {
   readonly msiEndpoint?: string;
   readonly json: boolean;
   readonly dryRun: boolean;
+  /** `--dev`: the running dev stack everything acts on (its emulator, tenant, app and cluster, as its admin). */
+  readonly dev?: DevStack;
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -67,12 +73,14 @@ export function addCommonOptions(cmd: Command, opts: { dryRun?: boolean; azure?:
       .addOption(new Option('--credential <kind>', 'how to sign in: the Azure CLI account, AZURE_* environment variables (client secret or federated token file), or a managed identity').choices([...CALLER_CREDENTIAL_KINDS]).default('azure-cli'))
       .option('--msi-endpoint <url>', 'with --credential managed-identity: the IMDS-shaped token endpoint (default Azure IMDS)');
   }
+  cmd.option('--dev [state-dir]', `act on the running foundry-auth dev stack whose state is in this directory (default ${DEFAULT_STATE_DIR}): its emulator, tenant, app and cluster, signed in as the emulator's admin`);
   cmd.option('--json', 'print one JSON document on stdout (progress and messages on stderr)');
   if (opts.dryRun === true) cmd.option('--dry-run', 'show what would change and change nothing');
   return cmd;
 }
 
 export function commonSettings(flags: CommonFlags): CommonSettings {
+  if (flags.dev !== undefined && flags.dev !== false) return devSettings(flags, flags.dev === true ? DEFAULT_STATE_DIR : flags.dev);
   const tenantId = flags.tenantId === undefined ? undefined : guidFlag('--tenant-id', flags.tenantId);
   const authority = flags.authority === undefined ? undefined : endpoint('--authority', flags.authority);
   return {
@@ -85,6 +93,30 @@ export function commonSettings(flags: CommonFlags): CommonSettings {
     ...(flags.msiEndpoint !== undefined ? { msiEndpoint: endpoint('--msi-endpoint', flags.msiEndpoint, { allowHttp: true }) } : {}),
     json: flags.json === true,
     dryRun: flags.dryRun === true,
+  };
+}
+
+/** `--dev`: every endpoint, the tenant and the credential come from the running stack; flags that would contradict it are refused. */
+function devSettings(flags: CommonFlags, stateDir: string): CommonSettings {
+  const given = (['tenantId', 'authority', 'graphEndpoint', 'armEndpoint', 'msiEndpoint'] as const).filter((k) => flags[k] !== undefined);
+  if (given.length > 0) throw new UsageError(`--dev takes the tenant and every endpoint from the dev stack: leave out ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  let dev: DevStack;
+  try {
+    dev = readDevStack(stateDir);
+  } catch (err) {
+    if (err instanceof NoDevStackError) throw new UsageError(err.message);
+    throw err;
+  }
+  return {
+    tenantId: dev.tenantId,
+    authority: dev.emulator.authority,
+    authorityOrDefault: dev.emulator.authority,
+    graphEndpoint: dev.emulator.graph,
+    armEndpoint: dev.emulator.arm,
+    credential: 'azure-cli',
+    json: flags.json === true,
+    dryRun: flags.dryRun === true,
+    dev,
   };
 }
 
@@ -119,6 +151,7 @@ function endpoint(flag: string, value: string, opts: { allowHttp?: boolean } = {
 }
 
 export function credentialOf(settings: CommonSettings): CallerCredential {
+  if (settings.dev !== undefined) return devAdminCredential(settings.dev);
   try {
     return callerCredential({
       kind: settings.credential,
@@ -149,11 +182,13 @@ export function clientsOf(settings: CommonSettings, credential: CallerCredential
     armEndpoint: settings.armEndpoint,
     graphTokens: credential.forResource(settings.graphEndpoint),
     armTokens: credential.forResource(settings.armEndpoint),
+    ...(settings.dev !== undefined ? { dispatcher: devDispatcher(settings.dev) } : {}),
   });
 }
 
 /** The common flags a printed follow-up command needs to reach the same tenant and endpoints. */
 export function commonArgs(settings: CommonSettings): string[] {
+  if (settings.dev !== undefined) return ['--dev', settings.dev.stateDir];
   const args: string[] = [];
   if (settings.tenantId !== undefined) args.push('--tenant-id', settings.tenantId);
   if (settings.authority !== undefined && settings.authority !== DEFAULT_AUTHORITY_HOST) args.push('--authority', settings.authority);

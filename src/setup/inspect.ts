@@ -3,7 +3,7 @@ import { decodeCompactJws } from '../authn/jws.js';
 import { SigningKeys } from '../authn/signing-keys.js';
 
 import type { JsonObject, JsonValue } from '../authn/strict-json.js';
-import type { TokenPolicy } from '../authn/token-checks.js';
+import { wellKnownResource, type TokenPolicy } from '../authn/token-checks.js';
 import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
 import { GUID } from '../azure/ids.js';
 import { systemClock } from '../ops/clock.js';
@@ -94,7 +94,8 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
     }
   }
   const authority = (options.authority ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, '');
-  const audiences = options.audiences ?? (clientId !== undefined ? [clientId, `api://${clientId}`] : audienceList(payload.aud));
+  // A token for Microsoft Graph or ARM names no app of ours: the audience check fails and says which resource it is for.
+  const audiences = options.audiences ?? (clientId !== undefined ? [clientId, `api://${clientId}`] : audienceList(payload.aud).filter((a) => !isMicrosoftResource(a)));
   if (clientId === undefined) assumed.add('audience');
   const policy: TokenPolicy = {
     authority,
@@ -107,9 +108,21 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
   };
 
   let inspection: TokenInspection;
-  if (options.fetchKeys === false || tenantId === undefined) {
-    inspection = await inspectToken(token, policy, { nowMs });
-    notes.push(options.fetchKeys === false ? 'the signature was not checked (offline)' : 'the signature was not checked: the tenant is unknown');
+  const claimsOnly = await inspectToken(token, policy, { nowMs });
+  const notIssuedHere = claimsOnly.checks.some((c) => c.check === 'issuer' && !c.ok && !c.skipped);
+  const issuer = str(payload.iss);
+  if (notIssuedHere && issuer !== undefined && isLoopbackIssuer(issuer) && options.commandArgs?.includes('--dev') !== true) {
+    notes.push(`the token comes from a local emulator (iss ${issuer}): for a token of the running dev stack, add --dev`);
+  }
+  if (options.fetchKeys === false || tenantId === undefined || notIssuedHere) {
+    inspection = claimsOnly;
+    notes.push(
+      options.fetchKeys === false
+        ? 'the signature was not checked (offline)'
+        : tenantId === undefined
+          ? 'the signature was not checked: the tenant is unknown'
+          : `the signature was not checked: the token was not issued by ${authority}, so its keys were not fetched`,
+    );
   } else {
     const keys = new SigningKeys({
       authority,
@@ -173,7 +186,7 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
 function fixFor(verdict: TokenVerdict, payload: JsonObject, ctx: InspectOptions & { clientId: string; authority: string }): string {
   const extra = ctx.commandArgs !== undefined && ctx.commandArgs.length > 0 ? ` ${ctx.commandArgs.join(' ')}` : '';
   const cluster = ctx.clusterId ?? '<cluster resource ID>';
-  const setup = `foundry-auth setup --app-name <app name> --client-id ${ctx.clientId}${extra}`;
+  const setup = `foundry-auth setup --client-id ${ctx.clientId}${extra}`;
   const caller = str(payload.azp) ?? str(payload.appid) ?? '<caller client ID>';
   switch (verdict.reason) {
     case 'v1_token':
@@ -206,11 +219,24 @@ function fixFor(verdict: TokenVerdict, payload: JsonObject, ctx: InspectOptions 
 function audienceAppId(aud: JsonValue | undefined): string | undefined {
   const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
   for (const a of list) {
-    if (typeof a !== 'string') continue;
+    if (typeof a !== 'string' || isMicrosoftResource(a)) continue;
     const id = a.startsWith('api://') ? a.slice('api://'.length) : a;
     if (GUID.test(id)) return id.toLowerCase();
   }
   return undefined;
+}
+
+/** Graph, ARM: resources whose tokens are a common mistake, never the API app. */
+function isMicrosoftResource(aud: string): boolean {
+  return wellKnownResource(aud) !== undefined;
+}
+
+function isLoopbackIssuer(iss: string): boolean {
+  try {
+    return ['localhost', '127.0.0.1', '[::1]'].includes(new URL(iss).hostname);
+  } catch {
+    return false;
+  }
 }
 
 function audienceList(aud: JsonValue | undefined): string[] {

@@ -9,7 +9,17 @@ import { AdminError, body, guid, notFound, tenantOf, type AdminContext, type Adm
 
 const Listener = z.enum(['https', 'http']).optional();
 const FederatedTokenBody = z.strictObject({ listener: Listener, cluster: z.string().optional(), subject: z.string().min(1), audience: z.string().optional(), expiresInSeconds: z.number().int().min(1).max(86_400 * 2).optional() });
-const TokenBody = z.strictObject({ listener: Listener, tenantId: guid.optional(), principal: z.string().min(1), client: z.string().optional(), scope: z.string().min(1) });
+const TokenBody = z.strictObject({
+  listener: Listener,
+  tenantId: guid.optional(),
+  principal: z.string().min(1),
+  client: z.string().optional(),
+  scope: z.string().min(1),
+  /** The token the resource would issue were its requestedAccessTokenVersion this (1: the "v1 token" mistake). */
+  tokenVersion: z.union([z.literal(1), z.literal(2)]).optional(),
+  /** Issued this long ago: with an age beyond its lifetime, an expired token. */
+  ageSeconds: z.number().int().min(0).max(86_400 * 365).optional(),
+});
 
 export const tokenRoutes: AdminRoute[] = [
   {
@@ -42,6 +52,7 @@ function issuerBase(ctx: AdminContext, ex: Exchange, listener: 'https' | 'http' 
  * `POST /_emulator/tokens`: a token for a seeded principal without its credentials, by the same
  * rules as the token endpoint (version, scp, roles). A user is named by UPN or object ID (client:
  * the Azure CLI unless given); an app or managed identity by its client ID or service principal ID.
+ * `tokenVersion` and `ageSeconds` make the tokens of the common mistakes: v1, expired.
  */
 function issueTestToken(ctx: AdminContext, ex: Exchange): void {
   const b = body(ex, TokenBody);
@@ -50,7 +61,8 @@ function issueTestToken(ctx: AdminContext, ex: Exchange): void {
   const base = issuerBase(ctx, ex, b.listener);
   const scope = b.scope.trim();
   const resourceName = scope.endsWith('/.default') ? scope.slice(0, -'/.default'.length) : scope.slice(0, Math.max(0, scope.lastIndexOf('/')));
-  const resource = d.resource(tenant.id, resourceName, ctx.em.ownUrls());
+  const found = d.resource(tenant.id, resourceName, ctx.em.ownUrls());
+  const resource = found === undefined || b.tokenVersion === undefined ? found : { ...found, tokenVersion: b.tokenVersion };
   if (resource === undefined || resource.sp === undefined) throw new AdminError(400, 'invalid_resource', `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}.`);
   const user = d.user(tenant.id, b.principal);
   if (user !== undefined) {
@@ -61,13 +73,13 @@ function issueTestToken(ctx: AdminContext, ex: Exchange): void {
     if (grantable.length === 0 && roles.length === 0) {
       throw new AdminError(400, 'consent_required', `AADSTS65001: The user or administrator has not consented to use the application with ID '${client.appId}' named '${client.displayName}'.`);
     }
-    const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: client.publicClient ? 0 : 1, subject: { kind: 'user', user }, scp: grantable.map((s) => s.value), roles, expiresIn: USER_TOKEN_EXPIRES_IN });
+    const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: client.publicClient ? 0 : 1, subject: { kind: 'user', user }, scp: grantable.map((s) => s.value), roles, expiresIn: USER_TOKEN_EXPIRES_IN, ...(b.ageSeconds !== undefined ? { ageSeconds: b.ageSeconds } : {}) });
     return sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
   }
   const sp = d.servicePrincipal(tenant.id, b.principal) ?? d.servicePrincipalByAppId(tenant.id, b.principal);
   const client = sp === undefined ? undefined : (d.client(tenant.id, sp.appId) ?? (sp.servicePrincipalType === 'ManagedIdentity' ? d.identityClient(sp) : undefined));
   if (sp === undefined || client === undefined) throw notFound(`no user, application or managed identity '${b.principal}' in tenant ${tenant.id}`);
   const roles = assignedAppRoles(ctx.em, tenant.id, [sp.id], resource, 'Application');
-  const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1, subject: { kind: 'app', objectId: sp.id }, roles, expiresIn: APP_TOKEN_EXPIRES_IN });
+  const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1, subject: { kind: 'app', objectId: sp.id }, roles, expiresIn: APP_TOKEN_EXPIRES_IN, ...(b.ageSeconds !== undefined ? { ageSeconds: b.ageSeconds } : {}) });
   sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
 }
