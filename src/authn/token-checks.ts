@@ -246,7 +246,7 @@ const checkAudience: TokenCheck = {
     const named = aud?.length === 1 ? resourceName(aud[0]!) : undefined;
     return fail(
       'wrong_audience',
-      `The token is for another resource${named === undefined ? '' : `, ${named},`} (aud ${given}): request a token for api://${policy.clientId}, for example az account get-access-token --resource api://${policy.clientId}.`,
+      `The token is for another resource (${named === undefined ? '' : `${named}, `}aud ${given}): request a token for api://${policy.clientId}, for example az account get-access-token --resource api://${policy.clientId}.`,
     );
   },
   passed: (jws, policy) => `aud ${(audiencesOf(jws.payload.aud) ?? []).filter((a) => policy.audiences.has(a)).map(echo).join(', ')}`,

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { request } from 'undici';
 import { z } from 'zod';
 import { clusterResourceId } from '../emulator/state.js';
+import { writeAzureCliEnv } from './azure-cli-env.js';
 import { bannerText, demoCommands, type BannerInput } from './banner.js';
 import { demoPasswords, seedDemoPrincipals, type DemoUser, type DemoUserName } from './demo-principals.js';
 import { demoTokens, type DemoTokens } from './demo-tokens.js';
@@ -39,6 +40,8 @@ export interface DevOutput {
 
 /** The sidecar's own drain time, shorter than the stop grace so it always exits by itself. */
 const SIDECAR_SHUTDOWN_GRACE = '5s';
+/** How long dev's sidecar caches a deny (the default is 30 s). */
+const DEV_DENY_TTL = '2s';
 /** Per process; a cold start on two cores takes a few seconds. */
 const STARTUP_DEADLINE_MS = 60_000;
 /** User tokens live about 80 minutes: dev.json is renewed well before. */
@@ -84,7 +87,7 @@ export async function runDev(opts: DevOptions, output: DevOutput): Promise<numbe
     await checkPortsFree(portUses(opts));
     output.out(`foundry-auth dev: starting the emulator, the sample backend and the sidecar (state in ${layout.dir})\n`);
     stack = await bringUp(opts, layout, processes, interrupts.signal, output);
-    publish(stack, layout, processes, performance.now() - startedAt, output);
+    publish(stack, layout, opts.stateDir, processes, performance.now() - startedAt, output);
     const renewal = renewTokens(stack, layout, output);
     try {
       return await runUntilStopped(processes, interrupts.signalled, output);
@@ -146,6 +149,8 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
         '--identity', 'msi-adapter',
         '--msi-endpoint', endpoints.msiHttp,
         '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
+        // A grant pasted from a 403 shows at the next request, not 30 s later.
+        '--rbac-deny-ttl', DEV_DENY_TTL,
         // The 403's grant command then says --dev and acts on this stack, as typed from where dev was started.
         '--dev-state-dir', opts.stateDir,
         '--log-format', 'json',
@@ -163,9 +168,10 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
 }
 
 /** dev.json (SPEC section 9), the v1 token, commands.json, run/stack.json, and the banner. */
-function publish(stack: RunningStack, layout: StateLayout, processes: Processes, readyInMs: number, output: DevOutput): void {
+function publish(stack: RunningStack, layout: StateLayout, stateDirArg: string, processes: Processes, readyInMs: number, output: DevOutput): void {
   writeDevJson(stack, layout, stack.issued);
   writePrivate(layout.v1Token, `${stack.issued.v1}\n`);
+  writeAzureCliEnv(layout, stack.endpoints);
   const banner: BannerInput = {
     sidecar: stack.sidecar.listen,
     sidecarAdmin: stack.sidecar.admin,
@@ -181,6 +187,9 @@ function publish(stack: RunningStack, layout: StateLayout, processes: Processes,
     deployment: DEMO_DEPLOYMENT,
     readyInMs,
     cwd: process.cwd(),
+    stateDirArg: stateDirArg,
+    azEnvFile: layout.azEnv,
+    demoSecretsFile: layout.demoSecrets,
   };
   const commands = demoCommands(banner);
   writeFileSync(layout.commandsJson, `${JSON.stringify({ commands }, null, 2)}\n`);
@@ -327,7 +336,9 @@ function prepareStateDir(layout: StateLayout, fresh: boolean, output: DevOutput)
   const orphaned = !fresh && existsSync(layout.emulatorState) && !existsSync(layout.demoSecrets);
   if (orphaned) output.out(`foundry-auth dev: ${layout.demoSecrets} is missing, so the saved emulator state is discarded\n`);
   if (fresh || orphaned) {
-    for (const f of [layout.emulatorState, layout.emulatorCa, layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson]) rmSync(f, { force: true });
+    for (const f of [layout.emulatorState, layout.emulatorCa, layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson, layout.azEnv]) rmSync(f, { force: true });
+    // The Azure CLI's sign-ins and token cache belong to the old tenant and CA.
+    rmSync(layout.azConfigDir, { recursive: true, force: true });
   }
   for (const f of [layout.readyFile('emulator'), layout.readyFile('backend')]) rmSync(f, { force: true });
 }

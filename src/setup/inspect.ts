@@ -89,6 +89,8 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
       clientId = fromAud;
       if (options.audiences === undefined) assumed.add('audience');
       notes.push(`client ID ${clientId} taken from the token's aud (pass --client-id to check the audience)`);
+    } else if (audienceList(payload.aud).some(isMicrosoftResource)) {
+      notes.push('no --client-id: the audience check expects a token for an app, and aud names a Microsoft service');
     } else {
       notes.push('the audience was not checked: no --client-id, and aud does not name an app');
     }
