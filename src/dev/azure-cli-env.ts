@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shellQuote } from './banner.js';
 import { CLI_PATH } from './child.js';
@@ -31,6 +31,8 @@ export function writeAzureCliEnv(layout: StateLayout, endpoints: EmulatorReady):
     '',
   ];
   writeFileSync(join(layout.azConfigDir, 'clouds.config'), cloud.join('\n'));
+  // MSAL's cache of discovery documents names the previous run's ports.
+  rmSync(join(layout.azConfigDir, 'msal_http_cache.bin'), { force: true });
 
   const binDir = join(layout.dir, 'bin');
   mkdirSync(binDir, { recursive: true });

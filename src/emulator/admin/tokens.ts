@@ -3,12 +3,15 @@ import { APP_TOKEN_EXPIRES_IN, USER_TOKEN_EXPIRES_IN, assignedAppRoles, directGr
 import { sendJson, type Exchange } from '../exchange.js';
 import { AZURE_CLI_APP_ID, TOKEN_EXCHANGE_AUDIENCE } from '../first-party.js';
 import { clusterByName, mintServiceAccountToken, serviceAccountIssuer } from '../k8s.js';
-import { AdminError, body, guid, notFound, tenantOf, type AdminContext, type AdminRoute } from './route.js';
+import { decideFlow, pendingFlows } from '../entra/device-code.js';
+import { AdminError, body, guid, invalid, notFound, tenantOf, type AdminContext, type AdminRoute } from './route.js';
 
 /** Test tokens without credentials: Entra ID access tokens for seeded principals and Kubernetes service-account tokens. */
 
 const Listener = z.enum(['https', 'http']).optional();
 const FederatedTokenBody = z.strictObject({ listener: Listener, cluster: z.string().optional(), subject: z.string().min(1), audience: z.string().optional(), expiresInSeconds: z.number().int().min(1).max(86_400 * 2).optional() });
+/** The sign-in nobody can do at microsoft.com/devicelogin offline: `user` approves the code, `decline` refuses it. */
+const DeviceCodeBody = z.strictObject({ userCode: z.string().min(1), tenantId: guid.optional(), user: z.string().min(1).optional(), decline: z.boolean().optional() });
 const TokenBody = z.strictObject({
   listener: Listener,
   tenantId: guid.optional(),
@@ -33,6 +36,28 @@ export const tokenRoutes: AdminRoute[] = [
       const base = issuerBase(ctx, ex, b.listener);
       const t = mintServiceAccountToken(ctx.em, { cluster, base, subject: b.subject, audience: b.audience ?? TOKEN_EXCHANGE_AUDIENCE, expiresInSeconds: b.expiresInSeconds ?? 3600 });
       sendJson(ex.res, 200, { token: t.token, issuer: serviceAccountIssuer(base, cluster), expiresOn: t.expiresOn });
+    },
+  },
+  {
+    method: 'GET',
+    pattern: /^\/device-codes$/,
+    name: '/_emulator/device-codes',
+    handler: (ctx, ex) =>
+      sendJson(ex.res, 200, { value: pendingFlows(ctx.em).map((f) => ({ userCode: f.userCode, clientId: f.clientId, tenantId: f.tenantId ?? null, scope: f.scope, expiresOn: f.expiresAt })) }),
+  },
+  {
+    method: 'POST',
+    pattern: /^\/device-codes$/,
+    name: '/_emulator/device-codes',
+    handler: (ctx, ex) => {
+      const b = body(ex, DeviceCodeBody);
+      if (b.decline !== true && b.user === undefined) throw invalid('give user (who signs in) or decline: true');
+      const tenant = tenantOf(ctx, b.tenantId);
+      const user = b.user === undefined ? undefined : ctx.em.directory.user(tenant.id, b.user);
+      if (b.user !== undefined && user === undefined) throw notFound(`no user '${b.user}' in tenant ${tenant.id}`);
+      const flow = decideFlow(ctx.em, b.userCode, user === undefined ? { kind: 'decline' } : { kind: 'approve', user });
+      if (flow === undefined) throw notFound(`no pending device code '${b.userCode}'`);
+      sendJson(ex.res, 200, { userCode: flow.userCode, state: flow.state.kind });
     },
   },
   {
