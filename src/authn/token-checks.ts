@@ -1,6 +1,6 @@
 import { verify } from 'node:crypto';
 import type { EntraConfig } from '../config/config.js';
-import { rejection, type Rejection } from '../http/errors.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
 import { MAX_CREDENTIAL_CHARS } from './credentials.js';
 import { decodeCompactJws, type CompactJws } from './jws.js';
 import type { KeyLookup, SigningKey } from './signing-keys.js';

@@ -1,7 +1,7 @@
-import type { Rejection } from '../http/errors.js';
+import type { Rejection } from '../contracts/errors.js';
 import type { Clock } from '../ops/clock.js';
 import type { CompactJws } from './jws.js';
-import type { Principal } from './principal.js';
+import type { Principal } from '../contracts/principal.js';
 import type { KeyLookup, SigningKeySource } from './signing-keys.js';
 import type { JsonObject, JsonValue } from './strict-json.js';
 import { TOKEN_CHECKS, checkSignature, checkSigningKey, decodeToken, isDelegated, rejectionOf, tenantOf, type TokenPolicy } from './token-checks.js';

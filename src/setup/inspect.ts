@@ -4,8 +4,8 @@ import { SigningKeys } from '../authn/signing-keys.js';
 
 import type { JsonObject, JsonValue } from '../authn/strict-json.js';
 import { wellKnownResource, type TokenPolicy } from '../authn/token-checks.js';
-import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
-import { GUID } from '../azure/ids.js';
+import { DEFAULT_AUTHORITY_HOST } from '../azure/client-credentials.js';
+import { GUID } from '../contracts/azure-ids.js';
 import { systemClock } from '../ops/clock.js';
 import { silentLogger } from '../ops/log.js';
 import { Metrics } from '../ops/metrics.js';

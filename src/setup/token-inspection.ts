@@ -1,10 +1,10 @@
 import { MAX_CREDENTIAL_CHARS } from '../authn/credentials.js';
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
 import type { SigningKeySource } from '../authn/signing-keys.js';
 import type { JsonObject } from '../authn/strict-json.js';
 import { TOKEN_CHECKS, checkSignature, checkSigningKey, decodeToken, echo, tenantOf, type TokenCheckName, type TokenPolicy, type TokenReason } from '../authn/token-checks.js';
 import { principalOf } from '../authn/token-validator.js';
-import { statusOf, type ErrorCode, type Rejection } from '../http/errors.js';
+import { statusOf, type ErrorCode, type Rejection } from '../contracts/errors.js';
 
 export interface CheckOutcome {
   readonly check: TokenCheckName;

@@ -4,7 +4,7 @@ import { tokenPolicy, type TokenPolicy } from '../../src/authn/token-checks.js';
 import { EntraTokenValidator, type TokenValidation } from '../../src/authn/token-validator.js';
 import { SigningKeys, type SigningKeysOptions } from '../../src/authn/signing-keys.js';
 import type { EntraConfig } from '../../src/config/config.js';
-import type { Rejection } from '../../src/http/errors.js';
+import type { Rejection } from '../../src/contracts/errors.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';

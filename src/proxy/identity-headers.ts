@@ -1,4 +1,4 @@
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
 
 /**
  * The identity headers the upstream receives for an authenticated principal (SPEC section 7), in
@@ -18,6 +18,16 @@ import type { Principal } from '../authn/principal.js';
  * sent percent-encoded as UTF-8 (`decodeURIComponent` restores it). The unencoded name is in the
  * base64 JSON of `x-ms-client-principal`.
  */
+
+/** Every identity header name, in the order they are sent: a forward-auth allow carries all of them, empty when one does not apply. */
+export const IDENTITY_HEADER_NAMES = [
+  'x-ms-client-principal-id',
+  'x-ms-client-principal-name',
+  'x-ms-client-principal-idp',
+  'x-ms-client-principal',
+  'x-foundry-auth-principal-type',
+  'x-foundry-auth-tenant-id',
+] as const;
 
 /** The claims copied into `x-ms-client-principal`: who the caller is, nothing more. */
 const IDENTITY_CLAIMS = ['oid', 'tid', 'azp', 'appid', 'name', 'preferred_username', 'scp', 'idtyp'] as const;
