@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { openDevStack } from '../dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { runGrant } from '../setup/grant.js';
 import type { AccessLevel } from '../setup/names.js';
@@ -26,7 +27,7 @@ export function command(): Command {
   addCommonOptions(cmd, { dryRun: true });
   cmd.action((flags: GrantFlags) =>
     runAction('grant', flags.json === true, async (term) => {
-      const settings = commonSettings(flags);
+      const settings = commonSettings(flags, openDevStack);
       // With --dev the stack's own app and cluster are the defaults.
       const clientIdFlag = flags.clientId ?? settings.dev?.clientId;
       const clusterIdFlag = flags.clusterId ?? settings.dev?.clusterId;

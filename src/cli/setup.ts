@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
 import { DEV_APP_NAME } from '../dev/registration.js';
+import { openDevStack } from '../dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { runSetup, type SetupResult } from '../setup/setup.js';
 import { terminalReporter, type Terminal } from '../setup/terminal.js';
@@ -22,7 +23,7 @@ export function command(): Command {
   addCommonOptions(cmd, { dryRun: true });
   cmd.action((flags: SetupFlags) =>
     runAction('setup', flags.json === true, async (term) => {
-      const settings = commonSettings(flags);
+      const settings = commonSettings(flags, openDevStack);
       // With --dev the stack's own app and cluster are the defaults.
       const clientId = flags.clientId === undefined ? settings.dev?.clientId : guidFlag('--client-id', flags.clientId);
       // With --client-id the app is found by its ID: the name only labels the output.

@@ -2,8 +2,8 @@ import { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
 import { addCommonOptions, commonArgs, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
 import { statSync } from 'node:fs';
-import { devDispatcher } from '../setup/dev-stack.js';
 import { bareToken, fileToken, stdinToken } from './token-input.js';
+import { openDevStack } from '../dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { inspectForUser, type InspectReport } from '../setup/inspect.js';
 import type { Terminal } from '../setup/terminal.js';
@@ -38,7 +38,7 @@ export function command(): Command {
         arg = flags.dev;
         flags.dev = true;
       }
-      const settings = commonSettings(flags);
+      const settings = commonSettings(flags, openDevStack);
       const dev = settings.dev;
       const clientId = flags.clientId === undefined ? dev?.clientId : guidFlag('--client-id', flags.clientId);
       const skew = flags.clockSkew === undefined ? undefined : parseDuration(flags.clockSkew);
@@ -53,7 +53,7 @@ export function command(): Command {
         ...(flags.requiredAppRole !== undefined ? { requiredAppRole: flags.requiredAppRole } : {}),
         ...(skew !== undefined ? { clockSkewSeconds: Math.floor(skew / 1000) } : {}),
         fetchKeys: flags.offline !== true,
-        ...(dev !== undefined ? { commandArgs: commonArgs(settings), clusterId: dev.clusterId, dispatcher: devDispatcher(dev) } : {}),
+        ...(dev !== undefined ? { commandArgs: commonArgs(settings), clusterId: dev.clusterId, dispatcher: dev.dispatcher } : {}),
         ...(dev === undefined && settings.authority !== undefined ? { commandArgs: ['--authority', settings.authority] } : {}),
       });
       if (settings.json) term.document(report);

@@ -11,8 +11,6 @@ import { stateLayout, type StateLayout } from './layout.js';
  * emulator's admin credential) so that `setup`, `grant`, `doctor` and `token inspect --dev` act on it.
  */
 
-export const DEFAULT_STATE_DIR = '.foundry-auth';
-
 /** Another `dev` holds the state directory. */
 export class StateDirLockedError extends Error {
   constructor(

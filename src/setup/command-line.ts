@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import type { Dispatcher } from 'undici';
 import { EXIT_USAGE } from '../config/exit-codes.js';
 import { AzureApiError } from '../azure/api-call.js';
 import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
@@ -7,11 +8,9 @@ import { DEFAULT_AUTHORITY_HOST } from '../azure/client-credentials.js';
 import { DEFAULT_GRAPH_ENDPOINT } from '../azure/graph.js';
 import { GUID, isArmResourceId } from '../contracts/azure-ids.js';
 import { IdentityConfigError } from '../azure/token.js';
-import { DEFAULT_STATE_DIR, NoDevStackError, readDevStack, type DevStack } from '../dev/running.js';
 import { adviceFor } from './advice.js';
 import { createSetupClients, DEFAULT_CALL_TIMEOUT_MS, type SetupClients } from './clients.js';
 import { SetupError } from './setup.js';
-import { devAdminCredential, devDispatcher } from './dev-stack.js';
 import { Terminal } from './terminal.js';
 
 /**
@@ -56,8 +55,29 @@ export interface CommonSettings {
   readonly json: boolean;
   readonly dryRun: boolean;
   /** `--dev`: the running dev stack everything acts on (its emulator, tenant, app and cluster, as its admin). */
-  readonly dev?: DevStack;
+  readonly dev?: DevTarget;
 }
+
+/** The running `foundry-auth dev` stack a `--dev` command acts on (opened by the dev layer, which knows its state directory). */
+export interface DevTarget {
+  /** As the user gave it: printed fix commands repeat it. */
+  readonly stateDir: string;
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly clusterId: string;
+  readonly authority: string;
+  readonly graphEndpoint: string;
+  readonly armEndpoint: string;
+  readonly credential: CallerCredential;
+  /** HTTPS that trusts the emulator's CA (Graph, ARM, the JWKS). */
+  readonly dispatcher: Dispatcher;
+}
+
+/** Opens the dev stack of a state directory; throws UsageError when none is running there. */
+export type DevStackOpener = (stateDir: string) => DevTarget;
+
+/** `--dev` without a directory. */
+export const DEFAULT_STATE_DIR = '.foundry-auth';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -78,8 +98,11 @@ export function addCommonOptions(cmd: Command, opts: { dryRun?: boolean; azure?:
   return cmd;
 }
 
-export function commonSettings(flags: CommonFlags): CommonSettings {
-  if (flags.dev !== undefined && flags.dev !== false) return devSettings(flags, flags.dev === true ? DEFAULT_STATE_DIR : flags.dev);
+export function commonSettings(flags: CommonFlags, openDev?: DevStackOpener): CommonSettings {
+  if (flags.dev !== undefined && flags.dev !== false) {
+    if (openDev === undefined) throw new UsageError('--dev is not available here');
+    return devSettings(flags, openDev(flags.dev === true ? DEFAULT_STATE_DIR : flags.dev));
+  }
   const tenantId = flags.tenantId === undefined ? undefined : guidFlag('--tenant-id', flags.tenantId);
   const authority = flags.authority === undefined ? undefined : endpoint('--authority', flags.authority);
   return {
@@ -96,22 +119,15 @@ export function commonSettings(flags: CommonFlags): CommonSettings {
 }
 
 /** `--dev`: every endpoint, the tenant and the credential come from the running stack; flags that would contradict it are refused. */
-function devSettings(flags: CommonFlags, stateDir: string): CommonSettings {
+function devSettings(flags: CommonFlags, dev: DevTarget): CommonSettings {
   const given = (['tenantId', 'authority', 'graphEndpoint', 'armEndpoint', 'msiEndpoint'] as const).filter((k) => flags[k] !== undefined);
   if (given.length > 0) throw new UsageError(`--dev takes the tenant and every endpoint from the dev stack: leave out ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
-  let dev: DevStack;
-  try {
-    dev = readDevStack(stateDir);
-  } catch (err) {
-    if (err instanceof NoDevStackError) throw new UsageError(err.message);
-    throw err;
-  }
   return {
     tenantId: dev.tenantId,
-    authority: dev.emulator.authority,
-    authorityOrDefault: dev.emulator.authority,
-    graphEndpoint: dev.emulator.graph,
-    armEndpoint: dev.emulator.arm,
+    authority: dev.authority,
+    authorityOrDefault: dev.authority,
+    graphEndpoint: dev.graphEndpoint,
+    armEndpoint: dev.armEndpoint,
     credential: 'azure-cli',
     json: flags.json === true,
     dryRun: flags.dryRun === true,
@@ -150,7 +166,7 @@ function endpoint(flag: string, value: string, opts: { allowHttp?: boolean } = {
 }
 
 export function credentialOf(settings: CommonSettings): CallerCredential {
-  if (settings.dev !== undefined) return devAdminCredential(settings.dev);
+  if (settings.dev !== undefined) return settings.dev.credential;
   try {
     return callerCredential({
       kind: settings.credential,
@@ -181,7 +197,7 @@ export function clientsOf(settings: CommonSettings, credential: CallerCredential
     armEndpoint: settings.armEndpoint,
     graphTokens: credential.forResource(settings.graphEndpoint),
     armTokens: credential.forResource(settings.armEndpoint),
-    ...(settings.dev !== undefined ? { dispatcher: devDispatcher(settings.dev) } : {}),
+    ...(settings.dev !== undefined ? { dispatcher: settings.dev.dispatcher } : {}),
   });
 }
 

@@ -600,9 +600,9 @@ describe('messages and token inspect', () => {
     expect(TOKEN_CHECKS.map((c) => c.name)).toEqual([
       'header',
       'tenant',
+      'audience',
       'version',
       'issuer',
-      'audience',
       'expiry',
       'not_before',
       'issued_at',
