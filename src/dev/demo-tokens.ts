@@ -28,7 +28,7 @@ export async function demoTokens(emulator: EmulatorClient, clientId: string, use
     emulator.admin('POST', '/tokens', { principal: users.alice.upn, scope, tokenVersion: 1, listener: 'https' }).then((r) => ({ accessToken: TestToken.parse(r).access_token })),
   ]);
   return {
-    tokens: { alice: alice!.accessToken, bob: bob!.accessToken, carol: carol!.accessToken, 'inference-client': mi!.accessToken },
+    tokens: { alice: alice.accessToken, bob: bob.accessToken, carol: carol!.accessToken, 'inference-client': mi!.accessToken },
     v1: v1!.accessToken,
   };
 }

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { Dispatcher } from 'undici';
 import { EXIT_USAGE } from '../config/exit-codes.js';
 import { AzureApiError } from '../azure/api-call.js';
