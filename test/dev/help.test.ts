@@ -6,7 +6,7 @@ import { CLI } from './harness.js';
 
 function help(args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CLI, ...args, '--help'], (err, stdout) => (err === null ? resolve(stdout) : reject(err)));
+    execFile(process.execPath, [CLI, ...args, '--help'], (err, stdout) => (err === null ? resolve(stdout) : reject(new Error(err.message))));
   });
 }
 
