@@ -142,6 +142,11 @@ function buildRoutes(config: ServeConfig): RouteTable {
   return new RouteTable(loaded.routes);
 }
 
+/** What the grant command in a 403 needs besides the cluster and the assignee, so it runs as printed. */
+function grantArgs(config: ServeConfig): string[] {
+  return [...(config.devStateDir !== undefined ? ['--dev', config.devStateDir] : []), ...(config.entra !== undefined ? ['--client-id', config.entra.clientId] : [])];
+}
+
 interface BuiltAuthorizer {
   readonly authz: CachingAuthorizer;
   readonly flush: CacheFlush;
@@ -186,7 +191,7 @@ async function buildAuthorizerOnly(config: ServeConfig, deps: { clock: Clock; lo
     const budget = shared?.budget ?? new LocalReadBudget({ rate: rbac.armReadRate, clock: deps.clock, metrics: deps.metrics });
     const source = createArmSource({ rbac, scope, budget, ...deps });
     source.start();
-    const authz = createAuthorizer({ rbac, source, scope, ...deps, ...(shared !== undefined ? { shared: shared.decisions } : {}) });
+    const authz = createAuthorizer({ rbac, source, scope, ...deps, grantArgs: grantArgs(config), ...(shared !== undefined ? { shared: shared.decisions } : {}) });
     shared?.decisions.onFlush((flushed) => (flushed.kind === 'all' ? authz.clearCache() : authz.dropShared(flushed.keys)));
     return { authz, ...(shared !== undefined ? { shared } : {}) };
   } catch (err) {

@@ -7,7 +7,8 @@ import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { ApiKeys } from './api-keys.js';
 import { bearerSyntaxRejection, extractCredentialsForCache, isRejection } from './credentials.js';
-import { EntraTokenValidator, tokenPolicy, type TokenValidation } from './entra-token.js';
+import { tokenPolicy } from './token-checks.js';
+import { EntraTokenValidator, type TokenValidation } from './token-validator.js';
 import { SigningKeys, type SigningKeysOptions } from './signing-keys.js';
 import { VerifiedTokenCache, tokenHash } from './token-cache.js';
 

@@ -31,6 +31,8 @@ export interface AuthorizerDeps {
   readonly cacheMaxEntries?: number;
   /** `--shared-cache`: the tier consulted on a miss in this process. */
   readonly shared?: SharedTier;
+  /** Arguments the `foundry-auth grant` command in a 403 needs besides cluster and assignee (`--client-id`, `--dev DIR`). */
+  readonly grantArgs?: readonly string[];
 }
 
 /** An Authorizer whose decision cache can be dropped (after a static file reload, or a flush from any replica). */
@@ -95,7 +97,7 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
   function decided(principal: Principal, route: RouteMatch, evaluation: Evaluation, expiresAt: number, outcome: 'hit' | 'miss' | 'stale'): Decision {
     warnIgnoredConditions(principal, route, evaluation);
     if (evaluation.allowed) return count({ kind: 'allow', source: kind, cache: outcome, role: evaluation.role, expiresAt }, outcome);
-    const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? 'static' : 'arm');
+    const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? { kind: 'static' } : { kind: 'arm', grantArgs: deps.grantArgs ?? [] });
     return count({ kind: 'deny', source: kind, cache: outcome, reason: evaluation.reason, message, expiresAt }, outcome);
   }
 

@@ -35,14 +35,22 @@ export function rolesGranting(route: RouteMatch): readonly string[] {
   return names;
 }
 
-/** Where the principal's role assignments come from, which decides how a 403 says to fix it. */
-export type FixHint = 'arm' | 'static';
+/**
+ * Where the principal's role assignments come from, which decides how a 403 says to fix it; for
+ * ARM, what the grant command needs to run as printed besides cluster and assignee.
+ */
+export type FixHint = { readonly kind: 'arm'; readonly grantArgs: readonly string[] } | { readonly kind: 'static' };
 
 function howToFix(principal: Principal, route: RouteMatch, scope: string, hint: FixHint): string {
   // The file's path is not named: the message goes to the caller, the path is the operator's business.
-  if (hint === 'static') return `add a roleAssignments entry for ${principal.oid} to the --role-assignments-file`;
+  if (hint.kind === 'static') return `add a roleAssignments entry for ${principal.oid} to the --role-assignments-file`;
   const access = route.plane === 'data' ? 'inference' : 'admin';
-  return `foundry-auth grant --cluster-id ${scope} --assignee ${principal.oid} --access ${access}`;
+  return ['foundry-auth grant', ...hint.grantArgs.map(shellWord), '--cluster-id', scope, '--assignee', principal.oid, '--access', access].join(' ');
+}
+
+/** A word a POSIX shell reads back unchanged (a state directory with spaces, say). */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 function assignOneOf(route: RouteMatch): string {

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonArgs, commonSettings, credentialOf, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
 import { bareToken, stdinToken } from './token-input.js';
+import { openDevStack } from '../dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { runDoctor, type DoctorCheck, type DoctorResult } from '../setup/doctor.js';
 import type { Terminal } from '../setup/terminal.js';
@@ -24,10 +25,12 @@ export function command(): Command {
   addCommonOptions(cmd);
   cmd.action((flags: DoctorFlags) =>
     runAction('doctor', flags.json === true, async (term) => {
-      const settings = commonSettings(flags);
-      if (flags.clientId === undefined) throw new UsageError('--client-id is required: the Application (client) ID of the app registration to check');
-      const clientId = guidFlag('--client-id', flags.clientId);
-      const clusterId = flags.clusterId === undefined ? undefined : clusterFlag(flags.clusterId);
+      const settings = commonSettings(flags, openDevStack);
+      // With --dev the stack's own app and cluster are the defaults.
+      const clientIdFlag = flags.clientId ?? settings.dev?.clientId;
+      if (clientIdFlag === undefined) throw new UsageError('--client-id is required: the Application (client) ID of the app registration to check');
+      const clientId = guidFlag('--client-id', clientIdFlag);
+      const clusterId = flags.clusterId === undefined ? settings.dev?.clusterId : clusterFlag(flags.clusterId);
       const endpoint = flags.endpoint === undefined ? undefined : endpointFlag(flags.endpoint);
       const token = flags.token === '-' ? await stdinToken() : flags.token === undefined ? undefined : bareToken(flags.token);
       const credential = credentialOf(settings);
@@ -44,6 +47,7 @@ export function command(): Command {
             authority: settings.authorityOrDefault,
             commandArgs: commonArgs(settings),
             endpointToken: async () => (await apiTokens.getToken()).token,
+            ...(settings.dev !== undefined ? { dispatcher: settings.dev.dispatcher } : {}),
           },
           clients,
         ),

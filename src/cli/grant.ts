@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { openDevStack } from '../dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { runGrant } from '../setup/grant.js';
 import type { AccessLevel } from '../setup/names.js';
@@ -26,13 +27,16 @@ export function command(): Command {
   addCommonOptions(cmd, { dryRun: true });
   cmd.action((flags: GrantFlags) =>
     runAction('grant', flags.json === true, async (term) => {
-      const settings = commonSettings(flags);
-      if (flags.clientId === undefined) throw new UsageError('--client-id is required: the Application (client) ID of the app registration setup created');
-      if (flags.clusterId === undefined) throw new UsageError('--cluster-id is required: the ARM resource ID of the Arc connected cluster');
+      const settings = commonSettings(flags, openDevStack);
+      // With --dev the stack's own app and cluster are the defaults.
+      const clientIdFlag = flags.clientId ?? settings.dev?.clientId;
+      const clusterIdFlag = flags.clusterId ?? settings.dev?.clusterId;
+      if (clientIdFlag === undefined) throw new UsageError('--client-id is required: the Application (client) ID of the app registration setup created');
+      if (clusterIdFlag === undefined) throw new UsageError('--cluster-id is required: the ARM resource ID of the Arc connected cluster');
       if (flags.assignee === undefined || flags.assignee.trim() === '') throw new UsageError('--assignee is required: an object ID, a user principal name, or a managed identity client ID');
       if (flags.access === undefined) throw new UsageError('--access is required: inference (Cognitive Services OpenAI User) or admin (Cognitive Services Contributor)');
-      const clientId = guidFlag('--client-id', flags.clientId);
-      const clusterId = clusterFlag(flags.clusterId);
+      const clientId = guidFlag('--client-id', clientIdFlag);
+      const clusterId = clusterFlag(clusterIdFlag);
       const result = await runGrant(
         { clientId, clusterId, assignee: flags.assignee, access: flags.access as AccessLevel, revoke: flags.revoke === true, dryRun: settings.dryRun },
         clientsOf(settings, undefined, { warmArm: true }),

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
-import { addCommonOptions, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
-import { bareToken, stdinToken } from './token-input.js';
+import { addCommonOptions, commonArgs, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import { statSync } from 'node:fs';
+import { bareToken, fileToken, stdinToken } from './token-input.js';
+import { openDevStack } from '../dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { inspectForUser, type InspectReport } from '../setup/inspect.js';
 import type { Terminal } from '../setup/terminal.js';
@@ -21,7 +23,7 @@ export function command(): Command {
   const token = new Command('token').description('inspect Entra ID access tokens as the sidecar sees them');
   const inspect = new Command('inspect')
     .description('decode a token (never printing its signature), run every check the sidecar runs, and say what it would answer and what to fix')
-    .argument('[token]', 'the access token, or - to read it from stdin (safer: keeps it out of the process list)')
+    .argument('[token]', 'the access token, a file holding it, or - to read it from stdin (safer than the token itself: keeps it out of the process list)')
     .option('--client-id <guid>', "the API app's client ID, as serve's --client-id (default: taken from the token's aud)")
     .option('--audiences <list>', 'accepted aud values, comma-separated (default <client-id>,api://<client-id>)')
     .option('--required-scope <scope>', 'delegated scope a user token must carry (default foundry_access)')
@@ -31,8 +33,14 @@ export function command(): Command {
   addCommonOptions(inspect, { azure: false });
   inspect.action((arg: string | undefined, flags: InspectFlags) =>
     runAction('token inspect', flags.json === true, async (term) => {
-      const settings = commonSettings(flags);
-      const clientId = flags.clientId === undefined ? undefined : guidFlag('--client-id', flags.clientId);
+      // `--dev TOKEN` (or `--dev FILE`): the optional directory swallowed the token; it is the token, and the directory the default.
+      if (arg === undefined && typeof flags.dev === 'string' && !isDirectory(flags.dev)) {
+        arg = flags.dev;
+        flags.dev = true;
+      }
+      const settings = commonSettings(flags, openDevStack);
+      const dev = settings.dev;
+      const clientId = flags.clientId === undefined ? dev?.clientId : guidFlag('--client-id', flags.clientId);
       const skew = flags.clockSkew === undefined ? undefined : parseDuration(flags.clockSkew);
       if (flags.clockSkew !== undefined && skew === undefined) throw new UsageError(`--clock-skew must be a duration such as 300 or 5m (got "${flags.clockSkew ?? ''}")`);
       const raw = await readToken(arg);
@@ -45,7 +53,8 @@ export function command(): Command {
         ...(flags.requiredAppRole !== undefined ? { requiredAppRole: flags.requiredAppRole } : {}),
         ...(skew !== undefined ? { clockSkewSeconds: Math.floor(skew / 1000) } : {}),
         fetchKeys: flags.offline !== true,
-        ...(settings.authority !== undefined ? { commandArgs: ['--authority', settings.authority] } : {}),
+        ...(dev !== undefined ? { commandArgs: commonArgs(settings), clusterId: dev.clusterId, dispatcher: dev.dispatcher } : {}),
+        ...(dev === undefined && settings.authority !== undefined ? { commandArgs: ['--authority', settings.authority] } : {}),
       });
       if (settings.json) term.document(report);
       else printReport(term, report);
@@ -57,10 +66,28 @@ export function command(): Command {
 }
 
 async function readToken(arg: string | undefined): Promise<string> {
-  if (arg === undefined && process.stdin.isTTY) throw new UsageError('give the token as an argument, or - to read it from stdin (e.g. az account get-access-token --query accessToken -o tsv | foundry-auth token inspect -)');
-  const token = arg === undefined || arg === '-' ? await stdinToken() : bareToken(arg);
+  if (arg === undefined && process.stdin.isTTY) throw new UsageError('give the token as an argument, a file holding it, or - to read it from stdin (e.g. az account get-access-token --query accessToken -o tsv | foundry-auth token inspect -)');
+  const token = arg === undefined || arg === '-' ? await stdinToken() : isTokenFile(arg) ? fileToken(arg) : bareToken(arg);
   if (token === '') throw new UsageError('the token is empty');
   return token;
+}
+
+/** A path rather than a token: a JWT has two dots and no slash, and a file of that name would be a strange coincidence. */
+function isTokenFile(arg: string): boolean {
+  if (/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(arg.trim().replace(/^Bearer\s+/i, ''))) return false;
+  try {
+    return statSync(arg).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function printReport(term: Terminal, r: InspectReport): void {

@@ -82,6 +82,8 @@ interface CommonServeConfig {
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly logFormat: 'json' | 'pretty';
+  /** Set by `foundry-auth dev`: printed fix commands act on its stack (`--dev DIR`). */
+  readonly devStateDir?: string;
 }
 
 export interface ProxyServeConfig extends CommonServeConfig {

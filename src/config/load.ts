@@ -38,10 +38,14 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const timeouts = timeoutsSection(r);
   const logging = loggingSection(r);
   const sharedCache = sharedCacheSection(r);
+  const devStateDir = r.path('dev-state-dir');
   if (r.errors.length > 0 || !listeners || !mode || !forwarding || !entra || !apiKeys || !rbac || !routes || !timeouts || !logging || !sharedCache) {
     return { ok: false, errors: r.errors };
   }
-  return { ok: true, config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...sharedCache, ...routes, ...timeouts, ...logging } };
+  return {
+    ok: true,
+    config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...sharedCache, ...routes, ...timeouts, ...logging, ...(devStateDir !== undefined ? { devStateDir } : {}) },
+  };
 }
 
 function listenersSection(r: SettingReader): Pick<ServeConfig, 'listen' | 'adminListen'> | undefined {

@@ -71,6 +71,7 @@ export const SERVE_OPTIONS = [
   { flag: 'upstream-body-timeout', kind: 'duration', default: '300s', description: 'longest silence between two body chunks' },
   { flag: 'shutdown-grace', kind: 'duration', default: '30s', description: 'drain time after SIGTERM' },
   { flag: 'log-level', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
+  { flag: 'dev-state-dir', kind: 'path', description: 'set by foundry-auth dev: the grant command in 403 messages adds --dev DIR so it acts on the dev stack' },
   { flag: 'log-format', kind: 'enum', default: 'json', choices: ['json', 'pretty'], description: 'json, or pretty for humans' },
 ] as const satisfies readonly OptionSpec[];
 

@@ -1,5 +1,8 @@
 import { isAbsolute, relative } from 'node:path';
+import { DEFAULT_SEED } from '../emulator/state.js';
 import { DEFAULT_CHAT_MODEL } from '../sample-backend/catalog.js';
+
+const DEMO_DOMAIN = DEFAULT_SEED.tenantDomain;
 
 /**
  * The copy-paste commands `dev` prints, and the banner around them. Each command reads its token
@@ -31,6 +34,12 @@ export interface BannerInput {
   /** The namespace and name of the deployment `dev` created in the sample backend. */
   readonly deployment: { readonly namespace: string; readonly name: string };
   readonly readyInMs: number;
+  /** The state directory as given to dev (`--dev` repeats it). */
+  readonly stateDirArg: string;
+  /** `az-env.sh`: points az at the emulator and puts foundry-auth on PATH. */
+  readonly azEnvFile: string;
+  /** The demo users' passwords (read by the printed `az login`, never printed). */
+  readonly demoSecretsFile: string;
   /** Where the user runs the commands from (relative paths are shown when the files are below it). */
   readonly cwd: string;
 }
@@ -47,12 +56,16 @@ export function displayPath(file: string, cwd: string): string {
   return file;
 }
 
+/** `$(node -p ...)` printing one field (`.tokens.alice`) of a JSON file. */
+function fieldOf(file: string, field: string): string {
+  if (/^[A-Za-z0-9_./@+-]+$/.test(file)) return `$(node -p "require('${file}')${field}")`;
+  // An unusual path goes in as an argument, quoted for the shell, never spliced into code.
+  return `$(node -p "JSON.parse(require('fs').readFileSync(process.argv[1],'utf8'))${field}" ${shellQuote(file)})`;
+}
+
 /** `$(node -p ...)` printing one token from dev.json. */
 function tokenFrom(devJson: string, who: string): string {
-  const key = /^[a-z]+$/.test(who) ? `.${who}` : `['${who}']`;
-  if (/^[A-Za-z0-9_./@+-]+$/.test(devJson)) return `$(node -p "require('${devJson}').tokens${key}")`;
-  // An unusual path goes in as an argument, quoted for the shell, never spliced into code.
-  return `$(node -p "JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).tokens${key}" ${shellQuote(devJson)})`;
+  return fieldOf(devJson, `.tokens${/^[a-z]+$/.test(who) ? `.${who}` : `['${who}']`}`);
 }
 
 function bearer(devJson: string, who: string): string {
@@ -97,6 +110,16 @@ export function demoCommands(input: BannerInput): DemoCommand[] {
   ];
 }
 
+export function doctorCommand(input: BannerInput): string {
+  return `foundry-auth doctor --dev ${shellQuote(input.stateDirArg)}`;
+}
+
+/** alice's password comes from the secrets file, as the tokens come from dev.json: printed nowhere. */
+export function azLoginCommand(input: BannerInput): string {
+  const password = fieldOf(displayPath(input.demoSecretsFile, input.cwd), '.passwords.alice');
+  return `az login --tenant ${input.tenantId} --username alice@${DEMO_DOMAIN} --password "${password}" --output none`;
+}
+
 export function bannerText(input: BannerInput, commands: readonly DemoCommand[]): string {
   const devJson = displayPath(input.devJson, input.cwd);
   const sidecarLog = displayPath(input.sidecarLog, input.cwd);
@@ -116,7 +139,17 @@ export function bannerText(input: BannerInput, commands: readonly DemoCommand[])
   commands.forEach((c, i) => {
     lines.push('', `${i + 1}. ${c.title}:`, `   ${c.command}`, `   -> ${c.expect}`);
   });
+  const azEnv = displayPath(input.azEnvFile, input.cwd);
   lines.push(
+    '',
+    `First, in each shell you use: . ${shellQuote(azEnv)}   (puts foundry-auth on PATH and points az at the emulator)`,
+    '',
+    'Check the setup (and paste any fix the stack prints: it acts on this stack):',
+    `   ${doctorCommand(input)}`,
+    '',
+    'The Azure CLI against the emulator (alice signs in; her token works at the sidecar):',
+    `   ${azLoginCommand(input)}`,
+    `   curl -sS ${STATUS} ${input.sidecar}/v1/models -H "Authorization: Bearer $(az account get-access-token --resource api://${input.clientId} --query accessToken -o tsv)"`,
     '',
     `Logs: ${displayPath(input.logsDir, input.cwd)}/{sidecar,backend,emulator}.log. One audit line per request:`,
     `   tail -f ${shellQuote(sidecarLog)} | grep '"msg":"request"'`,

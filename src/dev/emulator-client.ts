@@ -27,7 +27,9 @@ export interface IssuedToken {
 /** The part of the emulator's ready file (`--ready-file`) that `dev` uses. */
 export const EmulatorReadySchema = z.object({
   https: z.string(),
+  http: z.string(),
   authority: z.string(),
+  signIn: z.string(),
   graph: z.string(),
   arm: z.string(),
   msi: z.string(),

@@ -17,6 +17,12 @@ export interface StateLayout {
   readonly v1Token: string;
   /** While the stack runs: process IDs and the URLs not in dev.json (admin listeners, CA). */
   readonly stackJson: string;
+  /** Held by the one `dev` that owns this directory (its PID inside). */
+  readonly lockFile: string;
+  /** Lines for a POSIX shell that point the Azure CLI at the emulator (`. .foundry-auth/az-env.sh`). */
+  readonly azEnv: string;
+  /** The Azure CLI's own configuration directory while it talks to the emulator (kept apart from ~/.azure). */
+  readonly azConfigDir: string;
   readonly logsDir: string;
   readonly runDir: string;
   log(name: 'emulator' | 'backend' | 'sidecar'): string;
@@ -35,6 +41,9 @@ export function stateLayout(dir: string): StateLayout {
     demoSecrets: join(dir, 'demo-users.json'),
     v1Token: join(dir, 'v1-token.txt'),
     stackJson: join(runDir, 'stack.json'),
+    lockFile: join(runDir, 'dev.lock'),
+    azEnv: join(dir, 'az-env.sh'),
+    azConfigDir: join(dir, 'azure'),
     logsDir,
     runDir,
     log: (name) => join(logsDir, `${name}.log`),

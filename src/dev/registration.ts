@@ -5,6 +5,7 @@ import { runGrant, type GrantOptions } from '../setup/grant.js';
 import { collectingReporter, isChange, type StepReport } from '../setup/report.js';
 import { runSetup } from '../setup/setup.js';
 import type { EmulatorClient } from './emulator-client.js';
+import type { AdminCredential } from './running.js';
 import { INFERENCE_CLIENT, type DemoUser, type DemoUserName } from './demo-principals.js';
 
 /**
@@ -21,10 +22,13 @@ export interface Registration {
   readonly changes: readonly string[];
 }
 
-function adminTokens(emulator: EmulatorClient, resource: string): TokenProvider {
-  return tokenProviderFrom(`the emulator admin ${DEFAULT_SEED.adminUserName} for ${resource}`, async (): Promise<AccessToken> => {
-    const upn = `${DEFAULT_SEED.adminUserName}@${DEFAULT_SEED.tenantDomain}`;
-    const issued = await emulator.passwordToken(upn, DEFAULT_SEED.adminPassword, `${resource}/.default`);
+/** The emulator's seeded admin user: Global Administrator and subscription Owner. */
+export const EMULATOR_ADMIN: AdminCredential = { userPrincipalName: `${DEFAULT_SEED.adminUserName}@${DEFAULT_SEED.tenantDomain}`, password: DEFAULT_SEED.adminPassword };
+
+/** Tokens for `resource` as the admin signs in with the Azure CLI (password grant). */
+export function adminTokens(emulator: EmulatorClient, admin: AdminCredential, resource: string): TokenProvider {
+  return tokenProviderFrom(`the emulator admin ${admin.userPrincipalName} for ${resource}`, async (): Promise<AccessToken> => {
+    const issued = await emulator.passwordToken(admin.userPrincipalName, admin.password, `${resource.replace(/\/+$/, '')}/.default`);
     return { token: issued.accessToken, expiresOnMs: Date.now() + issued.expiresIn * 1000 };
   });
 }
@@ -34,8 +38,8 @@ export function adminClients(emulator: EmulatorClient): SetupClients {
   return createSetupClients({
     graphEndpoint: graph,
     armEndpoint: arm,
-    graphTokens: adminTokens(emulator, graph),
-    armTokens: adminTokens(emulator, arm),
+    graphTokens: adminTokens(emulator, EMULATOR_ADMIN, graph),
+    armTokens: adminTokens(emulator, EMULATOR_ADMIN, arm),
     dispatcher: emulator.dispatcher,
   });
 }

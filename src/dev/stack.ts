@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { request } from 'undici';
 import { z } from 'zod';
 import { clusterResourceId } from '../emulator/state.js';
+import { writeAzureCliEnv } from './azure-cli-env.js';
 import { bannerText, demoCommands, type BannerInput } from './banner.js';
 import { demoPasswords, seedDemoPrincipals, type DemoUser, type DemoUserName } from './demo-principals.js';
 import { demoTokens, type DemoTokens } from './demo-tokens.js';
@@ -11,7 +12,8 @@ import { findLogLine, readJsonFile, writePrivate } from './files.js';
 import { stateLayout, type StateLayout } from './layout.js';
 import { checkPortsFree, PortsUnavailableError, type PortUse } from './ports.js';
 import { deathMessage, Processes, startupDeathMessage } from './processes.js';
-import { registerAndGrant } from './registration.js';
+import { EMULATOR_ADMIN, registerAndGrant } from './registration.js';
+import { lockStateDir, writeRunningFile } from './running.js';
 import { ChildDiedError, StartupAborted, waitFor } from './wait.js';
 
 /**
@@ -38,6 +40,8 @@ export interface DevOutput {
 
 /** The sidecar's own drain time, shorter than the stop grace so it always exits by itself. */
 const SIDECAR_SHUTDOWN_GRACE = '5s';
+/** How long dev's sidecar caches a deny (the default is 30 s). */
+const DEV_DENY_TTL = '2s';
 /** Per process; a cold start on two cores takes a few seconds. */
 const STARTUP_DEADLINE_MS = 60_000;
 /** User tokens live about 80 minutes: dev.json is renewed well before. */
@@ -67,7 +71,15 @@ interface RunningStack {
 export async function runDev(opts: DevOptions, output: DevOutput): Promise<number> {
   const startedAt = performance.now();
   const layout = stateLayout(resolve(opts.stateDir));
-  const processes = new Processes((started) => writeRunning(layout, { children: started.pids() }));
+  let unlock: () => void;
+  try {
+    mkdirSync(layout.runDir, { recursive: true, mode: 0o700 });
+    unlock = lockStateDir(layout);
+  } catch (err) {
+    output.err(`foundry-auth dev: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  const processes = new Processes((started) => writeRunningFile(layout, { pid: process.pid, children: started.pids() }));
   const interrupts = listenForInterrupts(processes, output);
   let stack: RunningStack | undefined;
   try {
@@ -75,7 +87,7 @@ export async function runDev(opts: DevOptions, output: DevOutput): Promise<numbe
     await checkPortsFree(portUses(opts));
     output.out(`foundry-auth dev: starting the emulator, the sample backend and the sidecar (state in ${layout.dir})\n`);
     stack = await bringUp(opts, layout, processes, interrupts.signal, output);
-    publish(stack, layout, processes, performance.now() - startedAt, output);
+    publish(stack, layout, opts.stateDir, processes, performance.now() - startedAt, output);
     const renewal = renewTokens(stack, layout, output);
     try {
       return await runUntilStopped(processes, interrupts.signalled, output);
@@ -87,6 +99,7 @@ export async function runDev(opts: DevOptions, output: DevOutput): Promise<numbe
   } finally {
     interrupts.dispose();
     for (const f of [layout.stackJson, layout.readyFile('emulator'), layout.readyFile('backend')]) rmSync(f, { force: true });
+    unlock();
     await stack?.emulator.close();
   }
 }
@@ -136,6 +149,10 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
         '--identity', 'msi-adapter',
         '--msi-endpoint', endpoints.msiHttp,
         '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
+        // A grant pasted from a 403 shows at the next request, not 30 s later.
+        '--rbac-deny-ttl', DEV_DENY_TTL,
+        // The 403's grant command then says --dev and acts on this stack, as typed from where dev was started.
+        '--dev-state-dir', opts.stateDir,
         '--log-format', 'json',
       ],
     });
@@ -151,9 +168,10 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
 }
 
 /** dev.json (SPEC section 9), the v1 token, commands.json, run/stack.json, and the banner. */
-function publish(stack: RunningStack, layout: StateLayout, processes: Processes, readyInMs: number, output: DevOutput): void {
+function publish(stack: RunningStack, layout: StateLayout, stateDirArg: string, processes: Processes, readyInMs: number, output: DevOutput): void {
   writeDevJson(stack, layout, stack.issued);
   writePrivate(layout.v1Token, `${stack.issued.v1}\n`);
+  writeAzureCliEnv(layout, stack.endpoints);
   const banner: BannerInput = {
     sidecar: stack.sidecar.listen,
     sidecarAdmin: stack.sidecar.admin,
@@ -169,16 +187,23 @@ function publish(stack: RunningStack, layout: StateLayout, processes: Processes,
     deployment: DEMO_DEPLOYMENT,
     readyInMs,
     cwd: process.cwd(),
+    stateDirArg: stateDirArg,
+    azEnvFile: layout.azEnv,
+    demoSecretsFile: layout.demoSecrets,
   };
   const commands = demoCommands(banner);
   writeFileSync(layout.commandsJson, `${JSON.stringify({ commands }, null, 2)}\n`);
-  writeRunning(layout, { children: processes.pids(), sidecarAdmin: stack.sidecar.admin, emulatorAdmin: stack.endpoints.admin, caCert: stack.endpoints.caCert });
+  writeRunningFile(layout, {
+    pid: process.pid,
+    children: processes.pids(),
+    sidecar: stack.sidecar.listen,
+    sidecarAdmin: stack.sidecar.admin,
+    emulatorAdmin: stack.endpoints.admin,
+    caCert: stack.endpoints.caCert,
+    emulator: stack.endpoints,
+    admin: EMULATOR_ADMIN,
+  });
   output.out(bannerText(banner, commands));
-}
-
-/** `run/stack.json`: dev's and its children's process IDs from the start, the admin URLs and the CA once ready. */
-function writeRunning(layout: StateLayout, running: { children: Record<string, number | undefined>; sidecarAdmin?: string; emulatorAdmin?: string; caCert?: string }): void {
-  writeFileSync(layout.stackJson, `${JSON.stringify({ pid: process.pid, ...running }, null, 2)}\n`);
 }
 
 function writeDevJson(stack: RunningStack, layout: StateLayout, issued: DemoTokens): void {
@@ -206,14 +231,14 @@ function renewTokens(stack: RunningStack, layout: StateLayout, output: DevOutput
   return timer;
 }
 
-async function runUntilStopped(processes: Processes, signalled: Promise<NodeJS.Signals>, output: DevOutput): Promise<number> {
+async function runUntilStopped(processes: Processes, signalled: Promise<string>, output: DevOutput): Promise<number> {
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), processes.firstDeath().then((death) => ({ death }))]);
   if ('death' in outcome) {
     output.err(deathMessage(outcome.death));
     await processes.stopAll();
     return 1;
   }
-  output.out(`\nfoundry-auth dev: ${outcome.signal} received, stopping the sidecar, the sample backend and the emulator\n`);
+  output.out(`\nfoundry-auth dev: ${outcome.signal}, stopping the sidecar, the sample backend and the emulator\n`);
   await processes.stopAll();
   output.out('foundry-auth dev: stopped\n');
   return 0;
@@ -237,32 +262,43 @@ async function failedStartup(err: unknown, processes: Processes, output: DevOutp
 interface Interrupts {
   /** Aborts start-up waits. */
   readonly signal: AbortSignal;
-  /** The first SIGINT/SIGTERM/SIGHUP. */
-  readonly signalled: Promise<NodeJS.Signals>;
+  /** The first SIGINT/SIGTERM/SIGHUP, or the parent's exit: why the stack stops. */
+  readonly signalled: Promise<string>;
   dispose(): void;
 }
+
+/** How often `dev` checks that the process that started it (npm, a shell, a test) is still there. */
+const PARENT_CHECK_MS = 500;
 
 /**
  * The first interrupt stops the stack cleanly; another one, a moment later, kills the children at
  * once. Under `npm start` one Ctrl-C can arrive twice (from the terminal and forwarded by npm), so
- * a repeat within DUPLICATE_SIGNAL_MS is the same interrupt.
+ * a repeat within DUPLICATE_SIGNAL_MS is the same interrupt. When the parent goes away without a
+ * signal (npm killed by SIGTERM does not pass it on), `dev` is re-parented: that stops the stack too.
  */
 function listenForInterrupts(processes: Processes, output: DevOutput): Interrupts {
   const controller = new AbortController();
-  let first: ((signal: NodeJS.Signals) => void) | undefined;
+  let first: ((why: string) => void) | undefined;
   let firstAt = 0;
-  const signalled = new Promise<NodeJS.Signals>((resolveSignal) => (first = resolveSignal));
+  const signalled = new Promise<string>((resolveSignal) => (first = resolveSignal));
+  const stop = (why: string): boolean => {
+    if (controller.signal.aborted) return false;
+    firstAt = performance.now();
+    controller.abort();
+    first?.(why);
+    return true;
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (!controller.signal.aborted) {
-      firstAt = performance.now();
-      controller.abort();
-      first?.(signal);
-      return;
-    }
+    if (stop(`${signal} received`)) return;
     if (performance.now() - firstAt < DUPLICATE_SIGNAL_MS) return;
     output.err('foundry-auth dev: interrupted again: killing the processes now\n');
     processes.killAll();
   };
+  const parent = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid !== parent) stop(`the process that started it (PID ${parent}) exited`);
+  }, PARENT_CHECK_MS);
+  parentWatch.unref();
   const onExit = (): void => processes.killAll();
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, onSignal);
@@ -271,6 +307,7 @@ function listenForInterrupts(processes: Processes, output: DevOutput): Interrupt
     signal: controller.signal,
     signalled,
     dispose() {
+      clearInterval(parentWatch);
       for (const s of signals) process.off(s, onSignal);
       process.off('exit', onExit);
     },
@@ -299,7 +336,9 @@ function prepareStateDir(layout: StateLayout, fresh: boolean, output: DevOutput)
   const orphaned = !fresh && existsSync(layout.emulatorState) && !existsSync(layout.demoSecrets);
   if (orphaned) output.out(`foundry-auth dev: ${layout.demoSecrets} is missing, so the saved emulator state is discarded\n`);
   if (fresh || orphaned) {
-    for (const f of [layout.emulatorState, layout.emulatorCa, layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson]) rmSync(f, { force: true });
+    for (const f of [layout.emulatorState, layout.emulatorCa, layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson, layout.azEnv]) rmSync(f, { force: true });
+    // The Azure CLI's sign-ins and token cache belong to the old tenant and CA.
+    rmSync(layout.azConfigDir, { recursive: true, force: true });
   }
   for (const f of [layout.readyFile('emulator'), layout.readyFile('backend')]) rmSync(f, { force: true });
 }

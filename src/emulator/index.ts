@@ -39,6 +39,8 @@ export interface EmulatorEndpoints {
   readonly https: string;
   readonly http: string;
   readonly authority: string;
+  /** The same HTTPS listener named `localhost`: the Azure CLI's sign-in host, apart from Graph and ARM on 127.0.0.1 (az picks a token's resource by URL prefix). */
+  readonly signIn: string;
   readonly authorityHttp: string;
   readonly graph: string;
   readonly graphHttp: string;
@@ -61,7 +63,8 @@ export interface RunningEmulator {
   close(): Promise<void>;
 }
 
-const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
+/** The certificate also names login.microsoftonline.com: the proxy answers MSAL's instance discovery there (proxy.ts). */
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1', 'login.microsoftonline.com'];
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
@@ -104,6 +107,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     https,
     http,
     authority: https,
+    signIn: `https://localhost:${new URL(https).port}`,
     authorityHttp: http,
     graph: `${https}/graph`,
     graphHttp: `${http}/graph`,

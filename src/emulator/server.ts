@@ -1,16 +1,19 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { adminRoute, type AdminContext } from './admin.js';
+import { adminRoute, type AdminContext } from './admin/router.js';
 import { armPath, armRoute, handleArm } from './arm/router.js';
 import type { Emulator } from './core.js';
 import { serveJwks, serveOpenIdConfiguration } from './entra/discovery.js';
+import { handleDeviceCodeRequest } from './entra/device-code.js';
+import { serveInstanceDiscovery, serveUserRealm } from './entra/instance.js';
 import { handleTokenRequest } from './entra/token.js';
 import { BodyTooLarge, isLoopbackAddress, newRequestId, readBody, sendJson, type Exchange } from './exchange.js';
 import type { Family, Fault } from './faults.js';
 import { graphRoute, handleGraph } from './graph/router.js';
 import { clusterByName, serveK8sDiscovery, serveK8sJwks } from './k8s.js';
 import { handleMsiToken } from './msi.js';
+import { acceptConnects } from './proxy.js';
 
 /**
  * The listeners (HTTPS and plain HTTP, same handlers) and the dispatch: path -> endpoint family and
@@ -30,10 +33,12 @@ const TENANT_PATHS: ReadonlyArray<readonly [RegExp, Family, string, (em: Emulato
   [/^\/([^/]+)\/discovery\/keys$/, 'jwks', '/{tenant}/discovery/keys', (em, ex, t) => serveJwks(em, ex, t, false)],
   [/^\/([^/]+)\/oauth2\/v2\.0\/token$/, 'token', '/{tenant}/oauth2/v2.0/token', (em, ex, t) => handleTokenRequest(em, ex, t, false)],
   [/^\/([^/]+)\/oauth2\/token$/, 'token', '/{tenant}/oauth2/token', (em, ex, t) => handleTokenRequest(em, ex, t, true)],
+  [/^\/([^/]+)\/oauth2\/v2\.0\/devicecode$/, 'token', '/{tenant}/oauth2/v2.0/devicecode', (em, ex, t) => handleDeviceCodeRequest(em, ex, t)],
 ];
 
 const MSI_DEFAULT = /^(?:\/msi)?\/metadata\/identity\/oauth2\/token\/?$/;
 const MSI_CLUSTER = /^\/msi\/clusters\/([^/]+)\/metadata\/identity\/oauth2\/token\/?$/;
+const USER_REALM = /^\/common\/userrealm\/([^/]+)$/;
 const K8S = /^\/_emulator\/k8s\/([^/]+)\/(\.well-known\/openid-configuration|openid\/v1\/jwks)$/;
 
 function notFound(ex: Exchange): void {
@@ -66,6 +71,12 @@ function resolve(em: Emulator, admin: AdminContext, ex: Exchange): Resolved | un
     const path = armPath(p);
     const r = armRoute(m, path);
     return { family: 'arm', route: r?.pattern ?? '(unmatched)', run: () => handleArm(em, ex, r, path) };
+  }
+  if (p === '/common/discovery/instance') return { family: 'discovery', route: '/common/discovery/instance', run: () => (m === 'GET' ? serveInstanceDiscovery(em, ex) : notFound(ex)) };
+  k = USER_REALM.exec(p);
+  if (k) {
+    const upn = decodeURIComponent(k[1] ?? '');
+    return { family: 'discovery', route: '/common/userrealm/{upn}', run: () => (m === 'GET' ? serveUserRealm(em, ex, upn) : notFound(ex)) };
   }
   if (MSI_DEFAULT.test(p)) return { family: 'msi', route: '/msi/metadata/identity/oauth2/token', run: () => handleMsiToken(em, ex, undefined) };
   k = MSI_CLUSTER.exec(p);
@@ -219,6 +230,7 @@ export async function startListeners(em: Emulator, admin: AdminContext, opts: { 
     const httpsPort = await listen(https, opts.host, opts.httpsPort);
     const httpPort = await listen(http, opts.host, opts.httpPort);
     em.bases = { https: `https://${urlHost(opts.host)}:${httpsPort}`, http: `http://${urlHost(opts.host)}:${httpPort}` };
+    acceptConnects(em, http, https);
   } catch (err) {
     https.close();
     http.close();

@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import type { Dispatcher } from 'undici';
 import { EXIT_USAGE } from '../config/exit-codes.js';
 import { AzureApiError } from '../azure/api-call.js';
 import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
@@ -38,6 +39,8 @@ export interface CommonFlags {
   msiEndpoint?: string;
   json?: boolean;
   dryRun?: boolean;
+  /** `--dev [STATE_DIR]`: true when given without a directory. */
+  dev?: string | boolean;
 }
 
 export interface CommonSettings {
@@ -51,7 +54,30 @@ export interface CommonSettings {
   readonly msiEndpoint?: string;
   readonly json: boolean;
   readonly dryRun: boolean;
+  /** `--dev`: the running dev stack everything acts on (its emulator, tenant, app and cluster, as its admin). */
+  readonly dev?: DevTarget;
 }
+
+/** The running `foundry-auth dev` stack a `--dev` command acts on (opened by the dev layer, which knows its state directory). */
+export interface DevTarget {
+  /** As the user gave it: printed fix commands repeat it. */
+  readonly stateDir: string;
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly clusterId: string;
+  readonly authority: string;
+  readonly graphEndpoint: string;
+  readonly armEndpoint: string;
+  readonly credential: CallerCredential;
+  /** HTTPS that trusts the emulator's CA (Graph, ARM, the JWKS). */
+  readonly dispatcher: Dispatcher;
+}
+
+/** Opens the dev stack of a state directory; throws UsageError when none is running there. */
+export type DevStackOpener = (stateDir: string) => DevTarget;
+
+/** `--dev` without a directory. */
+export const DEFAULT_STATE_DIR = '.foundry-auth';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -66,12 +92,17 @@ export function addCommonOptions(cmd: Command, opts: { dryRun?: boolean; azure?:
       .addOption(new Option('--credential <kind>', 'how to sign in: the Azure CLI account, AZURE_* environment variables (client secret or federated token file), or a managed identity').choices([...CALLER_CREDENTIAL_KINDS]).default('azure-cli'))
       .option('--msi-endpoint <url>', 'with --credential managed-identity: the IMDS-shaped token endpoint (default Azure IMDS)');
   }
+  cmd.option('--dev [state-dir]', `act on the running foundry-auth dev stack whose state is in this directory (default ${DEFAULT_STATE_DIR}): its emulator, tenant, app and cluster, signed in as the emulator's admin`);
   cmd.option('--json', 'print one JSON document on stdout (progress and messages on stderr)');
   if (opts.dryRun === true) cmd.option('--dry-run', 'show what would change and change nothing');
   return cmd;
 }
 
-export function commonSettings(flags: CommonFlags): CommonSettings {
+export function commonSettings(flags: CommonFlags, openDev?: DevStackOpener): CommonSettings {
+  if (flags.dev !== undefined && flags.dev !== false) {
+    if (openDev === undefined) throw new UsageError('--dev is not available here');
+    return devSettings(flags, openDev(flags.dev === true ? DEFAULT_STATE_DIR : flags.dev));
+  }
   const tenantId = flags.tenantId === undefined ? undefined : guidFlag('--tenant-id', flags.tenantId);
   const authority = flags.authority === undefined ? undefined : endpoint('--authority', flags.authority);
   return {
@@ -84,6 +115,23 @@ export function commonSettings(flags: CommonFlags): CommonSettings {
     ...(flags.msiEndpoint !== undefined ? { msiEndpoint: endpoint('--msi-endpoint', flags.msiEndpoint, { allowHttp: true }) } : {}),
     json: flags.json === true,
     dryRun: flags.dryRun === true,
+  };
+}
+
+/** `--dev`: every endpoint, the tenant and the credential come from the running stack; flags that would contradict it are refused. */
+function devSettings(flags: CommonFlags, dev: DevTarget): CommonSettings {
+  const given = (['tenantId', 'authority', 'graphEndpoint', 'armEndpoint', 'msiEndpoint'] as const).filter((k) => flags[k] !== undefined);
+  if (given.length > 0) throw new UsageError(`--dev takes the tenant and every endpoint from the dev stack: leave out ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  return {
+    tenantId: dev.tenantId,
+    authority: dev.authority,
+    authorityOrDefault: dev.authority,
+    graphEndpoint: dev.graphEndpoint,
+    armEndpoint: dev.armEndpoint,
+    credential: 'azure-cli',
+    json: flags.json === true,
+    dryRun: flags.dryRun === true,
+    dev,
   };
 }
 
@@ -118,6 +166,7 @@ function endpoint(flag: string, value: string, opts: { allowHttp?: boolean } = {
 }
 
 export function credentialOf(settings: CommonSettings): CallerCredential {
+  if (settings.dev !== undefined) return settings.dev.credential;
   try {
     return callerCredential({
       kind: settings.credential,
@@ -148,11 +197,13 @@ export function clientsOf(settings: CommonSettings, credential: CallerCredential
     armEndpoint: settings.armEndpoint,
     graphTokens: credential.forResource(settings.graphEndpoint),
     armTokens: credential.forResource(settings.armEndpoint),
+    ...(settings.dev !== undefined ? { dispatcher: settings.dev.dispatcher } : {}),
   });
 }
 
 /** The common flags a printed follow-up command needs to reach the same tenant and endpoints. */
 export function commonArgs(settings: CommonSettings): string[] {
+  if (settings.dev !== undefined) return ['--dev', settings.dev.stateDir];
   const args: string[] = [];
   if (settings.tenantId !== undefined) args.push('--tenant-id', settings.tenantId);
   if (settings.authority !== undefined && settings.authority !== DEFAULT_AUTHORITY_HOST) args.push('--authority', settings.authority);

@@ -70,17 +70,25 @@ export async function runDoctor(options: DoctorOptions, clients: SetupClients): 
     checks.push(c);
   };
   const common = [...(options.commandArgs ?? [])];
-  const tenantId = options.tenantId ?? (await clients.graph.callerTenantId()) ?? null;
-  const app = await clients.graph.applicationByAppId(options.clientId);
-  const setupArgv = (name: string | undefined): string[] => [
-    'foundry-auth',
-    'setup',
-    '--app-name',
-    name ?? '<app name>',
-    ...(name !== undefined ? ['--client-id', options.clientId] : []),
-    ...(options.clusterId !== undefined ? ['--cluster-id', options.clusterId] : []),
-    ...common,
-  ];
+  // The token and the live call first: they need no Graph access, and when the caller cannot read
+  // the directory (not signed in, no role) they still say what the sidecar does with the token.
+  const live: DoctorCheck[] = [];
+  const knownTenant = options.tenantId ?? null;
+  if (options.token !== undefined) live.push(await tokenCheck(options, options.token, knownTenant, common));
+  if (options.endpoint !== undefined) live.push(await endpointCheck(options, options.endpoint, knownTenant, common, setupArgvOf(options, common, undefined)));
+  for (const c of live) add(c);
+  let tenantId: string | null;
+  let app: Application | null;
+  try {
+    tenantId = options.tenantId ?? (await clients.graph.callerTenantId()) ?? null;
+    app = await clients.graph.applicationByAppId(options.clientId);
+  } catch (err) {
+    // Without the live checks the Graph failure is the whole answer (exit 1 with Azure's code and what to do).
+    if (!(err instanceof AzureApiError) || live.length === 0) throw err;
+    add({ name: 'app_registration', status: 'fail', title: 'app registration exists', detail: `could not read Microsoft Graph: ${err.message}`, fix: adviceFor(err) });
+    return { ok: false, tenantId: knownTenant, clientId: options.clientId, checks };
+  }
+  const setupArgv = (name: string | undefined): string[] => setupArgvOf(options, common, name);
 
   if (app === null) {
     add(failed('app_registration', 'app registration exists', `no app registration with client ID ${options.clientId} in tenant ${tenantId ?? '?'}`, setupArgv(undefined), 'Portal: Microsoft Entra ID > App registrations > New registration'));
@@ -97,10 +105,21 @@ export async function runDoctor(options: DoctorOptions, clients: SetupClients): 
   }
 
   if (options.clusterId !== undefined) for (const c of await clusterChecks(options.clusterId, clients, setupArgv(app?.displayName ?? undefined))) add(c);
-  if (options.token !== undefined) add(await tokenCheck(options, options.token, tenantId, common));
-  if (options.endpoint !== undefined) add(await endpointCheck(options, options.endpoint, tenantId, common, setupArgv(app?.displayName ?? undefined)));
 
   return { ok: checks.every((c) => c.status !== 'fail'), tenantId, clientId: options.clientId, checks };
+}
+
+/** The setup command that repairs the app registration (with its name when known, so it finds the same app). */
+function setupArgvOf(options: DoctorOptions, common: readonly string[], name: string | undefined): string[] {
+  return [
+    'foundry-auth',
+    'setup',
+    '--app-name',
+    name ?? '<app name>',
+    ...(name !== undefined ? ['--client-id', options.clientId] : []),
+    ...(options.clusterId !== undefined ? ['--cluster-id', options.clusterId] : []),
+    ...common,
+  ];
 }
 
 const APP_CHECKS: ReadonlyArray<readonly [string, string]> = [

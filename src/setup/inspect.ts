@@ -1,14 +1,16 @@
 import type { Dispatcher } from 'undici';
 import { decodeCompactJws } from '../authn/jws.js';
 import { SigningKeys } from '../authn/signing-keys.js';
-import { inspectToken, type CheckOutcome, type TokenInspection, type TokenPolicy, type TokenVerdict } from '../authn/entra-token.js';
+
 import type { JsonObject, JsonValue } from '../authn/strict-json.js';
+import { wellKnownResource, type TokenPolicy } from '../authn/token-checks.js';
 import { DEFAULT_AUTHORITY_HOST } from '../azure/client-credentials.js';
 import { GUID } from '../contracts/azure-ids.js';
 import { systemClock } from '../ops/clock.js';
 import { silentLogger } from '../ops/log.js';
 import { Metrics } from '../ops/metrics.js';
 import { APP_ROLE_VALUE, SCOPE_VALUE } from './names.js';
+import { inspectToken, type CheckOutcome, type TokenInspection, type TokenVerdict } from './token-inspection.js';
 
 /**
  * `token inspect` (and `doctor --token`): the same checks, in the same order, as the sidecar's
@@ -87,12 +89,15 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
       clientId = fromAud;
       if (options.audiences === undefined) assumed.add('audience');
       notes.push(`client ID ${clientId} taken from the token's aud (pass --client-id to check the audience)`);
+    } else if (audienceList(payload.aud).some(isMicrosoftResource)) {
+      notes.push('no --client-id: the audience check expects a token for an app, and aud names a Microsoft service');
     } else {
       notes.push('the audience was not checked: no --client-id, and aud does not name an app');
     }
   }
   const authority = (options.authority ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, '');
-  const audiences = options.audiences ?? (clientId !== undefined ? [clientId, `api://${clientId}`] : audienceList(payload.aud));
+  // A token for Microsoft Graph or ARM names no app of ours: the audience check fails and says which resource it is for.
+  const audiences = options.audiences ?? (clientId !== undefined ? [clientId, `api://${clientId}`] : audienceList(payload.aud).filter((a) => !isMicrosoftResource(a)));
   if (clientId === undefined) assumed.add('audience');
   const policy: TokenPolicy = {
     authority,
@@ -105,9 +110,21 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
   };
 
   let inspection: TokenInspection;
-  if (options.fetchKeys === false || tenantId === undefined) {
-    inspection = await inspectToken(token, policy, { nowMs });
-    notes.push(options.fetchKeys === false ? 'the signature was not checked (offline)' : 'the signature was not checked: the tenant is unknown');
+  const claimsOnly = await inspectToken(token, policy, { nowMs });
+  const notIssuedHere = claimsOnly.checks.some((c) => c.check === 'issuer' && !c.ok && !c.skipped);
+  const issuer = str(payload.iss);
+  if (notIssuedHere && issuer !== undefined && isLoopbackIssuer(issuer) && options.commandArgs?.includes('--dev') !== true) {
+    notes.push(`the token comes from a local emulator (iss ${issuer}): for a token of the running dev stack, add --dev`);
+  }
+  if (options.fetchKeys === false || tenantId === undefined || notIssuedHere) {
+    inspection = claimsOnly;
+    notes.push(
+      options.fetchKeys === false
+        ? 'the signature was not checked (offline)'
+        : tenantId === undefined
+          ? 'the signature was not checked: the tenant is unknown'
+          : `the signature was not checked: the token was not issued by ${authority}, so its keys were not fetched`,
+    );
   } else {
     const keys = new SigningKeys({
       authority,
@@ -171,7 +188,7 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
 function fixFor(verdict: TokenVerdict, payload: JsonObject, ctx: InspectOptions & { clientId: string; authority: string }): string {
   const extra = ctx.commandArgs !== undefined && ctx.commandArgs.length > 0 ? ` ${ctx.commandArgs.join(' ')}` : '';
   const cluster = ctx.clusterId ?? '<cluster resource ID>';
-  const setup = `foundry-auth setup --app-name <app name> --client-id ${ctx.clientId}${extra}`;
+  const setup = `foundry-auth setup --client-id ${ctx.clientId}${extra}`;
   const caller = str(payload.azp) ?? str(payload.appid) ?? '<caller client ID>';
   switch (verdict.reason) {
     case 'v1_token':
@@ -204,11 +221,24 @@ function fixFor(verdict: TokenVerdict, payload: JsonObject, ctx: InspectOptions 
 function audienceAppId(aud: JsonValue | undefined): string | undefined {
   const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
   for (const a of list) {
-    if (typeof a !== 'string') continue;
+    if (typeof a !== 'string' || isMicrosoftResource(a)) continue;
     const id = a.startsWith('api://') ? a.slice('api://'.length) : a;
     if (GUID.test(id)) return id.toLowerCase();
   }
   return undefined;
+}
+
+/** Graph, ARM: resources whose tokens are a common mistake, never the API app. */
+function isMicrosoftResource(aud: string): boolean {
+  return wellKnownResource(aud) !== undefined;
+}
+
+function isLoopbackIssuer(iss: string): boolean {
+  try {
+    return ['localhost', '127.0.0.1', '[::1]'].includes(new URL(iss).hostname);
+  } catch {
+    return false;
+  }
 }
 
 function audienceList(aud: JsonValue | undefined): string[] {

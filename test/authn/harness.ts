@@ -1,6 +1,7 @@
 /** Shared set-up for the authentication tests: a test IdP, its signing keys, a validator, one manual clock. */
 import { expect } from 'vitest';
-import { EntraTokenValidator, tokenPolicy, type TokenPolicy, type TokenValidation } from '../../src/authn/entra-token.js';
+import { tokenPolicy, type TokenPolicy } from '../../src/authn/token-checks.js';
+import { EntraTokenValidator, type TokenValidation } from '../../src/authn/token-validator.js';
 import { SigningKeys, type SigningKeysOptions } from '../../src/authn/signing-keys.js';
 import type { EntraConfig } from '../../src/config/config.js';
 import type { Rejection } from '../../src/contracts/errors.js';

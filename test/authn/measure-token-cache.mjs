@@ -6,7 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import { MockAgent } from 'undici';
 import { Authenticator } from '../../dist/authn/authenticate.js';
-import { decodeToken } from '../../dist/authn/entra-token.js';
+import { decodeToken } from '../../dist/authn/token-checks.js';
 import { silentLogger } from '../../dist/ops/log.js';
 import { Metrics } from '../../dist/ops/metrics.js';
 

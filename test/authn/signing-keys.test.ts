@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { inspectToken } from '../../src/authn/entra-token.js';
+import { inspectToken } from '../../src/setup/token-inspection.js';
 import { SigningKeys, keySourceFromJwks, parseJwks } from '../../src/authn/signing-keys.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';

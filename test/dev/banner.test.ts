@@ -44,6 +44,9 @@ function input(stateDir: string, cwd: string): BannerInput {
     deployment: { namespace: 'default', name: 'phi-4-mini' },
     readyInMs: 1000,
     cwd,
+    stateDirArg: stateDir,
+    azEnvFile: join(stateDir, 'az-env.sh'),
+    demoSecretsFile: join(stateDir, 'demo-users.json'),
   };
 }
 

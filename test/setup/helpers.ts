@@ -80,8 +80,14 @@ export class SetupEmulator {
   }
 
   /** A token from the emulator's token API (same rules as its token endpoint). */
-  async token(principal: string, scope: string, opts: { client?: string; listener?: 'https' | 'http' } = {}): Promise<string> {
-    const r = await this.admin('POST', '/tokens', { principal, scope, listener: opts.listener ?? 'https', ...(opts.client !== undefined ? { client: opts.client } : {}) });
+  async token(principal: string, scope: string, opts: { client?: string; listener?: 'https' | 'http'; tokenVersion?: 1 | 2 } = {}): Promise<string> {
+    const r = await this.admin('POST', '/tokens', {
+      principal,
+      scope,
+      listener: opts.listener ?? 'https',
+      ...(opts.client !== undefined ? { client: opts.client } : {}),
+      ...(opts.tokenVersion !== undefined ? { tokenVersion: opts.tokenVersion } : {}),
+    });
     if (r.status !== 200) throw new Error(`token for ${principal} (${scope}) refused: ${r.text}`);
     return String(r.json['access_token']);
   }

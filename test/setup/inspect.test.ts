@@ -62,8 +62,11 @@ beforeAll(async () => {
 
   await otherApi('other-api', 2);
   tokens['wrong audience'] = await mint(ALICE, 'api://other-api/.default');
+  // What the API app issues when left at token version 1 (aud is its identifier URI, so the audience check passes).
+  tokens['v1'] = await emu.token(ALICE, api, { listener: 'http', tokenVersion: 1 });
+  // Another app left at version 1: a token for another resource, whatever its version.
   await otherApi('v1-api', null);
-  tokens['v1'] = await mint(ALICE, 'api://v1-api/.default');
+  tokens['v1 for another app'] = await mint(ALICE, 'api://v1-api/.default');
 
   // A client app the admin consented to another scope of the API, not foundry_access.
   const app = await emu.application(clientId);
@@ -106,6 +109,7 @@ async function sidecarAnswer(token: string): Promise<{ status: number; code: str
 
 const CASES: Array<[string, string | null]> = [
   ['v1', 'v1_token'],
+  ['v1 for another app', 'wrong_audience'],
   ['expired', 'expired'],
   ['wrong audience', 'wrong_audience'],
   ['user token without the scope', 'missing_scope'],
@@ -152,7 +156,7 @@ describe('foundry-auth token inspect', () => {
     expect(out.stdout).toMatch(/^ {2}FAIL {4} version /m);
     expect(out.stdout).toContain('Verdict: the sidecar would answer 401 invalid_token');
     expect(out.stdout).toContain('accessTokenAcceptedVersion');
-    expect(out.stdout).toContain(`fix: the API app issues v1.0 tokens: set api.requestedAccessTokenVersion (accessTokenAcceptedVersion) to 2 with foundry-auth setup --app-name <app name> --client-id ${clientId}`);
+    expect(out.stdout).toContain(`fix: the API app issues v1.0 tokens: set api.requestedAccessTokenVersion (accessTokenAcceptedVersion) to 2 with foundry-auth setup --client-id ${clientId}`);
     expect(out.stdout + out.stderr).not.toContain(token.split('.')[2]);
   });
 
@@ -190,9 +194,16 @@ describe('foundry-auth token inspect', () => {
   });
 
   it('an unreachable JWKS: the claims are still checked and the note says why the signature was not', async () => {
-    const report = await inspectForUser(tokens['expired']!, { tenantId: TENANT, clientId, authority: 'http://127.0.0.1:9' });
-    expect(report.verdict).toMatchObject({ status: 401, reason: 'wrong_issuer' });
-    expect(report.notes.some((n) => n.includes('could not be fetched from http://127.0.0.1:9'))).toBe(true);
+    // The authority that issued it, with its JWKS failing: keys are fetched only for tokens it issued.
+    const authority = emu.endpoints.authorityHttp;
+    expect((await emu.admin('POST', '/faults', { family: 'jwks', drop: true })).status).toBe(201);
+    try {
+      const report = await inspectForUser(tokens['expired']!, { tenantId: TENANT, clientId, authority });
+      expect(report.verdict).toMatchObject({ status: 401, reason: 'expired' });
+      expect(report.notes.some((n) => n.includes(`could not be fetched from ${authority}`)), report.notes.join('; ')).toBe(true);
+    } finally {
+      await emu.admin('DELETE', '/faults');
+    }
   });
 
   it('usage: no token, bad --client-id', async () => {

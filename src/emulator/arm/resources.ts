@@ -49,6 +49,41 @@ export function listSubscriptions(call: ArmCall): void {
   call.json(200, { ...call.page(items.map(subscriptionJson)), count: { type: 'Total', value: items.length } });
 }
 
+/** `GET /tenants`: the caller's home tenant, as `az login` without `--tenant` lists it. */
+export function listTenants(call: ArmCall): void {
+  const tenant = call.caller === undefined ? undefined : call.em.directory.tenant(call.caller.tenantId);
+  const items = tenant === undefined ? [] : [tenant];
+  call.json(200, {
+    value: items.map((t) => ({
+      id: `/tenants/${t.id}`,
+      tenantId: t.id,
+      countryCode: 'US',
+      displayName: t.displayName,
+      domains: [t.domain],
+      tenantCategory: 'Home',
+      defaultDomain: t.domain,
+      tenantType: 'AAD',
+    })),
+  });
+}
+
+/**
+ * `GET /metadata/endpoints?api-version=2015-01-01` (no token, as on Azure): where to sign in for
+ * this ARM and the token audiences it accepts. `az cloud register --endpoint-resource-manager` reads it.
+ */
+export function metadataEndpoints(call: ArmCall): void {
+  const version = call.ex.query.get('api-version');
+  if (version !== '2015-01-01' && version !== '2019-05-01') {
+    return call.error(400, 'InvalidApiVersionParameter', `The api-version '${version ?? ''}' is invalid. The supported versions are '2015-01-01,2019-05-01'.`);
+  }
+  call.json(200, {
+    galleryEndpoint: '',
+    graphEndpoint: 'https://graph.windows.net/',
+    portalEndpoint: '',
+    authentication: { loginEndpoint: call.em.bases.https, audiences: ['https://management.core.windows.net/', 'https://management.azure.com/'] },
+  });
+}
+
 export function getSubscription(call: ArmCall, subId: string): void {
   const s = call.em.state.subscriptions.find((x) => eq(x.id, subId));
   if (s === undefined || !canSeeSubscription(call, s.id)) return call.error(404, 'SubscriptionNotFound', `The subscription '${subId}' could not be found.`);

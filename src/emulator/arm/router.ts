@@ -2,7 +2,7 @@ import type { Emulator } from '../core.js';
 import type { Exchange } from '../exchange.js';
 import { ArmCall } from './call.js';
 import { getDenyAssignment, listDenyAssignments } from './deny-assignments.js';
-import { federatedCredentials, getCluster, getIdentity, getResourceGroup, getSubscription, listClusters, listSubscriptions } from './resources.js';
+import { federatedCredentials, getCluster, getIdentity, getResourceGroup, getSubscription, listClusters, listSubscriptions, listTenants, metadataEndpoints } from './resources.js';
 import { deleteRoleAssignment, getRoleAssignment, listRoleAssignments, putRoleAssignment } from './role-assignments.js';
 import { deleteRoleDefinition, getRoleDefinition, listRoleDefinitions, putRoleDefinition } from './role-definitions.js';
 
@@ -105,6 +105,7 @@ export function armRoute(method: string, path: string): ArmRoute | undefined {
     const [, sub = '', rg = ''] = m;
     return { pattern: '/subscriptions/{sub}/resourceGroups/{rg}', run: (call) => (method === 'GET' ? getResourceGroup(call, sub, rg) : methodNotAllowed(call)) };
   }
+  if (/^\/tenants$/i.test(path)) return { pattern: '/tenants', run: (call) => (method === 'GET' ? listTenants(call) : methodNotAllowed(call)) };
   m = SUBSCRIPTION.exec(path);
   if (m) {
     const sub = m[1];
@@ -119,6 +120,8 @@ export function armRoute(method: string, path: string): ArmRoute | undefined {
 export function handleArm(em: Emulator, ex: Exchange, route: ArmRoute | undefined, path: string): void {
   const call = new ArmCall(em, ex, path);
   if (!ex.query.get('api-version')) return call.error(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
+  // The one ARM resource read without a token: clients read it to learn where to sign in.
+  if (/^\/metadata\/endpoints$/i.test(path) && ex.method === 'GET') return metadataEndpoints(call);
   if (!call.authenticate()) return;
   if (route === undefined) return call.error(404, 'InvalidResourceType', `The emulator does not serve the ARM path '${path}'.`);
   route.run(call);

@@ -129,5 +129,9 @@ export const aad = {
     code: 700024,
     message: `Client assertion is not within its valid time range. Current time: ${new Date(now * 1000).toISOString()}, assertion valid from ${nbf === undefined ? 'unset' : new Date(nbf * 1000).toISOString()}, expiry time of assertion ${exp === undefined ? 'unset' : new Date(exp * 1000).toISOString()}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .`,
   }),
+  authorizationPending: (): AadError => ({ status: 400, error: 'authorization_pending', code: 70016, message: 'OAuth 2.0 device flow error. Authorization is pending. Continue polling.' }),
+  expiredDeviceCode: (): AadError => ({ status: 400, error: 'expired_token', code: 70020, message: "The provided value for the input parameter 'device_code' is not valid. This device code has expired." }),
+  authorizationDeclined: (): AadError => ({ status: 400, error: 'authorization_declined', code: 70000, message: 'The user declined the sign-in request.' }),
+  badDeviceCode: (): AadError => ({ status: 400, error: 'bad_verification_code', code: 70019, message: "The provided value for the input parameter 'device_code' is not valid." }),
   noTenantInformation: (): AadError => ({ status: 400, error: 'invalid_request', code: 50059, message: 'No tenant-identifying information found in either the request or implied by any provided credentials.' }),
 } as const;

@@ -35,6 +35,8 @@ export interface MintInput {
   readonly scp?: readonly string[];
   readonly roles?: readonly string[];
   readonly expiresIn: number;
+  /** Issue the token as if this many seconds ago (iat, nbf and exp move together): the admin API's expired test tokens. */
+  readonly ageSeconds?: number;
 }
 
 export interface MintedToken {
@@ -55,7 +57,7 @@ function pairwiseSub(objectId: string, appId: string): string {
 }
 
 export function mintAccessToken(em: Emulator, m: MintInput): MintedToken {
-  const now = em.nowSeconds();
+  const now = em.nowSeconds() - (m.ageSeconds ?? 0);
   const iat = now - BACKDATE;
   const exp = now + m.expiresIn;
   const v1 = m.resource.tokenVersion === 1;

@@ -6,6 +6,7 @@ import { GRAPH_APP_ID, OIDC_SCOPES, TOKEN_EXCHANGE_AUDIENCE } from '../first-par
 import { assertionClaims, verifyServiceAccountSignature } from '../k8s.js';
 import type { FederatedCredential, Tenant, User } from '../model.js';
 import { secretMatches } from '../state.js';
+import { DEVICE_CODE_GRANT, deviceFlowTenant, redeemDeviceCode } from './device-code.js';
 import { aad, sendAadError, type AadError } from './errors.js';
 import {
   APP_TOKEN_EXPIRES_IN,
@@ -23,7 +24,7 @@ import { CLOCK_SKEW_SECONDS } from '../core.js';
 /**
  * The token endpoint: `POST /{tenant}/oauth2/v2.0/token` (scopes) and the v1 `POST /{tenant}/oauth2/token`
  * (`resource`). Grants: client_credentials (client secret or federated client assertion), password,
- * refresh_token.
+ * refresh_token, device_code.
  */
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -247,6 +248,17 @@ function password(em: Emulator, ex: Exchange, tenant: Tenant, params: URLSearchP
   delegated(em, ex, tenant, client, auth, user, req, params, v1Endpoint);
 }
 
+/** The device-code grant: a token once the flow's user signed in (through the admin API), else the error to keep polling on. */
+function deviceCode(em: Emulator, ex: Exchange, tenant: Tenant, params: URLSearchParams, v1Endpoint: boolean): void {
+  const code = params.get('device_code') ?? params.get('code');
+  if (code === null || code === '') refuse(aad.missingParameter('device_code'));
+  const { client, auth } = authenticateClient(em, ex, tenant, params, false);
+  const redeemed = redeemDeviceCode(em, tenant, client.appId, code);
+  if ('error' in redeemed) refuse(redeemed);
+  if (!redeemed.user.accountEnabled) refuse(aad.userDisabled());
+  delegated(em, ex, tenant, client, auth, redeemed.user, parseScopes(redeemed.scope), params, v1Endpoint);
+}
+
 function refreshToken(em: Emulator, ex: Exchange, tenant: Tenant, params: URLSearchParams, req: ScopeRequest, v1Endpoint: boolean): void {
   const rt = params.get('refresh_token');
   if (rt === null || rt === '') refuse(aad.missingParameter('refresh_token'));
@@ -267,6 +279,9 @@ function tenantFor(em: Emulator, segment: string, params: URLSearchParams): Tena
     const username = params.get('username');
     const user = username === null ? undefined : em.state.users.find((u) => u.userPrincipalName.toLowerCase() === username.toLowerCase());
     if (user) return em.directory.tenant(user.tenantId) ?? refuse(aad.noTenantInformation());
+    const device = params.get('device_code');
+    const flowTenant = device === null ? undefined : deviceFlowTenant(em, device);
+    if (flowTenant !== undefined) return em.directory.tenant(flowTenant) ?? refuse(aad.noTenantInformation());
     const rt = params.get('refresh_token');
     if (rt !== null) {
       const t = em.directory.tenant(readRefreshToken(em, rt).tid);
@@ -283,6 +298,8 @@ export function handleTokenRequest(em: Emulator, ex: Exchange, tenantSegment: st
     const grantType = params.get('grant_type');
     if (grantType === null || grantType === '') refuse(aad.missingParameter('grant_type'));
     const tenant = tenantFor(em, tenantSegment, params);
+    // The device code carries the scope it was issued for.
+    if (grantType === DEVICE_CODE_GRANT) return deviceCode(em, ex, tenant, params, v1Endpoint);
     const scopeParam = v1Endpoint ? params.get('resource') : params.get('scope');
     let req: ScopeRequest;
     if (v1Endpoint) {

@@ -1,6 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EntraTokenValidator, TOKEN_CHECKS, inspectToken, tokenPolicy, type TokenValidation } from '../../src/authn/entra-token.js';
+import { TOKEN_CHECKS, tokenPolicy } from '../../src/authn/token-checks.js';
+import { EntraTokenValidator, type TokenValidation } from '../../src/authn/token-validator.js';
+import { inspectToken } from '../../src/setup/token-inspection.js';
 import { CONSUMERS_TENANT_ID, Canary, OTHER_TENANT_ID, REQUIRED_APP_ROLE, REQUIRED_SCOPE, TEST_CLIENT_ID, TEST_TENANT_ID, b64url, type IdpKey } from '../fixtures/idp.js';
 import { entraConfig, expectInvalidToken, expectSafeMessage, harness, type Harness } from './harness.js';
 
@@ -598,9 +600,9 @@ describe('messages and token inspect', () => {
     expect(TOKEN_CHECKS.map((c) => c.name)).toEqual([
       'header',
       'tenant',
+      'audience',
       'version',
       'issuer',
-      'audience',
       'expiry',
       'not_before',
       'issued_at',

@@ -1,17 +1,15 @@
 import { verify } from 'node:crypto';
 import type { EntraConfig } from '../config/config.js';
-import { rejection, statusOf, type ErrorCode, type Rejection } from '../contracts/errors.js';
-import type { Clock } from '../ops/clock.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
 import { MAX_CREDENTIAL_CHARS } from './credentials.js';
 import { decodeCompactJws, type CompactJws } from './jws.js';
-import type { Principal } from '../contracts/principal.js';
-import type { KeyLookup, SigningKey, SigningKeySource } from './signing-keys.js';
+import type { KeyLookup, SigningKey } from './signing-keys.js';
 import type { JsonObject, JsonValue } from './strict-json.js';
 
 /**
- * Entra ID access-token validation (SPEC section 4). The checks are data (`TOKEN_CHECKS`) so that
- * `token inspect` can run every one of them and report each outcome, while `EntraTokenValidator`
- * runs the same functions in the same order and stops at the first failure.
+ * The checks of an Entra ID access token (SPEC section 4). The checks are data (`TOKEN_CHECKS`) so
+ * that `token inspect` can run every one of them and report each outcome, while the validator
+ * (`token-validator.ts`) runs the same functions in the same order and stops at the first failure.
  *
  * Order, cheapest first: size and shape, header, tenant (so no key fetch ever happens for a
  * tenant that is not allowed, and no URL is ever derived from a token), then the claim checks on
@@ -117,7 +115,7 @@ const V1_ISSUER_PREFIX = 'https://sts.windows.net/';
 
 const fail = (reason: TokenReason, message: string): TokenFailure => ({ reason, message });
 
-function echo(value: JsonValue | undefined): string {
+export function echo(value: JsonValue | undefined): string {
   return typeof value === 'string' && ECHOABLE.test(value) ? value : 'a value that is not accepted';
 }
 
@@ -130,7 +128,7 @@ function isNumericDate(value: JsonValue | undefined): value is number {
 }
 
 /** The token's `tid`, lower-cased, when it is a GUID. */
-function tenantOf(payload: JsonObject): string | undefined {
+export function tenantOf(payload: JsonObject): string | undefined {
   const tid = payload.tid;
   return typeof tid === 'string' && GUID.test(tid) ? tid.toLowerCase() : undefined;
 }
@@ -219,6 +217,25 @@ const checkIssuer: TokenCheck = {
   passed: (jws) => `iss ${echo(jws.payload.iss)}`,
 };
 
+/** Well-known resources a token is often mistakenly requested for (`az account get-access-token` without `--resource`). */
+const KNOWN_RESOURCES: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^(https:\/\/graph\.microsoft\.com\/?|00000003-0000-0000-c000-000000000000|https:\/\/graph\.windows\.net\/?|00000002-0000-0000-c000-000000000000)$/i, 'Microsoft Graph'],
+  [/^(https:\/\/management\.(core\.windows\.net|azure\.com)\/?|797f4846-ba00-4fd7-ba43-dac1f8f63013)$/i, 'Azure Resource Manager'],
+];
+
+/** Microsoft Graph or Azure Resource Manager, when `aud` names one of them. */
+export function wellKnownResource(aud: string): string | undefined {
+  return KNOWN_RESOURCES.find(([pattern]) => pattern.test(aud))?.[1];
+}
+
+/** What a token's `aud` names, in words: a Microsoft resource, or another app. */
+function resourceName(aud: string): string {
+  const known = wellKnownResource(aud);
+  if (known !== undefined) return known;
+  const app = /^(?:api:\/\/)?([0-9a-fA-F-]{36})$/.exec(aud)?.[1];
+  return app !== undefined && GUID.test(app) ? `the app ${app.toLowerCase()}` : 'another app or resource';
+}
+
 const checkAudience: TokenCheck = {
   name: 'audience',
   rule: (policy) => `aud is one of ${[...policy.audiences].join(', ')}`,
@@ -226,9 +243,10 @@ const checkAudience: TokenCheck = {
     const aud = audiencesOf(jws.payload.aud);
     if (aud !== undefined && aud.some((a) => policy.audiences.has(a))) return undefined;
     const given = aud === undefined ? 'missing or not a string' : aud.length === 1 ? echo(aud[0]) : 'other resources';
+    const named = aud?.length === 1 ? resourceName(aud[0]!) : undefined;
     return fail(
       'wrong_audience',
-      `The token is for another resource (aud ${given}): request a token for api://${policy.clientId}, for example ${scopeHint(policy)}.`,
+      `The token is for another resource (${named === undefined ? '' : `${named}, `}aud ${given}): request a token for api://${policy.clientId}, for example az account get-access-token --resource api://${policy.clientId}.`,
     );
   },
   passed: (jws, policy) => `aud ${(audiencesOf(jws.payload.aud) ?? []).filter((a) => policy.audiences.has(a)).map(echo).join(', ')}`,
@@ -348,7 +366,7 @@ const checkPermission: TokenCheck = {
 };
 
 /** Delegated (user) token: carries `scp`, or says it is a user token; anything else is app-only. */
-function isDelegated(payload: JsonObject): boolean {
+export function isDelegated(payload: JsonObject): boolean {
   return payload.scp !== undefined || payload.idtyp === 'user';
 }
 
@@ -356,9 +374,10 @@ function isDelegated(payload: JsonObject): boolean {
 export const TOKEN_CHECKS: readonly TokenCheck[] = [
   checkHeader,
   checkTenant,
+  // Before the version: a Graph or ARM token is v1, and "set the token version to 2" would send the user to the wrong fix.
+  checkAudience,
   checkVersion,
   checkIssuer,
-  checkAudience,
   checkExpiry,
   checkNotBefore,
   checkIssuedAt,
@@ -377,30 +396,41 @@ export function decodeToken(token: string): CompactJws | TokenFailure {
   return decoded.jws;
 }
 
+/** The outcome of the signing-key step, told apart by `kind`. */
+export type SigningKeyOutcome =
+  | { readonly kind: 'key'; readonly key: SigningKey }
+  | { readonly kind: 'rejected'; readonly failure: TokenFailure }
+  /** The tenant's keys never loaded: the sidecar answers 503, not 401. */
+  | { readonly kind: 'unavailable'; readonly rejection: Rejection };
+
 /** The signing-key step: a key, a token failure, or the 503 when the tenant's keys never loaded. */
-export function checkSigningKey(lookup: KeyLookup, jws: CompactJws, policy: TokenPolicy): SigningKey | TokenFailure | Rejection {
+export function checkSigningKey(lookup: KeyLookup, jws: CompactJws, policy: TokenPolicy): SigningKeyOutcome {
   const tid = tenantOf(jws.payload) ?? '';
   switch (lookup.state) {
     case 'found': {
       const issuer = lookup.key.issuer;
       // Storm-0558: a key published with an issuer signs for that issuer only.
       if (issuer !== undefined && issuer.replaceAll('{tenantid}', tid) !== jws.payload.iss) {
-        return fail('key_issuer_mismatch', 'The token signing key is restricted to another issuer than the token iss: send an access token issued by Entra ID for this tenant.');
+        return rejected('key_issuer_mismatch', 'The token signing key is restricted to another issuer than the token iss: send an access token issued by Entra ID for this tenant.');
       }
-      return lookup.key;
+      return { kind: 'key', key: lookup.key };
     }
     case 'unknown':
-      return fail('unknown_kid', `The token is signed with a key (kid) that tenant ${tid} does not publish: get a new token from ${policy.authority}.`);
+      return rejected('unknown_kid', `The token is signed with a key (kid) that tenant ${tid} does not publish: get a new token from ${policy.authority}.`);
     case 'unusable':
-      return fail('unusable_key', `The token names a signing key that may not verify RS256 access tokens (${lookup.detail}).`);
+      return rejected('unusable_key', `The token names a signing key that may not verify RS256 access tokens (${lookup.detail}).`);
     case 'unavailable':
-      return rejection(
-        'identity_provider_unavailable',
-        `The signing keys of tenant ${tid} could not be loaded from ${policy.authority} yet: retry later.`,
-        { retryAfterSeconds: lookup.retryAfterSeconds, reason: 'keys_unavailable' },
-      );
+      return {
+        kind: 'unavailable',
+        rejection: rejection('identity_provider_unavailable', `The signing keys of tenant ${tid} could not be loaded from ${policy.authority} yet: retry later.`, {
+          retryAfterSeconds: lookup.retryAfterSeconds,
+          reason: 'keys_unavailable',
+        }),
+      };
   }
 }
+
+const rejected = (reason: TokenReason, message: string): SigningKeyOutcome => ({ kind: 'rejected', failure: fail(reason, message) });
 
 /** The RSA-SHA256 (PKCS#1 v1.5) signature over `header.payload` with a pre-imported KeyObject. */
 export function checkSignature(jws: CompactJws, key: SigningKey): TokenFailure | undefined {
@@ -412,232 +442,4 @@ export function checkSignature(jws: CompactJws, key: SigningKey): TokenFailure |
 
 export function rejectionOf(failure: TokenFailure): Rejection {
   return rejection('invalid_token', failure.message, { bearerError: 'invalid_token', reason: failure.reason });
-}
-
-/**
- * The principal a verified payload describes. Its claims are a copy: the strict parser's strings
- * are slices of the decoded payload text (and its objects null-prototype dictionaries), so keeping
- * the payload itself would keep every cached token's whole text alive in the token cache.
- */
-export function principalOf(payload: JsonObject): Principal {
-  const claims = copyOf(payload);
-  const appId = str(claims.azp) ?? str(claims.appid);
-  const name = str(claims.preferred_username) ?? str(claims.name) ?? str(claims.app_displayname);
-  return {
-    type: isDelegated(claims) ? 'user' : 'app',
-    oid: (claims.oid as string).toLowerCase(),
-    tid: (claims.tid as string).toLowerCase(),
-    ...(appId !== undefined ? { appId } : {}),
-    ...(name !== undefined ? { name } : {}),
-    claims,
-  };
-}
-
-/** A deep copy with its own strings: V8 may keep a substring as a view of its whole source text. */
-function copyOf<T extends JsonValue>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}
-
-function str(value: JsonValue | undefined): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-export type TokenValidation =
-  | {
-      readonly ok: true;
-      readonly principal: Principal;
-      readonly tenantId: string;
-      readonly kid: string;
-      /** The time checks pass from `validFromMs` (inclusive) to `validUntilMs` (exclusive), epoch ms. */
-      readonly validFromMs: number;
-      readonly validUntilMs: number;
-    }
-  | { readonly ok: false; readonly rejection: Rejection };
-
-/** The request-path validator: the same checks as `inspectToken`, stopping at the first failure. */
-export class EntraTokenValidator {
-  constructor(
-    readonly policy: TokenPolicy,
-    private readonly keys: SigningKeySource,
-    private readonly clock: Clock,
-  ) {}
-
-  validate(token: string): TokenValidation | Promise<TokenValidation> {
-    const jws = decodeToken(token);
-    if ('reason' in jws) return { ok: false, rejection: rejectionOf(jws) };
-    const now = this.clock.now() / 1000;
-    for (const check of TOKEN_CHECKS) {
-      const failure = check.run(jws, this.policy, now);
-      if (failure !== undefined) return { ok: false, rejection: rejectionOf(failure) };
-    }
-    const tid = tenantOf(jws.payload)!;
-    const kid = jws.header.kid as string;
-    const lookup = this.keys.resolve(tid, kid);
-    if (lookup instanceof Promise) return lookup.then((settled) => this.verified(jws, settled, tid, kid));
-    return this.verified(jws, lookup, tid, kid);
-  }
-
-  private verified(jws: CompactJws, lookup: KeyLookup, tenantId: string, kid: string): TokenValidation {
-    const key = checkSigningKey(lookup, jws, this.policy);
-    if ('code' in key) return { ok: false, rejection: key };
-    if ('reason' in key) return { ok: false, rejection: rejectionOf(key) };
-    const bad = checkSignature(jws, key);
-    if (bad !== undefined) return { ok: false, rejection: rejectionOf(bad) };
-    const { exp, nbf, iat } = jws.payload as { exp: number; nbf?: number; iat?: number };
-    const skew = this.policy.clockSkewSeconds;
-    const from = Math.max(nbf ?? Number.NEGATIVE_INFINITY, iat ?? Number.NEGATIVE_INFINITY);
-    const principal = principalOf(jws.payload);
-    return {
-      ok: true,
-      principal,
-      // Copies, not slices of the token's header and payload text (see principalOf).
-      tenantId: copyOf(tenantId),
-      kid: copyOf(kid),
-      validFromMs: (from - skew) * 1000,
-      validUntilMs: (exp + skew) * 1000,
-    };
-  }
-}
-
-export interface CheckOutcome {
-  readonly check: TokenCheckName;
-  readonly ok: boolean;
-  /** The check could not run (an earlier check it depends on failed, or no keys were available). */
-  readonly skipped: boolean;
-  readonly rule: string;
-  readonly detail: string;
-  readonly reason?: TokenReason;
-}
-
-export interface TokenVerdict {
-  /** What the sidecar answers (200 = authenticated; authorization is a later step). */
-  readonly status: number;
-  readonly code: ErrorCode | null;
-  readonly message: string;
-  readonly reason?: string;
-  readonly retryAfterSeconds?: number;
-  /** False when no signing keys were available to check the signature. */
-  readonly signatureVerified: boolean;
-  readonly principal?: Principal;
-}
-
-export interface TokenInspection {
-  readonly checks: readonly CheckOutcome[];
-  /** The decoded header and payload (never the signature), when the token could be decoded. */
-  readonly header?: JsonObject;
-  readonly payload?: JsonObject;
-  readonly verdict: TokenVerdict;
-}
-
-/**
- * Runs every check of SPEC section 4 on a token and reports each outcome, plus the verdict the
- * sidecar would give (the first failure in validator order). Without `keys`, the signing key and
- * signature are reported as not checked.
- */
-export async function inspectToken(
-  token: string,
-  policy: TokenPolicy,
-  opts: { readonly nowMs: number; readonly keys?: SigningKeySource },
-): Promise<TokenInspection> {
-  const checks: CheckOutcome[] = [];
-  const formatRule = `a compact JWS of at most ${MAX_CREDENTIAL_CHARS} characters: three canonical base64url parts, strict JSON objects`;
-  const jws = decodeToken(token);
-  if ('reason' in jws) {
-    checks.push({ check: 'format', ok: false, skipped: false, rule: formatRule, detail: jws.message, reason: jws.reason });
-    for (const check of TOKEN_CHECKS) checks.push(skipped(check.name, check.rule(policy), 'the token could not be decoded'));
-    checks.push(skipped('signing_key', 'kid is published by the tenant JWKS', 'the token could not be decoded'));
-    checks.push(skipped('signature', 'RS256 signature verifies', 'the token could not be decoded'));
-    return { checks, verdict: verdictOf(checks, false) };
-  }
-  checks.push({ check: 'format', ok: true, skipped: false, rule: formatRule, detail: 'three canonical base64url parts, strict JSON objects' });
-  const now = opts.nowMs / 1000;
-  const failed = new Set<TokenCheckName>();
-  for (const check of TOKEN_CHECKS) {
-    const rule = check.rule(policy);
-    if (check.dependsOn !== undefined && failed.has(check.dependsOn)) {
-      checks.push(skipped(check.name, rule, `not meaningful: the ${check.dependsOn} check failed`));
-      continue;
-    }
-    const failure = check.run(jws, policy, now);
-    if (failure === undefined) {
-      checks.push({ check: check.name, ok: true, skipped: false, rule, detail: check.passed(jws, policy, now) });
-    } else {
-      failed.add(check.name);
-      checks.push({ check: check.name, ok: false, skipped: false, rule, detail: failure.message, reason: failure.reason });
-    }
-  }
-
-  const keyRule = 'kid is published by the tenant JWKS, usable for RS256 and scoped to the token issuer';
-  const signatureRule = 'the RS256 signature verifies with that key';
-  let signatureVerified = false;
-  let unavailable: Rejection | undefined;
-  const tid = tenantOf(jws.payload);
-  if (failed.has('header') || failed.has('tenant') || tid === undefined) {
-    checks.push(skipped('signing_key', keyRule, 'not looked up: keys are only fetched for allowed tenants and well-formed headers'));
-    checks.push(skipped('signature', signatureRule, 'no signing key'));
-  } else if (opts.keys === undefined) {
-    checks.push(skipped('signing_key', keyRule, 'not checked: no signing keys available'));
-    checks.push(skipped('signature', signatureRule, 'not checked: no signing keys available'));
-  } else {
-    const key = checkSigningKey(await opts.keys.resolve(tid, jws.header.kid as string), jws, policy);
-    if ('code' in key) {
-      unavailable = key;
-      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: key.message, reason: 'keys_unavailable' });
-      checks.push(skipped('signature', signatureRule, 'no signing key'));
-    } else if ('reason' in key) {
-      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: key.message, reason: key.reason });
-      checks.push(skipped('signature', signatureRule, 'no signing key'));
-    } else {
-      checks.push({ check: 'signing_key', ok: true, skipped: false, rule: keyRule, detail: `kid ${echo(key.kid)} found` });
-      const bad = checkSignature(jws, key);
-      signatureVerified = bad === undefined;
-      checks.push(
-        bad === undefined
-          ? { check: 'signature', ok: true, skipped: false, rule: signatureRule, detail: 'the signature verifies' }
-          : { check: 'signature', ok: false, skipped: false, rule: signatureRule, detail: bad.message, reason: bad.reason },
-      );
-    }
-  }
-  const verdict = verdictOf(checks, signatureVerified, unavailable);
-  return {
-    checks,
-    header: jws.header,
-    payload: jws.payload,
-    verdict: verdict.status === 200 && signatureVerified ? { ...verdict, principal: principalOf(jws.payload) } : verdict,
-  };
-}
-
-function skipped(check: TokenCheckName, rule: string, detail: string): CheckOutcome {
-  return { check, ok: false, skipped: true, rule, detail };
-}
-
-function verdictOf(checks: readonly CheckOutcome[], signatureVerified: boolean, unavailable?: Rejection): TokenVerdict {
-  const first = checks.find((c) => !c.ok && !c.skipped);
-  if (first === undefined) {
-    return {
-      status: 200,
-      code: null,
-      message: signatureVerified
-        ? 'The token would be accepted (authorization is checked next).'
-        : 'Every claim check passes; the signature was not checked, so this is not proof the token would be accepted.',
-      signatureVerified,
-    };
-  }
-  if (first.check === 'signing_key' && unavailable !== undefined) {
-    return {
-      status: statusOf(unavailable.code),
-      code: unavailable.code,
-      message: unavailable.message,
-      ...(unavailable.reason !== undefined ? { reason: unavailable.reason } : {}),
-      ...(unavailable.retryAfterSeconds !== undefined ? { retryAfterSeconds: unavailable.retryAfterSeconds } : {}),
-      signatureVerified,
-    };
-  }
-  return {
-    status: statusOf('invalid_token'),
-    code: 'invalid_token',
-    message: first.detail,
-    ...(first.reason !== undefined ? { reason: first.reason } : {}),
-    signatureVerified,
-  };
 }
