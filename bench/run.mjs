@@ -64,7 +64,7 @@ function parseArgs(argv) {
 
 function usage(problem) {
   if (problem) process.stderr.write(`bench: ${problem}\n`);
-  process.stderr.write('usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse,forward-auth] [--json [FILE]] [--quick] [--pin split|none] [--profile throughput]\n');
+  process.stderr.write('usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse,forward-auth,replicas] [--json [FILE]] [--quick] [--pin split|none] [--profile throughput]\n');
   process.exit(problem ? 2 : 0);
 }
 

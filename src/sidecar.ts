@@ -48,7 +48,8 @@ export interface SidecarOverrides {
 export async function startSidecar(config: ServeConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
   const clock = overrides.clock ?? systemClock;
   const log = overrides.log ?? createLogger({ level: config.logLevel, format: config.logFormat });
-  const metrics = new Metrics({ mode: config.mode });
+  // Forward-auth series carry mode="forward-auth"; proxy mode's keep their labels as they were (mode="" in PromQL).
+  const metrics = new Metrics(config.mode === 'forward-auth' ? { mode: config.mode } : {});
 
   const routes = buildRoutes(config);
   const authn = new Authenticator({

@@ -113,7 +113,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** `mode` labels every series (`proxy` or `forward-auth`), so both modes' dashboards read the same metrics. */
+  /** `mode` labels every series (`forward-auth`), so one dashboard reads both modes' metrics apart. */
   constructor(opts: { defaultMetrics?: boolean; mode?: string } = {}) {
     if (opts.mode !== undefined) this.registry.setDefaultLabels({ mode: opts.mode });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'foundry_auth_' });

@@ -111,6 +111,15 @@ describe('the answers', () => {
     expect(line).toMatchObject({ mode: 'forward-auth', method: 'POST', path: '/v1/chat/completions', decision: 'allow', status: 200 });
   });
 
+  it("allow: the lifetime is cut at the token's exp when that comes before the RBAC decision's end", async () => {
+    const soon = await idp.mint({ claims: { exp: Math.floor(Date.now() / 1000) + 100 } });
+    const reply = await check(nginxProfile.url, 'GET', '/auth', { authorization: `Bearer ${soon}`, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' });
+    expect(reply.status).toBe(200);
+    const maxAge = Number(/^private, max-age=(\d+)$/.exec(String(reply.headers['cache-control']))?.[1]);
+    expect(maxAge).toBeGreaterThanOrEqual(95);
+    expect(maxAge).toBeLessThanOrEqual(100);
+  });
+
   it('allow for an API key: every identity header present, empty where it does not apply', async () => {
     const reply = await check(nginxProfile.url, 'GET', '/auth', { 'api-key': API_KEY, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' });
     expect(reply.status).toBe(200);
