@@ -14,6 +14,7 @@ import { systemClock, type Clock } from './ops/clock.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { Forwarder } from './proxy/forward.js';
+import { UpstreamApiKey } from './proxy/upstream-key.js';
 
 /** A configuration problem found while building the stages (files, identity environment): exit 2. */
 export class StartupError extends Error {
@@ -56,15 +57,18 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
     metrics,
   });
   const authz = await buildAuthorizer(config, { clock, log, metrics });
-  const forwarder = Forwarder.fromConfig(config, metrics);
+  const upstreamApiKey = config.upstreamApiKeyFile !== undefined ? new UpstreamApiKey(config.upstreamApiKeyFile, log) : undefined;
+  const forwarder = Forwarder.fromConfig(config, metrics, upstreamApiKey);
   const gateway = new Gateway({ routes, publicPaths: config.publicPaths, authn, authz, forwarder, log, metrics });
 
   const checks: ReadinessCheck[] = [];
   if (config.entra) checks.push({ name: 'signingKeys', check: () => authn.readiness() });
   checks.push({ name: config.rbac.mode === 'arm' ? 'armToken' : 'roleAssignments', check: () => authz.readiness() });
+  if (upstreamApiKey) checks.push({ name: 'upstreamApiKey', check: () => upstreamApiKey.readiness() });
   const admin = new AdminServer(metrics, checks);
 
   await authn.start();
+  await upstreamApiKey?.start();
   const url = await listen(gateway.server, config.listen.host, config.listen.port);
   const adminUrl = await listen(admin.server, config.adminListen.host, config.adminListen.port);
   log.info(
@@ -88,6 +92,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       admin.startDraining();
       gateway.startDraining();
       await drain(gateway.server, config.shutdownGraceMs, log);
+      upstreamApiKey?.close();
       await Promise.allSettled([forwarder.close(), authz.close(), authn.close()]);
       await close(admin.server);
       log.info('stopped');

@@ -48,6 +48,8 @@ export interface ServeConfig {
   readonly publicPaths: readonly string[];
   readonly routesFile?: string;
   readonly forwardAuthorization: boolean;
+  /** Sent upstream as `api-key`; never together with `forwardAuthorization`. */
+  readonly upstreamApiKeyFile?: string;
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamBodyTimeoutMs: number;
   readonly shutdownGraceMs: number;

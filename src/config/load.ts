@@ -173,6 +173,7 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const publicPaths = list('public-paths');
   const routesFile = path('routes-file');
   const forwardAuthorization = bool('forward-authorization');
+  const upstreamApiKeyFile = path('upstream-api-key-file');
   const headersTimeout = duration('upstream-headers-timeout');
   const bodyTimeout = duration('upstream-body-timeout');
   const shutdownGrace = duration('shutdown-grace');
@@ -204,6 +205,10 @@ export function loadServeConfig(sources: Sources): LoadResult {
   }
   if (publicPaths?.some((p) => p.includes('?') || p.includes('#') || p.includes('..') || p.includes('//'))) {
     fail('public-paths', 'paths must be canonical: no query, fragment, dot segments or empty segments');
+  }
+
+  if (upstreamApiKeyFile !== undefined && forwardAuthorization === true) {
+    fail('upstream-api-key-file', "cannot be combined with --forward-authorization: the upstream gets the sidecar's key, never the caller's");
   }
 
   if (errors.length > 0) return { ok: false, errors };
@@ -244,6 +249,7 @@ export function loadServeConfig(sources: Sources): LoadResult {
     publicPaths: publicPaths!,
     ...(routesFile !== undefined ? { routesFile } : {}),
     forwardAuthorization: forwardAuthorization!,
+    ...(upstreamApiKeyFile !== undefined ? { upstreamApiKeyFile } : {}),
     upstreamHeadersTimeoutMs: headersTimeout!,
     upstreamBodyTimeoutMs: bodyTimeout!,
     shutdownGraceMs: shutdownGrace!,
