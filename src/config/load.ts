@@ -9,7 +9,14 @@ import { SERVE_OPTIONS, envName, fileKey, type OptionSpec, type ServeFlag } from
 /** Raw values as they arrive: flags and env are strings, a config file may hold numbers, booleans and arrays. */
 export type RawValue = string | number | boolean | readonly (string | number)[];
 
-export type LoadResult = { readonly ok: true; readonly config: ServeConfig } | { readonly ok: false; readonly errors: readonly string[] };
+export type LoadResult =
+  | {
+      readonly ok: true;
+      readonly config: ServeConfig;
+      /** The settings given (flag, env or config file) by flag name, without defaults and without `config`: what `manifests` renders. */
+      readonly given: ReadonlyMap<ServeFlag, RawValue>;
+    }
+  | { readonly ok: false; readonly errors: readonly string[] };
 
 interface Sources {
   /** Flags given on the command line, keyed by flag name (`tenant-id`). */
@@ -40,15 +47,18 @@ export function loadServeConfig(sources: Sources): LoadResult {
     }
   }
 
-  function pick(flag: ServeFlag): RawValue | undefined {
+  function given(flag: ServeFlag): RawValue | undefined {
     const fromFlag = sources.flags[flag];
     if (fromFlag !== undefined) return fromFlag;
     const fromEnv = sources.env[envName(flag)];
     if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
     const fromFile = flag === 'config' ? undefined : file[fileKey(flag)];
     if (fromFile !== undefined && fromFile !== null) return fromFile as RawValue;
-    const spec = specs.get(flag);
-    return spec?.default;
+    return undefined;
+  }
+
+  function pick(flag: ServeFlag): RawValue | undefined {
+    return given(flag) ?? specs.get(flag)?.default;
   }
 
   function fail(flag: string, problem: string): undefined {
@@ -256,7 +266,12 @@ export function loadServeConfig(sources: Sources): LoadResult {
     logLevel: logLevel!,
     logFormat: logFormat!,
   };
-  return { ok: true, config };
+  const givenSettings = new Map<ServeFlag, RawValue>();
+  for (const { flag } of SERVE_OPTIONS) {
+    const value = flag === 'config' ? undefined : given(flag);
+    if (value !== undefined) givenSettings.set(flag, value);
+  }
+  return { ok: true, config, given: givenSettings };
 }
 
 function readConfigFile(path: string): Record<string, unknown> | string {
