@@ -30,7 +30,7 @@ export function command(): Command {
     .option('--app-labels <k=v,...>', "sidecar: its pods' selector labels")
     .addOption(new Option('--proxy <proxy>', 'forward-auth: the proxy that asks').choices(['ingress-nginx', 'istio']).default('ingress-nginx'))
     .option('--host <host>', 'forward-auth: the host the proxy protects', 'models.example.com')
-    .option('--backend <service:port>', 'forward-auth (ingress-nginx): the Service the Ingress routes to');
+    .option('--backend <[namespace/]service:port>', 'forward-auth (ingress-nginx): the Service the example Ingress routes to');
   addServeOptions(cmd, SKIP);
   cmd.action((opts: Record<string, unknown>) => {
     const mode = opts['mode'] as Topology;
@@ -64,7 +64,7 @@ export function command(): Command {
     const clientId = opts['workloadIdentityClientId'];
     if (typeof clientId === 'string' && !GUID.test(clientId)) errors.push(`--workload-identity-client-id: must be a GUID (got "${clientId}")`);
     const backend = opts['backend'];
-    if (typeof backend === 'string' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?:\d{1,5}$/.test(backend)) errors.push(`--backend: expected <service>:<port> (got "${backend}")`);
+    if (typeof backend === 'string' && !/^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:\d{1,5}$/.test(backend)) errors.push(`--backend: expected [<namespace>/]<service>:<port> (got "${backend}")`);
     if (errors.length > 0 || !loaded.ok) {
       for (const line of errors) process.stderr.write(`foundry-auth manifests: ${line}\n`);
       process.exit(EXIT_USAGE);

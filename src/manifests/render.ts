@@ -185,7 +185,8 @@ class Context {
       spec: {
         selector: { matchLabels: { ...appLabels } },
         template: {
-          metadata: { labels: this.podLabels(), annotations: this.checksums() },
+          // Only the workload identity label: the app's pods keep their own labels.
+          metadata: { ...(this.flags.workloadIdentity ? { labels: { [WORKLOAD_IDENTITY_LABEL]: 'true' } } : {}), annotations: this.checksums() },
           spec: {
             serviceAccountName: this.o.name,
             initContainers: [container],
@@ -220,12 +221,15 @@ class Context {
     const host = this.o.host ?? 'models.example.com';
     const checkUrl = `http://${this.o.name}.${this.o.namespace}.svc.cluster.local:${this.serve.config.listen.port}`;
     if (proxy === 'ingress-nginx') {
-      const [service, port] = (this.o.backend ?? 'model:5000').split(':');
+      // `[namespace/]service:port`: an Ingress routes only to Services of its own namespace.
+      const backend = /^(?:([^/]+)\/)?([^:]+):(\d+)$/.exec(this.o.backend ?? 'model:5000')!;
+      const [, backendNamespace, service, port] = backend;
       objects.push(
         builtin(
           new Ingress({
             metadata: {
               ...this.meta(`${this.o.name}-protected`),
+              namespace: backendNamespace ?? this.o.namespace,
               annotations: {
                 // ingress-nginx's auth subrequest carries X-Original-Method and X-Original-URI (profile nginx).
                 'nginx.ingress.kubernetes.io/auth-url': `${checkUrl}/`,
@@ -234,7 +238,7 @@ class Context {
             },
             spec: {
               ingressClassName: 'nginx',
-              rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: service!, port: { number: Number(port ?? 80) } } } }] } }],
+              rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: service!, port: { number: Number(port) } } } }] } }],
             },
           }),
         ),
