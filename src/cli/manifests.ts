@@ -90,7 +90,7 @@ export function command(): Command {
       host: opts['host'] as string,
       ...(typeof backend === 'string' ? { backend } : {}),
     };
-    const rendered = renderManifests(options, { config: loaded.config, given: loaded.given });
+    const rendered = renderManifests(options, { config: loaded.config, given: loaded.given, options: OPTIONS });
     if (!rendered.ok) {
       for (const line of rendered.errors) process.stderr.write(`foundry-auth manifests: ${line}\n`);
       process.exit(EXIT_USAGE);

@@ -4,7 +4,7 @@ import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import type { RawValue } from '../config/load.js';
-import { SERVE_OPTIONS, envName, type OptionSpec } from '../config/options.js';
+import { envName, type OptionSpec } from '../config/options.js';
 
 /** Where mounted files appear in the pod. */
 export const FILES_DIR = '/etc/foundry-auth/files';
@@ -46,6 +46,8 @@ export interface PodSettingsInput {
   readonly secretNames: ReadonlyMap<string, string>;
   /** Prefix of generated object names. */
   readonly name: string;
+  /** The options table describing `given` (`SERVE_OPTIONS`). */
+  readonly options: readonly OptionSpec[];
 }
 
 export type PodSettingsResult = { readonly ok: true; readonly pod: PodSettings } | { readonly ok: false; readonly errors: readonly string[] };
@@ -63,9 +65,7 @@ export function podSettings(input: PodSettingsInput): PodSettingsResult {
   const mounts: IVolumeMount[] = [];
   const secrets: SecretUse[] = [];
   const errors: string[] = [];
-  const specs: readonly OptionSpec[] = SERVE_OPTIONS;
-
-  for (const spec of specs) {
+  for (const spec of input.options) {
     if (spec.flag === 'config') continue;
     const fixed = input.fixed.get(spec.flag);
     if (fixed !== undefined) {

@@ -15,6 +15,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { stringify } from 'yaml';
 import type { ServeConfig } from '../config/config.js';
 import type { RawValue } from '../config/load.js';
+import type { OptionSpec } from '../config/options.js';
 import { ADMIN_PORT_NAME, LISTEN_PORT_NAME, POD_SECURITY, TMP_VOLUME, foundryAuthContainer } from './container.js';
 import type { IstioAuthorizationPolicy, ServiceMonitor } from './custom-resources.js';
 import { podSettings, type PodSettings, type SecretUse } from './pod-settings.js';
@@ -53,6 +54,8 @@ export interface ManifestOptions {
 export interface ServeSettings {
   readonly config: ServeConfig;
   readonly given: ReadonlyMap<string, RawValue>;
+  /** The options table `given` is keyed by (`SERVE_OPTIONS`): how each setting reaches the pod. */
+  readonly options: readonly OptionSpec[];
 }
 
 /** A printed object: a kubernetes-models instance (validates against the bundled schemas) or a custom resource. */
@@ -96,7 +99,7 @@ export function renderManifests(options: ManifestOptions, serve: ServeSettings):
     // The operator keeps a model deployment's keys in `<deployment>-api-keys`; the Service is named after the deployment.
     secretNames.set('upstream-api-key-file', `${config.upstream.hostname.split('.')[0]}-api-keys`);
   }
-  const settings = podSettings({ given: serve.given, fixed, secretNames, name: options.name });
+  const settings = podSettings({ given: serve.given, fixed, secretNames, name: options.name, options: serve.options });
   if (!settings.ok) errors.push(...settings.errors);
   if (errors.length > 0 || !settings.ok) return { ok: false, errors };
 
