@@ -5,7 +5,8 @@ import { SERVE_OPTIONS, type OptionSpec } from '../config/options.js';
 import { isSecretSetting } from '../manifests/pod-settings.js';
 import { FOUNDRY_NAMESPACE, renderManifests, toYaml, type ForwardAuthProxy, type ManifestOptions, type Topology } from '../manifests/render.js';
 import { addServeOptions, serveFlags } from './serve.js';
-import { EXIT_USAGE, exitOnUsageError } from './usage.js';
+import { EXIT_USAGE } from '../config/exit-codes.js';
+import { exitOnUsageError } from './usage.js';
 
 const OPTIONS: readonly OptionSpec[] = SERVE_OPTIONS;
 /** `serve --mode` (when the table has it) is set from the topology, so `manifests --mode` names the topology instead. */

@@ -2,22 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Authorizer, Decision } from '../authz/decision.js';
-import { writeAudit, type RequestRecord } from '../ops/audit.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
+import type { RequestDecider, RequestDecision } from '../contracts/request.js';
+import type { ForwardingStage } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { checkTarget } from './canonical.js';
-import { rejection, type Rejection } from './errors.js';
+import { writeAudit, type RequestRecord } from './audit.js';
 import { sendOnSocket, sendRejection } from './respond.js';
-import type { RouteTable } from './routes.js';
-import type { AuthenticationStage, AuthnOutcome, ForwardingStage } from './stages.js';
 
 export interface GatewayOptions {
-  readonly routes: RouteTable;
-  /** Canonical paths forwarded to the data upstream without authentication (GET and HEAD only). */
-  readonly publicPaths: readonly string[];
-  readonly authn: AuthenticationStage;
-  readonly authz: Authorizer;
+  /** Steps 1-8: what to do with a request (the same core the forward-auth front calls). */
+  readonly decider: RequestDecider;
   readonly forwarder: ForwardingStage;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -29,21 +24,23 @@ export interface GatewayOptions {
 
 /** More header fields than any real client sends; above it the request is refused rather than half-read. */
 const MAX_HEADER_FIELDS = 256;
-/** Methods refused at step 1 whatever the path: they echo or tunnel, and nothing here needs them. */
-const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
+const kResponse = Symbol('foundry-auth.response');
+const kRecord = Symbol('foundry-auth.record');
+/** The connection's latest request still in the pipeline; its response carries the request's record. */
+type TaggedSocket = Socket & { [kResponse]?: ServerResponse };
+type TaggedResponse = ServerResponse & { [kRecord]?: RequestRecord };
 
 /**
- * The request pipeline of SPEC section 3, top to bottom: request target -> canonical path ->
- * public path -> route -> credentials + authentication -> authorization -> forward. A request that
- * fails a step never reaches a later one. Every rejection is a value; `respond.ts` writes it.
+ * The proxy front: this listener's own checks (upgrade, HTTP version, framing, header fields), then
+ * the decision core (`pipeline/decide.ts`: target -> canonical path -> public path -> route ->
+ * authentication -> authorization), then the forward. A request that fails a step never reaches a
+ * later one. Every rejection is a value; `respond.ts` writes it; the audit line is written once.
  */
 export class Gateway {
   readonly server: Server;
   private draining = false;
-  private readonly publicPaths: ReadonlySet<string>;
 
   constructor(private readonly opts: GatewayOptions) {
-    this.publicPaths = new Set(opts.publicPaths);
     const headersTimeout = opts.headersTimeoutMs ?? 30_000;
     this.server = createServer(
       // Node checks the two timeouts on this interval (default 30 s); check often enough that they mean what they say.
@@ -65,11 +62,16 @@ export class Gateway {
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const record: RequestRecord = { requestId: randomUUID(), method: req.method ?? '', startedAt: performance.now() };
+    const socket = req.socket as TaggedSocket;
+    // A parser error later on this connection (a broken chunked body) belongs to this request: see onClientError.
+    socket[kResponse] = res;
+    (res as TaggedResponse)[kRecord] = record;
     this.opts.metrics.inflight.inc();
     // The audit line needs both the response's end and the pipeline's last word (e.g. the upstream outcome).
     let pending = 2;
     const finish = (): void => {
       if (--pending > 0) return;
+      if (socket[kResponse] === res) socket[kResponse] = undefined;
       this.opts.metrics.inflight.dec();
       writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
     };
@@ -93,11 +95,7 @@ export class Gateway {
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
-    // Step 1: what kind of request this is.
-    const method = record.method;
-    if (REFUSED_METHODS.has(method)) {
-      return this.reject(req, res, record, rejection('method_not_allowed', `${method} is not supported by foundry-auth`, { allow: [] }));
-    }
+    // Step 1, as far as this listener's own connection is concerned: upgrades, HTTP version, framing, header fields.
     if (req.headers.upgrade !== undefined) {
       return this.reject(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
     }
@@ -110,65 +108,18 @@ export class Gateway {
     }
     const headerProblem = rawHeaderProblem(req.rawHeaders);
     if (headerProblem !== undefined) return this.reject(req, res, record, rejection('invalid_request', headerProblem));
+
+    // Steps 1-8: the decision core, shared with the forward-auth front.
     const target = req.url ?? '';
-    const checked = checkTarget(target);
-    if (!checked.ok) return this.reject(req, res, record, rejection(checked.code, checked.message));
-    record.path = checked.path;
-
-    // Step 3: public paths skip authentication, and only they do.
-    if ((method === 'GET' || method === 'HEAD') && this.publicPaths.has(checked.path)) {
-      record.plane = 'data';
-      record.route = 'public';
-      record.decision = 'public';
-      // Awaited, not returned: returning a promise from an async function costs two more microtasks.
-      await this.forward(req, res, record, target);
-      return;
-    }
-
-    // Step 4: route -> plane and action.
-    const lookup = this.opts.routes.lookup(method, checked.path);
-    if (lookup.kind === 'not_found') {
-      return this.reject(req, res, record, rejection('route_not_found', `no route for ${method} ${checked.path}; foundry-auth forwards only the Foundry Local API routes it knows`));
-    }
-    if (lookup.kind === 'method_not_allowed') {
-      return this.reject(
-        req,
-        res,
-        record,
-        rejection('method_not_allowed', `${method} is not allowed on ${checked.path}; allowed: ${lookup.allow.join(', ')}`, { allow: lookup.allow }),
-      );
-    }
-    const route = lookup.route;
-    record.route = route.name;
-    record.plane = route.plane;
-    record.action = route.action;
-
-    // Steps 5-7: credentials, then who the caller is.
-    const authStarted = performance.now();
-    const pending = this.opts.authn.authenticateRequest(req.rawHeaders, checked.query);
-    const authn: AuthnOutcome = pending instanceof Promise ? await pending : pending;
-    record.authMs = performance.now() - authStarted;
-    if (!authn.ok) return this.reject(req, res, record, authn.rejection);
-    record.principal = authn.principal;
-    record.tokenCache = authn.tokenCache;
-
-    // Step 8: may this principal perform the route's action at the cluster scope?
-    const authzStarted = performance.now();
-    const deciding = this.opts.authz.authorize(authn.principal, route);
-    // A cached decision may come back as a plain value: awaiting it would still cost a microtask.
-    const decision: Decision = deciding instanceof Promise ? await deciding : deciding;
-    record.rbacMs = performance.now() - authzStarted;
-    record.decisionSource = decision.source;
-    if (decision.kind !== 'unavailable') record.rbacCache = decision.cache;
-    const denied = decisionRejection(decision);
-    if (denied !== undefined) {
-      record.decision = decision.kind === 'deny' ? 'deny' : 'unavailable';
-      return this.reject(req, res, record, denied);
-    }
-    record.decision = 'allow';
+    const deciding = this.opts.decider.decide({ method: record.method, target, rawHeaders: req.rawHeaders, hasBody: hasBody(req) });
+    // Everything cached: a plain value, and awaiting it would still cost a microtask.
+    const decision = deciding instanceof Promise ? await deciding : deciding;
+    recordDecision(record, decision);
+    if (decision.kind === 'reject') return this.reject(req, res, record, decision.rejection);
 
     // Step 9: only now may the client send its body.
-    if (isExpectContinue(req)) res.writeContinue();
+    if (decision.kind === 'allow' && isExpectContinue(req)) res.writeContinue();
+    // Awaited, not returned: returning a promise from an async function costs two more microtasks.
     await this.forward(req, res, record, target);
   }
 
@@ -190,11 +141,13 @@ export class Gateway {
   }
 
   private reject(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection): void {
+    // A parser error on the connection was already answered on this response (answerInFlight).
+    if (res.headersSent) return;
     record.code = error.code;
     record.reason = error.reason;
     record.decision ??= 'rejected';
-    // A body we will not read must not be left on a kept-alive connection; closing also spares reading it.
-    const closeConnection = this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported' || req.httpVersionMajor !== 1;
+    // A refused request's body is never read as a next request (CL.0), nor waited for: its connection is closed.
+    const closeConnection = this.draining || hasBody(req) || error.code === 'upgrade_not_supported' || req.httpVersionMajor !== 1;
     sendRejection(res, error, record.requestId, closeConnection);
   }
 
@@ -210,27 +163,72 @@ export class Gateway {
       socket.destroy();
       return;
     }
-    const requestId = randomUUID();
+    const inFlight = (socket as TaggedSocket)[kResponse];
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const message =
-      status === 431
-        ? 'request headers are too large (limit 16 KiB in total)'
-        : status === 408
-          ? 'the request headers did not arrive in time'
-          : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
+    const error = rejection('invalid_request', clientErrorMessage(status, inFlight !== undefined), { reason: err.code ?? 'parse_error' });
+    if (inFlight !== undefined) {
+      this.answerInFlight(inFlight, socket, error, status);
+      return;
+    }
+    const requestId = randomUUID();
     this.opts.metrics.requests.inc({ plane: 'none', status: String(status), code: 'invalid_request' });
-    this.opts.log.info({ requestId, status, code: 'invalid_request', reason: err.code ?? 'parse_error' }, 'request');
-    sendOnSocket(socket, rejection('invalid_request', message), requestId, status);
+    this.opts.log.info({ requestId, status, code: 'invalid_request', reason: error.reason }, 'request');
+    sendOnSocket(socket, error, requestId, status);
   };
+
+  /**
+   * A parser error inside a request already handed to the pipeline (its body, or the bytes after
+   * it): that request's response is the one answer the client gets, and its audit line says so.
+   */
+  private answerInFlight(res: ServerResponse, socket: Socket, error: Rejection, status: number): void {
+    const record = (res as TaggedResponse)[kRecord]!;
+    if (res.writableEnded) {
+      // Already answered (and closing, or the parser would not have failed): what follows is not a request.
+      socket.end();
+      return;
+    }
+    if (res.headersSent) {
+      // The upstream's response is under way: nothing honest can be added to it.
+      record.reason = error.reason;
+      socket.destroy();
+      return;
+    }
+    record.code = error.code;
+    record.reason = error.reason;
+    record.decision ??= 'rejected';
+    sendRejection(res, error, record.requestId, true, status);
+  }
 }
 
-function decisionRejection(decision: Decision): Rejection | undefined {
-  if (decision.kind === 'allow') return undefined;
-  if (decision.kind === 'deny') return rejection('insufficient_permissions', decision.message, { reason: decision.reason });
-  return rejection('rbac_check_unavailable', decision.message, {
-    reason: decision.reason,
-    ...(decision.retryAfterSeconds !== undefined ? { retryAfterSeconds: decision.retryAfterSeconds } : {}),
-  });
+function clientErrorMessage(status: number, inBody: boolean): string {
+  if (status === 431) return 'request headers are too large (limit 16 KiB in total)';
+  if (status === 408) return inBody ? 'the request body did not arrive in time' : 'the request headers did not arrive in time';
+  return inBody ? 'malformed request body framing (chunked encoding)' : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
+}
+
+/** What the decision core found, into the audit record. */
+function recordDecision(record: RequestRecord, decision: RequestDecision): void {
+  record.path = decision.path;
+  if (decision.kind === 'public') {
+    record.plane = 'data';
+    record.route = 'public';
+    record.decision = 'public';
+    return;
+  }
+  const route = decision.route;
+  if (route !== undefined) {
+    record.route = route.name;
+    record.plane = route.plane;
+    record.action = route.action;
+  }
+  record.principal = decision.principal;
+  record.authMs = decision.authMs;
+  record.rbacMs = decision.rbacMs;
+  record.tokenCache = decision.tokenCache;
+  record.rbacCache = decision.rbacCache;
+  record.decisionSource = decision.decisionSource;
+  if (decision.kind === 'allow') record.decision = 'allow';
+  else if (decision.decision !== undefined) record.decision = decision.decision.kind;
 }
 
 /** Duplicate Host (Node silently keeps the first) or an unreasonable number of header fields. */
@@ -249,11 +247,13 @@ function isExpectContinue(req: IncomingMessage): boolean {
   return expect !== undefined && expect.toLowerCase() === '100-continue';
 }
 
-function hasUnreadBody(req: IncomingMessage): boolean {
-  if (req.complete) return false;
+/** Any Transfer-Encoding, or a Content-Length above 0 (llhttp admits digits only, so `00` is still no body). */
+function hasBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
   const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return length !== undefined && !/^0+$/.test(length);
 }
+
 
 function errorSummary(err: unknown): { message: string; stack?: string } {
   if (err instanceof Error) return { message: err.message, ...(err.stack ? { stack: err.stack } : {}) };
