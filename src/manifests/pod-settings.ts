@@ -52,9 +52,12 @@ export interface PodSettingsInput {
 
 export type PodSettingsResult = { readonly ok: true; readonly pod: PodSettings } | { readonly ok: false; readonly errors: readonly string[] };
 
-/** A setting whose value or file must never land in a ConfigMap: declared secret, or named like one (the safety net for new flags). */
+/**
+ * A setting whose value or file must never land in a ConfigMap: declared secret, or a file named
+ * like one (the safety net for new flags: a misjudged file is only mounted from a Secret).
+ */
 export function isSecretSetting(spec: OptionSpec): boolean {
-  return spec.secret === true || /password|secret|key|token|credential/.test(spec.flag);
+  return spec.secret === true || (spec.kind === 'path' && /password|secret|key|token|credential/.test(spec.flag));
 }
 
 export function podSettings(input: PodSettingsInput): PodSettingsResult {
