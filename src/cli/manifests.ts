@@ -40,6 +40,11 @@ export function command(): Command {
     if (mode === 'forward-auth' && OPTIONS.some((o) => o.flag === 'mode')) flags['mode'] = 'forward-auth';
     const loaded = loadServeConfig({ flags, env: process.env });
     if (!loaded.ok) errors.push(...loaded.errors);
+    // serve's own mode from FOUNDRY_AUTH_MODE or the config file must agree with the topology.
+    const serveMode = loaded.ok ? (loaded.given as ReadonlyMap<string, unknown>).get('mode') : undefined;
+    if (serveMode !== undefined && (serveMode === 'forward-auth') !== (mode === 'forward-auth')) {
+      errors.push(`--mode: the settings say serve mode "${String(serveMode)}" (FOUNDRY_AUTH_MODE or the config file), which does not fit the ${mode} topology`);
+    }
 
     const secretNames = new Map<string, string>();
     for (const entry of opts['secretName'] as string[]) {
