@@ -42,8 +42,8 @@ export function command(): Command {
     if (!loaded.ok) errors.push(...loaded.errors);
     // serve's own mode from FOUNDRY_AUTH_MODE or the config file must agree with the topology.
     const serveMode = loaded.ok ? (loaded.given as ReadonlyMap<string, unknown>).get('mode') : undefined;
-    if (serveMode !== undefined && (serveMode === 'forward-auth') !== (mode === 'forward-auth')) {
-      errors.push(`--mode: the settings say serve mode "${String(serveMode)}" (FOUNDRY_AUTH_MODE or the config file), which does not fit the ${mode} topology`);
+    if (typeof serveMode === 'string' && (serveMode === 'forward-auth') !== (mode === 'forward-auth')) {
+      errors.push(`--mode: the settings say serve mode "${serveMode}" (FOUNDRY_AUTH_MODE or the config file), which does not fit the ${mode} topology`);
     }
 
     const secretNames = new Map<string, string>();

@@ -6,6 +6,7 @@ export const ERRORS = {
   invalid_request: { status: 400, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   upgrade_not_supported: { status: 501, type: 'invalid_request_error' },
+  expectation_failed: { status: 417, type: 'invalid_request_error' },
   invalid_path: { status: 400, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'invalid_request_error' },
   ambiguous_auth: { status: 400, type: 'invalid_request_error' },
@@ -15,6 +16,10 @@ export const ERRORS = {
   identity_provider_unavailable: { status: 503, type: 'server_error' },
   insufficient_permissions: { status: 403, type: 'permission_error' },
   rbac_check_unavailable: { status: 500, type: 'server_error' },
+  /** Forward-auth: the check came from a peer outside `--trusted-proxies`; it is never evaluated. */
+  untrusted_proxy: { status: 403, type: 'permission_error' },
+  /** Forward-auth: the proxy did not send the original request's method or target; the message names the header. */
+  forward_auth_misconfigured: { status: 500, type: 'server_error' },
   upstream_unavailable: { status: 502, type: 'server_error' },
   upstream_timeout: { status: 504, type: 'server_error' },
   /** A bug in foundry-auth itself; never expected, always logged with the request ID. */

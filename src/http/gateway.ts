@@ -3,11 +3,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { rejection, type Rejection } from '../contracts/errors.js';
-import type { RequestDecider, RequestDecision } from '../contracts/request.js';
+import type { RequestDecider } from '../contracts/request.js';
 import type { ForwardingStage } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { writeAudit, type RequestRecord } from './audit.js';
+import { recordDecision, writeAudit, type RequestRecord } from './audit.js';
 import { sendOnSocket, sendRejection } from './respond.js';
 
 export interface GatewayOptions {
@@ -48,6 +48,8 @@ export class Gateway {
       this.onRequest,
     );
     this.server.on('checkContinue', this.onRequest);
+    // Any other `Expect`: answered by the pipeline (JSON 417, x-request-id, audit line), not with Node's bare 417.
+    this.server.on('checkExpectation', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
     this.server.headersTimeout = headersTimeout;
@@ -95,7 +97,11 @@ export class Gateway {
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
-    // Step 1, as far as this listener's own connection is concerned: upgrades, HTTP version, framing, header fields.
+    // Step 1, as far as this listener's own connection is concerned: expectations, upgrades, HTTP version, framing, header fields.
+    const expect = req.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
+      return this.reject(req, res, record, rejection('expectation_failed', 'the only expectation foundry-auth meets is "Expect: 100-continue"'));
+    }
     if (req.headers.upgrade !== undefined) {
       return this.reject(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
     }
@@ -118,7 +124,7 @@ export class Gateway {
     if (decision.kind === 'reject') return this.reject(req, res, record, decision.rejection);
 
     // Step 9: only now may the client send its body.
-    if (decision.kind === 'allow' && isExpectContinue(req)) res.writeContinue();
+    if (decision.kind === 'allow' && expect !== undefined) res.writeContinue();
     // Awaited, not returned: returning a promise from an async function costs two more microtasks.
     await this.forward(req, res, record, target);
   }
@@ -206,31 +212,6 @@ function clientErrorMessage(status: number, inBody: boolean): string {
   return inBody ? 'malformed request body framing (chunked encoding)' : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
 }
 
-/** What the decision core found, into the audit record. */
-function recordDecision(record: RequestRecord, decision: RequestDecision): void {
-  record.path = decision.path;
-  if (decision.kind === 'public') {
-    record.plane = 'data';
-    record.route = 'public';
-    record.decision = 'public';
-    return;
-  }
-  const route = decision.route;
-  if (route !== undefined) {
-    record.route = route.name;
-    record.plane = route.plane;
-    record.action = route.action;
-  }
-  record.principal = decision.principal;
-  record.authMs = decision.authMs;
-  record.rbacMs = decision.rbacMs;
-  record.tokenCache = decision.tokenCache;
-  record.rbacCache = decision.rbacCache;
-  record.decisionSource = decision.decisionSource;
-  if (decision.kind === 'allow') record.decision = 'allow';
-  else if (decision.decision !== undefined) record.decision = decision.decision.kind;
-}
-
 /** Duplicate Host (Node silently keeps the first) or an unreasonable number of header fields. */
 function rawHeaderProblem(raw: readonly string[]): string | undefined {
   if (raw.length > MAX_HEADER_FIELDS * 2) return `too many header fields (${raw.length / 2}; at most ${MAX_HEADER_FIELDS})`;
@@ -242,18 +223,12 @@ function rawHeaderProblem(raw: readonly string[]): string | undefined {
   return undefined;
 }
 
-function isExpectContinue(req: IncomingMessage): boolean {
-  const expect = req.headers.expect;
-  return expect !== undefined && expect.toLowerCase() === '100-continue';
-}
-
 /** Any Transfer-Encoding, or a Content-Length above 0 (llhttp admits digits only, so `00` is still no body). */
 function hasBody(req: IncomingMessage): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return true;
   const length = req.headers['content-length'];
   return length !== undefined && !/^0+$/.test(length);
 }
-
 
 function errorSummary(err: unknown): { message: string; stack?: string } {
   if (err instanceof Error) return { message: err.message, ...(err.stack ? { stack: err.stack } : {}) };

@@ -95,7 +95,7 @@ export function renderManifests(options: ManifestOptions, serve: ServeSettings):
   ]);
   if (workloadIdentity) fixed.set('identity', 'workload-identity');
   const secretNames = new Map(options.secretNames);
-  if (options.mode === 'gateway' && !secretNames.has('upstream-api-key-file')) {
+  if (options.mode === 'gateway' && config.mode === 'proxy' && !secretNames.has('upstream-api-key-file')) {
     // The operator keeps a model deployment's keys in `<deployment>-api-keys`; the Service is named after the deployment.
     secretNames.set('upstream-api-key-file', `${config.upstream.hostname.split('.')[0]}-api-keys`);
   }
@@ -410,8 +410,8 @@ class Context {
   }
 
   private upstreamPorts(): INetworkPolicyPort[] {
-    const { upstream, controlUpstream } = this.serve.config;
-    const ports = new Set([portOf(upstream), portOf(controlUpstream)]);
+    const { config } = this.serve;
+    const ports = new Set(config.mode === 'proxy' ? [portOf(config.upstream), portOf(config.controlUpstream)] : []);
     return [...ports].map((port) => ({ protocol: 'TCP' as const, port }));
   }
 

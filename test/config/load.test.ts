@@ -24,7 +24,7 @@ describe('serve configuration', () => {
   it('applies the SPEC defaults', () => {
     const result = load(BASE);
     expect(result.ok).toBe(true);
-    if (!result.ok) return;
+    if (!result.ok || result.config.mode !== 'proxy') throw new Error('expected a proxy-mode configuration');
     const c = result.config;
     expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080 });
     expect(c.adminListen).toEqual({ host: '127.0.0.1', port: 9090 });

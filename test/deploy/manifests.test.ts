@@ -104,7 +104,7 @@ describe('every object of every mode', () => {
   it('the restricted check finds what the profile forbids', () => {
     const base = foundryAuthContainer(podTemplates(rendered.get('gateway.yaml')!.objects)[0]!.spec);
     const pod = (container: Record<string, unknown>, extra: Record<string, unknown> = {}): Parameters<typeof restrictedViolations>[0] => ({
-      containers: [{ ...base, ...container } as never],
+      containers: [{ ...base, ...container }],
       securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
       ...extra,
     });
