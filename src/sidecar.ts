@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { Forwarder } from './proxy/forward.js';
 import { openSharedCache, type SharedCache } from './shared-cache/index.js';
+import { UpstreamApiKey } from './proxy/upstream-key.js';
 
 /** A configuration problem found while building the stages (files, identity environment): exit 2. */
 export class StartupError extends Error {
@@ -63,9 +64,11 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   const decider = new DecisionCore({ routes, publicPaths: config.publicPaths, authn, authz });
   // Proxy mode forwards; forward-auth mode answers the checks of a proxy that forwards itself.
   let forwarder: Forwarder | undefined;
+  let upstreamApiKey: UpstreamApiKey | undefined;
   let gateway: Gateway | ForwardAuthServer;
   if (config.mode === 'proxy') {
-    forwarder = Forwarder.fromConfig(config, metrics);
+    if (config.upstreamApiKeyFile !== undefined) upstreamApiKey = new UpstreamApiKey(config.upstreamApiKeyFile, log);
+    forwarder = Forwarder.fromConfig(config, metrics, upstreamApiKey);
     gateway = new Gateway({ decider, forwarder, log, metrics });
   } else {
     const { forwardAuth, forwardAuthorization } = config;
@@ -75,9 +78,12 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   const checks: ReadinessCheck[] = [];
   if (config.entra) checks.push({ name: 'signingKeys', check: () => authn.readiness() });
   checks.push({ name: config.rbac.mode === 'arm' ? 'armToken' : 'roleAssignments', check: () => authz.readiness() });
+  const upstreamKey = upstreamApiKey;
+  if (upstreamKey) checks.push({ name: 'upstreamApiKey', check: () => upstreamKey.readiness() });
   const admin = new AdminServer(metrics, checks, flush);
 
   await authn.start();
+  await upstreamApiKey?.start();
   const url = await listen(gateway.server, config.listen.host, config.listen.port);
   const adminUrl = await listen(admin.server, config.adminListen.host, config.adminListen.port);
   log.info(
@@ -104,6 +110,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       admin.startDraining();
       gateway.startDraining();
       await drain(gateway.server, config.shutdownGraceMs, log);
+      upstreamApiKey?.close();
       await Promise.allSettled([forwarder?.close(), authz.close(), authn.close()]);
       await shared?.close();
       await close(admin.server);

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Logger } from '../ops/log.js';
+import { WatchedFile } from '../ops/watched-file.js';
 import { API_KEY_PREFIXES } from './credentials.js';
 import type { Principal } from '../contracts/principal.js';
 
@@ -33,60 +33,48 @@ export function parseApiKeys(text: string): string[] {
  */
 export class ApiKeys {
   private keys: readonly StoredKey[] = [];
-  private fileDigest: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private loaded = false;
-  private lastError: string | undefined;
+  private readonly file: WatchedFile;
 
-  constructor(
-    private readonly file: string,
-    private readonly log: Logger,
-    private readonly reloadIntervalMs: number = 5_000,
-  ) {}
+  constructor(file: string, log: Logger, reloadIntervalMs: number = 5_000) {
+    this.file = new WatchedFile(
+      file,
+      {
+        changed: (text, firstLoad) => {
+          const keys = parseApiKeys(text);
+          this.keys = keys.map((key) => ({
+            digest: createHash('sha256').update(key, 'utf8').digest(),
+            principal: { type: 'api-key', oid: apiKeyId(key), tid: '' } satisfies Principal,
+          }));
+          const bearerless = keys.filter((k) => !k.startsWith(API_KEY_PREFIXES[0]) && !k.startsWith(API_KEY_PREFIXES[1])).map(apiKeyId);
+          log.info({ file, keys: this.keys.map((k) => k.principal.oid) }, firstLoad ? 'API keys loaded' : 'API keys reloaded');
+          if (bearerless.length > 0) {
+            log.warn({ keys: bearerless }, 'these API keys do not start with fndry-sk- or fndry-pk-: they work only in the api-key header, not as Authorization: Bearer');
+          }
+        },
+        unreadable: (error, loaded) => {
+          log.warn(
+            { file, error, keys: this.keys.length },
+            loaded ? 'could not re-read the API keys file: keeping the previous keys' : 'could not read the API keys file: no API key is accepted until it can be read',
+          );
+        },
+      },
+      reloadIntervalMs,
+    );
+  }
 
   /** Reads the file once and starts the periodic re-read. */
-  async start(): Promise<void> {
-    await this.reload();
-    if (this.timer === undefined) {
-      this.timer = setInterval(() => void this.reload(), this.reloadIntervalMs);
-      this.timer.unref();
-    }
+  start(): Promise<void> {
+    return this.file.start();
   }
 
   /** Re-reads the file now. False when it could not be read (the previous keys stay in force). */
-  async reload(): Promise<boolean> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      this.lastError = typeof code === 'string' ? code : 'unreadable';
-      this.log.warn(
-        { file: this.file, error: this.lastError, keys: this.keys.length },
-        this.loaded ? 'could not re-read the API keys file: keeping the previous keys' : 'could not read the API keys file: no API key is accepted until it can be read',
-      );
-      return false;
-    }
-    const digest = createHash('sha256').update(text).digest('hex');
-    if (digest === this.fileDigest) return true;
-    const keys = parseApiKeys(text);
-    this.keys = keys.map((key) => ({
-      digest: createHash('sha256').update(key, 'utf8').digest(),
-      principal: { type: 'api-key', oid: apiKeyId(key), tid: '' } satisfies Principal,
-    }));
-    const bearerless = keys.filter((k) => !k.startsWith(API_KEY_PREFIXES[0]) && !k.startsWith(API_KEY_PREFIXES[1])).map(apiKeyId);
-    this.log.info({ file: this.file, keys: this.keys.map((k) => k.principal.oid) }, this.loaded ? 'API keys reloaded' : 'API keys loaded');
-    if (bearerless.length > 0) {
-      this.log.warn({ keys: bearerless }, 'these API keys do not start with fndry-sk- or fndry-pk-: they work only in the api-key header, not as Authorization: Bearer');
-    }
-    this.fileDigest = digest;
-    this.loaded = true;
-    return true;
+  reload(): Promise<boolean> {
+    return this.file.reload();
   }
 
   /** Null once the file was read; otherwise why not (for `/readyz`). */
   readiness(): string | null {
-    return this.loaded ? null : `the API keys file ${this.file} could not be read${this.lastError ? ` (${this.lastError})` : ''}`;
+    return this.file.readiness('the API keys file');
   }
 
   get count(): number {
@@ -105,7 +93,6 @@ export class ApiKeys {
   }
 
   close(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.file.close();
   }
 }

@@ -92,6 +92,8 @@ export interface ProxyServeConfig extends CommonServeConfig {
   readonly controlUpstream: URL;
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamBodyTimeoutMs: number;
+  /** Sent upstream as `api-key`; never together with `forwardAuthorization`. */
+  readonly upstreamApiKeyFile?: string;
 }
 
 export interface ForwardAuthServeConfig extends CommonServeConfig {

@@ -16,11 +16,18 @@ import type {
   TrustedProxy,
 } from './config.js';
 import { envName, type ServeFlag } from './options.js';
-import { SettingReader, clip, type Sources } from './setting-reader.js';
+import { SettingReader, clip, type RawValue, type Sources } from './setting-reader.js';
 
 export { parseHostPort, type RawValue } from './setting-reader.js';
 
-export type LoadResult = { readonly ok: true; readonly config: ServeConfig } | { readonly ok: false; readonly errors: readonly string[] };
+export type LoadResult =
+  | {
+      readonly ok: true;
+      readonly config: ServeConfig;
+      /** The settings given (flag, env or config file) by flag name, without defaults and without `config`: what `manifests` renders. */
+      readonly given: ReadonlyMap<ServeFlag, RawValue>;
+    }
+  | { readonly ok: false; readonly errors: readonly string[] };
 
 /**
  * Resolves `serve` settings with precedence flag > env > file > default and validates them all, collecting every problem.
@@ -45,6 +52,7 @@ export function loadServeConfig(sources: Sources): LoadResult {
   return {
     ok: true,
     config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...sharedCache, ...routes, ...timeouts, ...logging, ...(devStateDir !== undefined ? { devStateDir } : {}) },
+    given: r.explicitSettings(),
   };
 }
 
@@ -53,7 +61,7 @@ function listenersSection(r: SettingReader): Pick<ServeConfig, 'listen' | 'admin
 }
 
 type ModeSettings =
-  | Pick<ProxyServeConfig, 'mode' | 'upstream' | 'controlUpstream' | 'upstreamHeadersTimeoutMs' | 'upstreamBodyTimeoutMs'>
+  | Pick<ProxyServeConfig, 'mode' | 'upstream' | 'controlUpstream' | 'upstreamHeadersTimeoutMs' | 'upstreamBodyTimeoutMs' | 'upstreamApiKeyFile'>
   | Pick<ForwardAuthServeConfig, 'mode' | 'forwardAuth'>;
 
 const FORWARD_AUTH_FLAGS = ['forward-auth-profile', 'trusted-proxies', 'forward-auth-path-prefix'] as const;
@@ -71,12 +79,16 @@ function modeSection(r: SettingReader): ModeSettings | undefined {
     upstreamHeadersTimeoutMs: r.duration('upstream-headers-timeout'),
     upstreamBodyTimeoutMs: r.duration('upstream-body-timeout'),
   });
+  const upstreamApiKeyFile = r.path('upstream-api-key-file');
+  if (upstreamApiKeyFile !== undefined && r.bool('forward-authorization') === true) {
+    r.fail('upstream-api-key-file', "cannot be combined with --forward-authorization: the upstream gets the sidecar's key, never the caller's");
+  }
   if (mode === undefined || !read) return undefined;
-  return { mode, ...read };
+  return { mode, ...read, ...(upstreamApiKeyFile !== undefined ? { upstreamApiKeyFile } : {}) };
 }
 
 function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
-  for (const flag of ['upstream', 'control-upstream'] as const) {
+  for (const flag of ['upstream', 'control-upstream', 'upstream-api-key-file'] as const) {
     if (r.given(flag)) r.fail(flag, 'forward-auth mode does not forward: the proxy in front sends allowed requests to the upstream; remove this setting');
   }
   const profile = r.choice<ForwardAuthProfile>('forward-auth-profile');

@@ -23,6 +23,8 @@ export interface OptionSpec {
   /** Default as a user would type it; absent when there is none or it is derived from another option. */
   readonly default?: string;
   readonly choices?: readonly string[];
+  /** The value, or the file it names, is a secret: `manifests` mounts it from a Kubernetes Secret and never prints it. */
+  readonly secret?: boolean;
 }
 
 export const SERVE_OPTIONS = [
@@ -40,7 +42,7 @@ export const SERVE_OPTIONS = [
   { flag: 'required-scope', kind: 'string', default: 'foundry_access', description: 'delegated scope a user token must carry in scp' },
   { flag: 'required-app-role', kind: 'string', default: 'FoundryInferenceAccess', description: 'app role an app-only token must carry in roles' },
   { flag: 'clock-skew', kind: 'duration', default: '300s', description: 'tolerance on exp/nbf/iat' },
-  { flag: 'api-keys-file', kind: 'path', description: 'enables API keys: one key per line (# comments), re-read every 5 s' },
+  { flag: 'api-keys-file', kind: 'path', secret: true, description: 'enables API keys: one key per line (# comments), re-read every 5 s' },
   { flag: 'rbac', kind: 'enum', default: 'arm', choices: ['arm', 'static'], description: 'authorization source' },
   { flag: 'rbac-scope', kind: 'string', description: 'ARM resource ID of the Arc connected cluster; required for --rbac arm' },
   { flag: 'role-assignments-file', kind: 'path', description: 'assignments, groups and custom roles; required for --rbac static' },
@@ -67,6 +69,7 @@ export const SERVE_OPTIONS = [
   { flag: 'trusted-proxies', kind: 'list', description: 'forward-auth: comma list of IPs/CIDRs allowed to ask; required in forward-auth mode' },
   { flag: 'forward-auth-path-prefix', kind: 'string', description: 'forward-auth, envoy profile: the prefix the proxy puts before the original path (Envoy path_prefix)' },
   { flag: 'forward-authorization', kind: 'boolean', default: 'false', description: "pass the caller's Authorization/api-key upstream" },
+  { flag: 'upstream-api-key-file', kind: 'path', secret: true, description: "the upstream's own API key, sent as api-key (re-read every 5 s)" },
   { flag: 'upstream-headers-timeout', kind: 'duration', default: '600s', description: 'longest wait for upstream response headers' },
   { flag: 'upstream-body-timeout', kind: 'duration', default: '300s', description: 'longest silence between two body chunks' },
   { flag: 'shutdown-grace', kind: 'duration', default: '30s', description: 'drain time after SIGTERM' },

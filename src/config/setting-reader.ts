@@ -143,14 +143,28 @@ export class SettingReader {
     return value === undefined || value === '' ? undefined : value;
   }
 
+  /** Every setting given by a flag, env or the file (defaults and `config` left out), by flag: what `manifests` renders. */
+  explicitSettings(): Map<ServeFlag, RawValue> {
+    const settings = new Map<ServeFlag, RawValue>();
+    for (const { flag } of SERVE_OPTIONS) {
+      const value = flag === 'config' ? undefined : this.explicit(flag);
+      if (value !== undefined) settings.set(flag, value);
+    }
+    return settings;
+  }
+
   private pick(flag: ServeFlag): RawValue | undefined {
+    return this.explicit(flag) ?? SPECS.get(flag)?.default;
+  }
+
+  private explicit(flag: ServeFlag): RawValue | undefined {
     const fromFlag = this.sources.flags[flag];
     if (fromFlag !== undefined) return fromFlag;
     const fromEnv = this.sources.env[envName(flag)];
     if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
     const fromFile = flag === 'config' ? undefined : this.file[fileKey(flag)];
     if (fromFile !== undefined && fromFile !== null) return fromFile as RawValue;
-    return SPECS.get(flag)?.default;
+    return undefined;
   }
 }
 

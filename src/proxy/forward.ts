@@ -38,6 +38,8 @@ export interface ForwarderOptions {
   readonly bodyTimeoutMs: number;
   /** Pass the caller's `Authorization` / `api-key` upstream (`--forward-authorization`). */
   readonly forwardAuthorization?: boolean;
+  /** The key sent upstream as `api-key` (`--upstream-api-key-file`), read per request so rotation applies at once. */
+  readonly upstreamApiKey?: { readonly value: string | undefined };
   readonly metrics?: Metrics;
   /** Upper bound on connections per upstream origin; default 256. */
   readonly connections?: number;
@@ -65,9 +67,11 @@ export class Forwarder implements ForwardingStage {
   private readonly control: Upstream;
   private readonly pools: Pool[] = [];
   private readonly headerPolicy: RequestHeaderPolicy;
+  private readonly upstreamApiKey: { readonly value: string | undefined } | undefined;
 
   constructor(opts: ForwarderOptions) {
     this.headerPolicy = new RequestHeaderPolicy(opts.forwardAuthorization ?? false);
+    this.upstreamApiKey = opts.upstreamApiKey;
     const byOrigin = new Map<string, Pool>();
     const poolFor = (url: URL): Pool => {
       let pool = byOrigin.get(url.origin);
@@ -96,8 +100,9 @@ export class Forwarder implements ForwardingStage {
     this.control = upstream(opts.controlUpstream ?? opts.upstream, 'control');
   }
 
-  static fromConfig(config: ProxyServeConfig, metrics: Metrics): Forwarder {
+  static fromConfig(config: ProxyServeConfig, metrics: Metrics, upstreamApiKey?: { readonly value: string | undefined }): Forwarder {
     return new Forwarder({
+      ...(upstreamApiKey !== undefined ? { upstreamApiKey } : {}),
       upstream: config.upstream,
       controlUpstream: config.controlUpstream,
       headersTimeoutMs: config.upstreamHeadersTimeoutMs,
@@ -139,6 +144,9 @@ export class Forwarder implements ForwardingStage {
       exchange.onResponseError(null, asError(err));
       return promise;
     }
+    // The header policy dropped the client's api-key; this one is the sidecar's own credential.
+    const upstreamKey = this.upstreamApiKey?.value;
+    if (upstreamKey !== undefined) headers.push('api-key', upstreamKey);
 
     (res as TaggedResponse)[kExchange] = exchange;
     res.on('close', onClientClose);

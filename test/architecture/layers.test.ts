@@ -27,7 +27,7 @@ const LAYERS: readonly (readonly string[])[] = [
   // The fronts that answer clients, and the composition root that builds them.
   ['http', 'forward-auth', 'sidecar.ts'],
   // The offline stack and the operator's tools, above the product core.
-  ['emulator', 'sample-backend', 'setup'],
+  ['emulator', 'sample-backend', 'setup', 'manifests'],
   ['dev'],
   // The command line.
   ['cli', 'cli.ts'],

@@ -41,12 +41,20 @@ export interface ServeProcess {
 
 export async function startServe(
   flags: Readonly<Record<string, string>>,
-  opts: { env?: Readonly<Record<string, string>>; extraArgs?: readonly string[] } = {},
+  opts: {
+    env?: Readonly<Record<string, string>>;
+    extraArgs?: readonly string[];
+    /** Another installation's cli.js (default: this repository's dist/cli.js). */
+    cli?: string;
+    /** A command the node command line is appended to, e.g. a namespace wrapper (`unshare ... --`). */
+    launcher?: readonly string[];
+  } = {},
 ): Promise<ServeProcess> {
-  const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'debug'];
+  const args = [opts.cli ?? CLI, 'serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'debug'];
   for (const [flag, value] of Object.entries(flags)) args.push(`--${flag}`, value);
   args.push(...(opts.extraArgs ?? []));
-  const child = spawn(process.execPath, args, {
+  const [file, ...argv] = [...(opts.launcher ?? []), process.execPath, ...args];
+  const child = spawn(file!, argv, {
     env: { PATH: process.env.PATH ?? '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
