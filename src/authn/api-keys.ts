@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Logger } from '../ops/log.js';
+import { PolledFile } from '../ops/polled-file.js';
 import { API_KEY_PREFIXES } from './credentials.js';
 import type { Principal } from './principal.js';
 
@@ -33,43 +33,37 @@ export function parseApiKeys(text: string): string[] {
  */
 export class ApiKeys {
   private keys: readonly StoredKey[] = [];
-  private fileDigest: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly source: PolledFile;
   private loaded = false;
   private lastError: string | undefined;
 
   constructor(
     private readonly file: string,
     private readonly log: Logger,
-    private readonly reloadIntervalMs: number = 5_000,
-  ) {}
+    reloadIntervalMs: number = 5_000,
+  ) {
+    this.source = new PolledFile(file, reloadIntervalMs);
+  }
 
   /** Reads the file once and starts the periodic re-read. */
   async start(): Promise<void> {
     await this.reload();
-    if (this.timer === undefined) {
-      this.timer = setInterval(() => void this.reload(), this.reloadIntervalMs);
-      this.timer.unref();
-    }
+    this.source.every(() => this.reload());
   }
 
   /** Re-reads the file now. False when it could not be read (the previous keys stay in force). */
   async reload(): Promise<boolean> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      this.lastError = typeof code === 'string' ? code : 'unreadable';
+    const read = await this.source.read();
+    if (read.kind === 'unreadable') {
+      this.lastError = read.error;
       this.log.warn(
         { file: this.file, error: this.lastError, keys: this.keys.length },
         this.loaded ? 'could not re-read the API keys file: keeping the previous keys' : 'could not read the API keys file: no API key is accepted until it can be read',
       );
       return false;
     }
-    const digest = createHash('sha256').update(text).digest('hex');
-    if (digest === this.fileDigest) return true;
-    const keys = parseApiKeys(text);
+    if (read.kind === 'unchanged') return true;
+    const keys = parseApiKeys(read.text);
     this.keys = keys.map((key) => ({
       digest: createHash('sha256').update(key, 'utf8').digest(),
       principal: { type: 'api-key', oid: apiKeyId(key), tid: '' } satisfies Principal,
@@ -79,7 +73,7 @@ export class ApiKeys {
     if (bearerless.length > 0) {
       this.log.warn({ keys: bearerless }, 'these API keys do not start with fndry-sk- or fndry-pk-: they work only in the api-key header, not as Authorization: Bearer');
     }
-    this.fileDigest = digest;
+    this.source.accept(read);
     this.loaded = true;
     return true;
   }
@@ -105,7 +99,6 @@ export class ApiKeys {
   }
 
   close(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.source.close();
   }
 }
