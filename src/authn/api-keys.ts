@@ -73,7 +73,6 @@ export class ApiKeys {
     if (bearerless.length > 0) {
       this.log.warn({ keys: bearerless }, 'these API keys do not start with fndry-sk- or fndry-pk-: they work only in the api-key header, not as Authorization: Bearer');
     }
-    this.source.accept(read);
     this.loaded = true;
     return true;
   }

@@ -14,6 +14,10 @@ export const ERRORS = {
   invalid_token: { status: 401, type: 'authentication_error' },
   identity_provider_unavailable: { status: 503, type: 'server_error' },
   insufficient_permissions: { status: 403, type: 'permission_error' },
+  model_not_allowed: { status: 403, type: 'permission_error' },
+  request_too_large: { status: 413, type: 'invalid_request_error' },
+  token_limit_exceeded: { status: 429, type: 'rate_limit_error' },
+  request_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   rbac_check_unavailable: { status: 500, type: 'server_error' },
   upstream_unavailable: { status: 502, type: 'server_error' },
   upstream_timeout: { status: 504, type: 'server_error' },
@@ -21,7 +25,7 @@ export const ERRORS = {
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, { status: number; type: ErrorType }>;
 
-export type ErrorType = 'authentication_error' | 'permission_error' | 'invalid_request_error' | 'server_error';
+export type ErrorType = 'authentication_error' | 'permission_error' | 'invalid_request_error' | 'rate_limit_error' | 'server_error';
 export type ErrorCode = keyof typeof ERRORS;
 
 /** RFC 6750 section 3.1 error codes carried in `WWW-Authenticate`. */

@@ -1,17 +1,16 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
-/** What a poll found: the text when it changed since the last good read, nothing when unchanged, or why it could not be read. */
+/** What a poll found: the text when it changed since the last read, nothing when unchanged, or why it could not be read. */
 export type FileRead =
-  | { readonly kind: 'changed'; readonly text: string; readonly digest: string }
+  | { readonly kind: 'changed'; readonly text: string }
   | { readonly kind: 'unchanged' }
   | { readonly kind: 'unreadable'; readonly error: string };
 
 /**
  * A configuration file re-read on an interval (Kubernetes mounts Secrets and ConfigMaps by swapping
- * a symlink, which inotify-based watching misses; a poll sees it). Only a change of content is
- * reported; the owner decides what a change means and calls `accept` once it took the text, so a
- * text it refused is offered again on the next poll (and logged again: the operator sees it until fixed).
+ * a symlink, which inotify-based watching misses; a poll sees it). Each content is reported once:
+ * an owner that refuses a text (invalid) hears of the file again only when it changes.
  */
 export class PolledFile {
   private digest: string | undefined;
@@ -31,12 +30,9 @@ export class PolledFile {
       return { kind: 'unreadable', error: typeof code === 'string' ? code : 'unreadable' };
     }
     const digest = createHash('sha256').update(text).digest('hex');
-    return digest === this.digest ? { kind: 'unchanged' } : { kind: 'changed', text, digest };
-  }
-
-  /** Marks a read's text as taken: the same content is not reported again. */
-  accept(read: { readonly digest: string }): void {
-    this.digest = read.digest;
+    if (digest === this.digest) return UNCHANGED;
+    this.digest = digest;
+    return { kind: 'changed', text };
   }
 
   /** Calls `poll` every interval (unref'd: it never keeps the process alive). */
@@ -51,3 +47,5 @@ export class PolledFile {
     this.timer = undefined;
   }
 }
+
+const UNCHANGED: FileRead = { kind: 'unchanged' };
