@@ -47,6 +47,9 @@ export interface ServeConfig {
   readonly rbac: RbacConfig;
   readonly publicPaths: readonly string[];
   readonly routesFile?: string;
+  readonly policyFile?: string;
+  /** Largest request body read before forwarding when the policy has model rules. */
+  readonly maxBodyBytes: number;
   readonly forwardAuthorization: boolean;
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamBodyTimeoutMs: number;

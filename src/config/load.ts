@@ -18,6 +18,7 @@ interface Sources {
 }
 
 const guid = z.guid();
+const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /** Resolves `serve` settings with precedence flag > env > file > default and validates them all, collecting every problem. */
@@ -113,6 +114,15 @@ export function loadServeConfig(sources: Sources): LoadResult {
     return ms;
   }
 
+  function bytes(flag: ServeFlag): number | undefined {
+    const value = text(flag);
+    if (value === undefined) return undefined;
+    const match = /^\s*(\d{1,15})\s*(|B|KiB|MiB|GiB)\s*$/.exec(value);
+    const size = match === null ? NaN : Number(match[1]) * BYTE_UNITS[match[2]!]!;
+    if (!Number.isSafeInteger(size) || size < 1) return fail(flag, `must be a positive number of bytes, optionally with a unit ("1048576", "512KiB", "16MiB", "1GiB") (got "${clip(value)}")`);
+    return size;
+  }
+
   function bool(flag: ServeFlag): boolean | undefined {
     const value = pick(flag);
     if (value === undefined) return undefined;
@@ -172,6 +182,8 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const rbacTimeout = duration('rbac-timeout');
   const publicPaths = list('public-paths');
   const routesFile = path('routes-file');
+  const policyFile = path('policy-file');
+  const maxBodyBytes = bytes('max-body-bytes');
   const forwardAuthorization = bool('forward-authorization');
   const headersTimeout = duration('upstream-headers-timeout');
   const bodyTimeout = duration('upstream-body-timeout');
@@ -243,6 +255,8 @@ export function loadServeConfig(sources: Sources): LoadResult {
     },
     publicPaths: publicPaths!,
     ...(routesFile !== undefined ? { routesFile } : {}),
+    ...(policyFile !== undefined ? { policyFile } : {}),
+    maxBodyBytes: maxBodyBytes!,
     forwardAuthorization: forwardAuthorization!,
     upstreamHeadersTimeoutMs: headersTimeout!,
     upstreamBodyTimeoutMs: bodyTimeout!,

@@ -11,6 +11,7 @@ export type OptionKind =
   | 'string'
   | 'path'
   | 'duration'
+  | 'bytes'
   | 'boolean'
   | 'enum';
 
@@ -57,6 +58,8 @@ export const SERVE_OPTIONS = [
   { flag: 'rbac-timeout', kind: 'duration', default: '10s', description: 'one ARM call' },
   { flag: 'public-paths', kind: 'list', default: '/healthz,/readyz', description: 'forwarded to the data upstream without authentication' },
   { flag: 'routes-file', kind: 'path', description: 'extra or replacement routes' },
+  { flag: 'policy-file', kind: 'path', description: 'model access rules and token limits (YAML or JSON), reloaded on change' },
+  { flag: 'max-body-bytes', kind: 'bytes', default: '16MiB', description: 'largest request body read to find its model (only with model rules); 413 above' },
   { flag: 'forward-authorization', kind: 'boolean', default: 'false', description: "pass the caller's Authorization/api-key upstream" },
   { flag: 'upstream-headers-timeout', kind: 'duration', default: '600s', description: 'longest wait for upstream response headers' },
   { flag: 'upstream-body-timeout', kind: 'duration', default: '300s', description: 'longest silence between two body chunks' },
