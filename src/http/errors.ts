@@ -15,6 +15,7 @@ export const ERRORS = {
   identity_provider_unavailable: { status: 503, type: 'server_error' },
   insufficient_permissions: { status: 403, type: 'permission_error' },
   model_not_allowed: { status: 403, type: 'permission_error' },
+  model_not_found: { status: 404, type: 'invalid_request_error' },
   request_too_large: { status: 413, type: 'invalid_request_error' },
   token_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   request_limit_exceeded: { status: 429, type: 'rate_limit_error' },
@@ -43,6 +44,8 @@ export interface Rejection {
   readonly bearerError?: BearerError;
   /** Short reason for metrics and the audit line (`expired`, `bad_signature`, `v1_token`, ...). */
   readonly reason?: string;
+  /** Extra response headers (the `x-ratelimit-*` of a 429). */
+  readonly headers?: readonly (readonly [string, string])[];
 }
 
 export function rejection(code: ErrorCode, message: string, extra: Omit<Rejection, 'code' | 'message'> = {}): Rejection {

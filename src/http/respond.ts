@@ -22,6 +22,7 @@ export function sendRejection(res: ServerResponse, rejection: Rejection, request
   if (challenge !== undefined) headers['www-authenticate'] = challenge;
   if (rejection.allow !== undefined) headers.allow = rejection.allow.join(', ');
   if (rejection.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(rejection.retryAfterSeconds));
+  if (rejection.headers !== undefined) for (const [name, value] of rejection.headers) headers[name] = value;
   if (closeConnection) res.shouldKeepAlive = false;
   res.writeHead(spec.status, headers);
   res.end(res.req.method === 'HEAD' ? undefined : body);

@@ -18,6 +18,8 @@ const MAX_EVENT_LINE = 256 * 1024;
 const MAX_JSON_COPY = 1024 * 1024;
 /** Of a larger one, the last bytes are kept and searched for the `usage` object (it comes last). */
 const JSON_TAIL = 64 * 1024;
+/** A longer `model` in a response is not a model name worth a metric label. */
+const MAX_MODEL_NAME = 256;
 
 const enum Shape {
   Unknown,
@@ -27,6 +29,8 @@ const enum Shape {
 }
 
 export class UsageMeter {
+  /** The `model` the response names (the upstream's own name for it), when it names one. */
+  responseModel: string | undefined;
   private shape = Shape.Unknown;
   private reported: { input: number; output: number } | undefined;
   private deltas = 0;
@@ -103,7 +107,8 @@ export class UsageMeter {
       return;
     }
     if (typeof event !== 'object' || event === null) return;
-    const { usage, choices } = event as { usage?: unknown; choices?: unknown };
+    const { usage, choices, model } = event as { usage?: unknown; choices?: unknown; model?: unknown };
+    this.noteModel(model);
     const reported = usageOf(usage);
     if (reported !== undefined) this.reported = reported;
     if (!Array.isArray(choices)) return;
@@ -113,6 +118,10 @@ export class UsageMeter {
       const content = typeof delta === 'object' && delta !== null ? delta.content : completionText;
       if (typeof content === 'string' && content !== '') this.deltas++;
     }
+  }
+
+  private noteModel(model: unknown): void {
+    if (this.responseModel === undefined && typeof model === 'string' && model !== '' && model.length <= MAX_MODEL_NAME) this.responseModel = model;
   }
 
   private copy(chunk: Buffer): void {
@@ -133,8 +142,10 @@ export class UsageMeter {
     this.pendingBytes = 0;
     if (!this.truncated) {
       try {
-        const body = JSON.parse(text) as { usage?: unknown };
-        this.reported = usageOf(typeof body === 'object' && body !== null ? body.usage : undefined);
+        const body = JSON.parse(text) as { usage?: unknown; model?: unknown } | null;
+        if (typeof body !== 'object' || body === null) return;
+        this.noteModel(body.model);
+        this.reported = usageOf(body.usage);
       } catch {
         // Not JSON after all (or cut short): estimated below.
       }
