@@ -29,8 +29,19 @@ export interface GatewayOptions {
 
 /** More header fields than any real client sends; above it the request is refused rather than half-read. */
 const MAX_HEADER_FIELDS = 256;
+const kResponse = Symbol('foundry-auth.response');
+const kRecord = Symbol('foundry-auth.record');
+/** The connection's latest request still in the pipeline; its response carries the request's record. */
+type TaggedSocket = Socket & { [kResponse]?: ServerResponse };
+type TaggedResponse = ServerResponse & { [kRecord]?: RequestRecord };
+
 /** Methods refused at step 1 whatever the path: they echo or tunnel, and nothing here needs them. */
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
+/**
+ * Methods whose body has no meaning (RFC 9110 section 9.3): an upstream may ignore the body and
+ * read it as the next request (CL.0 desync), so such a request with a body is refused, never forwarded.
+ */
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE']);
 
 /**
  * The request pipeline of SPEC section 3, top to bottom: request target -> canonical path ->
@@ -65,11 +76,16 @@ export class Gateway {
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const record: RequestRecord = { requestId: randomUUID(), method: req.method ?? '', startedAt: performance.now() };
+    const socket = req.socket as TaggedSocket;
+    // A parser error later on this connection (a broken chunked body) belongs to this request: see onClientError.
+    socket[kResponse] = res;
+    (res as TaggedResponse)[kRecord] = record;
     this.opts.metrics.inflight.inc();
     // The audit line needs both the response's end and the pipeline's last word (e.g. the upstream outcome).
     let pending = 2;
     const finish = (): void => {
       if (--pending > 0) return;
+      if (socket[kResponse] === res) socket[kResponse] = undefined;
       this.opts.metrics.inflight.dec();
       writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
     };
@@ -115,14 +131,19 @@ export class Gateway {
     if (!checked.ok) return this.reject(req, res, record, rejection(checked.code, checked.message));
     record.path = checked.path;
 
-    // Step 3: public paths skip authentication, and only they do.
+    // Step 3: public paths skip authentication, and only they do; what is not authenticated carries no body.
     if ((method === 'GET' || method === 'HEAD') && this.publicPaths.has(checked.path)) {
+      if (hasBody(req)) return this.reject(req, res, record, rejection('invalid_request', 'a request to a public path must not have a body', { reason: 'public_body' }), true);
       record.plane = 'data';
       record.route = 'public';
       record.decision = 'public';
       // Awaited, not returned: returning a promise from an async function costs two more microtasks.
       await this.forward(req, res, record, target);
       return;
+    }
+
+    if (BODYLESS_METHODS.has(method) && hasBody(req)) {
+      return this.reject(req, res, record, rejection('invalid_request', `a ${method} request must not have a body`, { reason: 'bodyless_method_body' }), true);
     }
 
     // Step 4: route -> plane and action.
@@ -189,12 +210,15 @@ export class Gateway {
     }
   }
 
-  private reject(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection): void {
+  /** `close`: end the connection after the answer whatever else holds (a refused body must never be parsed as a next request). */
+  private reject(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection, close = false): void {
+    // A parser error on the connection was already answered on this response (answerInFlight).
+    if (res.headersSent) return;
     record.code = error.code;
     record.reason = error.reason;
     record.decision ??= 'rejected';
     // A body we will not read must not be left on a kept-alive connection; closing also spares reading it.
-    const closeConnection = this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported' || req.httpVersionMajor !== 1;
+    const closeConnection = close || this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported' || req.httpVersionMajor !== 1;
     sendRejection(res, error, record.requestId, closeConnection);
   }
 
@@ -210,18 +234,47 @@ export class Gateway {
       socket.destroy();
       return;
     }
-    const requestId = randomUUID();
+    const inFlight = (socket as TaggedSocket)[kResponse];
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const message =
-      status === 431
-        ? 'request headers are too large (limit 16 KiB in total)'
-        : status === 408
-          ? 'the request headers did not arrive in time'
-          : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
+    const error = rejection('invalid_request', clientErrorMessage(status, inFlight !== undefined), { reason: err.code ?? 'parse_error' });
+    if (inFlight !== undefined) {
+      this.answerInFlight(inFlight, socket, error, status);
+      return;
+    }
+    const requestId = randomUUID();
     this.opts.metrics.requests.inc({ plane: 'none', status: String(status), code: 'invalid_request' });
-    this.opts.log.info({ requestId, status, code: 'invalid_request', reason: err.code ?? 'parse_error' }, 'request');
-    sendOnSocket(socket, rejection('invalid_request', message), requestId, status);
+    this.opts.log.info({ requestId, status, code: 'invalid_request', reason: error.reason }, 'request');
+    sendOnSocket(socket, error, requestId, status);
   };
+
+  /**
+   * A parser error inside a request already handed to the pipeline (its body, or the bytes after
+   * it): that request's response is the one answer the client gets, and its audit line says so.
+   */
+  private answerInFlight(res: ServerResponse, socket: Socket, error: Rejection, status: number): void {
+    const record = (res as TaggedResponse)[kRecord]!;
+    if (res.writableEnded) {
+      // Already answered (and closing, or the parser would not have failed): what follows is not a request.
+      socket.end();
+      return;
+    }
+    if (res.headersSent) {
+      // The upstream's response is under way: nothing honest can be added to it.
+      record.reason = error.reason;
+      socket.destroy();
+      return;
+    }
+    record.code = error.code;
+    record.reason = error.reason;
+    record.decision ??= 'rejected';
+    sendRejection(res, error, record.requestId, true, status);
+  }
+}
+
+function clientErrorMessage(status: number, inBody: boolean): string {
+  if (status === 431) return 'request headers are too large (limit 16 KiB in total)';
+  if (status === 408) return inBody ? 'the request body did not arrive in time' : 'the request headers did not arrive in time';
+  return inBody ? 'malformed request body framing (chunked encoding)' : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
 }
 
 function decisionRejection(decision: Decision): Rejection | undefined {
@@ -249,10 +302,15 @@ function isExpectContinue(req: IncomingMessage): boolean {
   return expect !== undefined && expect.toLowerCase() === '100-continue';
 }
 
-function hasUnreadBody(req: IncomingMessage): boolean {
-  if (req.complete) return false;
+/** Any Transfer-Encoding, or a Content-Length above 0 (llhttp admits digits only, so `00` is still no body). */
+function hasBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
   const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return length !== undefined && !/^0+$/.test(length);
+}
+
+function hasUnreadBody(req: IncomingMessage): boolean {
+  return !req.complete && hasBody(req);
 }
 
 function errorSummary(err: unknown): { message: string; stack?: string } {

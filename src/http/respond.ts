@@ -9,7 +9,8 @@ import { ERRORS, type Rejection } from './errors.js';
  */
 export const REALM = 'foundry-local';
 
-export function sendRejection(res: ServerResponse, rejection: Rejection, requestId: string, closeConnection: boolean): void {
+/** `status` overrides the table for parser errors inside a request (408 for a body that stopped arriving). */
+export function sendRejection(res: ServerResponse, rejection: Rejection, requestId: string, closeConnection: boolean, status?: number): void {
   const spec = ERRORS[rejection.code];
   const body = JSON.stringify({ error: { code: rejection.code, message: rejection.message, type: spec.type } });
   const headers: Record<string, string | number> = {
@@ -24,7 +25,7 @@ export function sendRejection(res: ServerResponse, rejection: Rejection, request
   if (rejection.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(rejection.retryAfterSeconds));
   if (rejection.headers !== undefined) for (const [name, value] of rejection.headers) headers[name] = value;
   if (closeConnection) res.shouldKeepAlive = false;
-  res.writeHead(spec.status, headers);
+  res.writeHead(status ?? spec.status, headers);
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
