@@ -11,6 +11,7 @@ import { findLogLine, readJsonFile, writePrivate } from './files.js';
 import { stateLayout, type StateLayout } from './layout.js';
 import { checkPortsFree, PortsUnavailableError, type PortUse } from './ports.js';
 import { deathMessage, Processes, startupDeathMessage } from './processes.js';
+import { setUpPolicyDemo } from './policy-demo.js';
 import { registerAndGrant } from './registration.js';
 import { ChildDiedError, StartupAborted, waitFor } from './wait.js';
 
@@ -114,6 +115,7 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
     const clusterId = await defaultClusterId(emulator);
     const registration = await registerAndGrant(emulator, clusterId, users);
     for (const change of registration.changes) output.out(`  ${change}\n`);
+    const policyFile = await setUpPolicyDemo(emulator, registration.clientId, users, layout.dir);
     await createDemoDeployment(backendUrl);
     if (signal.aborted) throw new StartupAborted();
 
@@ -135,6 +137,7 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
         '--arm-endpoint', endpoints.arm,
         '--identity', 'msi-adapter',
         '--msi-endpoint', endpoints.msiHttp,
+        '--policy-file', policyFile,
         '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
         '--log-format', 'json',
       ],
