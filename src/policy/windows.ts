@@ -105,3 +105,25 @@ export class SharedWindows implements WindowStore {
     }
   }
 }
+
+/** The shared cache's atomic counter (`--shared-cache`): `undefined` when the shared cache cannot answer. */
+export interface SharedCounter {
+  incrementWithExpiry(key: string, by: number, ttlMs: number): Promise<{ readonly value: number } | undefined>;
+  /** The key in the product's namespace. */
+  key(...parts: readonly string[]): string;
+}
+
+/** Limit windows in the shared cache: one atomic increment-with-expiry per counter, every replica on the same keys. */
+export class SharedCounterWindows implements WindowStore {
+  constructor(private readonly counter: SharedCounter) {}
+
+  increment(increments: readonly WindowIncrement[]): Promise<readonly number[]> {
+    return Promise.all(
+      increments.map(async ({ key, amount, ttlMs }) => {
+        const counted = await this.counter.incrementWithExpiry(this.counter.key(key), amount, ttlMs);
+        if (counted === undefined) throw new Error('the shared cache is unavailable');
+        return counted.value;
+      }),
+    );
+  }
+}
