@@ -13,6 +13,10 @@ import { AdminServer, type ReadinessCheck } from './ops/admin.js';
 import { systemClock, type Clock } from './ops/clock.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
+import { PolicyStage } from './policy/enforce.js';
+import { Limiter } from './policy/limiter.js';
+import { PolicyFile, PolicyFileError } from './policy/policy-file.js';
+import { InProcessWindows } from './policy/windows.js';
 import { Forwarder } from './proxy/forward.js';
 
 /** A configuration problem found while building the stages (files, identity environment): exit 2. */
@@ -57,7 +61,8 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   });
   const authz = await buildAuthorizer(config, { clock, log, metrics });
   const forwarder = Forwarder.fromConfig(config, metrics);
-  const gateway = new Gateway({ routes, publicPaths: config.publicPaths, authn, authz, forwarder, log, metrics });
+  const policy = await buildPolicy(config, { clock, log, metrics });
+  const gateway = new Gateway({ routes, publicPaths: config.publicPaths, authn, authz, forwarder, log, metrics, ...(policy ? { policy: policy.stage } : {}) });
 
   const checks: ReadinessCheck[] = [];
   if (config.entra) checks.push({ name: 'signingKeys', check: () => authn.readiness() });
@@ -88,6 +93,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       admin.startDraining();
       gateway.startDraining();
       await drain(gateway.server, config.shutdownGraceMs, log);
+      policy?.file.close();
       await Promise.allSettled([forwarder.close(), authz.close(), authn.close()]);
       await close(admin.server);
       log.info('stopped');
@@ -123,6 +129,20 @@ function buildRoutes(config: ServeConfig): RouteTable {
   const loaded = loadRoutesFile(config.routesFile);
   if (!loaded.ok) throw new StartupError(loaded.errors.map((e) => `--routes-file / FOUNDRY_AUTH_ROUTES_FILE: ${e}`));
   return new RouteTable(loaded.routes);
+}
+
+/** `--policy-file`: read now (invalid = exit 2), limit windows in this process. */
+async function buildPolicy(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<{ file: PolicyFile; stage: PolicyStage } | undefined> {
+  if (config.policyFile === undefined) return undefined;
+  const file = new PolicyFile(config.policyFile, deps.log, deps.metrics);
+  try {
+    await file.start();
+  } catch (err) {
+    if (err instanceof PolicyFileError) throw new StartupError(err.problems.map((p) => `--policy-file / FOUNDRY_AUTH_POLICY_FILE: ${p}`));
+    throw err;
+  }
+  const limiter = new Limiter(new InProcessWindows(deps.clock), deps.clock);
+  return { file, stage: new PolicyStage({ file, limiter, metrics: deps.metrics, log: deps.log, maxBodyBytes: config.maxBodyBytes }) };
 }
 
 async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<Authorizer> {

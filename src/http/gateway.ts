@@ -6,6 +6,7 @@ import type { Authorizer, Decision } from '../authz/decision.js';
 import { writeAudit, type RequestRecord } from '../ops/audit.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { PolicyExchange, PolicyStage } from '../policy/enforce.js';
 import { checkTarget } from './canonical.js';
 import { rejection, type Rejection } from './errors.js';
 import { sendOnSocket, sendRejection } from './respond.js';
@@ -19,6 +20,8 @@ export interface GatewayOptions {
   readonly authn: AuthenticationStage;
   readonly authz: Authorizer;
   readonly forwarder: ForwardingStage;
+  /** `--policy-file`: model rules and limits, after authorization. */
+  readonly policy?: PolicyStage;
   readonly log: Logger;
   readonly metrics: Metrics;
   /** Longest wait for a request's headers (slowloris); default 30 s, answered with 408. */
@@ -188,12 +191,25 @@ export class Gateway {
     }
     record.decision = 'allow';
 
-    // Step 9: only now may the client send its body.
-    if (isExpectContinue(req)) res.writeContinue();
-    await this.forward(req, res, record, target);
+    // Step 8b: the policy file's limits and model rules (reading the body, when it must, only after 100 Continue).
+    let tap: PolicyExchange | undefined;
+    if (this.opts.policy !== undefined) {
+      const checking = this.opts.policy.check(req, checked.path, route, authn.principal, record.startedAt, () => {
+        if (isExpectContinue(req)) res.writeContinue();
+      });
+      const verdict = checking instanceof Promise ? await checking : checking;
+      if (verdict.kind === 'gone') return;
+      if (verdict.kind === 'reject') return this.reject(req, res, record, verdict.rejection);
+      tap = verdict.exchange;
+      record.policy = tap.record;
+    }
+
+    // Step 9: only now may the client send its body (unless the policy already read it).
+    if (tap?.body === undefined && isExpectContinue(req)) res.writeContinue();
+    await this.forward(req, res, record, target, tap);
   }
 
-  private async forward(req: IncomingMessage, res: ServerResponse, record: RequestRecord, target: string): Promise<void> {
+  private async forward(req: IncomingMessage, res: ServerResponse, record: RequestRecord, target: string, tap?: PolicyExchange): Promise<void> {
     const result = await this.opts.forwarder.forward({
       req,
       res,
@@ -201,6 +217,7 @@ export class Gateway {
       target,
       principal: record.principal,
       requestId: record.requestId,
+      ...(tap !== undefined ? { tap } : {}),
     });
     record.upstreamOutcome = result.outcome;
     record.upstreamFirstByteMs = result.firstByteMs;

@@ -2,6 +2,7 @@ import type { Principal } from '../authn/principal.js';
 import type { CacheOutcome, DecisionSource } from '../authz/decision.js';
 import type { ErrorCode } from '../http/errors.js';
 import type { Plane } from '../http/route.js';
+import type { PolicyRecord } from '../policy/enforce.js';
 import { pino } from 'pino';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -28,6 +29,8 @@ export interface RequestRecord {
   rbacCache?: CacheOutcome;
   upstreamOutcome?: string;
   clientAborted?: boolean;
+  /** Set when a policy file is in force: the model, its tokens and time to first token. */
+  policy?: PolicyRecord;
 }
 
 /** pino's own output stream: the audit line goes into the same buffered destination as every other log line. */
@@ -76,6 +79,12 @@ export function auditLine(r: RequestRecord, status: number, endedAt: number, now
   if (r.reason !== undefined) line += `,"reason":${q(r.reason)}`;
   if (r.upstreamOutcome !== undefined) line += `,"upstream":${q(r.upstreamOutcome)}`;
   if (r.clientAborted === true) line += ',"clientAborted":true';
+  const policy = r.policy;
+  if (policy !== undefined) {
+    if (policy.model !== undefined) line += `,"model":${q(policy.model)}`;
+    const t = policy.tokens;
+    if (t !== undefined) line += `,"tokens":{"input":${t.input},"output":${t.output},"estimated":${t.estimated}}`;
+  }
   line += ',"timings":{';
   let sep = '';
   if (r.authMs !== undefined) {
@@ -88,6 +97,10 @@ export function auditLine(r: RequestRecord, status: number, endedAt: number, now
   }
   if (r.upstreamFirstByteMs !== undefined) {
     line += `${sep}"upstreamFirstByteMs":${ms(r.upstreamFirstByteMs)}`;
+    sep = ',';
+  }
+  if (r.policy?.timeToFirstTokenMs !== undefined) {
+    line += `${sep}"timeToFirstTokenMs":${ms(r.policy.timeToFirstTokenMs)}`;
     sep = ',';
   }
   line += `${sep}"totalMs":${ms(endedAt - r.startedAt)}},"cache":{`;

@@ -1,8 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Principal } from '../authn/principal.js';
 import { rejection, type Rejection } from '../http/errors.js';
 import type { RouteMatch } from '../http/route.js';
+import type { ExchangeTap } from '../http/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { Limiter, principalName, rateLimitHeaders, type RateLimitState } from './limiter.js';
@@ -44,22 +45,21 @@ export interface PolicyRecord {
 
 /** Distinct model label values kept in the metrics; later models are counted as `other`. */
 const MAX_MODEL_LABELS = 100;
-/** The model list is held to be filtered; a larger one is refused rather than passed unfiltered. */
-const MAX_MODEL_LIST_BYTES = 4 * 1024 * 1024;
 
 export class PolicyStage {
   private readonly modelLabels = new Set<string>();
 
   constructor(private readonly opts: PolicyStageOptions) {}
 
-  check(req: IncomingMessage, res: ServerResponse, path: string, route: RouteMatch, principal: Principal, startedAt: number): PolicyVerdict | Promise<PolicyVerdict> {
+  /** `letBodyCome`: answers `Expect: 100-continue`, called just before the body is read. */
+  check(req: IncomingMessage, path: string, route: RouteMatch, principal: Principal, startedAt: number, letBodyCome: () => void): PolicyVerdict | Promise<PolicyVerdict> {
     const policy = this.opts.file.current;
     const limits = policy.limitsFor(principal);
-    if (limits === undefined) return this.afterLimits(policy, req, res, path, route, principal, undefined, undefined, startedAt);
+    if (limits === undefined) return this.afterLimits(policy, req, letBodyCome, path, route, principal, undefined, undefined, startedAt);
     const admission = this.opts.limiter.admit(principal, limits);
     const decide = (a: Awaited<typeof admission>): PolicyVerdict | Promise<PolicyVerdict> => {
       if (a.kind === 'refused') return { kind: 'reject', rejection: { ...a.rejection, headers: rateLimitHeaders(a.state) } };
-      return this.afterLimits(policy, req, res, path, route, principal, limits, a.state, startedAt);
+      return this.afterLimits(policy, req, letBodyCome, path, route, principal, limits, a.state, startedAt);
     };
     return admission instanceof Promise ? admission.then(decide) : decide(admission);
   }
@@ -67,7 +67,7 @@ export class PolicyStage {
   private afterLimits(
     policy: Policy,
     req: IncomingMessage,
-    res: ServerResponse,
+    letBodyCome: () => void,
     path: string,
     route: RouteMatch,
     principal: Principal,
@@ -89,8 +89,7 @@ export class PolicyStage {
     if (req.method !== 'POST') return { kind: 'forward', exchange: exchange(undefined, undefined) };
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > this.opts.maxBodyBytes) return { kind: 'reject', rejection: tooLarge(this.opts.maxBodyBytes) };
-    // The body is read now: the client may send it (the HTTP layer would otherwise say so only before forwarding).
-    if (isExpectContinue(req)) res.writeContinue();
+    letBodyCome();
     return readBody(req, this.opts.maxBodyBytes).then((read): PolicyVerdict => {
       if (read.kind === 'gone') return read;
       if (read.kind === 'too_large') return { kind: 'reject', rejection: tooLarge(this.opts.maxBodyBytes) };
@@ -143,7 +142,7 @@ const MODELS_PREFIX = '/v1/models/';
  * One forwarded request under the policy: the body read (if any), then a tap on the response.
  * Usage is counted only for a 2xx response (an upstream error generated nothing).
  */
-export class PolicyExchange {
+export class PolicyExchange implements ExchangeTap {
   readonly record: PolicyRecord = {};
   private meter: UsageMeter | undefined;
   private firstChunkAt = 0;
@@ -203,7 +202,7 @@ export class PolicyExchange {
   rewrite(body: Buffer, contentEncoding: string | undefined): Buffer | undefined {
     const policy = this.listFilter;
     if (policy === undefined) return body;
-    if (body.length > MAX_MODEL_LIST_BYTES || (contentEncoding !== undefined && contentEncoding.toLowerCase() !== 'identity')) return undefined;
+    if (contentEncoding !== undefined && contentEncoding.toLowerCase() !== 'identity') return undefined;
     let list: unknown;
     try {
       list = JSON.parse(body.toString('utf8'));
@@ -257,11 +256,6 @@ function readBody(req: IncomingMessage, max: number): Promise<BodyRead> {
 
 function tooLarge(max: number): Rejection {
   return rejection('request_too_large', `the request body is larger than ${max} bytes (--max-body-bytes), the most foundry-auth reads to check its model`);
-}
-
-function isExpectContinue(req: IncomingMessage): boolean {
-  const expect = req.headers.expect;
-  return expect !== undefined && expect.toLowerCase() === '100-continue';
 }
 
 /** A path segment percent-decoded (`%2F` may name a model with a slash), or undefined when it does not decode. */
