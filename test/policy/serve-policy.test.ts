@@ -90,6 +90,10 @@ describe('model rules', () => {
     const received = up.requests.at(-1)!;
     expect(createHash('sha256').update(received.body).digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
     expect(received.header('content-length')).toEqual([String(Buffer.byteLength(body))]);
+    // The audit line: the model, the tokens (the echo upstream reports no usage: estimated) and the time to first token.
+    const audit = await sidecar.waitForLog((l) => l.msg === 'request' && l.model === 'phi-4-mini');
+    expect(audit.tokens).toEqual({ input: Math.ceil(Buffer.byteLength(body) / 4), output: expect.any(Number), estimated: true });
+    expect((audit.timings as Record<string, number>).timeToFirstTokenMs).toBeGreaterThan(0);
   });
 
   it('refuses a model the caller may not use: 403 model_not_allowed naming model, principal and roles; nothing forwarded', async () => {
