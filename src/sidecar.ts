@@ -3,12 +3,13 @@ import type { Server } from 'node:http';
 import { Authenticator } from './authn/authenticate.js';
 import { createArmSource } from './authz/arm.js';
 import { createAuthorizer, createStaticAuthorizer } from './authz/authorizer.js';
-import type { Authorizer } from './authz/decision.js';
+import type { Authorizer } from './contracts/decision.js';
 import { StaticFileError } from './authz/static.js';
-import { IdentityConfigError } from './azure/identity.js';
+import { IdentityConfigError } from './azure/token-provider.js';
 import type { ServeConfig } from './config/config.js';
 import { Gateway } from './http/gateway.js';
-import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from './http/routes.js';
+import { DecisionCore } from './pipeline/decide.js';
+import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from './pipeline/routes.js';
 import { AdminServer, type ReadinessCheck } from './ops/admin.js';
 import { systemClock, type Clock } from './ops/clock.js';
 import { createLogger, type Logger } from './ops/log.js';
@@ -62,7 +63,8 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   const authz = await buildAuthorizer(config, { clock, log, metrics });
   const forwarder = Forwarder.fromConfig(config, metrics);
   const policy = await buildPolicy(config, { clock, log, metrics });
-  const gateway = new Gateway({ routes, publicPaths: config.publicPaths, authn, authz, forwarder, log, metrics, ...(policy ? { policy: policy.stage } : {}) });
+  const decider = new DecisionCore({ routes, publicPaths: config.publicPaths, authn, authz });
+  const gateway = new Gateway({ decider, forwarder, log, metrics, ...(policy ? { policy: policy.stage } : {}) });
 
   const checks: ReadinessCheck[] = [];
   if (config.entra) checks.push({ name: 'signingKeys', check: () => authn.readiness() });

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../ops/log.js';
 import { PolledFile } from '../ops/polled-file.js';
 import { API_KEY_PREFIXES } from './credentials.js';
-import type { Principal } from './principal.js';
+import type { Principal } from '../contracts/principal.js';
 
 /** A configured key, kept only as its SHA-256 digest. */
 interface StoredKey {

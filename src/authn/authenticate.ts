@@ -1,19 +1,15 @@
 import type { Dispatcher } from 'undici';
 import type { EntraConfig } from '../config/config.js';
-import { rejection, type Rejection } from '../http/errors.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
+import type { AuthenticationStage, AuthnOutcome } from '../contracts/stages.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { ApiKeys } from './api-keys.js';
-import { bearerSyntaxRejection, extractCredentialsForCache, isRejection, type Credentials } from './credentials.js';
+import { bearerSyntaxRejection, extractCredentialsForCache, isRejection } from './credentials.js';
 import { EntraTokenValidator, tokenPolicy, type TokenValidation } from './entra-token.js';
-import type { Principal } from './principal.js';
 import { SigningKeys, type SigningKeysOptions } from './signing-keys.js';
 import { VerifiedTokenCache, tokenHash } from './token-cache.js';
-
-export type AuthnOutcome =
-  | { readonly ok: true; readonly principal: Principal; readonly tokenCache: 'hit' | 'miss' | 'none' }
-  | { readonly ok: false; readonly rejection: Rejection };
 
 export interface AuthenticatorOptions {
   readonly entra?: EntraConfig;
@@ -50,7 +46,7 @@ const UNKNOWN_API_KEY_BEARER = { ...UNKNOWN_API_KEY, bearerError: 'invalid_token
  * through the verified-token cache (a hit is answered synchronously), then the validator; API keys
  * are looked up in the keys file. Counts `authFailures` and `tokenCache`.
  */
-export class Authenticator {
+export class Authenticator implements AuthenticationStage {
   readonly signingKeys: SigningKeys | undefined;
   readonly apiKeys: ApiKeys | undefined;
   readonly tokenCache: VerifiedTokenCache;
@@ -102,20 +98,13 @@ export class Authenticator {
     const credentials = extractCredentialsForCache(rawHeaders, rawQuery);
     if (isRejection(credentials)) return this.failed(credentials);
     if (credentials.kind === 'api-key') return this.authenticateApiKey(credentials.key, credentials.via);
-    return this.authenticateBearer(credentials.token, false);
+    return this.authenticateBearer(credentials.token);
   }
 
-  /** Authentication of credentials from `extractCredentials` (bearer token characters already checked). */
-  authenticate(credentials: Credentials): AuthnOutcome | Promise<AuthnOutcome> {
-    if (credentials.kind === 'api-key') return this.authenticateApiKey(credentials.key, credentials.via);
-    return this.authenticateBearer(credentials.token, true);
-  }
-
-  private authenticateBearer(token: string, syntaxChecked: boolean): AuthnOutcome | Promise<AuthnOutcome> {
+  private authenticateBearer(token: string): AuthnOutcome | Promise<AuthnOutcome> {
     const validator = this.validator;
     if (validator === undefined) {
-      const malformed = syntaxChecked ? undefined : bearerSyntaxRejection(token);
-      return this.failed(malformed ?? ENTRA_DISABLED);
+      return this.failed(bearerSyntaxRejection(token) ?? ENTRA_DISABLED);
     }
     const key = tokenHash(token);
     const cached = this.tokenCache.get(key);
@@ -124,7 +113,7 @@ export class Authenticator {
       return { ok: true, principal: cached.principal, tokenCache: 'hit' };
     }
     // Only verified tokens are cached, and each passed this check first: a hit needs no recheck.
-    const malformed = syntaxChecked ? undefined : bearerSyntaxRejection(token);
+    const malformed = bearerSyntaxRejection(token);
     if (malformed !== undefined) return this.failed(malformed);
     this.cacheMiss.inc();
     const validation = validator.validate(token);

@@ -1,4 +1,4 @@
-import { rejection, type Rejection } from '../http/errors.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
 
 /**
  * What the caller presented (SPEC section 3, step 5). A bearer value that starts with an API key

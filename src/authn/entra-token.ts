@@ -1,10 +1,10 @@
 import { verify } from 'node:crypto';
 import type { EntraConfig } from '../config/config.js';
-import { rejection, statusOf, type ErrorCode, type Rejection } from '../http/errors.js';
+import { rejection, statusOf, type ErrorCode, type Rejection } from '../contracts/errors.js';
 import type { Clock } from '../ops/clock.js';
 import { MAX_CREDENTIAL_CHARS } from './credentials.js';
 import { decodeCompactJws, type CompactJws } from './jws.js';
-import type { Principal } from './principal.js';
+import type { Principal } from '../contracts/principal.js';
 import type { KeyLookup, SigningKey, SigningKeySource } from './signing-keys.js';
 import type { JsonObject, JsonValue } from './strict-json.js';
 

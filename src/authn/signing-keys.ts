@@ -153,10 +153,6 @@ export class SigningKeys implements SigningKeySource {
     return this.unavailable(t);
   }
 
-  isLoaded(tenantId: string): boolean {
-    return this.tenants.get(tenantId)?.keys !== undefined;
-  }
-
   /** Null when every allowed tenant's keys were loaded once; otherwise what is missing. */
   readiness(): string | null {
     const missing = [...this.tenants.values()].filter((t) => t.keys === undefined);

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../ops/clock.js';
-import type { Principal } from './principal.js';
+import type { Principal } from '../contracts/principal.js';
 
 /** A token that passed every check, and what its acceptance depended on. */
 export interface VerifiedToken {

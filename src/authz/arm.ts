@@ -1,12 +1,13 @@
 import { Agent, type Dispatcher } from 'undici';
-import type { Principal } from '../authn/principal.js';
-import { ArmClient, ArmError, EVERYONE_PRINCIPAL_ID, type DenyAssignment, type RoleAssignment, type RoleDefinition } from '../azure/arm.js';
-import { createTokenProvider, IdentityError, type TokenProvider } from '../azure/identity.js';
+import type { Principal } from '../contracts/principal.js';
+import { ArmClient, ArmError, type DenyAssignment, type RoleAssignment, type RoleDefinition } from '../azure/arm.js';
+import { EVERYONE_PRINCIPAL_ID, GUID } from '../contracts/azure-ids.js';
+import { createTokenProvider, IdentityError, type TokenProvider } from '../azure/token-provider.js';
 import type { RbacConfig } from '../config/config.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { scopeCovers } from './scope.js';
+import { scopeCovers } from '../azure/scope.js';
 import {
   AccessSourceError,
   type AccessFailureReason,
@@ -47,7 +48,6 @@ export interface ArmAccessSource extends AccessSource {
   start(): void;
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Principal types of deny assignments that can never contain another principal. */
 const NOT_A_GROUP = new Set(['user', 'serviceprincipal', 'application', 'msi', 'everyone']);
 const FAILURE_LOG_INTERVAL_MS = 60_000;

@@ -1,12 +1,13 @@
 import { LRUCache } from 'lru-cache';
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
+import { GUID } from '../contracts/azure-ids.js';
 import type { RbacConfig } from '../config/config.js';
-import type { RouteMatch } from '../http/route.js';
+import type { RouteMatch } from '../contracts/route.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { AccessCache, DEFAULT_MAX_ENTRIES, principalKey } from './cache.js';
-import type { Authorizer, CacheOutcome, Decision, DecisionSource } from './decision.js';
+import type { Authorizer, CacheOutcome, Decision, DecisionSource } from '../contracts/decision.js';
 import type { Evaluation } from './evaluate.js';
 import { denialMessage, rolesGranting } from './grants.js';
 import type { AccessSource } from './source.js';
@@ -35,7 +36,6 @@ export interface CachingAuthorizer extends Authorizer {
   clearCache(): void;
 }
 
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** At most one "condition ignored" warning per principal in this interval. */
 const CONDITION_WARNING_INTERVAL_MS = 10 * 60_000;
 const UNEXPECTED_FAILURE_LOG_INTERVAL_MS = 60_000;
@@ -85,16 +85,16 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
     return count({ kind: 'deny', source: 'api-key', cache: 'none', reason: 'api_key_control_plane', message }, 'none');
   }
 
-  function decided(principal: Principal, route: RouteMatch, evaluation: Evaluation, outcome: 'hit' | 'miss' | 'stale'): Decision {
+  function decided(principal: Principal, route: RouteMatch, evaluation: Evaluation, expiresAt: number, outcome: 'hit' | 'miss' | 'stale'): Decision {
     warnIgnoredConditions(principal, route, evaluation);
-    if (evaluation.allowed) return count({ kind: 'allow', source: kind, cache: outcome, role: evaluation.role }, outcome);
+    if (evaluation.allowed) return count({ kind: 'allow', source: kind, cache: outcome, role: evaluation.role, expiresAt }, outcome);
     const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? 'static' : 'arm');
-    return count({ kind: 'deny', source: kind, cache: outcome, reason: evaluation.reason, message }, outcome);
+    return count({ kind: 'deny', source: kind, cache: outcome, reason: evaluation.reason, message, expiresAt }, outcome);
   }
 
   async function lookedUp(principal: Principal, route: RouteMatch): Promise<Decision> {
     const result = await cache.evaluate(principal, route);
-    if (result.kind === 'evaluated') return decided(principal, route, result.evaluation, result.cache);
+    if (result.kind === 'evaluated') return decided(principal, route, result.evaluation, result.expiresAt, result.cache);
     const { error } = result;
     if (error.cause !== undefined && clock.now() - unexpectedFailureLoggedAt >= UNEXPECTED_FAILURE_LOG_INTERVAL_MS) {
       unexpectedFailureLoggedAt = clock.now();
@@ -115,7 +115,7 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
       if (principal.type === 'api-key') return authorizeApiKey(route);
       // A fresh cached decision is answered synchronously: no promise, no lookup.
       const hit = cache.fresh(principal, route);
-      if (hit !== undefined) return decided(principal, route, hit, 'hit');
+      if (hit !== undefined) return decided(principal, route, hit.evaluation, hit.expiresAt, 'hit');
       // Authentication guarantees GUIDs; anything else must never reach a lookup (an ARM filter). A hit
       // needs no check: only principals that passed it were ever looked up, and principalKey is injective.
       if (!GUID.test(principal.oid) || !GUID.test(principal.tid)) {

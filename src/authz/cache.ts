@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import type { Principal } from '../authn/principal.js';
-import type { RouteMatch } from '../http/route.js';
+import type { Principal } from '../contracts/principal.js';
+import type { RouteMatch } from '../contracts/route.js';
 import type { Clock } from '../ops/clock.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { AccessSourceError, type AccessSnapshot, type AccessSource } from './source.js';
@@ -25,16 +25,22 @@ export interface AccessCacheOptions {
   readonly maxEntries?: number;
 }
 
+/** An evaluation of one action from one snapshot, and when it stops being fresh (clock ms: the lookup's start + its TTL). */
+export interface JudgedAction {
+  readonly evaluation: Evaluation;
+  readonly expiresAt: number;
+}
+
 export type CachedEvaluation =
-  | { readonly kind: 'evaluated'; readonly evaluation: Evaluation; readonly cache: 'hit' | 'miss' | 'stale' }
+  | { readonly kind: 'evaluated'; readonly evaluation: Evaluation; readonly expiresAt: number; readonly cache: 'hit' | 'miss' | 'stale' }
   | { readonly kind: 'unavailable'; readonly error: AccessSourceError; readonly stale: boolean };
 
 interface Entry {
   readonly snapshot: AccessSnapshot;
   readonly fetchedAt: number;
   /** Evaluations of this immutable snapshot by action, so the hot path matches patterns once per action. */
-  readonly dataActions: Map<string, Evaluation>;
-  readonly controlActions: Map<string, Evaluation>;
+  readonly dataActions: Map<string, JudgedAction>;
+  readonly controlActions: Map<string, JudgedAction>;
 }
 
 export const DEFAULT_MAX_ENTRIES = 100_000;
@@ -72,32 +78,33 @@ export class AccessCache {
   }
 
   /** The evaluation from the principal's cached snapshot while its TTL lasts, synchronously; undefined when a lookup is due. */
-  fresh(principal: Principal, route: RouteMatch): Evaluation | undefined {
+  fresh(principal: Principal, route: RouteMatch): JudgedAction | undefined {
     const cached = this.entries.get(principalKey(principal.tid, principal.oid));
     if (cached === undefined) return undefined;
-    const evaluation = this.judge(cached, route);
-    return this.opts.clock.now() - cached.fetchedAt < this.ttlOf(evaluation) ? evaluation : undefined;
+    const judged = this.judge(cached, route);
+    return this.opts.clock.now() < judged.expiresAt ? judged : undefined;
   }
 
   /** Evaluates the route's action for the principal, looking up its access only when the cached snapshot has expired. */
   async evaluate(principal: Principal, route: RouteMatch): Promise<CachedEvaluation> {
     const key = principalKey(principal.tid, principal.oid);
     const cached = this.entries.get(key);
-    let previous: Evaluation | undefined;
+    let previous: JudgedAction | undefined;
     if (cached !== undefined) {
       previous = this.judge(cached, route);
-      if (this.opts.clock.now() - cached.fetchedAt < this.ttlOf(previous)) {
-        return { kind: 'evaluated', evaluation: previous, cache: 'hit' };
+      if (this.opts.clock.now() < previous.expiresAt) {
+        return { kind: 'evaluated', evaluation: previous.evaluation, expiresAt: previous.expiresAt, cache: 'hit' };
       }
     }
     try {
-      const fresh = await this.refresh(key, principal);
-      return { kind: 'evaluated', evaluation: this.judge(fresh, route), cache: 'miss' };
+      const fresh = this.judge(await this.refresh(key, principal), route);
+      return { kind: 'evaluated', evaluation: fresh.evaluation, expiresAt: fresh.expiresAt, cache: 'miss' };
     } catch (err) {
       const error = asSourceError(err);
-      if (cached !== undefined && previous !== undefined) {
-        const usableUntil = cached.fetchedAt + this.ttlOf(previous) + this.opts.staleIfErrorMs;
-        if (this.opts.clock.now() < usableUntil) return { kind: 'evaluated', evaluation: previous, cache: 'stale' };
+      if (previous !== undefined) {
+        const usableUntil = previous.expiresAt + this.opts.staleIfErrorMs;
+        // A stale decision is already past its freshness: it is good for this request only.
+        if (this.opts.clock.now() < usableUntil) return { kind: 'evaluated', evaluation: previous.evaluation, expiresAt: previous.expiresAt, cache: 'stale' };
       }
       return { kind: 'unavailable', error, stale: cached !== undefined };
     }
@@ -113,15 +120,16 @@ export class AccessCache {
     return evaluation.allowed ? this.opts.allowTtlMs : this.opts.denyTtlMs;
   }
 
-  private judge(entry: Entry, route: RouteMatch): Evaluation {
+  private judge(entry: Entry, route: RouteMatch): JudgedAction {
     // Keyed by the route table's own action string, whose hash V8 keeps: no key is built per request.
     const byAction = route.dataAction ? entry.dataActions : entry.controlActions;
-    let evaluation = byAction.get(route.action);
-    if (evaluation === undefined) {
-      evaluation = evaluate(entry.snapshot, route, this.opts.scope);
-      byAction.set(route.action, evaluation);
+    let judged = byAction.get(route.action);
+    if (judged === undefined) {
+      const evaluation = evaluate(entry.snapshot, route, this.opts.scope);
+      judged = { evaluation, expiresAt: entry.fetchedAt + this.ttlOf(evaluation) };
+      byAction.set(route.action, judged);
     }
-    return evaluation;
+    return judged;
   }
 
   /** One lookup per principal at a time: concurrent callers share it, also while a stale entry is refreshed. */

@@ -1,7 +1,7 @@
-import type { RouteMatch } from '../http/route.js';
+import type { RouteMatch } from '../contracts/route.js';
 import { grantedBy } from './actions.js';
 import { ROLE_IDS } from './roles.js';
-import { sameScope, scopeCovers } from './scope.js';
+import { sameScope, scopeCovers } from '../azure/scope.js';
 import type { AccessSnapshot, EffectiveAssignment, EffectiveDenyAssignment, PermissionBlock } from './source.js';
 
 /**

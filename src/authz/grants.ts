@@ -1,5 +1,5 @@
-import type { Principal } from '../authn/principal.js';
-import type { RouteMatch } from '../http/route.js';
+import type { Principal } from '../contracts/principal.js';
+import type { RouteMatch } from '../contracts/route.js';
 import { roleGrants, type Evaluation } from './evaluate.js';
 import { BUILT_IN_ROLES, ROLE_IDS, type RoleDefinition } from './roles.js';
 

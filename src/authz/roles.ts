@@ -190,8 +190,9 @@ export function roleDefinitionGuid(id: string): string {
   return last.toLowerCase();
 }
 
-export function builtInRoleById(id: string): RoleDefinition | undefined {
-  return byId.get(roleDefinitionGuid(id));
+/** The built-in role with this role definition GUID (any letter case). */
+export function builtInRoleById(guid: string): RoleDefinition | undefined {
+  return byId.get(guid.toLowerCase());
 }
 
 export function builtInRoleByName(name: string): RoleDefinition | undefined {

@@ -1,4 +1,4 @@
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
 
 /** One `permissions[]` entry of a role definition or deny assignment, as ARM returns it. */
 export interface PermissionBlock {

@@ -1,10 +1,10 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
-import { sameScope } from '../authz/scope.js';
+import { sameScope } from './scope.js';
 import type { Logger } from '../ops/log.js';
-import { AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
+import { AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-call.js';
 import { ARM_API_VERSION, roleAssignmentPageSchema, toRoleAssignment, type RoleAssignment } from './arm.js';
-import { armPath, GUID } from './ids.js';
+import { armPath, GUID } from '../contracts/azure-ids.js';
 import type { TokenProvider } from './token.js';
 
 /**

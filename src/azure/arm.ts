@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { describeFailure, failureOutcome, headerValue, HttpCallError, requestJson, type HttpFailure } from './http.js';
-import { armPath, GUID } from './ids.js';
+import { armPath, GUID, ROLE_DEFINITION_ID, roleDefinitionGuid } from '../contracts/azure-ids.js';
 import { IdentityError, type TokenProvider } from './token.js';
 
 /**
@@ -21,10 +21,6 @@ export const DEFAULT_THROTTLE_SECONDS = 10;
 /** Any more pages than this is a broken or hostile `nextLink` chain. */
 const MAX_PAGES = 100;
 const MAX_CACHED_ROLE_DEFINITIONS = 2_000;
-const ROLE_DEFINITION_ID =
-  /^(?:\/subscriptions\/[\w.()-]+|\/providers\/Microsoft\.Management\/managementGroups\/[\w.()-]+)?\/providers\/Microsoft\.Authorization\/roleDefinitions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
-/** The `Everyone` principal of deny assignments. */
-export const EVERYONE_PRINCIPAL_ID = '00000000-0000-0000-0000-000000000000';
 
 export type ArmOperation = 'role_assignments' | 'role_definition' | 'deny_assignments';
 
@@ -400,11 +396,6 @@ export class ArmClient {
     this.opts.metrics?.armCalls.inc({ operation, outcome });
     this.opts.metrics?.armLatency.observe({ operation }, (performance.now() - started) / 1000);
   }
-}
-
-/** The lower-case GUID at the end of a role definition ID, or undefined when it is not one. */
-export function roleDefinitionGuid(roleDefinitionId: string): string | undefined {
-  return ROLE_DEFINITION_ID.exec(roleDefinitionId)?.[1]?.toLowerCase();
 }
 
 /** An ARM scope as a URL path (`armPath`), or a bad-response ArmError. */

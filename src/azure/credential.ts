@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../ops/clock.js';
 import { azureCliSource } from './azure-cli.js';
-import { clientCredentialsSource } from './entra-token.js';
-import { authorityHost, CachingTokenProvider } from './identity.js';
+import { clientCredentialsSource } from './client-credentials.js';
+import { authorityHost, CachingTokenProvider } from './token-provider.js';
 import { msiAdapterSource } from './msi-adapter.js';
 import { IdentityConfigError, type TokenProvider, type TokenSource } from './token.js';
 

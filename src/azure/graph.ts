@@ -2,8 +2,8 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { decodeCompactJws } from '../authn/jws.js';
 import type { Logger } from '../ops/log.js';
-import { asAzureApiError, AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-error.js';
-import { GUID } from './ids.js';
+import { asAzureApiError, AzureApiError, callAzureApi, listAzurePages, type AzureApiConnection } from './api-call.js';
+import { GUID } from '../contracts/azure-ids.js';
 import type { TokenProvider } from './token.js';
 
 /**
@@ -130,7 +130,7 @@ export class GraphClient {
     }
     const decoded = decodeCompactJws(token);
     const tid = decoded.ok ? decoded.jws.payload.tid : undefined;
-    return typeof tid === 'string' && /^[0-9a-f-]{36}$/i.test(tid) ? tid.toLowerCase() : undefined;
+    return typeof tid === 'string' && GUID.test(tid) ? tid.toLowerCase() : undefined;
   }
 
   /** Applications whose displayName is exactly `name` (Graph compares case-insensitively). */

@@ -1,14 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { GUID } from '../contracts/azure-ids.js';
 import type { LogLevel } from '../config/config.js';
 import { DEFAULT_SEED, isLoopbackHost, startEmulator } from '../emulator/index.js';
 import { createLogger } from '../ops/log.js';
 import { exitOnUsageError, portArgument as port } from './usage.js';
 
 /** `foundry-auth emulator`: the local Entra ID + Microsoft Graph + ARM + managed-identity endpoint (SPEC section 8). */
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function pageSize(v: string): number {
   const n = Number(v);

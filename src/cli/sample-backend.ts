@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseHostPort } from '../config/load.js';
-import { EXIT_USAGE, exitOnUsageError } from './usage.js';
+import { EXIT_USAGE } from '../config/exit-codes.js';
+import { exitOnUsageError } from './usage.js';
 
 /**
  * `foundry-auth sample-backend`: the stand-in Foundry Local server (SPEC section 9). `dev` spawns

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { loadServeConfig, type RawValue } from '../config/load.js';
 import { SERVE_OPTIONS, envName } from '../config/options.js';
-import { EXIT_USAGE, exitOnUsageError } from './usage.js';
+import { EXIT_USAGE } from '../config/exit-codes.js';
+import { exitOnUsageError } from './usage.js';
 
 
 export function command(): Command {

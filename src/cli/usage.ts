@@ -1,7 +1,5 @@
 import { CommanderError, InvalidArgumentError, type Command } from 'commander';
-
-/** Exit code for usage and configuration errors, for every command. */
-export const EXIT_USAGE = 2;
+import { EXIT_USAGE } from '../config/exit-codes.js';
 
 /**
  * Commander's own usage errors (unknown flag, missing value, bad choice, no subcommand) print

@@ -1,3 +1,4 @@
+import { isArmResourceId } from '../contracts/azure-ids.js';
 import type { EntraConfig, IdentitySource, LogLevel, RbacConfig, RbacMode, ServeConfig } from './config.js';
 import { envName } from './options.js';
 import { SettingReader, clip, type Sources } from './setting-reader.js';
@@ -148,13 +149,6 @@ function loggingSection(r: SettingReader): Pick<ServeConfig, 'logLevel' | 'logFo
 function allRead<T extends Record<string, unknown>>(values: T): { [K in keyof T]: Exclude<T[K], undefined> } | undefined {
   for (const key in values) if (values[key] === undefined) return undefined;
   return values as { [K in keyof T]: Exclude<T[K], undefined> };
-}
-
-const ARM_ID = /^\/subscriptions\/[0-9a-fA-F-]{36}(\/[A-Za-z0-9._()-]+\/[A-Za-z0-9._()-]+)*$/;
-
-/** An ARM resource ID: `/subscriptions/{guid}` followed by name/value segment pairs, nothing that could rewrite the URL it is spliced into. */
-export function isArmResourceId(value: string): boolean {
-  return ARM_ID.test(value) && !value.split('/').some((s) => s === '.' || s === '..');
 }
 
 function trimSlash(href: string): string {

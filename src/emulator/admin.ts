@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { builtInRoleByName, roleDefinitionGuid } from '../authz/roles.js';
-import { isAssignableScope } from '../authz/scope.js';
+import { isAssignableScope } from '../azure/scope.js';
 import type { Emulator } from './core.js';
 import { mintAccessToken, APP_TOKEN_EXPIRES_IN, USER_TOKEN_EXPIRES_IN, assignedAppRoles, directGroups, grantableScopes } from './entra/issue.js';
 import { jsonObject, sendEmpty, sendJson, type Exchange } from './exchange.js';

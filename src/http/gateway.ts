@@ -2,23 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Authorizer, Decision } from '../authz/decision.js';
-import { writeAudit, type RequestRecord } from '../ops/audit.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
+import type { RequestDecider, RequestDecision } from '../contracts/request.js';
+import type { ForwardingStage } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { PolicyExchange, PolicyStage } from '../policy/enforce.js';
-import { checkTarget } from './canonical.js';
-import { rejection, type Rejection } from './errors.js';
+import { writeAudit, type RequestRecord } from './audit.js';
 import { sendOnSocket, sendRejection } from './respond.js';
-import type { RouteTable } from './routes.js';
-import type { AuthenticationStage, AuthnOutcome, ForwardingStage } from './stages.js';
 
 export interface GatewayOptions {
-  readonly routes: RouteTable;
-  /** Canonical paths forwarded to the data upstream without authentication (GET and HEAD only). */
-  readonly publicPaths: readonly string[];
-  readonly authn: AuthenticationStage;
-  readonly authz: Authorizer;
+  /** Steps 1-8: what to do with a request (the same core the forward-auth front calls). */
+  readonly decider: RequestDecider;
   readonly forwarder: ForwardingStage;
   /** `--policy-file`: model rules and limits, after authorization. */
   readonly policy?: PolicyStage;
@@ -38,26 +33,17 @@ const kRecord = Symbol('foundry-auth.record');
 type TaggedSocket = Socket & { [kResponse]?: ServerResponse };
 type TaggedResponse = ServerResponse & { [kRecord]?: RequestRecord };
 
-/** Methods refused at step 1 whatever the path: they echo or tunnel, and nothing here needs them. */
-const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 /**
- * Methods whose body has no meaning (RFC 9110 section 9.3): an upstream may ignore the body and
- * read it as the next request (CL.0 desync), so such a request with a body is refused, never forwarded.
- */
-const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE']);
-
-/**
- * The request pipeline of SPEC section 3, top to bottom: request target -> canonical path ->
- * public path -> route -> credentials + authentication -> authorization -> forward. A request that
- * fails a step never reaches a later one. Every rejection is a value; `respond.ts` writes it.
+ * The proxy front: this listener's own checks (upgrade, HTTP version, framing, header fields), then
+ * the decision core (`pipeline/decide.ts`: target -> canonical path -> public path -> route ->
+ * authentication -> authorization), then the forward. A request that fails a step never reaches a
+ * later one. Every rejection is a value; `respond.ts` writes it; the audit line is written once.
  */
 export class Gateway {
   readonly server: Server;
   private draining = false;
-  private readonly publicPaths: ReadonlySet<string>;
 
   constructor(private readonly opts: GatewayOptions) {
-    this.publicPaths = new Set(opts.publicPaths);
     const headersTimeout = opts.headersTimeoutMs ?? 30_000;
     this.server = createServer(
       // Node checks the two timeouts on this interval (default 30 s); check often enough that they mean what they say.
@@ -112,11 +98,7 @@ export class Gateway {
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
-    // Step 1: what kind of request this is.
-    const method = record.method;
-    if (REFUSED_METHODS.has(method)) {
-      return this.reject(req, res, record, rejection('method_not_allowed', `${method} is not supported by foundry-auth`, { allow: [] }));
-    }
+    // Step 1, as far as this listener's own connection is concerned: upgrades, HTTP version, framing, header fields.
     if (req.headers.upgrade !== undefined) {
       return this.reject(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
     }
@@ -129,72 +111,19 @@ export class Gateway {
     }
     const headerProblem = rawHeaderProblem(req.rawHeaders);
     if (headerProblem !== undefined) return this.reject(req, res, record, rejection('invalid_request', headerProblem));
+
+    // Steps 1-8: the decision core, shared with the forward-auth front.
     const target = req.url ?? '';
-    const checked = checkTarget(target);
-    if (!checked.ok) return this.reject(req, res, record, rejection(checked.code, checked.message));
-    record.path = checked.path;
-
-    // Step 3: public paths skip authentication, and only they do; what is not authenticated carries no body.
-    if ((method === 'GET' || method === 'HEAD') && this.publicPaths.has(checked.path)) {
-      if (hasBody(req)) return this.reject(req, res, record, rejection('invalid_request', 'a request to a public path must not have a body', { reason: 'public_body' }), true);
-      record.plane = 'data';
-      record.route = 'public';
-      record.decision = 'public';
-      // Awaited, not returned: returning a promise from an async function costs two more microtasks.
-      await this.forward(req, res, record, target);
-      return;
-    }
-
-    if (BODYLESS_METHODS.has(method) && hasBody(req)) {
-      return this.reject(req, res, record, rejection('invalid_request', `a ${method} request must not have a body`, { reason: 'bodyless_method_body' }), true);
-    }
-
-    // Step 4: route -> plane and action.
-    const lookup = this.opts.routes.lookup(method, checked.path);
-    if (lookup.kind === 'not_found') {
-      return this.reject(req, res, record, rejection('route_not_found', `no route for ${method} ${checked.path}; foundry-auth forwards only the Foundry Local API routes it knows`));
-    }
-    if (lookup.kind === 'method_not_allowed') {
-      return this.reject(
-        req,
-        res,
-        record,
-        rejection('method_not_allowed', `${method} is not allowed on ${checked.path}; allowed: ${lookup.allow.join(', ')}`, { allow: lookup.allow }),
-      );
-    }
-    const route = lookup.route;
-    record.route = route.name;
-    record.plane = route.plane;
-    record.action = route.action;
-
-    // Steps 5-7: credentials, then who the caller is.
-    const authStarted = performance.now();
-    const pending = this.opts.authn.authenticateRequest(req.rawHeaders, checked.query);
-    const authn: AuthnOutcome = pending instanceof Promise ? await pending : pending;
-    record.authMs = performance.now() - authStarted;
-    if (!authn.ok) return this.reject(req, res, record, authn.rejection);
-    record.principal = authn.principal;
-    record.tokenCache = authn.tokenCache;
-
-    // Step 8: may this principal perform the route's action at the cluster scope?
-    const authzStarted = performance.now();
-    const deciding = this.opts.authz.authorize(authn.principal, route);
-    // A cached decision may come back as a plain value: awaiting it would still cost a microtask.
-    const decision: Decision = deciding instanceof Promise ? await deciding : deciding;
-    record.rbacMs = performance.now() - authzStarted;
-    record.decisionSource = decision.source;
-    if (decision.kind !== 'unavailable') record.rbacCache = decision.cache;
-    const denied = decisionRejection(decision);
-    if (denied !== undefined) {
-      record.decision = decision.kind === 'deny' ? 'deny' : 'unavailable';
-      return this.reject(req, res, record, denied);
-    }
-    record.decision = 'allow';
+    const deciding = this.opts.decider.decide({ method: record.method, target, rawHeaders: req.rawHeaders, hasBody: hasBody(req) });
+    // Everything cached: a plain value, and awaiting it would still cost a microtask.
+    const decision = deciding instanceof Promise ? await deciding : deciding;
+    recordDecision(record, decision);
+    if (decision.kind === 'reject') return this.reject(req, res, record, decision.rejection);
 
     // Step 8b: the policy file's limits and model rules (reading the body, when it must, only after 100 Continue).
     let tap: PolicyExchange | undefined;
-    if (this.opts.policy !== undefined) {
-      const checking = this.opts.policy.check(req, checked.path, route, authn.principal, record.startedAt, () => {
+    if (this.opts.policy !== undefined && decision.kind === 'allow') {
+      const checking = this.opts.policy.check(req, decision.path, decision.route, decision.principal, record.startedAt, () => {
         if (isExpectContinue(req)) res.writeContinue();
       });
       const verdict = checking instanceof Promise ? await checking : checking;
@@ -205,7 +134,8 @@ export class Gateway {
     }
 
     // Step 9: only now may the client send its body (unless the policy already read it).
-    if (tap?.body === undefined && isExpectContinue(req)) res.writeContinue();
+    if (decision.kind === 'allow' && tap?.body === undefined && isExpectContinue(req)) res.writeContinue();
+    // Awaited, not returned: returning a promise from an async function costs two more microtasks.
     await this.forward(req, res, record, target, tap);
   }
 
@@ -227,15 +157,14 @@ export class Gateway {
     }
   }
 
-  /** `close`: end the connection after the answer whatever else holds (a refused body must never be parsed as a next request). */
-  private reject(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection, close = false): void {
+  private reject(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection): void {
     // A parser error on the connection was already answered on this response (answerInFlight).
     if (res.headersSent) return;
     record.code = error.code;
     record.reason = error.reason;
     record.decision ??= 'rejected';
-    // A body we will not read must not be left on a kept-alive connection; closing also spares reading it.
-    const closeConnection = close || this.draining || hasUnreadBody(req) || error.code === 'upgrade_not_supported' || req.httpVersionMajor !== 1;
+    // A refused request's body is never read as a next request (CL.0), nor waited for: its connection is closed.
+    const closeConnection = this.draining || hasBody(req) || error.code === 'upgrade_not_supported' || req.httpVersionMajor !== 1;
     sendRejection(res, error, record.requestId, closeConnection);
   }
 
@@ -294,13 +223,29 @@ function clientErrorMessage(status: number, inBody: boolean): string {
   return inBody ? 'malformed request body framing (chunked encoding)' : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
 }
 
-function decisionRejection(decision: Decision): Rejection | undefined {
-  if (decision.kind === 'allow') return undefined;
-  if (decision.kind === 'deny') return rejection('insufficient_permissions', decision.message, { reason: decision.reason });
-  return rejection('rbac_check_unavailable', decision.message, {
-    reason: decision.reason,
-    ...(decision.retryAfterSeconds !== undefined ? { retryAfterSeconds: decision.retryAfterSeconds } : {}),
-  });
+/** What the decision core found, into the audit record. */
+function recordDecision(record: RequestRecord, decision: RequestDecision): void {
+  record.path = decision.path;
+  if (decision.kind === 'public') {
+    record.plane = 'data';
+    record.route = 'public';
+    record.decision = 'public';
+    return;
+  }
+  const route = decision.route;
+  if (route !== undefined) {
+    record.route = route.name;
+    record.plane = route.plane;
+    record.action = route.action;
+  }
+  record.principal = decision.principal;
+  record.authMs = decision.authMs;
+  record.rbacMs = decision.rbacMs;
+  record.tokenCache = decision.tokenCache;
+  record.rbacCache = decision.rbacCache;
+  record.decisionSource = decision.decisionSource;
+  if (decision.kind === 'allow') record.decision = 'allow';
+  else if (decision.decision !== undefined) record.decision = decision.decision.kind;
 }
 
 /** Duplicate Host (Node silently keeps the first) or an unreasonable number of header fields. */
@@ -326,9 +271,6 @@ function hasBody(req: IncomingMessage): boolean {
   return length !== undefined && !/^0+$/.test(length);
 }
 
-function hasUnreadBody(req: IncomingMessage): boolean {
-  return !req.complete && hasBody(req);
-}
 
 function errorSummary(err: unknown): { message: string; stack?: string } {
   if (err instanceof Error) return { message: err.message, ...(err.stack ? { stack: err.stack } : {}) };

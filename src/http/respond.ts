@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ERRORS, type Rejection } from './errors.js';
+import { ERRORS, type Rejection } from '../contracts/errors.js';
 
 /**
  * The only place where an error value becomes an HTTP response (SPEC section 3): OpenAI-shaped JSON

@@ -1,9 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Principal } from '../authn/principal.js';
-import { rejection, type Rejection } from '../http/errors.js';
-import type { RouteMatch } from '../http/route.js';
-import type { ExchangeTap } from '../http/stages.js';
+import type { Principal } from '../contracts/principal.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
+import type { RouteMatch } from '../contracts/route.js';
+import type { ExchangeTap } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { Limiter, principalName, rateLimitHeaders, type RateLimitState } from './limiter.js';

@@ -1,5 +1,5 @@
-import type { Principal } from '../authn/principal.js';
-import { rejection, type Rejection } from '../http/errors.js';
+import type { Principal } from '../contracts/principal.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
 import type { Clock } from '../ops/clock.js';
 import type { Limits } from './policy.js';
 import type { WindowIncrement, WindowStore } from './windows.js';

@@ -1,6 +1,6 @@
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
 
 /**
  * The policy file (`--policy-file`, YAML or JSON): which principal may use which model, and how

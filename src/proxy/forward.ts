@@ -4,12 +4,12 @@ import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import type { ServeConfig } from '../config/config.js';
-import { rejection, type Rejection } from '../http/errors.js';
-import type { Plane } from '../http/route.js';
-import type { ExchangeTap, ForwardingStage, ForwardRequest } from '../http/stages.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
+import type { Plane } from '../contracts/route.js';
+import type { ExchangeTap, ForwardingStage, ForwardOutcome, ForwardRequest, ForwardResult } from '../contracts/stages.js';
 import type { Metrics } from '../ops/metrics.js';
 import { clientResponseHeaders, RequestHeaderPolicy } from './headers.js';
-import { identityHeaders } from './identity.js';
+import { identityHeaders } from './identity-headers.js';
 
 /**
  * The forwarding stage (SPEC section 7): streams an authorized request to the data or control
@@ -44,29 +44,6 @@ export interface ForwarderOptions {
   readonly keepAliveTimeoutMs?: number;
   /** TCP/TLS connect timeout; default 10 s. */
   readonly connectTimeoutMs?: number;
-}
-
-export type ForwardOutcome = 'ok' | 'client_abort' | 'upstream_error_midstream' | 'rejected';
-
-export interface ForwardResult {
-  readonly outcome: ForwardOutcome;
-  /**
-   * The status the client got or will get: the upstream's once the response started, the
-   * rejection's for `rejected`, 499 (nginx's "client closed request") when the client left first.
-   */
-  readonly status: number;
-  /** Set for `rejected` only: the HTTP layer writes it (no response byte was sent). */
-  readonly rejection?: Rejection;
-  /** Milliseconds from dispatch to the upstream's response headers. */
-  readonly firstByteMs?: number;
-  /** Milliseconds from dispatch to the end of the exchange. */
-  readonly totalMs: number;
-  /** Request body bytes read from the client. */
-  readonly requestBytes: number;
-  /** Response body bytes written to the client. */
-  readonly responseBytes: number;
-  /** What went wrong, as an error code (`ECONNREFUSED`, `UND_ERR_BODY_TIMEOUT`, `client_closed`, ...). */
-  readonly error?: string;
 }
 
 interface Upstream {

@@ -1,4 +1,4 @@
-import type { AzureApiError } from '../azure/api-error.js';
+import type { AzureApiError } from '../azure/api-call.js';
 
 /**
  * What to do about a failed Graph or ARM call, in the words of the person running the command:

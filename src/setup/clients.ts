@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { ArmClient } from '../azure/arm.js';
 import { ArmManagementClient, DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
 import { DEFAULT_GRAPH_ENDPOINT, GraphClient } from '../azure/graph.js';
-import { CachingTokenProvider } from '../azure/identity.js';
+import { CachingTokenProvider } from '../azure/token-provider.js';
 import type { AccessToken, TokenProvider } from '../azure/token.js';
 import type { Logger } from '../ops/log.js';
 

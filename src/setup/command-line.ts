@@ -1,13 +1,12 @@
 import { Command, Option } from 'commander';
-import { EXIT_USAGE } from '../cli/usage.js';
-import { AzureApiError } from '../azure/api-error.js';
+import { EXIT_USAGE } from '../config/exit-codes.js';
+import { AzureApiError } from '../azure/api-call.js';
 import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
 import { CALLER_CREDENTIAL_KINDS, callerCredential, type CallerCredential, type CallerCredentialKind } from '../azure/credential.js';
-import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
+import { DEFAULT_AUTHORITY_HOST } from '../azure/client-credentials.js';
 import { DEFAULT_GRAPH_ENDPOINT } from '../azure/graph.js';
-import { GUID } from '../azure/ids.js';
+import { GUID, isArmResourceId } from '../contracts/azure-ids.js';
 import { IdentityConfigError } from '../azure/token.js';
-import { isArmResourceId } from '../config/load.js';
 import { adviceFor } from './advice.js';
 import { createSetupClients, DEFAULT_CALL_TIMEOUT_MS, type SetupClients } from './clients.js';
 import { SetupError } from './setup.js';

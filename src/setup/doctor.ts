@@ -2,8 +2,9 @@ import type { Dispatcher } from 'undici';
 import { decodeCompactJws } from '../authn/jws.js';
 import { grantedBy } from '../authz/actions.js';
 import { ArmError, type RoleDefinition } from '../azure/arm.js';
-import { AzureApiError } from '../azure/api-error.js';
+import { AzureApiError } from '../azure/api-call.js';
 import type { Application } from '../azure/graph.js';
+import { GUID } from '../contracts/azure-ids.js';
 import { describeFailure, HttpCallError, requestJson } from '../azure/http.js';
 import { adviceFor } from './advice.js';
 import type { SetupClients } from './clients.js';
@@ -304,5 +305,5 @@ async function endpointCheck(options: DoctorOptions, endpoint: string, tenantId:
 function oidOf(token: string): string | undefined {
   const decoded = decodeCompactJws(token);
   const oid = decoded.ok ? decoded.jws.payload.oid : undefined;
-  return typeof oid === 'string' && /^[0-9a-f-]{36}$/i.test(oid) ? oid.toLowerCase() : undefined;
+  return typeof oid === 'string' && GUID.test(oid) ? oid.toLowerCase() : undefined;
 }

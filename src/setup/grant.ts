@@ -1,5 +1,5 @@
 import type { PrincipalType } from '../azure/arm-manage.js';
-import { GUID } from '../azure/ids.js';
+import { GUID } from '../contracts/azure-ids.js';
 import type { DirectoryPrincipal, ServicePrincipal } from '../azure/graph.js';
 import type { SetupClients } from './clients.js';
 import { ACCESS_ROLES, APP_ROLE_VALUE, roleAssignmentName, type AccessLevel } from './names.js';

@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';
-import { DEFAULT_AUTHORITY_HOST } from '../azure/entra-token.js';
+import { DEFAULT_AUTHORITY_HOST } from '../azure/client-credentials.js';
 
 /** The `serve` settings for an app registration and cluster: environment lines and a `--config` file. */
 

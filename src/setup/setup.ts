@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { scopeCovers } from '../authz/scope.js';
-import { AzureApiError } from '../azure/api-error.js';
+import { scopeCovers } from '../azure/scope.js';
+import { AzureApiError } from '../azure/api-call.js';
 import type { ApiApplication, AppRole, Application, PermissionScope, PreAuthorizedApplication } from '../azure/graph.js';
 import type { SetupClients } from './clients.js';
 import {

@@ -203,7 +203,7 @@ describe('API keys through the Authenticator (both carriers)', () => {
 
   it('API keys not configured: invalid_api_key saying they are not enabled', async () => {
     const authn = await authenticator();
-    const result = await authn.authenticate({ kind: 'api-key', key: KEY_A, via: 'api-key-header' });
+    const result = await authn.authenticateRequest(['api-key', KEY_A], undefined);
     expect(result).toMatchObject({ ok: false, rejection: { code: 'invalid_api_key', reason: 'api_keys_disabled' } });
     if (!result.ok) expect(result.rejection.message).toMatch(/API keys are not enabled on this sidecar/);
   });

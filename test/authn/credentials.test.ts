@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_CREDENTIAL_CHARS, extractCredentials, isRejection, type Credentials } from '../../src/authn/credentials.js';
-import type { Rejection } from '../../src/http/errors.js';
+import type { Rejection } from '../../src/contracts/errors.js';
 
 const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2ln';
 const OTHER_JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ5In0.c2ln';

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { EntraTokenValidator, tokenPolicy, type TokenPolicy, type TokenValidation } from '../../src/authn/entra-token.js';
 import { SigningKeys, type SigningKeysOptions } from '../../src/authn/signing-keys.js';
 import type { EntraConfig } from '../../src/config/config.js';
-import type { Rejection } from '../../src/http/errors.js';
+import type { Rejection } from '../../src/contracts/errors.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';

@@ -60,13 +60,13 @@ function measure(name, n, fn) {
   console.log(`${name.padEnd(58)} ${Math.round((n * 1e9) / ns).toLocaleString('en-US').padStart(10)} /s  ${(ns / n / 1000).toFixed(2)} µs`);
 }
 
-const creds = tokens.map((token) => ({ kind: 'bearer', token }));
-for (const c of creds) {
-  const r = await authn.authenticate(c);
+const requests = tokens.map((token) => ['Authorization', `Bearer ${token}`]);
+for (const headers of requests) {
+  const r = await authn.authenticateRequest(headers, undefined);
   if (!r.ok) throw new Error(`setup token rejected: ${r.rejection.reason}`);
 }
-measure('cached validation (Authenticator.authenticate, hit)', 1_000_000, (i) => {
-  const r = authn.authenticate(creds[i % 1000]);
+measure('cached validation (Authenticator.authenticateRequest, hit)', 1_000_000, (i) => {
+  const r = authn.authenticateRequest(requests[i % 1000], undefined);
   if (r instanceof Promise || !r.ok) throw new Error('expected a synchronous hit');
 });
 

@@ -41,7 +41,6 @@ describe('loading', () => {
     for (const tid of [TEST_TENANT_ID, OTHER_TENANT_ID]) {
       expect(h.idp.discoveryFetches(tid)).toBe(1);
       expect(h.idp.jwksFetches(tid)).toBe(1);
-      expect(h.keys.isLoaded(tid)).toBe(true);
       expect((await h.validator.validate(await h.idp.mint({ tid }))).ok).toBe(true);
     }
     expect(await counterValue(h.metrics, 'foundry_auth_jwks_refreshes_total', { trigger: 'startup', outcome: 'ok' })).toBe(2);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Authenticator, type AuthnOutcome } from '../../src/authn/authenticate.js';
+import { Authenticator } from '../../src/authn/authenticate.js';
+import type { AuthnOutcome } from '../../src/contracts/stages.js';
 import { VerifiedTokenCache, tokenHash, type VerifiedToken } from '../../src/authn/token-cache.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
@@ -41,10 +42,10 @@ async function setup(tokenCacheMax?: number): Promise<Setup> {
   return s;
 }
 
-const bearer = (token: string) => ({ kind: 'bearer' as const, token });
+const bearer = (token: string): string[] => ['Authorization', `Bearer ${token}`];
 
 async function outcome(s: Setup, token: string): Promise<AuthnOutcome> {
-  return s.authn.authenticate(bearer(token));
+  return s.authn.authenticateRequest(bearer(token), undefined);
 }
 
 describe('verified-token cache', () => {
@@ -53,7 +54,7 @@ describe('verified-token cache', () => {
     const token = await s.idp.mint();
     const first = await outcome(s, token);
     expect(first).toMatchObject({ ok: true, tokenCache: 'miss' });
-    const second = s.authn.authenticate(bearer(token));
+    const second = s.authn.authenticateRequest(bearer(token), undefined);
     expect(second).not.toBeInstanceOf(Promise);
     expect(second).toMatchObject({ ok: true, tokenCache: 'hit' });
     if (first.ok && !(second instanceof Promise) && second.ok) expect(second.principal).toBe(first.principal);

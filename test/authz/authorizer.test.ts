@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createAuthorizer } from '../../src/authz/authorizer.js';
 import { BUILT_IN_ROLES, ROLE_IDS } from '../../src/authz/roles.js';
 import type { AccessSnapshot } from '../../src/authz/source.js';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { CLUSTER, CountingSource, ROUTES, TENANT, capturingLogger, oid, rbacConfig, user } from './helpers.js';

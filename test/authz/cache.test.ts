@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createAuthorizer } from '../../src/authz/authorizer.js';
 import { AccessCache, principalKey } from '../../src/authz/cache.js';
-import type { Authorizer, Decision } from '../../src/authz/decision.js';
+import type { Authorizer, Decision } from '../../src/contracts/decision.js';
 import { BUILT_IN_ROLES, ROLE_IDS } from '../../src/authz/roles.js';
 import { AccessSourceError, type AccessSnapshot } from '../../src/authz/source.js';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';

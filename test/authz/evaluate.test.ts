@@ -3,7 +3,7 @@ import { actionMatches, grantedBy } from '../../src/authz/actions.js';
 import { evaluate } from '../../src/authz/evaluate.js';
 import { rolesGranting } from '../../src/authz/grants.js';
 import { BUILT_IN_ROLES, ROLE_IDS } from '../../src/authz/roles.js';
-import { scopeCovers, sameScope } from '../../src/authz/scope.js';
+import { scopeCovers, sameScope } from '../../src/azure/scope.js';
 import type { AccessSnapshot, EffectiveAssignment, EffectiveDenyAssignment, PermissionBlock } from '../../src/authz/source.js';
 import { CLUSTER, RG, ROUTES, SUB, oid } from './helpers.js';
 

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import type { RbacConfig } from '../../src/config/config.js';
-import type { RouteMatch } from '../../src/http/route.js';
+import type { RouteMatch } from '../../src/contracts/route.js';
 import type { AccessSnapshot, AccessSource } from '../../src/authz/source.js';
 
 const ACCOUNTS = 'Microsoft.CognitiveServices/accounts';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStaticAuthorizer, type CachingAuthorizer } from '../../src/authz/authorizer.js';
-import type { Decision } from '../../src/authz/decision.js';
+import type { Decision } from '../../src/contracts/decision.js';
 import { rolesGranting } from '../../src/authz/grants.js';
 import { ROLE_IDS } from '../../src/authz/roles.js';
-import type { RouteMatch } from '../../src/http/route.js';
+import type { RouteMatch } from '../../src/contracts/route.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ArmClient, ArmError } from '../../src/azure/arm.js';
-import { createTokenProvider } from '../../src/azure/identity.js';
+import { createTokenProvider } from '../../src/azure/token-provider.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { ArmFixture, CLUSTER_SCOPE, OTHER_CLUSTER_SCOPE, ROLES, TEST_RESOURCE_GROUP_SCOPE, TEST_SUBSCRIPTION_ID } from '../fixtures/arm.js';

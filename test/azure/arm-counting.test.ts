@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createArmSource } from '../../src/authz/arm.js';
 import { createAuthorizer, type CachingAuthorizer } from '../../src/authz/authorizer.js';
-import type { Decision } from '../../src/authz/decision.js';
+import type { Decision } from '../../src/contracts/decision.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { ArmFixture, CLUSTER_SCOPE, ROLES } from '../fixtures/arm.js';

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import type { RbacConfig } from '../../src/config/config.js';
 import { CLUSTER_SCOPE, type ArmFixture } from '../fixtures/arm.js';
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AzureApiError } from '../../src/azure/api-error.js';
+import { AzureApiError } from '../../src/azure/api-call.js';
 import { ArmManagementClient } from '../../src/azure/arm-manage.js';
 import { GraphClient } from '../../src/azure/graph.js';
 import type { TokenProvider } from '../../src/azure/token.js';

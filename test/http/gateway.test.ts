@@ -3,11 +3,12 @@
  * and for the pipeline's ordering guarantees without any real identity provider.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Authorizer, Decision } from '../../src/authz/decision.js';
-import { rejection } from '../../src/http/errors.js';
+import type { Authorizer, Decision } from '../../src/contracts/decision.js';
+import { rejection } from '../../src/contracts/errors.js';
 import { Gateway } from '../../src/http/gateway.js';
-import { DEFAULT_ROUTES, RouteTable } from '../../src/http/routes.js';
-import type { AuthenticationStage, AuthnOutcome, ForwardingStage, ForwardRequest } from '../../src/http/stages.js';
+import { DecisionCore } from '../../src/pipeline/decide.js';
+import { DEFAULT_ROUTES, RouteTable } from '../../src/pipeline/routes.js';
+import type { AuthenticationStage, AuthnOutcome, ForwardingStage, ForwardRequest, ForwardResult } from '../../src/contracts/stages.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { RawClient } from '../fixtures/upstream.js';
@@ -33,14 +34,15 @@ class Recorder implements AuthenticationStage, Authorizer, ForwardingStage {
     return null;
   }
   async close(): Promise<void> {}
-  async forward(r: ForwardRequest): Promise<{ outcome: string }> {
+  async forward(r: ForwardRequest): Promise<ForwardResult> {
     this.forwarded.push(r.target);
     if (this.failForward === 'after-head') r.res.writeHead(200, { 'content-type': 'text/plain' }).write('partial');
     if (this.failForward !== undefined) throw new Error('stage bug');
     const chunks: Buffer[] = [];
     for await (const c of r.req) chunks.push(c as Buffer);
-    r.res.writeHead(200, { 'content-type': 'text/plain' }).end(Buffer.concat(chunks));
-    return { outcome: 'ok' };
+    const body = Buffer.concat(chunks);
+    r.res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+    return { outcome: 'ok', status: 200, totalMs: 0, requestBytes: body.length, responseBytes: body.length };
   }
 }
 
@@ -55,7 +57,8 @@ afterEach(async () => {
 async function start(opts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<{ port: number; stages: Recorder; metrics: Metrics }> {
   const stages = new Recorder();
   const metrics = new Metrics({ defaultMetrics: false });
-  const gateway = new Gateway({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages, forwarder: stages, log: silentLogger(), metrics, ...opts });
+  const decider = new DecisionCore({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages });
+  const gateway = new Gateway({ decider, forwarder: stages, log: silentLogger(), metrics, ...opts });
   servers.push(gateway);
   await new Promise<void>((r) => gateway.server.listen(0, '127.0.0.1', r));
   return { port: (gateway.server.address() as { port: number }).port, stages, metrics };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';

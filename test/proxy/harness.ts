@@ -6,10 +6,11 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import { sendRejection } from '../../src/http/respond.js';
-import type { Plane } from '../../src/http/route.js';
-import { Forwarder, type ForwarderOptions, type ForwardResult } from '../../src/proxy/forward.js';
+import type { Plane } from '../../src/contracts/route.js';
+import type { ForwardResult } from '../../src/contracts/stages.js';
+import { Forwarder, type ForwarderOptions } from '../../src/proxy/forward.js';
 
 export interface Harness {
   readonly url: string;

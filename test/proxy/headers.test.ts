@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import type { Principal } from '../../src/authn/principal.js';
+import type { Principal } from '../../src/contracts/principal.js';
 import { clientResponseHeaders, normalizeHeaderName, RequestHeaderPolicy } from '../../src/proxy/headers.js';
 import { RawClient, startUpstream, type RecordedRequest, type Upstream } from '../fixtures/upstream.js';
 import { startHarness, type Harness } from './harness.js';

@@ -1,6 +1,7 @@
 import { grantedBy } from '../../authz/actions.js';
 import { BUILT_IN_ROLES, roleDefinitionGuid } from '../../authz/roles.js';
-import { sameScope, scopeCovers, scopeSegments } from '../../authz/scope.js';
+import { sameScope, scopeCovers, scopeSegments } from '../../azure/scope.js';
+import { EVERYONE_PRINCIPAL_ID } from '../../contracts/azure-ids.js';
 import type { Emulator } from '../core.js';
 import type { DenyAssignment, Permissions, RoleAssignment } from '../model.js';
 
@@ -9,8 +10,6 @@ import type { DenyAssignment, Permissions, RoleAssignment } from '../model.js';
  * and its (transitive) groups at the scope or above, minus deny assignments, with the same role data
  * and action matching the sidecar uses.
  */
-
-export const EVERYONE = '00000000-0000-0000-0000-000000000000';
 
 export interface RoleDefinitionView {
   readonly guid: string;
@@ -90,7 +89,7 @@ export function principalAndGroups(em: Emulator, tenantId: string, principalId: 
 }
 
 export function denyAppliesTo(d: DenyAssignment, ids: ReadonlySet<string>): boolean {
-  const named = d.principals.some((p) => p.id === EVERYONE || ids.has(p.id));
+  const named = d.principals.some((p) => p.id === EVERYONE_PRINCIPAL_ID || ids.has(p.id));
   return named && !d.excludePrincipals.some((p) => ids.has(p.id));
 }
 

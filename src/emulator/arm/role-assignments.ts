@@ -1,4 +1,5 @@
-import { sameScope } from '../../authz/scope.js';
+import { sameScope } from '../../azure/scope.js';
+import { GUID, ROLE_DEFINITION_ID } from '../../contracts/azure-ids.js';
 import { jsonObject } from '../exchange.js';
 import { principalTypeOf, type RoleAssignment } from '../model.js';
 import type { ArmCall } from './call.js';
@@ -6,8 +7,6 @@ import { covers, principalAndGroups, roleDefinition, roleDefinitionResourceId, s
 
 /** `Microsoft.Authorization/roleAssignments` (api-version 2022-04-01 shape). */
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const ROLE_DEFINITION_ID = /^(?:\/subscriptions\/[^/]+)?\/providers\/Microsoft\.Authorization\/roleDefinitions\/([0-9a-f-]{36})$/i;
 const READ = 'Microsoft.Authorization/roleAssignments/read';
 
 export function assignmentId(a: RoleAssignment): string {

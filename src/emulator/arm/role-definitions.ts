@@ -1,3 +1,4 @@
+import { GUID } from '../../contracts/azure-ids.js';
 import { jsonObject } from '../exchange.js';
 import { PermissionBlockSchema, type CustomRole } from '../model.js';
 import type { ArmCall } from './call.js';
@@ -6,7 +7,6 @@ import { z } from 'zod';
 
 /** `Microsoft.Authorization/roleDefinitions`: the built-ins with their real IDs and permissions, and custom roles. */
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const READ = 'Microsoft.Authorization/roleDefinitions/read';
 
 export function definitionJson(d: RoleDefinitionView, scope: string): Record<string, unknown> {

@@ -1,3 +1,4 @@
+import { GUID } from '../../contracts/azure-ids.js';
 import { TOKEN_EXCHANGE_AUDIENCE } from '../first-party.js';
 import type { AppRole, Application, PermissionScope } from '../model.js';
 import { deleteApplication, newApplication, newPasswordCredential } from '../objects.js';
@@ -8,7 +9,6 @@ import { applicationJson, federatedCredentialJson, passwordCredentialJson } from
 
 /** `/applications`: create, get (by id or `(appId='…')`), list with `$filter`, PATCH with Graph's validation rules, delete, passwords, federated credentials. */
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const READ_ONLY = new Set(['id', 'appId', 'createdDateTime', 'deletedDateTime', 'publisherDomain', 'passwordCredentials', 'keyCredentials']);
 /** Properties stored as sent (shape not interpreted by the emulator). */
 const PASS_THROUGH = new Set(['description', 'notes', 'tags', 'web', 'spa', 'publicClient', 'requiredResourceAccess', 'optionalClaims', 'groupMembershipClaims', 'info', 'serviceManagementReference', 'isDeviceOnlyAuthSupported', 'defaultRedirectUri']);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkTarget } from '../../src/http/canonical.js';
+import { checkTarget } from '../../src/pipeline/canonical.js';
 
 describe('request target and canonical path (SPEC 3 steps 1-2, section 5)', () => {
   it.each([

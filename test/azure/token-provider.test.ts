@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { callerCredential } from '../../src/azure/credential.js';
-import { createTokenProvider, IdentityConfigError, IdentityError, type TokenProviderOptions } from '../../src/azure/identity.js';
+import { createTokenProvider, IdentityConfigError, IdentityError, type TokenProviderOptions } from '../../src/azure/token-provider.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { ArmFixture } from '../fixtures/arm.js';

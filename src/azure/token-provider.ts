@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { azureCliSource } from './azure-cli.js';
-import { clientCredentialsSource, DEFAULT_AUTHORITY_HOST } from './entra-token.js';
+import { clientCredentialsSource, DEFAULT_AUTHORITY_HOST } from './client-credentials.js';
 import { msiAdapterSource } from './msi-adapter.js';
 import { IdentityConfigError, IdentityError, type AccessToken, type TokenProvider, type TokenSource } from './token.js';
 

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from '../../src/http/routes.js';
+import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from '../../src/pipeline/routes.js';
 
 const table = new RouteTable(DEFAULT_ROUTES);
 const OPENAI = 'Microsoft.CognitiveServices/accounts/OpenAI';

@@ -1,4 +1,4 @@
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../contracts/principal.js';
 
 /**
  * The identity headers the upstream receives for an authenticated principal (SPEC section 7), in

@@ -1,11 +1,11 @@
-import type { Principal } from '../authn/principal.js';
-import type { CacheOutcome, DecisionSource } from '../authz/decision.js';
-import type { ErrorCode } from '../http/errors.js';
-import type { Plane } from '../http/route.js';
+import type { Principal } from '../contracts/principal.js';
+import type { CacheOutcome, DecisionSource } from '../contracts/decision.js';
+import type { ErrorCode } from '../contracts/errors.js';
+import type { Plane } from '../contracts/route.js';
 import type { PolicyRecord } from '../policy/enforce.js';
 import { pino } from 'pino';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
+import type { Logger } from '../ops/log.js';
+import type { Metrics } from '../ops/metrics.js';
 
 /** What the pipeline learned about one request; filled stage by stage, written once when the response ends. */
 export interface RequestRecord {

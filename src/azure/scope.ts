@@ -1,4 +1,4 @@
-import { isArmResourceId } from '../config/load.js';
+import { isArmResourceId } from '../contracts/azure-ids.js';
 
 /**
  * ARM scope containment (SPEC section 6): an assignment made at a scope applies to that scope and

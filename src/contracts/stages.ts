@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from './principal.js';
 import type { Rejection } from './errors.js';
 import type { Plane } from './route.js';
 
 /**
- * The ports the gateway's request pipeline depends on. Each stage module (authn/, authz/, proxy/)
- * implements one; the chain itself is declared once, in `gateway.ts`.
+ * The ports the request pipeline depends on. Each stage module (authn/, authz/, proxy/) implements
+ * one; the decision chain is declared once, in `pipeline/decide.ts`, and the proxy front adds the forward.
  */
 export type AuthnOutcome =
   | { readonly ok: true; readonly principal: Principal; readonly tokenCache: 'hit' | 'miss' | 'none' }
@@ -44,12 +44,27 @@ export interface ExchangeTap {
   rewrite(body: Buffer, contentEncoding: string | undefined): Buffer | undefined;
 }
 
+export type ForwardOutcome = 'ok' | 'client_abort' | 'upstream_error_midstream' | 'rejected';
+
 export interface ForwardResult {
-  /** Set when the upstream failed before any response byte reached the client. */
+  readonly outcome: ForwardOutcome;
+  /**
+   * The status the client got or will get: the upstream's once the response started, the
+   * rejection's for `rejected`, 499 (nginx's "client closed request") when the client left first.
+   */
+  readonly status: number;
+  /** Set for `rejected` only: the HTTP layer writes it (no response byte was sent). */
   readonly rejection?: Rejection;
+  /** Milliseconds from dispatch to the upstream's response headers. */
   readonly firstByteMs?: number;
-  /** `ok`, `client_abort`, `upstream_error_midstream`, `rejected`. */
-  readonly outcome: string;
+  /** Milliseconds from dispatch to the end of the exchange. */
+  readonly totalMs: number;
+  /** Request body bytes read from the client. */
+  readonly requestBytes: number;
+  /** Response body bytes written to the client. */
+  readonly responseBytes: number;
+  /** What went wrong, as an error code (`ECONNREFUSED`, `UND_ERR_BODY_TIMEOUT`, `client_closed`, ...). */
+  readonly error?: string;
 }
 
 /** Step 9: stream the request to the upstream and the response back. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auditLine, type RequestRecord } from '../../src/ops/audit.js';
+import { auditLine, type RequestRecord } from '../../src/http/audit.js';
 
 describe('the audit line', () => {
   it('is one JSON line with the request, principal, decision, timings and cache outcomes', () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { Plane, RouteMatch } from './route.js';
+import type { Plane, RouteMatch } from '../contracts/route.js';
 
 /**
  * The route table of SPEC section 5: method + canonical path -> plane and Azure RBAC action.

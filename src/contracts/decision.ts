@@ -1,5 +1,5 @@
-import type { Principal } from '../authn/principal.js';
-import type { RouteMatch } from '../http/route.js';
+import type { Principal } from './principal.js';
+import type { RouteMatch } from './route.js';
 
 /** Where a decision came from, for the audit line and metrics. */
 export type DecisionSource = 'api-key' | 'static' | 'arm';
@@ -7,11 +7,20 @@ export type DecisionSource = 'api-key' | 'static' | 'arm';
 export type CacheOutcome = 'hit' | 'miss' | 'stale' | 'none';
 
 export type Decision =
-  | { readonly kind: 'allow'; readonly source: DecisionSource; readonly cache: CacheOutcome; readonly role?: string }
+  | {
+      readonly kind: 'allow';
+      readonly source: DecisionSource;
+      readonly cache: CacheOutcome;
+      readonly role?: string;
+      /** When the cached decision stops being fresh (the clock's epoch ms); absent for API keys, which are not cached. */
+      readonly expiresAt?: number;
+    }
   | {
       readonly kind: 'deny';
       readonly source: DecisionSource;
       readonly cache: CacheOutcome;
+      /** As for allow: when the cached deny stops being fresh. */
+      readonly expiresAt?: number;
       /** Names the principal's object ID, the required action, the scope and the built-in roles that would grant it. */
       readonly message: string;
       /** `no_assignment`, `not_granted`, `deny_assignment`, `condition_only` (evaluate.ts), `api_key_control_plane`, `invalid_principal` (authorizer.ts). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../../src/authn/principal.js';
-import { clientPrincipal, headerSafe, identityHeaders } from '../../src/proxy/identity.js';
+import type { Principal } from '../../src/contracts/principal.js';
+import { clientPrincipal, headerSafe, identityHeaders } from '../../src/proxy/identity-headers.js';
 
 function decode(value: string): { claims: Array<{ typ: string; val: string }> } {
   return JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as { claims: Array<{ typ: string; val: string }> };
