@@ -130,7 +130,7 @@ export class Gateway {
       if (verdict.kind === 'gone') return;
       if (verdict.kind === 'reject') return this.reject(req, res, record, verdict.rejection);
       tap = verdict.exchange;
-      record.policy = tap.record;
+      if (tap !== undefined) record.policy = tap.record;
     }
 
     // Step 9: only now may the client send its body (unless the policy already read it).

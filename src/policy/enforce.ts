@@ -30,7 +30,8 @@ export interface PolicyStageOptions {
 }
 
 export type PolicyVerdict =
-  | { readonly kind: 'forward'; readonly exchange: PolicyExchange }
+  /** `exchange` is undefined when the policy has nothing to do with the response (no limit applies, no model is metered). */
+  | { readonly kind: 'forward'; readonly exchange: PolicyExchange | undefined }
   | { readonly kind: 'reject'; readonly rejection: Rejection }
   /** The client left while its body was read: nothing to answer. */
   | { readonly kind: 'gone' };
@@ -75,9 +76,12 @@ export class PolicyStage {
     state: RateLimitState | undefined,
     startedAt: number,
   ): PolicyVerdict | Promise<PolicyVerdict> {
+    // Only POSTs to the data plane name a model (and are metered); other requests need the tap only for the limit headers.
+    const modelRequest = route.plane === 'data' && req.method === 'POST';
     const exchange = (model: string | undefined, body: Buffer | undefined, listFilter?: Policy): PolicyExchange =>
-      new PolicyExchange(this, principal, limits, state, model, body, listFilter, startedAt);
-    if (!policy.hasModelRules || route.plane !== 'data') return { kind: 'forward', exchange: exchange(undefined, undefined) };
+      new PolicyExchange(this, principal, limits, state, model, body, listFilter, startedAt, modelRequest);
+    const plain = (): PolicyVerdict => ({ kind: 'forward', exchange: modelRequest || state !== undefined ? exchange(undefined, undefined) : undefined });
+    if (!policy.hasModelRules || route.plane !== 'data') return plain();
     if (path === MODELS_PATH) return { kind: 'forward', exchange: exchange(undefined, undefined, policy) };
     if (path.startsWith(MODELS_PREFIX)) {
       const id = decodedSegment(path.slice(MODELS_PREFIX.length));
@@ -86,7 +90,7 @@ export class PolicyStage {
       }
       return { kind: 'forward', exchange: exchange(id, undefined) };
     }
-    if (req.method !== 'POST') return { kind: 'forward', exchange: exchange(undefined, undefined) };
+    if (!modelRequest) return plain();
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > this.opts.maxBodyBytes) return { kind: 'reject', rejection: tooLarge(this.opts.maxBodyBytes) };
     letBodyCome();
@@ -159,6 +163,8 @@ export class PolicyExchange implements ExchangeTap {
     /** Set for `GET /v1/models`: the list is filtered by this policy. */
     private readonly listFilter: Policy | undefined,
     private readonly startedAt: number,
+    /** A model request: its response is metered for tokens. */
+    private readonly metered: boolean,
   ) {
     if (model !== undefined) this.record.model = model;
   }
@@ -170,7 +176,7 @@ export class PolicyExchange implements ExchangeTap {
   onResponseHead(status: number, contentType: string | undefined, requestBytes: number): { readonly headers: readonly (readonly [string, string])[]; readonly hold: boolean } {
     const headers = this.state !== undefined ? rateLimitHeaders(this.state) : NO_HEADERS;
     if (this.listFilter !== undefined && status === 200) return { headers, hold: true };
-    if (status >= 200 && status < 300) {
+    if (this.metered && status >= 200 && status < 300) {
       this.meter = new UsageMeter(this.body?.length ?? requestBytes);
       this.meter.onResponseHead(contentType);
     }
