@@ -122,8 +122,9 @@ export async function runSidecar(config: ServeConfig): Promise<void> {
     sidecar.log.info({ signal }, 'signal received');
     void sidecar.shutdown().then(() => process.exit(0));
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // `on`, not `once`: a second signal while draining must not take the default action (exit 143) and cut in-flight streams.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 function buildRoutes(config: ServeConfig): RouteTable {

@@ -78,10 +78,10 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
     );
   }
 
-  function authorizeApiKey(route: RouteMatch): Decision {
+  function authorizeApiKey(principal: Principal, route: RouteMatch): Decision {
     if (route.plane === 'data') return count({ kind: 'allow', source: 'api-key', cache: 'none' }, 'none');
     const roles = rolesGranting(route).join(', ');
-    const message = `API keys authorize the data plane only; ${route.action} at ${scope} is a control-plane action: call it with an Entra ID access token of a principal that has one of: ${roles}`;
+    const message = `API key ${principal.oid}: API keys authorize the data plane only; ${route.action} at ${scope} is a control-plane action: call it with an Entra ID access token of a principal that has one of: ${roles}`;
     return count({ kind: 'deny', source: 'api-key', cache: 'none', reason: 'api_key_control_plane', message }, 'none');
   }
 
@@ -112,7 +112,7 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
 
   return {
     authorize(principal: Principal, route: RouteMatch): Decision | Promise<Decision> {
-      if (principal.type === 'api-key') return authorizeApiKey(route);
+      if (principal.type === 'api-key') return authorizeApiKey(principal, route);
       // A fresh cached decision is answered synchronously: no promise, no lookup.
       const hit = cache.fresh(principal, route);
       if (hit !== undefined) return decided(principal, route, hit.evaluation, hit.expiresAt, 'hit');

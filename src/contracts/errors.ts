@@ -6,6 +6,7 @@ export const ERRORS = {
   invalid_request: { status: 400, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   upgrade_not_supported: { status: 501, type: 'invalid_request_error' },
+  expectation_failed: { status: 417, type: 'invalid_request_error' },
   invalid_path: { status: 400, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'invalid_request_error' },
   ambiguous_auth: { status: 400, type: 'invalid_request_error' },

@@ -51,6 +51,8 @@ export class Gateway {
       this.onRequest,
     );
     this.server.on('checkContinue', this.onRequest);
+    // Any other `Expect`: answered by the pipeline (JSON 417, x-request-id, audit line), not with Node's bare 417.
+    this.server.on('checkExpectation', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
     this.server.headersTimeout = headersTimeout;
@@ -98,7 +100,11 @@ export class Gateway {
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> {
-    // Step 1, as far as this listener's own connection is concerned: upgrades, HTTP version, framing, header fields.
+    // Step 1, as far as this listener's own connection is concerned: expectations, upgrades, HTTP version, framing, header fields.
+    const expect = req.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
+      return this.reject(req, res, record, rejection('expectation_failed', 'the only expectation foundry-auth meets is "Expect: 100-continue"'));
+    }
     if (req.headers.upgrade !== undefined) {
       return this.reject(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
     }
@@ -124,7 +130,7 @@ export class Gateway {
     let tap: PolicyExchange | undefined;
     if (this.opts.policy !== undefined && decision.kind === 'allow') {
       const checking = this.opts.policy.check(req, decision.path, decision.route, decision.principal, record.startedAt, () => {
-        if (isExpectContinue(req)) res.writeContinue();
+        if (expect !== undefined) res.writeContinue();
       });
       const verdict = checking instanceof Promise ? await checking : checking;
       if (verdict.kind === 'gone') return;
@@ -134,7 +140,7 @@ export class Gateway {
     }
 
     // Step 9: only now may the client send its body (unless the policy already read it).
-    if (decision.kind === 'allow' && tap?.body === undefined && isExpectContinue(req)) res.writeContinue();
+    if (decision.kind === 'allow' && tap?.body === undefined && expect !== undefined) res.writeContinue();
     // Awaited, not returned: returning a promise from an async function costs two more microtasks.
     await this.forward(req, res, record, target, tap);
   }
@@ -259,18 +265,12 @@ function rawHeaderProblem(raw: readonly string[]): string | undefined {
   return undefined;
 }
 
-function isExpectContinue(req: IncomingMessage): boolean {
-  const expect = req.headers.expect;
-  return expect !== undefined && expect.toLowerCase() === '100-continue';
-}
-
 /** Any Transfer-Encoding, or a Content-Length above 0 (llhttp admits digits only, so `00` is still no body). */
 function hasBody(req: IncomingMessage): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return true;
   const length = req.headers['content-length'];
   return length !== undefined && !/^0+$/.test(length);
 }
-
 
 function errorSummary(err: unknown): { message: string; stack?: string } {
   if (err instanceof Error) return { message: err.message, ...(err.stack ? { stack: err.stack } : {}) };

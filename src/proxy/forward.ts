@@ -10,6 +10,7 @@ import type { ExchangeTap, ForwardingStage, ForwardOutcome, ForwardRequest, Forw
 import type { Metrics } from '../ops/metrics.js';
 import { clientResponseHeaders, RequestHeaderPolicy } from './headers.js';
 import { identityHeaders } from './identity-headers.js';
+import { connectorDroppingInterimContinue } from './interim-continue.js';
 
 /**
  * The forwarding stage (SPEC section 7): streams an authorized request to the data or control
@@ -24,7 +25,7 @@ import { identityHeaders } from './identity-headers.js';
  * - `Expect` is not forwarded: the HTTP layer answers `100 Continue` after authorization and the
  *   body goes upstream as a plain request body.
  * - Upstream trailers are dropped (`Trailer` is hop-by-hop and nothing in the OpenAI API uses them);
- *   1xx interim responses from the upstream are not relayed.
+ *   1xx interim responses from the upstream are not relayed (a `100` is dropped before undici sees it: interim-continue.ts).
  */
 export interface ForwarderOptions {
   /** Data-plane base URL; a path in it prefixes every forwarded target. */
@@ -81,7 +82,7 @@ export class Forwarder implements ForwardingStage {
           headersTimeout: opts.headersTimeoutMs,
           bodyTimeout: opts.bodyTimeoutMs,
           keepAliveTimeout: opts.keepAliveTimeoutMs ?? DEFAULT_KEEPALIVE_MS,
-          connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
+          connect: connectorDroppingInterimContinue({ timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS }),
         });
         byOrigin.set(url.origin, pool);
         this.pools.push(pool);

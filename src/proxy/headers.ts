@@ -69,6 +69,15 @@ const UNTRUSTED_EXACT: ReadonlySet<string> = new Set([
   'x-http-method',
   'forwarded',
   'x-real-ip',
+  // Grafana's, Apache's and other proxies' user headers, and client-address headers of CDNs.
+  'x-user',
+  'remote-user',
+  'x-webauth-user',
+  'x-authenticated-user',
+  'x-client-ip',
+  'true-client-ip',
+  // A credential in a name the sidecar never checks (only `api-key` is one): an upstream might accept it.
+  'x-api-key',
 ]);
 
 const UNTRUSTED_PREFIXES: readonly string[] = [
