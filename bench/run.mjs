@@ -5,7 +5,7 @@
 //   --json         the same results as JSON on stdout (the table and progress go to stderr; use
 //                  `npm run -s bench -- --json` so npm's banner stays off stdout)
 //   --json FILE    the table on stdout and the JSON written to FILE
-//   --only LIST    run only these scenarios: throughput, streaming, authz, authn, memory, abuse
+//   --only LIST    run only these scenarios: throughput, streaming, authz, authn, memory, abuse, forward-auth
 //   --quick        shorter runs (a smoke test of the harness; numbers are not comparable)
 //   --pin MODE     split (default: the proxy under test on CPU 1, load and upstream on CPU 0) or none
 //   --profile throughput   run that scenario's sidecar under --cpu-prof (profiles in bench/results/profiles;
@@ -23,8 +23,9 @@ import { authorization } from './scenarios/authz.mjs';
 import { authentication } from './scenarios/authn.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { abuse } from './scenarios/abuse.mjs';
+import { forwardAuth } from './scenarios/forward-auth.mjs';
 
-const SCENARIOS = { throughput, streaming, authz: authorization, authn: authentication, memory, abuse };
+const SCENARIOS = { throughput, streaming, authz: authorization, authn: authentication, memory, abuse, 'forward-auth': forwardAuth };
 
 function parseArgs(argv) {
   const options = { only: Object.keys(SCENARIOS), json: undefined, quick: false, pin: 'split', profile: undefined };
@@ -62,7 +63,7 @@ function parseArgs(argv) {
 
 function usage(problem) {
   if (problem) process.stderr.write(`bench: ${problem}\n`);
-  process.stderr.write('usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse] [--json [FILE]] [--quick] [--pin split|none] [--profile throughput]\n');
+  process.stderr.write('usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse,forward-auth] [--json [FILE]] [--quick] [--pin split|none] [--profile throughput]\n');
   process.exit(problem ? 2 : 0);
 }
 

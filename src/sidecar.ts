@@ -7,6 +7,7 @@ import type { Authorizer } from './contracts/decision.js';
 import { StaticFileError } from './authz/static.js';
 import { IdentityConfigError } from './azure/token-provider.js';
 import type { ServeConfig } from './config/config.js';
+import { ForwardAuthServer } from './forward-auth/server.js';
 import { Gateway } from './http/gateway.js';
 import { DecisionCore } from './pipeline/decide.js';
 import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from './pipeline/routes.js';
@@ -50,7 +51,7 @@ export interface SidecarOverrides {
 export async function startSidecar(config: ServeConfig, overrides: SidecarOverrides = {}): Promise<Sidecar> {
   const clock = overrides.clock ?? systemClock;
   const log = overrides.log ?? createLogger({ level: config.logLevel, format: config.logFormat });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ mode: config.mode });
 
   const routes = buildRoutes(config);
   const authn = new Authenticator({
@@ -61,10 +62,18 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
     metrics,
   });
   const authz = await buildAuthorizer(config, { clock, log, metrics });
-  const forwarder = Forwarder.fromConfig(config, metrics);
-  const policy = await buildPolicy(config, { clock, log, metrics });
   const decider = new DecisionCore({ routes, publicPaths: config.publicPaths, authn, authz });
-  const gateway = new Gateway({ decider, forwarder, log, metrics, ...(policy ? { policy: policy.stage } : {}) });
+  const policy = await buildPolicy(config, { clock, log, metrics });
+  // Proxy mode forwards; forward-auth mode answers the checks of a proxy that forwards itself.
+  let forwarder: Forwarder | undefined;
+  let gateway: Gateway | ForwardAuthServer;
+  if (config.mode === 'proxy') {
+    forwarder = Forwarder.fromConfig(config, metrics);
+    gateway = new Gateway({ decider, forwarder, log, metrics, ...(policy ? { policy: policy.stage } : {}) });
+  } else {
+    const { forwardAuth, forwardAuthorization } = config;
+    gateway = new ForwardAuthServer({ decider, forwardAuth, forwardAuthorization, clock, denyTtlMs: config.rbac.denyTtlMs, log, metrics });
+  }
 
   const checks: ReadinessCheck[] = [];
   if (config.entra) checks.push({ name: 'signingKeys', check: () => authn.readiness() });
@@ -78,8 +87,10 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
     {
       listen: url,
       admin: adminUrl,
-      upstream: config.upstream.href,
-      controlUpstream: config.controlUpstream.href,
+      mode: config.mode,
+      ...(config.mode === 'proxy'
+        ? { upstream: config.upstream.href, controlUpstream: config.controlUpstream.href }
+        : { profile: config.forwardAuth.profile, trustedProxies: config.forwardAuth.trustedProxies.map((p) => `${p.address}/${p.prefix}`) }),
       entra: config.entra ? { tenantId: config.entra.tenantId, clientId: config.entra.clientId, authority: config.entra.authority } : undefined,
       apiKeys: config.apiKeysFile !== undefined,
       rbac: config.rbac.mode,
@@ -96,7 +107,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       gateway.startDraining();
       await drain(gateway.server, config.shutdownGraceMs, log);
       policy?.file.close();
-      await Promise.allSettled([forwarder.close(), authz.close(), authn.close()]);
+      await Promise.allSettled([forwarder?.close(), authz.close(), authn.close()]);
       await close(admin.server);
       log.info('stopped');
       // The log is buffered (batched writer, or the pretty transport's thread): write out what is pending before the process exits.

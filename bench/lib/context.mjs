@@ -13,6 +13,7 @@ export const PRINCIPALS = {
   streaming: 1,
   abuse: 2,
   authzWarm: 3,
+  forwardAuth: 4,
   /** 1,000 distinct cold principals. */
   authzCold: range(1_000, 1_000),
   /** One cold principal, 1,000 concurrent requests. */

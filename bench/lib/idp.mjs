@@ -49,6 +49,8 @@ export async function startIdp(tenantId) {
     authority,
     tenantId,
     kid,
+    /** The signing key's public half (SPKI PEM), for references that verify tokens themselves (HAProxy jwt_verify). */
+    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }),
     issuer: `${authority}/${tenantId}/v2.0`,
     /** Times (epoch ms) of every JWKS fetch so far. */
     jwksFetches: () => fetches.jwks.slice(),

@@ -21,7 +21,8 @@ export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeA
   const all = {
     listen: `127.0.0.1:${port}`,
     'admin-listen': `127.0.0.1:${adminPort}`,
-    upstream,
+    // Forward-auth mode has no upstream.
+    ...(upstream !== undefined ? { upstream } : {}),
     'tenant-id': idp.tenantId,
     'client-id': BENCH_CLIENT_ID,
     authority: idp.authority,

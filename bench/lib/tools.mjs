@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { progress, runCommand, whichSync } from './proc.mjs';
 
-const PACKAGES = { nginx: 'nginx-light', wrk: 'wrk' };
+const PACKAGES = { nginx: 'nginx-light', wrk: 'wrk', haproxy: 'haproxy' };
 
-/** `{ nginx, wrk }`: absolute paths, or undefined with `problems` saying why. */
+/** `{ nginx, wrk, haproxy }`: absolute paths, or undefined with `problems` saying why. */
 export async function ensureTools() {
   const missing = Object.keys(PACKAGES).filter((tool) => whichSync(tool) === undefined);
   const problems = [];
@@ -33,7 +33,7 @@ export async function ensureTools() {
       }
     }
   }
-  return { nginx: whichSync('nginx'), wrk: whichSync('wrk'), problems };
+  return { nginx: whichSync('nginx'), wrk: whichSync('wrk'), haproxy: whichSync('haproxy'), problems };
 }
 
 /** What the results came from: CPUs, model, kernel, Node, nginx and wrk versions. */

@@ -141,7 +141,7 @@ function scopeHint(policy: TokenPolicy): string {
 
 function audiencesOf(aud: JsonValue | undefined): readonly string[] | undefined {
   if (typeof aud === 'string') return [aud];
-  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
+  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud;
   return undefined;
 }
 
@@ -298,7 +298,8 @@ const checkSubject: TokenCheck = {
     }
     return undefined;
   },
-  passed: (jws) => `oid ${String(jws.payload.oid).toLowerCase()}`,
+  // Only called after run() found oid to be a GUID string.
+  passed: (jws) => `oid ${(jws.payload.oid as string).toLowerCase()}`,
 };
 
 const OPTIONAL_STRING_CLAIMS = ['scp', 'idtyp', 'azp', 'appid', 'ver'] as const;

@@ -118,7 +118,7 @@ export class SigningKeys implements SigningKeySource {
     if (opts.dispatcher) {
       this.dispatcher = opts.dispatcher;
     } else {
-      const ca = opts.ca === undefined ? undefined : Array.isArray(opts.ca) ? [...opts.ca] : [opts.ca as string | Buffer];
+      const ca = opts.ca === undefined ? undefined : typeof opts.ca === 'string' || Buffer.isBuffer(opts.ca) ? [opts.ca] : [...opts.ca];
       this.ownedAgent = new Agent(ca ? { connect: { ca } } : {});
       this.dispatcher = this.ownedAgent;
     }
@@ -126,7 +126,8 @@ export class SigningKeys implements SigningKeySource {
 
   /** Starts the first load for every tenant; resolves when each attempt ended, whether it succeeded or not. */
   async start(): Promise<void> {
-    await Promise.all([...this.tenants.values()].map((t) => (t.keys || t.inflight ? t.inflight : this.load(t, 'startup'))));
+    const attempts = [...this.tenants.values()].flatMap((t) => (t.inflight ? [t.inflight] : t.keys ? [] : [this.load(t, 'startup')]));
+    await Promise.all(attempts);
   }
 
   /** Fetches the key sets now (or joins a fetch in flight), ignoring the cooldown. For tests and operators. */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { EVERYONE_PRINCIPAL_ID, GUID, isArmResourceId, roleDefinitionGuid } from '../contracts/azure-ids.js';
 import { BUILT_IN_ROLES, builtInRoleById, builtInRoleByName, type RoleDefinition } from './roles.js';
 import { isAssignableScope } from '../azure/scope.js';
-import type { EffectiveAssignment, EffectiveDenyAssignment, PermissionBlock } from './source.js';
+import type { EffectiveAssignment, EffectiveDenyAssignment } from './source.js';
 
 /**
  * The format of `--role-assignments-file` (YAML or JSON) for `--rbac static`: role assignments, group
@@ -258,7 +258,7 @@ function buildModel(content: FileContent, problems: Problems, clusterScope: stri
       name: d.name,
       scope: d.scope ?? scope,
       doNotApplyToChildScopes: d.doNotApplyToChildScopes,
-      permissions: d.permissions as readonly PermissionBlock[],
+      permissions: d.permissions,
     };
     return { deny, everyone, principals, exclude: new Set(d.excludePrincipals.map((p) => p.toLowerCase())) };
   });

@@ -75,7 +75,7 @@ function run(
   fix: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { shell: false, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env } as NodeJS.ProcessEnv, windowsHide: true });
+    const child = spawn(file, args, { shell: false, stdio: ['ignore', 'pipe', 'pipe'], env: { ...env }, windowsHide: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;

@@ -36,11 +36,29 @@ export interface RbacConfig {
   readonly timeoutMs: number;
 }
 
-export interface ServeConfig {
+/** `proxy` authorizes and forwards; `forward-auth` answers the checks of a proxy that forwards itself. */
+export type ServeMode = 'proxy' | 'forward-auth';
+export type ForwardAuthProfile = 'envoy' | 'nginx' | 'forwarded';
+
+/** One entry of `--trusted-proxies`: an address (prefix = full length) or a CIDR. */
+export interface TrustedProxy {
+  readonly family: 'ipv4' | 'ipv6';
+  readonly address: string;
+  readonly prefix: number;
+}
+
+export interface ForwardAuthConfig {
+  /** Where the original method, target and host are read from. */
+  readonly profile: ForwardAuthProfile;
+  /** Peers allowed to ask; never empty. */
+  readonly trustedProxies: readonly TrustedProxy[];
+  /** `envoy` only: what the proxy puts before the original path (Envoy `path_prefix`); `''` when none. */
+  readonly pathPrefix: string;
+}
+
+interface CommonServeConfig {
   readonly listen: HostPort;
   readonly adminListen: HostPort;
-  readonly upstream: URL;
-  readonly controlUpstream: URL;
   /** Absent when only API keys are configured. */
   readonly entra?: EntraConfig;
   readonly apiKeysFile?: string;
@@ -51,9 +69,22 @@ export interface ServeConfig {
   /** Largest request body read before forwarding when the policy has model rules. */
   readonly maxBodyBytes: number;
   readonly forwardAuthorization: boolean;
-  readonly upstreamHeadersTimeoutMs: number;
-  readonly upstreamBodyTimeoutMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly logFormat: 'json' | 'pretty';
 }
+
+export interface ProxyServeConfig extends CommonServeConfig {
+  readonly mode: 'proxy';
+  readonly upstream: URL;
+  readonly controlUpstream: URL;
+  readonly upstreamHeadersTimeoutMs: number;
+  readonly upstreamBodyTimeoutMs: number;
+}
+
+export interface ForwardAuthServeConfig extends CommonServeConfig {
+  readonly mode: 'forward-auth';
+  readonly forwardAuth: ForwardAuthConfig;
+}
+
+export type ServeConfig = ProxyServeConfig | ForwardAuthServeConfig;

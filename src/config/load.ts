@@ -1,5 +1,18 @@
+import { isIP } from 'node:net';
 import { isArmResourceId } from '../contracts/azure-ids.js';
-import type { EntraConfig, IdentitySource, LogLevel, RbacConfig, RbacMode, ServeConfig } from './config.js';
+import type {
+  EntraConfig,
+  ForwardAuthProfile,
+  ForwardAuthServeConfig,
+  IdentitySource,
+  LogLevel,
+  ProxyServeConfig,
+  RbacConfig,
+  RbacMode,
+  ServeConfig,
+  ServeMode,
+  TrustedProxy,
+} from './config.js';
 import { envName } from './options.js';
 import { SettingReader, clip, type Sources } from './setting-reader.js';
 
@@ -14,7 +27,8 @@ export type LoadResult = { readonly ok: true; readonly config: ServeConfig } | {
 export function loadServeConfig(sources: Sources): LoadResult {
   const r = new SettingReader(sources);
   const listeners = listenersSection(r);
-  const upstream = upstreamSection(r);
+  const mode = modeSection(r);
+  const forwarding = forwardingSection(r);
   const entra = entraSection(r);
   const apiKeys = apiKeysSection(r);
   const rbac = rbacSection(r);
@@ -22,20 +36,92 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const policy = policySection(r);
   const timeouts = timeoutsSection(r);
   const logging = loggingSection(r);
-  if (r.errors.length > 0 || !listeners || !upstream || !entra || !apiKeys || !rbac || !routes || !policy || !timeouts || !logging) {
+  if (r.errors.length > 0 || !listeners || !mode || !forwarding || !entra || !apiKeys || !rbac || !routes || !policy || !timeouts || !logging) {
     return { ok: false, errors: r.errors };
   }
-  return { ok: true, config: { ...listeners, ...upstream, ...entra, ...apiKeys, rbac, ...routes, ...policy, ...timeouts, ...logging } };
+  return { ok: true, config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...routes, ...policy, ...timeouts, ...logging } };
 }
 
 function listenersSection(r: SettingReader): Pick<ServeConfig, 'listen' | 'adminListen'> | undefined {
   return allRead({ listen: r.hostPort('listen'), adminListen: r.hostPort('admin-listen') });
 }
 
-function upstreamSection(r: SettingReader): Pick<ServeConfig, 'upstream' | 'controlUpstream' | 'forwardAuthorization'> | undefined {
+type ModeSettings =
+  | Pick<ProxyServeConfig, 'mode' | 'upstream' | 'controlUpstream' | 'upstreamHeadersTimeoutMs' | 'upstreamBodyTimeoutMs'>
+  | Pick<ForwardAuthServeConfig, 'mode' | 'forwardAuth'>;
+
+const FORWARD_AUTH_FLAGS = ['forward-auth-profile', 'trusted-proxies', 'forward-auth-path-prefix'] as const;
+
+/** Proxy mode needs an upstream; forward-auth mode needs a profile and trusted proxies, and refuses an upstream. */
+function modeSection(r: SettingReader): ModeSettings | undefined {
+  const mode = r.choice<ServeMode>('mode');
+  if (mode === 'forward-auth') return forwardAuthSection(r);
+  for (const flag of FORWARD_AUTH_FLAGS) if (r.given(flag)) r.fail(flag, 'applies to --mode forward-auth only');
   const upstream = r.url('upstream');
   if (!r.given('upstream')) r.fail('upstream', 'is required: the data-plane base URL of the Foundry Local server, e.g. http://127.0.0.1:5000');
-  return allRead({ upstream, controlUpstream: r.url('control-upstream') ?? upstream, forwardAuthorization: r.bool('forward-authorization') });
+  const read = allRead({
+    upstream,
+    controlUpstream: r.url('control-upstream') ?? upstream,
+    upstreamHeadersTimeoutMs: r.duration('upstream-headers-timeout'),
+    upstreamBodyTimeoutMs: r.duration('upstream-body-timeout'),
+  });
+  if (mode === undefined || !read) return undefined;
+  return { mode, ...read };
+}
+
+function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
+  for (const flag of ['upstream', 'control-upstream'] as const) {
+    if (r.given(flag)) r.fail(flag, 'forward-auth mode does not forward: the proxy in front sends allowed requests to the upstream; remove this setting');
+  }
+  const profile = r.choice<ForwardAuthProfile>('forward-auth-profile');
+  if (!r.given('forward-auth-profile')) {
+    r.fail('forward-auth-profile', 'is required with --mode forward-auth: envoy (Envoy ext_authz, Istio, Envoy Gateway), nginx (auth_request, ingress-nginx) or forwarded (Traefik, Caddy)');
+  }
+  const entries = r.list('trusted-proxies') ?? [];
+  if (entries.length === 0) {
+    r.fail('trusted-proxies', 'is required with --mode forward-auth: the addresses or CIDRs of the proxies allowed to ask, e.g. 10.0.0.0/8,fd00::/8 (no default: trusting every peer lets anyone forge the original request)');
+  }
+  const trustedProxies: TrustedProxy[] = [];
+  const bad: string[] = [];
+  for (const entry of entries) {
+    const parsed = parseTrustedProxy(entry);
+    if (parsed === undefined) bad.push(entry);
+    else trustedProxies.push(parsed);
+  }
+  if (bad.length > 0) r.fail('trusted-proxies', `every entry must be an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8 or fd00::/8 (bad: ${bad.map((b) => `"${clip(b)}"`).join(', ')})`);
+  const pathPrefix = r.text('forward-auth-path-prefix') ?? '';
+  if (pathPrefix !== '' && profile !== undefined && profile !== 'envoy') r.fail('forward-auth-path-prefix', 'applies to --forward-auth-profile envoy only');
+  if (pathPrefix !== '' && !isPathPrefix(pathPrefix)) {
+    r.fail('forward-auth-path-prefix', `must be a canonical path such as /authz: starting with "/", no trailing "/", query, fragment, dot or empty segments (got "${clip(pathPrefix)}")`);
+  }
+  if (profile === undefined || trustedProxies.length === 0 || bad.length > 0) return undefined;
+  return { mode: 'forward-auth', forwardAuth: { profile, trustedProxies, pathPrefix } };
+}
+
+/**
+ * One `--trusted-proxies` entry: an IPv4 or IPv6 address, or either with `/prefix`. Zone IDs
+ * (`fe80::1%eth0`) are refused: a peer address never carries one.
+ */
+export function parseTrustedProxy(entry: string): TrustedProxy | undefined {
+  const slash = entry.indexOf('/');
+  const address = slash < 0 ? entry : entry.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0 || address.includes('%')) return undefined;
+  const family = version === 4 ? 'ipv4' : 'ipv6';
+  const bits = version === 4 ? 32 : 128;
+  if (slash < 0) return { family, address, prefix: bits };
+  const prefix = entry.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) return undefined;
+  return { family, address, prefix: Number(prefix) };
+}
+
+/** Envoy's `path_prefix` as the operator configured it: a canonical absolute path without a trailing slash. */
+function isPathPrefix(value: string): boolean {
+  return /^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$/.test(value) && !value.split('/').some((s) => s === '.' || s === '..');
+}
+
+function forwardingSection(r: SettingReader): Pick<ServeConfig, 'forwardAuthorization'> | undefined {
+  return allRead({ forwardAuthorization: r.bool('forward-authorization') });
 }
 
 /** Entra ID is on when both tenant and client ID are given; `entra` is absent when neither is. */
@@ -129,16 +215,15 @@ function routesSection(r: SettingReader): Pick<ServeConfig, 'publicPaths' | 'rou
 function policySection(r: SettingReader): Pick<ServeConfig, 'policyFile' | 'maxBodyBytes'> | undefined {
   const policyFile = r.path('policy-file');
   const maxBodyBytes = r.bytes('max-body-bytes');
+  if (policyFile !== undefined && r.text('mode') === 'forward-auth') {
+    r.fail('policy-file', 'needs foundry-auth as the proxy (--mode proxy): in forward-auth mode it sees neither the request body (the model) nor the response (the tokens)');
+  }
   if (maxBodyBytes === undefined) return undefined;
   return { ...(policyFile !== undefined ? { policyFile } : {}), maxBodyBytes };
 }
 
-function timeoutsSection(r: SettingReader): Pick<ServeConfig, 'upstreamHeadersTimeoutMs' | 'upstreamBodyTimeoutMs' | 'shutdownGraceMs'> | undefined {
-  return allRead({
-    upstreamHeadersTimeoutMs: r.duration('upstream-headers-timeout'),
-    upstreamBodyTimeoutMs: r.duration('upstream-body-timeout'),
-    shutdownGraceMs: r.duration('shutdown-grace'),
-  });
+function timeoutsSection(r: SettingReader): Pick<ServeConfig, 'shutdownGraceMs'> | undefined {
+  return allRead({ shutdownGraceMs: r.duration('shutdown-grace') });
 }
 
 function loggingSection(r: SettingReader): Pick<ServeConfig, 'logLevel' | 'logFormat'> | undefined {

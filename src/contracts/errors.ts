@@ -21,6 +21,10 @@ export const ERRORS = {
   token_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   request_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   rbac_check_unavailable: { status: 500, type: 'server_error' },
+  /** Forward-auth: the check came from a peer outside `--trusted-proxies`; it is never evaluated. */
+  untrusted_proxy: { status: 403, type: 'permission_error' },
+  /** Forward-auth: the proxy did not send the original request's method or target; the message names the header. */
+  forward_auth_misconfigured: { status: 500, type: 'server_error' },
   upstream_unavailable: { status: 502, type: 'server_error' },
   upstream_timeout: { status: 504, type: 'server_error' },
   /** A bug in foundry-auth itself; never expected, always logged with the request ID. */

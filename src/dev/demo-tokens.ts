@@ -24,7 +24,7 @@ export async function demoTokens(emulator: EmulatorClient, clientId: string, use
     emulator.passwordToken(users.alice.upn, users.alice.password, `api://${V1_APP.appId}/.default`),
   ]);
   return {
-    tokens: { alice: alice!.accessToken, bob: bob!.accessToken, carol: carol!.accessToken, 'inference-client': mi!.accessToken },
+    tokens: { alice: alice.accessToken, bob: bob.accessToken, carol: carol!.accessToken, 'inference-client': mi!.accessToken },
     v1: v1!.accessToken,
   };
 }

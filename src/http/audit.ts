@@ -1,6 +1,7 @@
 import type { Principal } from '../contracts/principal.js';
 import type { CacheOutcome, DecisionSource } from '../contracts/decision.js';
 import type { ErrorCode } from '../contracts/errors.js';
+import type { RequestDecision } from '../contracts/request.js';
 import type { Plane } from '../contracts/route.js';
 import type { PolicyRecord } from '../policy/enforce.js';
 import { pino } from 'pino';
@@ -10,9 +11,12 @@ import type { Metrics } from '../ops/metrics.js';
 /** What the pipeline learned about one request; filled stage by stage, written once when the response ends. */
 export interface RequestRecord {
   readonly requestId: string;
-  readonly method: string;
+  /** Forward-auth: the check's method until the original request's method is read. */
+  method: string;
   /** Milliseconds (performance.now()) when the request arrived. */
   readonly startedAt: number;
+  /** Set in forward-auth mode (the request is a proxy's check); absent in proxy mode. */
+  readonly mode?: 'forward-auth';
   path?: string;
   route?: string;
   plane?: Plane;
@@ -31,6 +35,31 @@ export interface RequestRecord {
   clientAborted?: boolean;
   /** Set when a policy file is in force: the model, its tokens and time to first token. */
   policy?: PolicyRecord;
+}
+
+/** What the decision core found, into the audit record (both fronts). */
+export function recordDecision(record: RequestRecord, decision: RequestDecision): void {
+  record.path = decision.path;
+  if (decision.kind === 'public') {
+    record.plane = 'data';
+    record.route = 'public';
+    record.decision = 'public';
+    return;
+  }
+  const route = decision.route;
+  if (route !== undefined) {
+    record.route = route.name;
+    record.plane = route.plane;
+    record.action = route.action;
+  }
+  record.principal = decision.principal;
+  record.authMs = decision.authMs;
+  record.rbacMs = decision.rbacMs;
+  record.tokenCache = decision.tokenCache;
+  record.rbacCache = decision.rbacCache;
+  record.decisionSource = decision.decisionSource;
+  if (decision.kind === 'allow') record.decision = 'allow';
+  else if (decision.decision !== undefined) record.decision = decision.decision.kind;
 }
 
 /** pino's own output stream: the audit line goes into the same buffered destination as every other log line. */
@@ -60,7 +89,9 @@ export function writeAudit(log: Logger, metrics: Metrics, record: RequestRecord,
 
 /** The audit line's JSON text, newline-terminated. Every value that came from a request is escaped by JSON.stringify. */
 export function auditLine(r: RequestRecord, status: number, endedAt: number, nowMs: number): string {
-  let line = `{"level":30,"time":${nowMs},"msg":"request","requestId":"${r.requestId}","method":${q(r.method)}`;
+  let line = `{"level":30,"time":${nowMs},"msg":"request","requestId":"${r.requestId}"`;
+  if (r.mode !== undefined) line += `,"mode":"${r.mode}"`;
+  line += `,"method":${q(r.method)}`;
   if (r.path !== undefined) line += `,"path":${q(r.path)}`;
   if (r.route !== undefined) line += `,"route":${q(r.route)}`;
   if (r.plane !== undefined) line += `,"plane":"${r.plane}"`;

@@ -3,12 +3,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { rejection, type Rejection } from '../contracts/errors.js';
-import type { RequestDecider, RequestDecision } from '../contracts/request.js';
+import type { RequestDecider } from '../contracts/request.js';
 import type { ForwardingStage } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { PolicyExchange, PolicyStage } from '../policy/enforce.js';
-import { writeAudit, type RequestRecord } from './audit.js';
+import { recordDecision, writeAudit, type RequestRecord } from './audit.js';
 import { sendOnSocket, sendRejection } from './respond.js';
 
 export interface GatewayOptions {
@@ -227,31 +227,6 @@ function clientErrorMessage(status: number, inBody: boolean): string {
   if (status === 431) return 'request headers are too large (limit 16 KiB in total)';
   if (status === 408) return inBody ? 'the request body did not arrive in time' : 'the request headers did not arrive in time';
   return inBody ? 'malformed request body framing (chunked encoding)' : 'malformed HTTP/1.1 request (framing, header syntax or line endings)';
-}
-
-/** What the decision core found, into the audit record. */
-function recordDecision(record: RequestRecord, decision: RequestDecision): void {
-  record.path = decision.path;
-  if (decision.kind === 'public') {
-    record.plane = 'data';
-    record.route = 'public';
-    record.decision = 'public';
-    return;
-  }
-  const route = decision.route;
-  if (route !== undefined) {
-    record.route = route.name;
-    record.plane = route.plane;
-    record.action = route.action;
-  }
-  record.principal = decision.principal;
-  record.authMs = decision.authMs;
-  record.rbacMs = decision.rbacMs;
-  record.tokenCache = decision.tokenCache;
-  record.rbacCache = decision.rbacCache;
-  record.decisionSource = decision.decisionSource;
-  if (decision.kind === 'allow') record.decision = 'allow';
-  else if (decision.decision !== undefined) record.decision = decision.decision.kind;
 }
 
 /** Duplicate Host (Node silently keeps the first) or an unreasonable number of header fields. */

@@ -9,8 +9,18 @@ import { ERRORS, type Rejection } from '../contracts/errors.js';
  */
 export const REALM = 'foundry-local';
 
-/** `status` overrides the table for parser errors inside a request (408 for a body that stopped arriving). */
-export function sendRejection(res: ServerResponse, rejection: Rejection, requestId: string, closeConnection: boolean, status?: number): void {
+/**
+ * `status` overrides the table for parser errors inside a request (408 for a body that stopped arriving);
+ * `extraHeaders` are added last and win (forward-auth: `x-foundry-auth-error`, its own `cache-control`).
+ */
+export function sendRejection(
+  res: ServerResponse,
+  rejection: Rejection,
+  requestId: string,
+  closeConnection: boolean,
+  status?: number,
+  extraHeaders?: Readonly<Record<string, string | number>>,
+): void {
   const spec = ERRORS[rejection.code];
   const body = JSON.stringify({ error: { code: rejection.code, message: rejection.message, type: spec.type } });
   const headers: Record<string, string | number> = {
@@ -24,6 +34,7 @@ export function sendRejection(res: ServerResponse, rejection: Rejection, request
   if (rejection.allow !== undefined) headers.allow = rejection.allow.join(', ');
   if (rejection.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(rejection.retryAfterSeconds));
   if (rejection.headers !== undefined) for (const [name, value] of rejection.headers) headers[name] = value;
+  if (extraHeaders !== undefined) Object.assign(headers, extraHeaders);
   if (closeConnection) res.shouldKeepAlive = false;
   res.writeHead(status ?? spec.status, headers);
   res.end(res.req.method === 'HEAD' ? undefined : body);

@@ -100,7 +100,9 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  /** `mode` labels every series (`proxy` or `forward-auth`), so both modes' dashboards read the same metrics. */
+  constructor(opts: { defaultMetrics?: boolean; mode?: string } = {}) {
+    if (opts.mode !== undefined) this.registry.setDefaultLabels({ mode: opts.mode });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'foundry_auth_' });
   }
 }

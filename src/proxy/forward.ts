@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
-import type { ServeConfig } from '../config/config.js';
+import type { ProxyServeConfig } from '../config/config.js';
 import { rejection, type Rejection } from '../contracts/errors.js';
 import type { Plane } from '../contracts/route.js';
 import type { ExchangeTap, ForwardingStage, ForwardOutcome, ForwardRequest, ForwardResult } from '../contracts/stages.js';
@@ -100,7 +100,7 @@ export class Forwarder implements ForwardingStage {
     this.control = upstream(opts.controlUpstream ?? opts.upstream, 'control');
   }
 
-  static fromConfig(config: ServeConfig, metrics: Metrics): Forwarder {
+  static fromConfig(config: ProxyServeConfig, metrics: Metrics): Forwarder {
     return new Forwarder({
       upstream: config.upstream,
       controlUpstream: config.controlUpstream,

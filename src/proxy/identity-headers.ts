@@ -19,6 +19,16 @@ import type { Principal } from '../contracts/principal.js';
  * base64 JSON of `x-ms-client-principal`.
  */
 
+/** Every identity header name, in the order they are sent: a forward-auth allow carries all of them, empty when one does not apply. */
+export const IDENTITY_HEADER_NAMES = [
+  'x-ms-client-principal-id',
+  'x-ms-client-principal-name',
+  'x-ms-client-principal-idp',
+  'x-ms-client-principal',
+  'x-foundry-auth-principal-type',
+  'x-foundry-auth-tenant-id',
+] as const;
+
 /** The claims copied into `x-ms-client-principal`: who the caller is, nothing more. */
 const IDENTITY_CLAIMS = ['oid', 'tid', 'azp', 'appid', 'name', 'preferred_username', 'scp', 'idtyp'] as const;
 

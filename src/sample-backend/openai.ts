@@ -206,7 +206,7 @@ function embeddingInputs(input: z.infer<typeof embeddingRequest>['input']): stri
   if (typeof input === 'string') return [input];
   if (input.every((item): item is string => typeof item === 'string')) return input;
   if (input.every((item): item is number => typeof item === 'number')) return [JSON.stringify(input)];
-  return (input as number[][]).map((tokens) => JSON.stringify(tokens));
+  return (input).map((tokens) => JSON.stringify(tokens));
 }
 
 function write(res: ServerResponse, text: string): boolean {

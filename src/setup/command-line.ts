@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { EXIT_USAGE } from '../config/exit-codes.js';
 import { AzureApiError } from '../azure/api-call.js';
 import { DEFAULT_ARM_ENDPOINT } from '../azure/arm-manage.js';

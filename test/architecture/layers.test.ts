@@ -25,7 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   // Deciding one request (target, canonical path, route table, authn + authz) and forwarding one.
   ['pipeline', 'proxy'],
   // The fronts that answer clients, and the composition root that builds them.
-  ['http', 'sidecar.ts'],
+  ['http', 'forward-auth', 'sidecar.ts'],
   // The offline stack and the operator's tools, above the product core.
   ['emulator', 'sample-backend', 'setup'],
   ['dev'],

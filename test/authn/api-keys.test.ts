@@ -58,7 +58,7 @@ function capturingLogger(): { log: Logger; output: () => string } {
       done();
     },
   });
-  return { log: pino({ level: 'debug' }, stream) as unknown as Logger, output: () => lines.join('') };
+  return { log: pino({ level: 'debug' }, stream), output: () => lines.join('') };
 }
 
 async function authenticator(opts: { apiKeysFile?: string } = {}) {

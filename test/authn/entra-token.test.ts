@@ -144,7 +144,7 @@ describe('A. algorithm, key selection and signature', () => {
       spki,
       spki.replace(/\n/g, '\r\n'),
       `\n ${spki}`,
-      pub.export({ type: 'pkcs1', format: 'pem' }) as string,
+      pub.export({ type: 'pkcs1', format: 'pem' }),
       pub.export({ type: 'spki', format: 'der' }),
       JSON.stringify(key.jwk),
       Buffer.from(key.jwk.n as string, 'base64url'),

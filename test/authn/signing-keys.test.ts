@@ -56,7 +56,7 @@ describe('loading', () => {
   it('cold-start stampede: 500 concurrent validations make one discovery and one JWKS fetch (68)', async () => {
     const h = await started({ start: false });
     const token = await h.idp.mint();
-    const results = await Promise.all(Array.from({ length: 500 }, () => h.validator.validate(token)));
+    const results = await Promise.all(Array.from({ length: 500 }, async () => h.validator.validate(token)));
     expect(results.every((r) => r.ok)).toBe(true);
     expect(h.idp.discoveryFetches()).toBe(1);
     expect(h.idp.jwksFetches()).toBe(1);
@@ -66,7 +66,7 @@ describe('loading', () => {
     const h = await started({ start: false });
     const token = await h.idp.mint();
     const starting = h.keys.start();
-    const results = await Promise.all(Array.from({ length: 50 }, () => h.validator.validate(token)));
+    const results = await Promise.all(Array.from({ length: 50 }, async () => h.validator.validate(token)));
     await starting;
     expect(results.every((r) => r.ok)).toBe(true);
     expect(h.idp.jwksFetches()).toBe(1);
@@ -101,7 +101,7 @@ describe('unknown kid refresh rule (60, 61)', () => {
     for (let i = 0; i < 50; i++) expectInvalidToken(await h.validator.validate(tokenWithKid(h, `seq-${i}`)), 'unknown_kid');
     expect(h.idp.jwksFetches()).toBe(2);
     h.clock.advance(COOLDOWN);
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => h.validator.validate(tokenWithKid(h, `par-${i}`))));
+    const results = await Promise.all(Array.from({ length: 50 }, async (_, i) => h.validator.validate(tokenWithKid(h, `par-${i}`))));
     for (const r of results) expectInvalidToken(r, 'unknown_kid');
     expect(h.idp.jwksFetches()).toBe(3);
   });
@@ -239,7 +239,7 @@ describe('endpoint failures after a good load: keep validating (65)', () => {
 });
 
 describe('never loaded: 503 identity_provider_unavailable with Retry-After (65)', () => {
-  it.each([...FAULTS, ['a hang', { kind: 'hang' } as EndpointFault]])('JWKS %s at start', async (_name, fault) => {
+  it.each([...FAULTS, ['a hang', { kind: 'hang' as const }]])('JWKS %s at start', async (_name, fault) => {
     const h = await started({ start: false, keys: { fetchTimeoutMs: 200, retryInitialMs: 20_000 } });
     h.idp.fault('jwks', fault);
     await h.keys.start();

@@ -6,7 +6,6 @@ import { BUILT_IN_ROLES, ROLE_IDS } from '../../src/authz/roles.js';
 import { AccessSourceError, type AccessSnapshot } from '../../src/authz/source.js';
 import type { Principal } from '../../src/contracts/principal.js';
 import { ManualClock } from '../../src/ops/clock.js';
-import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { CLUSTER, CountingSource, OTHER_TENANT, ROUTES, TENANT, capturingLogger, oid, rbacConfig, user } from './helpers.js';
 
@@ -46,7 +45,7 @@ const throttled = () => {
 /** Starts `count` concurrent decisions for oid(1) while the source holds its answers, then lets them finish. */
 async function concurrently(setup: { source: CountingSource; authorizer: Authorizer }, count: number): Promise<Decision[]> {
   setup.source.hold();
-  const pending = Array.from({ length: count }, () => setup.authorizer.authorize(user(oid(1)), ROUTES.chat));
+  const pending = Array.from({ length: count }, async () => setup.authorizer.authorize(user(oid(1)), ROUTES.chat));
   await Promise.resolve();
   setup.source.release();
   return Promise.all(pending);
@@ -63,10 +62,10 @@ describe('decision cache: single flight and reuse', () => {
   it('makes one lookup per principal for 100 principals, and none for repeats inside the TTL', async () => {
     const { source, authorizer, clock } = setup();
     const principals = Array.from({ length: 100 }, (_, i) => user(oid(i + 1)));
-    await Promise.all(principals.flatMap((p) => [authorizer.authorize(p, ROUTES.chat), authorizer.authorize(p, ROUTES.embeddings)]));
+    await Promise.all(principals.flatMap((p) => [ROUTES.chat, ROUTES.embeddings].map(async (route) => authorizer.authorize(p, route))));
     expect(source.lookups).toBe(100);
     clock.advance(ALLOW_TTL - 1);
-    const again = await Promise.all(principals.flatMap((p) => [authorizer.authorize(p, ROUTES.chat), authorizer.authorize(p, ROUTES.models)]));
+    const again = await Promise.all(principals.flatMap((p) => [ROUTES.chat, ROUTES.models].map(async (route) => authorizer.authorize(p, route))));
     expect(source.lookups).toBe(100);
     expect(again.every((d) => d.kind === 'allow' && d.cache === 'hit')).toBe(true);
   });

@@ -48,7 +48,7 @@ describe('ARM calls through the decision cache', () => {
     const alice = oid(1);
     arm.assign(alice, ROLES.openAiUser, CLUSTER_SCOPE);
 
-    const decisions = await Promise.all(Array.from({ length: 1_000 }, () => authorizer.authorize(user(alice), ROUTES.chat)));
+    const decisions = await Promise.all(Array.from({ length: 1_000 }, async () => authorizer.authorize(user(alice), ROUTES.chat)));
 
     expect(kinds(decisions)).toEqual({ allow: 1_000 });
     expect(arm.calls.roleAssignments).toBe(1);
@@ -56,7 +56,7 @@ describe('ARM calls through the decision cache', () => {
     expect(arm.calls.denyAssignments).toBe(1);
     expect(arm.calls.imds).toBe(1);
 
-    await Promise.all(Array.from({ length: 100 }, () => authorizer.authorize(user(alice), ROUTES.embeddings)));
+    await Promise.all(Array.from({ length: 100 }, async () => authorizer.authorize(user(alice), ROUTES.embeddings)));
     clock.advance(299_000);
     await authorizer.authorize(user(alice), ROUTES.chat);
     expect(arm.calls.roleAssignments).toBe(1);
@@ -69,7 +69,7 @@ describe('ARM calls through the decision cache', () => {
     }
 
     const decisions = await Promise.all(
-      Array.from({ length: 100 }, (_, i) => Array.from({ length: 10 }, () => authorizer.authorize(user(oid(i + 10)), ROUTES.chat))).flat(),
+      Array.from({ length: 100 }, (_, i) => Array.from({ length: 10 }, async () => authorizer.authorize(user(oid(i + 10)), ROUTES.chat))).flat(),
     );
 
     expect(kinds(decisions)).toEqual({ allow: 1_000 });
@@ -83,7 +83,7 @@ describe('ARM calls through the decision cache', () => {
     arm.assign(alice, ROLES.openAiUser, CLUSTER_SCOPE);
     arm.fault('roleAssignments', { status: 429, headers: { 'retry-after': '5' }, times: 1 });
 
-    const first = await Promise.all(Array.from({ length: 50 }, () => authorizer.authorize(user(alice), ROUTES.chat)));
+    const first = await Promise.all(Array.from({ length: 50 }, async () => authorizer.authorize(user(alice), ROUTES.chat)));
     expect(first[0]).toMatchObject({ kind: 'unavailable', reason: 'arm_throttled', retryAfterSeconds: 5 });
     expect(kinds(first)).toEqual({ unavailable: 50 });
     expect(await authorizer.authorize(user(oid(2)), ROUTES.chat)).toMatchObject({ kind: 'unavailable', reason: 'arm_throttled' });

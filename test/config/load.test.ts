@@ -24,7 +24,7 @@ describe('serve configuration', () => {
   it('applies the SPEC defaults', () => {
     const result = load(BASE);
     expect(result.ok).toBe(true);
-    if (!result.ok) return;
+    if (!result.ok || result.config.mode !== 'proxy') throw new Error('expected a proxy-mode configuration');
     const c = result.config;
     expect(c.listen).toEqual({ host: '0.0.0.0', port: 8080 });
     expect(c.adminListen).toEqual({ host: '127.0.0.1', port: 9090 });
@@ -102,6 +102,12 @@ describe('serve configuration', () => {
     expect(size('1GiB')).toBe(1024 ** 3);
     for (const bad of ['0', '16MB', '-1', '1.5MiB', 'lots']) expect(size(bad), bad).toBeUndefined();
     expect(errorsOf({ ...BASE, 'max-body-bytes': '16MB' })[0]).toMatch(/^--max-body-bytes \/ FOUNDRY_AUTH_MAX_BODY_BYTES: must be a positive number of bytes/);
+  });
+
+  it('refuses --policy-file in forward-auth mode (no body, no response to read)', () => {
+    const { upstream: _, ...rest } = BASE;
+    const errors = errorsOf({ ...rest, mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1', 'policy-file': '/etc/p.yaml' });
+    expect(errors).toEqual([expect.stringMatching(/^--policy-file \/ FOUNDRY_AUTH_POLICY_FILE: needs foundry-auth as the proxy/)]);
   });
 
   it('names the flag and env variable for a missing upstream', () => {

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ServeConfig } from '../../src/config/config.js';
+import type { ProxyServeConfig } from '../../src/config/config.js';
 import { loadServeConfig } from '../../src/config/load.js';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
@@ -23,7 +23,7 @@ interface Row {
   readonly key: string;
   /** A non-default value. */
   readonly value: string;
-  readonly read: (c: ServeConfig) => unknown;
+  readonly read: (c: ProxyServeConfig) => unknown;
   readonly expected: unknown;
 }
 
@@ -73,9 +73,10 @@ function without(flag: string): Record<string, string> {
   return rest;
 }
 
-function configOf(flags: Record<string, string>, env: Record<string, string>): ServeConfig {
+function configOf(flags: Record<string, string>, env: Record<string, string>): ProxyServeConfig {
   const result = loadServeConfig({ flags, env });
   if (!result.ok) throw new Error(result.errors.join('\n'));
+  if (result.config.mode !== 'proxy') throw new Error('expected a proxy-mode configuration');
   return result.config;
 }
 

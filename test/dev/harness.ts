@@ -70,8 +70,8 @@ export function spawnDev(cwd: string, args: readonly string[] = FREE_PORTS): Dev
     stderr: '',
     exited: once(child, 'exit').then(([code]) => code as number | null),
   };
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (proc.stdout += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (proc.stderr += c));
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (proc.stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (proc.stderr += c));
   return proc;
 }
 

@@ -59,7 +59,7 @@ export async function startServe(
     stdout: '',
     stderr: '',
   };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     proc.stdout += chunk;
     buffered += chunk;
     let nl: number;
@@ -78,7 +78,7 @@ export async function startServe(
       }
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     proc.stderr += chunk;
   });
 

@@ -60,7 +60,7 @@ async function send(method: string, path: string, headers: Record<string, string
   } catch {
     // not JSON
   }
-  return { status: res.statusCode, headers: res.headers as Sent['headers'], json, text };
+  return { status: res.statusCode, headers: res.headers, json, text };
 }
 
 /** The error contract of SPEC section 3, and nothing reached the upstream. */

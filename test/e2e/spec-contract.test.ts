@@ -84,7 +84,7 @@ async function send(method: string, path: string, headers: Record<string, string
   } catch {
     error = undefined;
   }
-  return { status: res.statusCode, headers: res.headers as Sent['headers'], ...(error ? { error } : {}) };
+  return { status: res.statusCode, headers: res.headers, ...(error ? { error } : {}) };
 }
 
 /** A user token valid for this sidecar's non-default settings, with overrides. */

@@ -22,8 +22,8 @@ function run(args: string[]): { proc: ChildProcess; stdout: () => string; stderr
   const proc = spawn(process.execPath, [CLI, 'sample-backend', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
   return { proc, stdout: () => out, stderr: () => err };
 }
 

@@ -39,7 +39,7 @@ export class ArmCall {
     };
     const sub = subscriptionOf(this.path) ?? 'tenant';
     let counts = readsBySubscription.get(this.em);
-    if (counts === undefined) readsBySubscription.set(this.em, (counts = new Map()));
+    if (counts === undefined) readsBySubscription.set(this.em, (counts = new Map<string, number>()));
     const n = (counts.get(`${sub}:${this.ex.method}`) ?? 0) + 1;
     counts.set(`${sub}:${this.ex.method}`, n);
     const remaining = String(11999 - ((n - 1) % 12000));

@@ -29,7 +29,7 @@ function term(t: string): Predicate {
   if (m) {
     const prop = m[1] ?? '';
     const v = unquote(m[2] ?? '').toLowerCase();
-    return (o) => typeof o[prop] === 'string' && (o[prop] as string).toLowerCase().startsWith(v);
+    return (o) => typeof o[prop] === 'string' && (o[prop]).toLowerCase().startsWith(v);
   }
   m = new RegExp(`^([A-Za-z]\\w*)/any\\((\\w+):\\s*\\2\\s+eq\\s+${STRING}\\)$`).exec(t);
   if (m) {
