@@ -6,7 +6,7 @@ import type { RouteMatch } from '../contracts/route.js';
 import type { ExchangeTap } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { Limiter, principalName, rateLimitHeaders, type RateLimitState } from './limiter.js';
+import { principalName, rateLimitHeaders, type Limiter, type RateLimitState } from './limiter.js';
 import { modelOf } from './model.js';
 import type { PolicyFile } from './policy-file.js';
 import type { Limits, Policy } from './policy.js';

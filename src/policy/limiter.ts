@@ -68,7 +68,7 @@ export class Limiter {
     let i = 0;
     const requests = limits.requestsPerMinute !== undefined ? totals[i++]! : undefined;
     const minuteTokens = limits.tokensPerMinute !== undefined ? totals[i++]! : undefined;
-    const dayTokens = limits.tokensPerDay !== undefined ? totals[i++]! : undefined;
+    const dayTokens = limits.tokensPerDay !== undefined ? totals[i]! : undefined;
     const state: { requests?: Mutable<Window>; tokens?: Mutable<Window> } = {};
     if (requests !== undefined) state.requests = { limit: limits.requestsPerMinute!, remaining: Math.max(0, limits.requestsPerMinute! - requests), resetMs: windows.minuteLeft };
     // The token headers describe the window closest to being spent.
