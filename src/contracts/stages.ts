@@ -48,23 +48,10 @@ export type ForwardOutcome = 'ok' | 'client_abort' | 'upstream_error_midstream' 
 
 export interface ForwardResult {
   readonly outcome: ForwardOutcome;
-  /**
-   * The status the client got or will get: the upstream's once the response started, the
-   * rejection's for `rejected`, 499 (nginx's "client closed request") when the client left first.
-   */
-  readonly status: number;
   /** Set for `rejected` only: the HTTP layer writes it (no response byte was sent). */
   readonly rejection?: Rejection;
-  /** Milliseconds from dispatch to the upstream's response headers. */
+  /** Milliseconds from dispatch to the upstream's response headers; absent when none arrived. */
   readonly firstByteMs?: number;
-  /** Milliseconds from dispatch to the end of the exchange. */
-  readonly totalMs: number;
-  /** Request body bytes read from the client. */
-  readonly requestBytes: number;
-  /** Response body bytes written to the client. */
-  readonly responseBytes: number;
-  /** What went wrong, as an error code (`ECONNREFUSED`, `UND_ERR_BODY_TIMEOUT`, `client_closed`, ...). */
-  readonly error?: string;
 }
 
 /** Step 9: stream the request to the upstream and the response back. */

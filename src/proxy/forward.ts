@@ -61,8 +61,6 @@ const DEFAULT_KEEPALIVE_MS = 4_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** A response the policy holds to rewrite (the model list) is at most this large; a larger one is refused, never passed unfiltered. */
 const MAX_HELD_BYTES = 4 * 1024 * 1024;
-/** nginx's "client closed request": the status recorded when the client left before a response. */
-export const CLIENT_CLOSED_STATUS = 499;
 
 export class Forwarder implements ForwardingStage {
   private readonly data: Upstream;
@@ -149,8 +147,8 @@ export class Forwarder implements ForwardingStage {
     (res as TaggedResponse)[kExchange] = exchange;
     res.on('close', onClientClose);
     res.on('drain', onClientDrain);
-    if (readBody !== undefined) exchange.requestBytes = readBody.length;
-    else if (hasBody) exchange.body = new RequestBody(req, exchange);
+    if (readBody === undefined && hasBody) exchange.body = new RequestBody(req);
+    exchange.requestBytes = chunked ? 0 : Number(contentLength ?? 0);
 
     upstream.pool.dispatch(
       {
@@ -167,11 +165,6 @@ export class Forwarder implements ForwardingStage {
   /** Lets in-flight exchanges finish, then closes every upstream connection. */
   async close(): Promise<void> {
     await Promise.all(this.pools.map((pool) => pool.close()));
-  }
-
-  /** Aborts everything in flight (shutdown grace exceeded). */
-  async destroy(): Promise<void> {
-    await Promise.all(this.pools.map((pool) => pool.destroy()));
   }
 }
 
@@ -208,11 +201,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   resolve!: (result: ForwardResult) => void;
   controller: Dispatcher.DispatchController | null = null;
   body: RequestBody | null = null;
+  /** The request body's declared size (0 when chunked): the policy's input estimate. */
   requestBytes = 0;
   private phase = Phase.Waiting;
   private clientGone = false;
-  private status = 0;
-  private responseBytes = 0;
   private readonly startedAt = performance.now();
   private firstByteAt = 0;
   /** The response head and body held for the tap's rewrite (still Waiting: a failure is a rejection). */
@@ -250,16 +242,14 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** Writes the response head; false (and the exchange rejected) when Node refuses a header value. */
   private writeHead(controller: Dispatcher.DispatchController, statusCode: number, headers: string[]): boolean {
-    const res = this.res;
     try {
-      res.writeHead(statusCode, headers);
+      this.res.writeHead(statusCode, headers);
     } catch (err) {
       // Node refuses a header value it cannot send (ERR_INVALID_CHAR): nothing was written yet.
       controller.abort(asError(err));
-      this.reject(rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }), codeOf(err));
+      this.reject(rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }));
       return false;
     }
-    this.status = statusCode;
     this.phase = Phase.Streaming;
     return true;
   }
@@ -279,14 +269,13 @@ class Exchange implements Dispatcher.DispatchHandler {
       held.bytes += chunk.length;
       if (held.bytes > MAX_HELD_BYTES) {
         controller.abort(new Error('held response too large'));
-        this.reject(rejection('upstream_unavailable', `the upstream's response is larger than ${MAX_HELD_BYTES} bytes and cannot be filtered by the policy`, { reason: 'unfilterable' }), undefined);
+        this.reject(rejection('upstream_unavailable', `the upstream's response is larger than ${MAX_HELD_BYTES} bytes and cannot be filtered by the policy`, { reason: 'unfilterable' }));
         return;
       }
       held.chunks.push(Buffer.from(chunk));
       return;
     }
     if (this.phase !== Phase.Streaming) return;
-    this.responseBytes += chunk.length;
     const more = this.res.write(chunk);
     this.tap?.onResponseChunk(chunk);
     if (!more) controller.pause();
@@ -308,12 +297,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   private endHeld(controller: Dispatcher.DispatchController, held: NonNullable<Exchange['held']>): void {
     const body = this.tap!.rewrite(Buffer.concat(held.chunks, held.bytes), headerText(held.headers['content-encoding']));
     if (body === undefined) {
-      this.reject(rejection('upstream_unavailable', "the upstream's response could not be filtered by the policy", { reason: 'unfilterable' }), undefined);
+      this.reject(rejection('upstream_unavailable', "the upstream's response could not be filtered by the policy", { reason: 'unfilterable' }));
       return;
     }
     const headers = withHeaders(clientResponseHeaders(held.headers, this.requestId), [...held.added, ['content-length', String(body.length)]]);
     if (!this.writeHead(controller, held.status, headers)) return;
-    this.responseBytes = body.length;
     this.phase = Phase.Ending;
     this.upstream.latency?.observe((performance.now() - this.startedAt) / 1000);
     this.res.end(body);
@@ -323,16 +311,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     const phase = this.phase;
     if (phase === Phase.Done) return;
     if (this.clientGone || this.req.socket.destroyed) {
-      this.finish('client_abort', 'client_closed');
+      this.settle('client_abort', undefined);
       return;
     }
     if (phase === Phase.Waiting) {
-      this.reject(upstreamRejection(err, this.upstream), codeOf(err));
+      this.reject(upstreamRejection(err, this.upstream));
       return;
     }
     // Mid-stream: close the client connection; a truncated response is the only honest signal.
     this.upstream.latency?.observe((performance.now() - this.startedAt) / 1000);
-    this.finish('upstream_error_midstream', codeOf(err));
+    this.settle('upstream_error_midstream', undefined);
     this.res.destroy();
   }
 
@@ -340,41 +328,28 @@ class Exchange implements Dispatcher.DispatchHandler {
     const phase = this.phase;
     if (phase === Phase.Done) return;
     if (phase === Phase.Ending && this.res.writableFinished) {
-      this.finish('ok', undefined);
+      this.settle('ok', undefined);
       return;
     }
     this.clientGone = true;
     this.controller?.abort(clientClosed());
-    this.finish('client_abort', 'client_closed');
+    this.settle('client_abort', undefined);
   }
 
-  private reject(error: Rejection, code: string | undefined): void {
+  private reject(error: Rejection): void {
     // Leave the client connection usable for the HTTP layer's error response.
     this.body?.detach();
-    this.status = error.code === 'upstream_timeout' ? 504 : 502;
-    this.settle('rejected', code, error);
+    this.settle('rejected', error);
   }
 
-  private finish(outcome: ForwardOutcome, error: string | undefined): void {
-    if (outcome === 'client_abort' && this.phase === Phase.Waiting) this.status = CLIENT_CLOSED_STATUS;
-    this.settle(outcome, error, undefined);
-  }
-
-  private settle(outcome: ForwardOutcome, error: string | undefined, rejection: Rejection | undefined): void {
+  private settle(outcome: ForwardOutcome, rejection: Rejection | undefined): void {
     this.phase = Phase.Done;
     this.tap?.onEnd();
     (this.res as TaggedResponse)[kExchange] = undefined;
     // Built by assignment, not conditional spreads: once per request, without throwaway objects.
-    const result: Mutable<ForwardResult> = {
-      outcome,
-      status: this.status,
-      totalMs: performance.now() - this.startedAt,
-      requestBytes: this.requestBytes,
-      responseBytes: this.responseBytes,
-    };
+    const result: Mutable<ForwardResult> = { outcome };
     if (rejection !== undefined) result.rejection = rejection;
     if (this.firstByteAt !== 0) result.firstByteMs = this.firstByteAt - this.startedAt;
-    if (error !== undefined) result.error = error;
     this.resolve(result);
   }
 }
@@ -389,10 +364,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 class RequestBody extends Readable {
   private attached = true;
 
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly exchange: Exchange,
-  ) {
+  constructor(private readonly req: IncomingMessage) {
     super();
     (req as TaggedRequest)[kBody] = this;
     req.on('data', onRequestData);
@@ -411,7 +383,6 @@ class RequestBody extends Readable {
   }
 
   onData(chunk: Buffer): void {
-    this.exchange.requestBytes += chunk.length;
     if (!this.push(chunk)) this.req.pause();
   }
 

@@ -31,18 +31,17 @@ const CONTINUE_10 = Buffer.from('HTTP/1.0 100 ', 'latin1');
 const END_OF_HEAD = Buffer.from('\r\n\r\n', 'latin1');
 const MAX_INTERIM_BYTES = 16 * 1024;
 
-type Write = Socket['write'];
-
 function dropInterimContinue(socket: Socket): void {
   // Between a request head written and the first byte of its response: the only place a 100 may come.
   let armed = false;
   let held: Buffer | null = null;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called as write.apply(this, args) on the same socket
   const write = socket.write as (...args: unknown[]) => boolean;
   socket.write = function (this: Socket, ...args: unknown[]): boolean {
     const data = args[0];
     if (typeof data === 'string' && REQUEST_HEAD.test(data)) armed = true;
     return write.apply(this, args);
-  } as Write;
+  };
   const read = socket.read.bind(socket);
   socket.read = (size?: number): Buffer | null => {
     const chunk = read(size) as Buffer | null;

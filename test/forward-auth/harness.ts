@@ -79,8 +79,8 @@ async function waitListening(url: string, child: ChildProcess, describe: () => s
 function started(command: string, args: readonly string[], env: Readonly<Record<string, string>>): { child: ChildProcess; output: () => string } {
   const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
   return { child, output: () => output };
 }
 

@@ -11,7 +11,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TEST_TENANT_ID, TEST_USER_OID as ALICE, TestIdp } from '../fixtures/idp.js';
 import { startUpstream, type RecordedRequest, type Upstream } from '../fixtures/upstream.js';
-import { roleAssignmentsFile, SCOPE, type ServeProcess } from '../e2e/harness.js';
+import { roleAssignmentsFile, SCOPE } from '../e2e/harness.js';
 import { startCaddy, startForwardAuth, startNginx, type ProxyProcess } from './harness.js';
 
 const API_KEY = 'fndry-sk-0123456789abcdef0123456789abcdef';

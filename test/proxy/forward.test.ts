@@ -186,14 +186,15 @@ describe('request forwarding', () => {
     await control.close();
   });
 
-  it('reports status, timings and bytes', async () => {
+  it('reports the outcome and the time to the first response byte', async () => {
     up.respond({ kind: 'fixed', status: 201, headers: { 'content-type': 'text/plain' }, body: 'created!' });
     const res = await request(`${proxy.url}/api/v1/models`, { method: 'POST', body: '0123456789' });
-    await res.body.text();
+    expect(res.statusCode).toBe(201);
+    expect(await res.body.text()).toBe('created!');
+    expect(up.requests.at(-1)?.body.toString()).toBe('0123456789');
     const result = await proxy.nextResult();
-    expect(result).toMatchObject({ outcome: 'ok', status: 201, requestBytes: 10, responseBytes: 8 });
+    expect(result.outcome).toBe('ok');
     expect(result.firstByteMs).toBeGreaterThanOrEqual(0);
-    expect(result.totalMs).toBeGreaterThanOrEqual(result.firstByteMs!);
   });
 });
 
@@ -265,7 +266,8 @@ describe('aborts and failures', () => {
     await up.nextAbort(1_000);
     expect(performance.now() - started).toBeLessThan(1_000);
     const result = await proxy.nextResult();
-    expect(result).toMatchObject({ outcome: 'client_abort', status: 499 });
+    expect(result.outcome).toBe('client_abort');
+    expect(result.firstByteMs).toBeUndefined();
   });
 
   it('sends nothing upstream when the client left before forwarding began', async () => {
@@ -280,7 +282,9 @@ describe('aborts and failures', () => {
     client.destroy();
     await waitUntil(() => held!.socket.destroyed, 'the gateway to see the disconnect');
     release();
-    expect(await proxy.nextResult()).toMatchObject({ outcome: 'client_abort', status: 499 });
+    const result = await proxy.nextResult();
+    expect(result.outcome).toBe('client_abort');
+    expect(result.firstByteMs).toBeUndefined();
     expect(up.requests).toHaveLength(0);
   });
 
@@ -290,7 +294,7 @@ describe('aborts and failures', () => {
     client.destroy();
     await up.nextAbort(1_000);
     expect(performance.now() - started).toBeLessThan(1_000);
-    expect(await proxy.nextResult()).toMatchObject({ outcome: 'client_abort', status: 200 });
+    expect(await proxy.nextResult()).toMatchObject({ outcome: 'client_abort', firstByteMs: expect.any(Number) });
   });
 
   it('closes the client connection on a mid-stream upstream failure, inventing nothing', async () => {
@@ -300,7 +304,7 @@ describe('aborts and failures', () => {
     const body = all.slice(all.indexOf('\r\n\r\n') + 4);
     // Exactly the one chunk the upstream sent; no terminating chunk, no [DONE], no error JSON.
     expect(body).toBe(`${Buffer.byteLength('data: {"n":1}\n\n').toString(16)}\r\ndata: {"n":1}\n\n\r\n`);
-    expect(await proxy.nextResult()).toMatchObject({ outcome: 'upstream_error_midstream', status: 200 });
+    expect(await proxy.nextResult()).toMatchObject({ outcome: 'upstream_error_midstream', firstByteMs: expect.any(Number) });
     expect(up.aborts).toBe(0);
   });
 
@@ -320,7 +324,7 @@ describe('aborts and failures', () => {
     expect(body.error.message).toContain('connection refused');
     expect(body.error.message).not.toContain(String(port));
     const result = await proxy.nextResult();
-    expect(result).toMatchObject({ outcome: 'rejected', status: 502, error: 'ECONNREFUSED' });
+    expect(result).toMatchObject({ outcome: 'rejected', rejection: { code: 'upstream_unavailable', reason: 'econnrefused' } });
   });
 
   it('answers 502 on the same client connection when the upstream drops it during the upload', async () => {
@@ -333,7 +337,7 @@ describe('aborts and failures', () => {
     const res = await client.readResponse();
     expect(res.status).toBe(502);
     expect(JSON.parse(res.body.toString()) as unknown).toMatchObject({ error: { code: 'upstream_unavailable' } });
-    expect(await proxy.nextResult()).toMatchObject({ outcome: 'rejected', status: 502 });
+    expect(await proxy.nextResult()).toMatchObject({ outcome: 'rejected', rejection: { code: 'upstream_unavailable' } });
     client.destroy();
   });
 
@@ -344,7 +348,7 @@ describe('aborts and failures', () => {
     const res = await request(`${proxy.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
     expect(res.statusCode).toBe(504);
     expect(((await res.body.json()) as { error: { code: string } }).error.code).toBe('upstream_timeout');
-    expect((await proxy.nextResult()).error).toBe('UND_ERR_HEADERS_TIMEOUT');
+    expect(await proxy.nextResult()).toMatchObject({ outcome: 'rejected', rejection: { reason: 'headers_timeout' } });
   });
 
   it('does not leak a half-sent body into the next request on the pooled connection (pool poisoning)', async () => {

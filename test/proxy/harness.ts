@@ -79,10 +79,12 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
         });
       });
     },
+    // Idempotent: a test may close the harness itself before afterEach does.
     async close() {
+      if (!server.listening) return;
       server.closeAllConnections();
       server.close();
-      await forwarder.destroy();
+      await forwarder.close();
     },
   };
 }
