@@ -5,7 +5,7 @@
 //   --json         the same results as JSON on stdout (the table and progress go to stderr; use
 //                  `npm run -s bench -- --json` so npm's banner stays off stdout)
 //   --json FILE    the table on stdout and the JSON written to FILE
-//   --only LIST    run only these scenarios: throughput, streaming, authz, authn, memory, abuse, forward-auth
+//   --only LIST    run only these scenarios: throughput, streaming, authz, authn, memory, abuse, forward-auth, replicas
 //   --quick        shorter runs (a smoke test of the harness; numbers are not comparable)
 //   --pin MODE     split (default: the proxy under test on CPU 1, load and upstream on CPU 0) or none
 //   --profile throughput   run that scenario's sidecar under --cpu-prof (profiles in bench/results/profiles;
@@ -24,8 +24,9 @@ import { authentication } from './scenarios/authn.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { abuse } from './scenarios/abuse.mjs';
 import { forwardAuth } from './scenarios/forward-auth.mjs';
+import { replicas } from './scenarios/replicas.mjs';
 
-const SCENARIOS = { throughput, streaming, authz: authorization, authn: authentication, memory, abuse, 'forward-auth': forwardAuth };
+const SCENARIOS = { throughput, streaming, authz: authorization, authn: authentication, memory, abuse, 'forward-auth': forwardAuth, replicas };
 
 function parseArgs(argv) {
   const options = { only: Object.keys(SCENARIOS), json: undefined, quick: false, pin: 'split', profile: undefined };

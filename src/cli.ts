@@ -19,6 +19,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'setup', summary: "the documentation's steps 1-5 and 7 against Microsoft Graph and ARM, idempotent", load: () => import('./cli/setup.js') },
   { name: 'grant', summary: 'give a user, group or managed identity inference or admin access (step 6)', load: () => import('./cli/grant.js') },
   { name: 'doctor', summary: 'check every setting the documentation names and print the fix', load: () => import('./cli/doctor.js') },
+  { name: 'cache', summary: 'cache flush: drop cached RBAC decisions in every replica (after a revocation)', load: () => import('./cli/cache.js') },
   { name: 'token', summary: 'token inspect: explain what the sidecar would do with a token', load: () => import('./cli/token.js') },
 ];
 

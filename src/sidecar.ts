@@ -2,8 +2,8 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Authenticator } from './authn/authenticate.js';
 import { createArmSource } from './authz/arm.js';
-import { createAuthorizer, createStaticAuthorizer } from './authz/authorizer.js';
-import type { Authorizer } from './contracts/decision.js';
+import { createAuthorizer, createStaticAuthorizer, type CachingAuthorizer } from './authz/authorizer.js';
+import { LocalReadBudget } from './authz/read-budget.js';
 import { StaticFileError } from './authz/static.js';
 import { IdentityConfigError } from './azure/token-provider.js';
 import type { ServeConfig } from './config/config.js';
@@ -11,15 +11,16 @@ import { ForwardAuthServer } from './forward-auth/server.js';
 import { Gateway } from './http/gateway.js';
 import { DecisionCore } from './pipeline/decide.js';
 import { DEFAULT_ROUTES, RouteTable, loadRoutesFile } from './pipeline/routes.js';
-import { AdminServer, type ReadinessCheck } from './ops/admin.js';
+import { AdminServer, type CacheFlush, type ReadinessCheck } from './ops/admin.js';
 import { systemClock, type Clock } from './ops/clock.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { PolicyStage } from './policy/enforce.js';
 import { Limiter } from './policy/limiter.js';
 import { PolicyFile, PolicyFileError } from './policy/policy-file.js';
-import { InProcessWindows } from './policy/windows.js';
+import { InProcessWindows, SharedCounterWindows, SharedWindows, type SharedCounter } from './policy/windows.js';
 import { Forwarder } from './proxy/forward.js';
+import { openSharedCache, type SharedCache } from './shared-cache/index.js';
 
 /** A configuration problem found while building the stages (files, identity environment): exit 2. */
 export class StartupError extends Error {
@@ -61,9 +62,9 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
     log,
     metrics,
   });
-  const authz = await buildAuthorizer(config, { clock, log, metrics });
+  const { authz, flush, shared } = await buildAuthorizer(config, { clock, log, metrics });
   const decider = new DecisionCore({ routes, publicPaths: config.publicPaths, authn, authz });
-  const policy = await buildPolicy(config, { clock, log, metrics });
+  const policy = await buildPolicy(config, { clock, log, metrics }, shared?.connection);
   // Proxy mode forwards; forward-auth mode answers the checks of a proxy that forwards itself.
   let forwarder: Forwarder | undefined;
   let gateway: Gateway | ForwardAuthServer;
@@ -78,7 +79,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   const checks: ReadinessCheck[] = [];
   if (config.entra) checks.push({ name: 'signingKeys', check: () => authn.readiness() });
   checks.push({ name: config.rbac.mode === 'arm' ? 'armToken' : 'roleAssignments', check: () => authz.readiness() });
-  const admin = new AdminServer(metrics, checks);
+  const admin = new AdminServer(metrics, checks, flush);
 
   await authn.start();
   const url = await listen(gateway.server, config.listen.host, config.listen.port);
@@ -95,6 +96,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       apiKeys: config.apiKeysFile !== undefined,
       rbac: config.rbac.mode,
       scope: config.rbac.scope,
+      sharedCache: shared === undefined ? undefined : { available: shared.connection.available },
     },
     'foundry-auth serve listening',
   );
@@ -108,6 +110,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       await drain(gateway.server, config.shutdownGraceMs, log);
       policy?.file.close();
       await Promise.allSettled([forwarder?.close(), authz.close(), authn.close()]);
+      await shared?.close();
       await close(admin.server);
       log.info('stopped');
       // The log is buffered (batched writer, or the pretty transport's thread): write out what is pending before the process exits.
@@ -145,8 +148,12 @@ function buildRoutes(config: ServeConfig): RouteTable {
   return new RouteTable(loaded.routes);
 }
 
-/** `--policy-file`: read now (invalid = exit 2), limit windows in this process. */
-async function buildPolicy(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<{ file: PolicyFile; stage: PolicyStage } | undefined> {
+/** `--policy-file`: read now (invalid = exit 2); limit windows in the shared cache when there is one (per process while it fails), else per process. */
+async function buildPolicy(
+  config: ServeConfig,
+  deps: { clock: Clock; log: Logger; metrics: Metrics },
+  shared: SharedCounter | undefined,
+): Promise<{ file: PolicyFile; stage: PolicyStage } | undefined> {
   if (config.policyFile === undefined) return undefined;
   const file = new PolicyFile(config.policyFile, deps.log, deps.metrics);
   try {
@@ -155,15 +162,41 @@ async function buildPolicy(config: ServeConfig, deps: { clock: Clock; log: Logge
     if (err instanceof PolicyFileError) throw new StartupError(err.problems.map((p) => `--policy-file / FOUNDRY_AUTH_POLICY_FILE: ${p}`));
     throw err;
   }
-  const limiter = new Limiter(new InProcessWindows(deps.clock), deps.clock);
+  const local = new InProcessWindows(deps.clock);
+  const windows = shared === undefined ? local : new SharedWindows(new SharedCounterWindows(shared), local, deps.clock, deps.log, deps.metrics);
+  const limiter = new Limiter(windows, deps.clock);
   return { file, stage: new PolicyStage({ file, limiter, metrics: deps.metrics, log: deps.log, maxBodyBytes: config.maxBodyBytes }) };
 }
 
-async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<Authorizer> {
+interface BuiltAuthorizer {
+  readonly authz: CachingAuthorizer;
+  readonly flush: CacheFlush;
+  readonly shared?: SharedCache;
+}
+
+/** `POST /cache/flush` for an authorizer: this process's memory, and through the shared cache every replica's. */
+function flushOf(authz: CachingAuthorizer, config: ServeConfig, shared?: SharedCache): CacheFlush {
+  const tenants = config.entra?.allowedTenants ?? [];
+  return async (oid) => {
+    if (oid === undefined) authz.clearCache();
+    else authz.dropPrincipal(oid);
+    if (shared === undefined) return { reach: 'local', sharedUnavailable: false };
+    const reached = await shared.decisions.flush(oid === undefined ? undefined : { oid, tenants });
+    return { reach: reached ? 'shared' : 'local', sharedUnavailable: !reached };
+  };
+}
+
+async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<BuiltAuthorizer> {
+  const built = await buildAuthorizerOnly(config, deps);
+  return { ...built, flush: flushOf(built.authz, config, built.shared) };
+}
+
+async function buildAuthorizerOnly(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<Omit<BuiltAuthorizer, 'flush'>> {
   const { rbac } = config;
   if (rbac.mode === 'static') {
+    if (config.sharedCache !== undefined) deps.log.warn({}, '--shared-cache is not used with --rbac static: decisions come from the local file, with no ARM reads to share');
     try {
-      return await createStaticAuthorizer(rbac, deps);
+      return { authz: await createStaticAuthorizer(rbac, deps) };
     } catch (err) {
       if (err instanceof StaticFileError) throw new StartupError(err.problems.map((p) => `--role-assignments-file / FOUNDRY_AUTH_ROLE_ASSIGNMENTS_FILE: ${p}`));
       throw err;
@@ -171,13 +204,19 @@ async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: L
   }
   if (rbac.scope === undefined) {
     // API keys only: no principal ever reaches RBAC except api-key ones, which the authorizer handles without a source.
-    return createAuthorizer({ rbac, source: NO_SOURCE, scope: '/', ...deps });
+    return { authz: createAuthorizer({ rbac, source: NO_SOURCE, scope: '/', ...deps }) };
   }
+  const scope = rbac.scope;
+  const shared = config.sharedCache === undefined ? undefined : await openSharedCache({ config: config.sharedCache, rbac: { ...rbac, scope }, ...(config.entra ? { entra: config.entra } : {}), ...deps });
   try {
-    const source = createArmSource({ rbac, scope: rbac.scope, ...deps });
+    const budget = shared?.budget ?? new LocalReadBudget({ rate: rbac.armReadRate, clock: deps.clock, metrics: deps.metrics });
+    const source = createArmSource({ rbac, scope, budget, ...deps });
     source.start();
-    return createAuthorizer({ rbac, source, scope: rbac.scope, ...deps });
+    const authz = createAuthorizer({ rbac, source, scope, ...deps, ...(shared !== undefined ? { shared: shared.decisions } : {}) });
+    shared?.decisions.onFlush((flushed) => (flushed.kind === 'all' ? authz.clearCache() : authz.dropShared(flushed.keys)));
+    return { authz, ...(shared !== undefined ? { shared } : {}) };
   } catch (err) {
+    await shared?.close();
     if (err instanceof IdentityConfigError) throw new StartupError([`--identity / FOUNDRY_AUTH_IDENTITY: ${err.message}`]);
     throw err;
   }

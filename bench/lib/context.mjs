@@ -22,6 +22,8 @@ export const PRINCIPALS = {
   authzSteady: range(3_000, 100),
   /** 10,000 principals authorized in the memory scenario. */
   memory: range(10_000, 10_000),
+  /** 1,000 principals shared by three replicas. */
+  replicas: range(30_000, 1_000),
 };
 
 function range(start, count) {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { progress, runCommand, whichSync } from './proc.mjs';
 
-const PACKAGES = { nginx: 'nginx-light', wrk: 'wrk', haproxy: 'haproxy' };
+const PACKAGES = { nginx: 'nginx-light', wrk: 'wrk', haproxy: 'haproxy', 'redis-server': 'redis-server' };
 
 /** `{ nginx, wrk, haproxy }`: absolute paths, or undefined with `problems` saying why. */
 export async function ensureTools() {
@@ -33,7 +33,7 @@ export async function ensureTools() {
       }
     }
   }
-  return { nginx: whichSync('nginx'), wrk: whichSync('wrk'), haproxy: whichSync('haproxy'), problems };
+  return { nginx: whichSync('nginx'), wrk: whichSync('wrk'), haproxy: whichSync('haproxy'), redis: whichSync('redis-server'), problems };
 }
 
 /** What the results came from: CPUs, model, kernel, Node, nginx and wrk versions. */

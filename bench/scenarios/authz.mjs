@@ -30,7 +30,8 @@ export async function authorization(ctx) {
   const steady = await idp.mint(principals.authzSteady);
 
   // 1,000 cold principals, then 1,000 concurrent requests of one more cold principal.
-  let sidecar = await startSidecar({ idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy });
+  // This scenario measures the decision cache, not the ARM read budget: --arm-read-rate well above the burst.
+  let sidecar = await startSidecar({ idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, flags: { 'arm-read-rate': '100000' } });
   let coldCalls;
   let singleCalls;
   let coldStatuses;
@@ -71,7 +72,7 @@ export async function authorization(ctx) {
   );
 
   // Steady state: 100 principals, each requesting every ~100 ms, with a short allow TTL.
-  sidecar = await startSidecar({ idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, flags: { 'rbac-allow-ttl': `${s.steadyAllowTtlSeconds}s` } });
+  sidecar = await startSidecar({ idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, flags: { 'rbac-allow-ttl': `${s.steadyAllowTtlSeconds}s`, 'arm-read-rate': '100000' } });
   let steadyCalls;
   let steadyStatuses;
   let sent;

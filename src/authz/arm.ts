@@ -1,6 +1,6 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Principal } from '../contracts/principal.js';
-import { ArmClient, ArmError, type DenyAssignment, type RoleAssignment, type RoleDefinition } from '../azure/arm.js';
+import { ArmClient, ArmError, type DenyAssignment, type ReadBudget, type RoleAssignment, type RoleDefinition } from '../azure/arm.js';
 import { EVERYONE_PRINCIPAL_ID, GUID } from '../contracts/azure-ids.js';
 import { createTokenProvider, IdentityError, type TokenProvider } from '../azure/token-provider.js';
 import type { RbacConfig } from '../config/config.js';
@@ -38,6 +38,8 @@ export interface ArmSourceOptions {
   /** Environment for `--identity` (defaults to `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly roleDefinitionTtlMs?: number;
+  /** `--arm-read-rate` and the 429 pause (per process, or shared by replicas). */
+  readonly budget?: ReadBudget;
 }
 
 export interface ArmAccessSource extends AccessSource {
@@ -102,6 +104,7 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
     clock,
     dispatcher,
     ...(opts.roleDefinitionTtlMs !== undefined ? { roleDefinitionTtlMs: opts.roleDefinitionTtlMs } : {}),
+    ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
   });
   const denies = new ScopeDenyAssignments(client, rbac.allowTtlMs, clock, log, tokens.description);
   const failures = new FailureLog(log, clock);
@@ -339,6 +342,12 @@ export function toSourceError(err: unknown, ctx: FailureContext): AccessSourceEr
             'identity_refused',
             `ARM refused the sidecar's identity, ${ctx.identity}, the permission ${missingPermission(err)} at ${ctx.scope}: ${err.message}. Fix: assign Cognitive Services OpenAI User or Reader to the cluster's identity at the cluster, e.g. \`foundry-auth setup --app-name <app name> --cluster-id ${ctx.scope}\``,
           );
+    case 'budget_spent':
+      return make(
+        'arm_read_budget_spent',
+        `more principals are cold than --arm-read-rate lets the cluster identity read; raise --arm-read-rate (ARM allows about 25 reads/s per identity) or --rbac-allow-ttl and --rbac-deny-ttl`,
+        retryAfter,
+      );
     case 'token_unavailable':
       return new AccessSourceError(
         'identity_token_unavailable',

@@ -6,7 +6,7 @@ import type { RouteMatch } from '../contracts/route.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { AccessCache, DEFAULT_MAX_ENTRIES, principalKey } from './cache.js';
+import { AccessCache, DEFAULT_MAX_ENTRIES, principalKey, type SharedTier } from './cache.js';
 import type { Authorizer, CacheOutcome, Decision, DecisionSource } from '../contracts/decision.js';
 import type { Evaluation } from './evaluate.js';
 import { denialMessage, rolesGranting } from './grants.js';
@@ -29,11 +29,17 @@ export interface AuthorizerDeps {
   readonly metrics: Metrics;
   /** Bound on cached principals (default 100,000). */
   readonly cacheMaxEntries?: number;
+  /** `--shared-cache`: the tier consulted on a miss in this process. */
+  readonly shared?: SharedTier;
 }
 
-/** An Authorizer whose decision cache can be dropped (the static source does so after a reload). */
+/** An Authorizer whose decision cache can be dropped (after a static file reload, or a flush from any replica). */
 export interface CachingAuthorizer extends Authorizer {
   clearCache(): void;
+  /** Drops one principal's cached decisions (any tenant). */
+  dropPrincipal(oid: string): void;
+  /** Drops the decisions whose shared keys another replica flushed. */
+  dropShared(sharedKeys: readonly string[]): void;
 }
 
 /** At most one "condition ignored" warning per principal in this interval. */
@@ -51,6 +57,7 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
     denyTtlMs: deps.rbac.denyTtlMs,
     staleIfErrorMs: deps.rbac.staleIfErrorMs,
     maxEntries: deps.cacheMaxEntries ?? DEFAULT_MAX_ENTRIES,
+    ...(deps.shared !== undefined ? { shared: deps.shared } : {}),
   });
   const conditionWarned = new LRUCache<string, number>({ max: 10_000 });
   let unexpectedFailureLoggedAt = Number.NEGATIVE_INFINITY;
@@ -136,6 +143,14 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
 
     clearCache(): void {
       cache.clear();
+    },
+
+    dropPrincipal(oid: string): void {
+      cache.dropPrincipal(oid);
+    },
+
+    dropShared(sharedKeys: readonly string[]): void {
+      cache.dropShared(sharedKeys);
     },
   };
 }

@@ -23,6 +23,22 @@ export interface AccessCacheOptions {
   readonly staleIfErrorMs: number;
   /** Bound on cached principals (default 100,000). */
   readonly maxEntries?: number;
+  /** The shared tier (`--shared-cache`), consulted on a miss here; its read time starts the TTL here too. */
+  readonly shared?: SharedTier;
+}
+
+/** A lookup result shared by replicas: the snapshot and when ARM was read. */
+export interface SharedLookup {
+  readonly snapshot: AccessSnapshot;
+  readonly readAt: number;
+}
+
+/** What the decision cache needs of a shared tier (src/shared-cache/decisions.ts). */
+export interface SharedTier {
+  /** The principal's key in the shared tier, which flushes announce. */
+  keyOf(tid: string, oid: string): string;
+  /** The shared result when `usable` accepts it, otherwise one read (`read`) across replicas. */
+  load(tid: string, oid: string, usable: (entry: SharedLookup) => boolean, read: () => Promise<AccessSnapshot>): Promise<{ readonly entry: SharedLookup }>;
 }
 
 /** An evaluation of one action from one snapshot, and when it stops being fresh (clock ms: the lookup's start + its TTL). */
@@ -38,6 +54,8 @@ export type CachedEvaluation =
 interface Entry {
   readonly snapshot: AccessSnapshot;
   readonly fetchedAt: number;
+  /** The principal's key in the shared tier, to drop the entry when another replica flushes it. */
+  readonly sharedKey?: string;
   /** Evaluations of this immutable snapshot by action, so the hot path matches patterns once per action. */
   readonly dataActions: Map<string, JudgedAction>;
   readonly controlActions: Map<string, JudgedAction>;
@@ -97,7 +115,7 @@ export class AccessCache {
       }
     }
     try {
-      const fresh = this.judge(await this.refresh(key, principal), route);
+      const fresh = this.judge(await this.refresh(key, principal, route), route);
       return { kind: 'evaluated', evaluation: fresh.evaluation, expiresAt: fresh.expiresAt, cache: 'miss' };
     } catch (err) {
       const error = asSourceError(err);
@@ -116,6 +134,20 @@ export class AccessCache {
     this.entries.clear();
   }
 
+  /** Drops one principal's snapshot, whatever its tenant (`POST /cache/flush`); lookups already in flight are not stored. */
+  dropPrincipal(oid: string): void {
+    this.generation++;
+    const suffix = `:${oid.toLowerCase()}`;
+    for (const key of [...this.entries.keys()]) if (key.endsWith(suffix)) this.entries.delete(key);
+  }
+
+  /** Drops the snapshots whose shared keys another replica flushed. */
+  dropShared(sharedKeys: readonly string[]): void {
+    this.generation++;
+    const flushed = new Set(sharedKeys);
+    for (const [key, entry] of [...this.entries.entries()]) if (entry.sharedKey !== undefined && flushed.has(entry.sharedKey)) this.entries.delete(key);
+  }
+
   private ttlOf(evaluation: Evaluation): number {
     return evaluation.allowed ? this.opts.allowTtlMs : this.opts.denyTtlMs;
   }
@@ -132,17 +164,39 @@ export class AccessCache {
     return judged;
   }
 
-  /** One lookup per principal at a time: concurrent callers share it, also while a stale entry is refreshed. */
-  private refresh(key: string, principal: Principal): Promise<Entry> {
+  /**
+   * One lookup per principal at a time: concurrent callers share it, also while a stale entry is
+   * refreshed. With a shared tier the lookup goes there first; a shared result is usable while the
+   * first caller's route would still count it fresh here.
+   */
+  private refresh(key: string, principal: Principal, route: RouteMatch): Promise<Entry> {
     const running = this.inflight.get(key);
     if (running !== undefined) return running;
-    const startedAt = this.opts.clock.now();
     const generation = this.generation;
+    const { shared, source, scope, clock } = this.opts;
+    const read = (): Promise<AccessSnapshot> => source.lookup(principal, scope);
+    const newEntry = (snapshot: AccessSnapshot, fetchedAt: number, sharedKey?: string): Entry => ({
+      snapshot,
+      fetchedAt,
+      ...(sharedKey !== undefined ? { sharedKey } : {}),
+      dataActions: new Map(),
+      controlActions: new Map(),
+    });
+    const load = async (): Promise<Entry> => {
+      if (shared === undefined) {
+        const startedAt = clock.now();
+        return newEntry(await read(), startedAt);
+      }
+      const usable = (candidate: SharedLookup): boolean => {
+        return clock.now() < this.judge(newEntry(candidate.snapshot, candidate.readAt), route).expiresAt;
+      };
+      const { entry } = await shared.load(principal.tid, principal.oid, usable, read);
+      return newEntry(entry.snapshot, entry.readAt, shared.keyOf(principal.tid, principal.oid));
+    };
     // Started on a later tick so that a source that throws synchronously still rejects this promise.
     const lookup: Promise<Entry> = Promise.resolve()
-      .then(() => this.opts.source.lookup(principal, this.opts.scope))
-      .then((snapshot) => {
-        const entry: Entry = { snapshot, fetchedAt: startedAt, dataActions: new Map(), controlActions: new Map() };
+      .then(load)
+      .then((entry) => {
         if (generation === this.generation) this.entries.set(key, entry);
         return entry;
       })

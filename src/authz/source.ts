@@ -43,6 +43,7 @@ export type AccessFailureReason =
   | 'arm_timeout'
   | 'arm_server_error'
   | 'arm_throttled'
+  | 'arm_read_budget_spent'
   | 'arm_bad_response'
   | 'identity_refused'
   | 'identity_token_unavailable'

@@ -36,7 +36,9 @@ export type ArmFailureReason =
   /** Any other 4xx (400, 404, ...). */
   | 'client_error'
   /** The sidecar's own token could not be obtained. */
-  | 'token_unavailable';
+  | 'token_unavailable'
+  /** The `--arm-read-rate` budget stayed spent for the whole call deadline: nothing was sent. */
+  | 'budget_spent';
 
 export class ArmError extends Error {
   constructor(
@@ -177,6 +179,27 @@ export interface DenyAssignment {
   readonly excludePrincipals: readonly DenyPrincipal[];
 }
 
+/** What the read budget answers for one role-assignment read. */
+export type BudgetGrant =
+  | { readonly kind: 'granted' }
+  /** No token came within the deadline; one is expected in this many seconds. */
+  | { readonly kind: 'spent'; readonly retryAfterSeconds: number }
+  /** A 429 (seen by this or another replica) pauses every read for this many more seconds. */
+  | { readonly kind: 'paused'; readonly retryAfterSeconds: number };
+
+/**
+ * The client-side ARM read budget (`--arm-read-rate`) and the 429 pause, per process or shared by
+ * replicas. ARM throttles per identity, and every replica reads as the same cluster identity.
+ */
+export interface ReadBudget {
+  /** Waits for a read token until `deadlineMs` (clock time). */
+  take(deadlineMs: number): Promise<BudgetGrant>;
+  /** ARM answered 429: no replica reads before `untilMs`. */
+  pause(untilMs: number): void;
+  /** Until when reads are paused, as far as this process knows (0 when not). */
+  pausedUntil(): number;
+}
+
 export interface ArmClientOptions {
   /** e.g. `https://management.azure.com`, without a trailing slash. */
   readonly endpoint: string;
@@ -188,6 +211,8 @@ export interface ArmClientOptions {
   readonly log?: Logger;
   readonly clock?: Clock;
   readonly roleDefinitionTtlMs?: number;
+  /** Taken before every role-assignment page; without one, reads are limited by ARM alone. */
+  readonly budget?: ReadBudget;
 }
 
 export class ArmClient {
@@ -213,7 +238,8 @@ export class ArmClient {
 
   /** Seconds left of the back-off ARM asked for with 429, or 0. */
   throttledForSeconds(): number {
-    const left = this.throttledUntilMs - this.clock.now();
+    const until = Math.max(this.throttledUntilMs, this.opts.budget?.pausedUntil() ?? 0);
+    const left = until - this.clock.now();
     return left > 0 ? Math.ceil(left / 1000) : 0;
   }
 
@@ -332,6 +358,7 @@ export class ArmClient {
   private async get(operation: ArmOperation, url: string): Promise<unknown> {
     const wait = this.throttledForSeconds();
     if (wait > 0) throw new ArmError('throttled', operation, `ARM asked the sidecar to back off (429); ${wait} s left`, { status: 429, retryAfterSeconds: wait });
+    if (operation === 'role_assignments' && this.opts.budget !== undefined) await this.takeBudget(operation, this.opts.budget);
     let token: string;
     try {
       token = (await this.opts.tokens.getToken()).token;
@@ -352,6 +379,7 @@ export class ArmClient {
       });
       this.count(operation, 'ok', started);
       const remaining = headerValue(reply.headers, 'x-ms-ratelimit-remaining-subscription-reads');
+      if (remaining !== undefined && Number.isFinite(Number(remaining))) this.opts.metrics?.armRemainingReads.set(Number(remaining));
       if (remaining !== undefined) this.opts.log?.debug({ operation, remainingSubscriptionReads: remaining, correlationId: reply.correlationId }, 'ARM read quota');
       return reply.body;
     } catch (err) {
@@ -359,6 +387,16 @@ export class ArmClient {
       this.count(operation, failureOutcome(err.failure), started);
       throw this.armError(operation, err.failure, err.correlationId);
     }
+  }
+
+  /** Waits for a read token of `--arm-read-rate` within the call deadline; throws when none came or a 429 pause began. */
+  private async takeBudget(operation: ArmOperation, budget: ReadBudget): Promise<void> {
+    const grant = await budget.take(this.clock.now() + this.opts.timeoutMs);
+    if (grant.kind === 'granted') return;
+    if (grant.kind === 'paused') {
+      throw new ArmError('throttled', operation, `ARM asked the sidecar to back off (429); ${grant.retryAfterSeconds} s left`, { status: 429, retryAfterSeconds: grant.retryAfterSeconds });
+    }
+    throw new ArmError('budget_spent', operation, `the ARM read budget (--arm-read-rate) stayed spent for ${this.opts.timeoutMs} ms`, { retryAfterSeconds: grant.retryAfterSeconds });
   }
 
   private armError(operation: ArmOperation, f: HttpFailure, correlationId: string): ArmError {
@@ -381,6 +419,7 @@ export class ArmClient {
         if (f.status === 429) {
           const seconds = f.retryAfterSeconds ?? DEFAULT_THROTTLE_SECONDS;
           this.throttledUntilMs = Math.max(this.throttledUntilMs, this.clock.now() + seconds * 1000);
+          this.opts.budget?.pause(this.throttledUntilMs);
           return new ArmError('throttled', operation, message, { ...details, retryAfterSeconds: seconds });
         }
         if (f.status === 401) this.opts.tokens.invalidate();

@@ -34,6 +34,18 @@ export interface RbacConfig {
   readonly denyTtlMs: number;
   readonly staleIfErrorMs: number;
   readonly timeoutMs: number;
+  /** Role-assignment reads per second (`--arm-read-rate`): across replicas with a shared cache, per process without. */
+  readonly armReadRate: number;
+}
+
+/** `--shared-cache`: the Redis (or Valkey) the replicas share lookups, ARM budget and flushes through. */
+export interface SharedCacheConfig {
+  /** `redis://` or `rediss://`, as given (it may carry a user and password: never log it as is). */
+  readonly url: URL;
+  /** From `--shared-cache-password-file`; overrides a password in the URL. */
+  readonly password?: string;
+  /** An operation slower than this (`--shared-cache-timeout`) counts as an outage. */
+  readonly timeoutMs: number;
 }
 
 /** `proxy` authorizes and forwards; `forward-auth` answers the checks of a proxy that forwards itself. */
@@ -63,6 +75,7 @@ interface CommonServeConfig {
   readonly entra?: EntraConfig;
   readonly apiKeysFile?: string;
   readonly rbac: RbacConfig;
+  readonly sharedCache?: SharedCacheConfig;
   readonly publicPaths: readonly string[];
   readonly routesFile?: string;
   readonly policyFile?: string;

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { isArmResourceId } from '../contracts/azure-ids.js';
+import { readFileSync } from 'node:fs';
 import type {
   EntraConfig,
   ForwardAuthProfile,
@@ -11,9 +12,10 @@ import type {
   RbacMode,
   ServeConfig,
   ServeMode,
+  SharedCacheConfig,
   TrustedProxy,
 } from './config.js';
-import { envName } from './options.js';
+import { envName, type ServeFlag } from './options.js';
 import { SettingReader, clip, type Sources } from './setting-reader.js';
 
 export { parseHostPort, type RawValue } from './setting-reader.js';
@@ -36,10 +38,11 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const policy = policySection(r);
   const timeouts = timeoutsSection(r);
   const logging = loggingSection(r);
-  if (r.errors.length > 0 || !listeners || !mode || !forwarding || !entra || !apiKeys || !rbac || !routes || !policy || !timeouts || !logging) {
+  const sharedCache = sharedCacheSection(r);
+  if (r.errors.length > 0 || !listeners || !mode || !forwarding || !entra || !apiKeys || !rbac || !routes || !policy || !timeouts || !logging || !sharedCache) {
     return { ok: false, errors: r.errors };
   }
-  return { ok: true, config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...routes, ...policy, ...timeouts, ...logging } };
+  return { ok: true, config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...sharedCache, ...routes, ...policy, ...timeouts, ...logging } };
 }
 
 function listenersSection(r: SettingReader): Pick<ServeConfig, 'listen' | 'adminListen'> | undefined {
@@ -180,6 +183,7 @@ function rbacSection(r: SettingReader): RbacConfig | undefined {
     denyTtlMs: r.duration('rbac-deny-ttl'),
     staleIfErrorMs: r.duration('rbac-stale-if-error'),
     timeoutMs: r.duration('rbac-timeout'),
+    armReadRate: positiveNumber(r, 'arm-read-rate'),
   });
   if (scope !== undefined && !isArmResourceId(scope)) {
     r.fail('rbac-scope', `must be an ARM resource ID such as /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Kubernetes/connectedClusters/<name> (got "${clip(scope)}")`);
@@ -197,6 +201,57 @@ function rbacSection(r: SettingReader): RbacConfig | undefined {
     armEndpoint: trimSlash(read.armEndpoint.href),
     msiEndpoint: read.msiEndpoint.href,
   };
+}
+
+/** `--shared-cache` and its password file; `{}` when no shared cache is configured. */
+function sharedCacheSection(r: SettingReader): { sharedCache?: SharedCacheConfig } | undefined {
+  const url = redisUrl(r, 'shared-cache');
+  const password = secretFile(r, 'shared-cache-password-file');
+  const timeoutMs = r.duration('shared-cache-timeout');
+  if (password !== undefined && !r.given('shared-cache')) r.fail('shared-cache-password-file', 'is only used with --shared-cache');
+  if (!r.given('shared-cache')) return {};
+  if (url === undefined || timeoutMs === undefined || (r.given('shared-cache-password-file') && password === undefined)) return undefined;
+  return { sharedCache: { url, timeoutMs: Math.max(1, timeoutMs), ...(password !== undefined ? { password } : {}) } };
+}
+
+function positiveNumber(r: SettingReader, flag: ServeFlag): number | undefined {
+  const value = r.text(flag);
+  if (value === undefined) return undefined;
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) return r.fail(flag, `must be a number greater than 0, e.g. 10 (got "${clip(value)}")`);
+  return n;
+}
+
+/** `redis://` or `rediss://` with a host; the value is never echoed back, since it may hold a password. */
+function redisUrl(r: SettingReader, flag: ServeFlag): URL | undefined {
+  const value = r.text(flag);
+  if (value === undefined || value === '') return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    return r.fail(flag, 'must be a redis://HOST:PORT or rediss://HOST:PORT URL (the value is not a URL)');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return r.fail(flag, `must use redis:// or rediss:// (got "${clip(parsed.protocol)}")`);
+  if (parsed.hostname === '') return r.fail(flag, 'must name a host, e.g. redis://redis.foundry-auth.svc:6379');
+  if (parsed.search !== '' || parsed.hash !== '') return r.fail(flag, 'must not contain a query or fragment');
+  if (!/^\/?(\d{1,2})?$/.test(parsed.pathname)) return r.fail(flag, 'the path may only be a database number, e.g. redis://host:6379/0');
+  return parsed;
+}
+
+/** A one-line secret read from the file a flag names. */
+function secretFile(r: SettingReader, flag: ServeFlag): string | undefined {
+  const file = r.path(flag);
+  if (file === undefined) return undefined;
+  let body: string;
+  try {
+    body = readFileSync(file, 'utf8');
+  } catch (err) {
+    return r.fail(flag, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const secret = body.replace(/\r?\n$/, '');
+  if (secret === '' || /[\r\n]/.test(secret)) return r.fail(flag, `${file} must hold the password on one line`);
+  return secret;
 }
 
 function routesSection(r: SettingReader): Pick<ServeConfig, 'publicPaths' | 'routesFile'> | undefined {

@@ -13,6 +13,7 @@ export type OptionKind =
   | 'duration'
   | 'bytes'
   | 'boolean'
+  | 'number'
   | 'enum';
 
 export interface OptionSpec {
@@ -57,6 +58,10 @@ export const SERVE_OPTIONS = [
   { flag: 'rbac-deny-ttl', kind: 'duration', default: '30s', description: 'how long a deny is cached' },
   { flag: 'rbac-stale-if-error', kind: 'duration', default: '0s', description: 'how long past its TTL a cached decision may be used while ARM fails' },
   { flag: 'rbac-timeout', kind: 'duration', default: '10s', description: 'one ARM call' },
+  { flag: 'shared-cache', kind: 'string', description: 'redis:// or rediss:// URL of a Redis (or Valkey) that replicas share RBAC lookups, ARM budget and flushes through' },
+  { flag: 'shared-cache-password-file', kind: 'path', description: 'file holding the password for --shared-cache (instead of one in the URL)' },
+  { flag: 'shared-cache-timeout', kind: 'duration', default: '50ms', description: 'a shared-cache operation slower than this makes the replica go on alone until Redis answers in time again' },
+  { flag: 'arm-read-rate', kind: 'number', default: '10', description: 'role-assignment reads per second for the cluster identity, across replicas with --shared-cache' },
   { flag: 'public-paths', kind: 'list', default: '/healthz,/readyz', description: 'forwarded to the data upstream without authentication' },
   { flag: 'routes-file', kind: 'path', description: 'extra or replacement routes' },
   { flag: 'policy-file', kind: 'path', description: 'model access rules and token limits (YAML or JSON), reloaded on change' },

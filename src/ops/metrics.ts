@@ -56,6 +56,43 @@ export class Metrics {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  readonly armRemainingReads = new Gauge({
+    name: 'foundry_auth_arm_remaining_subscription_reads',
+    help: 'The last x-ms-ratelimit-remaining-subscription-reads ARM reported (its read bucket for the cluster identity).',
+    registers: [this.registry],
+  });
+  readonly armBudgetWaits = new Counter({
+    name: 'foundry_auth_arm_budget_waits_total',
+    help: 'Role-assignment reads that found the --arm-read-rate budget spent and waited, by outcome (granted, spent: gave up at --rbac-timeout).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly armBudgetRemaining = new Gauge({
+    name: 'foundry_auth_arm_budget_remaining_tokens',
+    help: 'Tokens left in the --arm-read-rate bucket after the last read (shared across replicas with --shared-cache).',
+    registers: [this.registry],
+  });
+  readonly sharedCacheLookups = new Counter({
+    name: 'foundry_auth_shared_cache_lookups_total',
+    help: 'Decision-cache misses in this process answered through --shared-cache, by outcome (hit, miss: this replica read ARM, waited: another replica read it, local: shared cache unavailable).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly sharedCacheLeaseWaits = new Counter({
+    name: 'foundry_auth_shared_cache_lease_waits_total',
+    help: 'Lookups that waited for another replica holding the lease on the same principal.',
+    registers: [this.registry],
+  });
+  readonly sharedCacheErrors = new Counter({
+    name: 'foundry_auth_shared_cache_errors_total',
+    help: 'Shared-cache operations that failed or took longer than 50 ms (the replica then goes on with its own cache).',
+    registers: [this.registry],
+  });
+  readonly sharedCacheUp = new Gauge({
+    name: 'foundry_auth_shared_cache_up',
+    help: '1 while the shared cache is in use, 0 while this replica goes on alone.',
+    registers: [this.registry],
+  });
   readonly upstreamLatency = new Histogram({
     name: 'foundry_auth_upstream_duration_seconds',
     help: 'Time from forwarding to the end of the upstream response, by plane.',

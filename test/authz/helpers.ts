@@ -45,6 +45,7 @@ export function rbacConfig(over: Partial<RbacConfig> = {}): RbacConfig {
     denyTtlMs: 30_000,
     staleIfErrorMs: 0,
     timeoutMs: 10_000,
+    armReadRate: 10,
     ...over,
   };
 }

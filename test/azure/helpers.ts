@@ -30,6 +30,7 @@ export function rbacFor(arm: Pick<ArmFixture, 'url' | 'msiEndpoint'>, over: Part
     denyTtlMs: 30_000,
     staleIfErrorMs: 0,
     timeoutMs: 5_000,
+    armReadRate: 10,
     ...over,
   };
 }
