@@ -1,9 +1,10 @@
 // A/B comparison of sidecar builds or settings at saturation, for the profile-and-fix loop:
-//   node bench/ab.mjs [--rounds N] [--seconds S] NAME=CLI[:flag=value,...] ...
+//   node bench/ab.mjs [--rounds N] [--seconds S] [--body FILE] NAME=CLI[:flag=value,...] ...
 // e.g. node bench/ab.mjs base=/tmp/base/dist/cli.js new=dist/cli.js quiet=dist/cli.js:log-level=warn
 // Every variant and the bare proxy run against the same nginx upstream, rounds interleaved; prints
 // req/s and CPU per request per round and the median of each. A flag `@log=FILE` sends that
-// variant's log to FILE (e.g. /dev/null).
+// variant's log to FILE (e.g. /dev/null). `--body FILE` POSTs FILE to /v1/chat/completions instead
+// of GET /v1/models (nginx answers it the same way).
 import { resolve } from 'node:path';
 import { createContext, PRINCIPALS, startArmForRun } from './lib/context.mjs';
 import { startNginx, staticServer } from './lib/nginx.mjs';
@@ -22,6 +23,9 @@ const take = (name, fallback) => {
 const rounds = take('rounds', 3);
 const seconds = take('seconds', 6);
 // --profile DIR: every process under test runs with --cpu-prof into DIR; requests per path are printed to divide by.
+const bodyAt = argv.indexOf('--body');
+const bodyFile = bodyAt >= 0 ? resolve(argv.splice(bodyAt, 2)[1]) : undefined;
+const path = bodyFile !== undefined ? '/v1/chat/completions' : '/v1/models';
 const profileAt = argv.indexOf('--profile');
 const profileDir = profileAt >= 0 ? resolve(argv.splice(profileAt, 2)[1]) : undefined;
 const nodeArgs = profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
@@ -53,12 +57,12 @@ const [token] = await ctx.idp.mint([PRINCIPALS.throughput]);
 const results = new Map(paths.map((p) => [p.name, []]));
 try {
   for (const p of paths) {
-    const warm = await runWrk(tools.wrk, { url: `${p.url}/v1/models`, token, threads: 2, connections: 64, cpus: ctx.layout.load, seconds: 2 });
+    const warm = await runWrk(tools.wrk, { url: `${p.url}${path}`, token, bodyFile, threads: 2, connections: 64, cpus: ctx.layout.load, seconds: 2 });
     p.requests = warm.requests;
   }
   for (let r = 0; r < rounds; r++) {
     for (const p of paths) {
-      const run = await runWrk(tools.wrk, { url: `${p.url}/v1/models`, token, threads: 2, connections: 64, cpus: ctx.layout.load, seconds, measure: p.pids, label: p.name });
+      const run = await runWrk(tools.wrk, { url: `${p.url}${path}`, token, bodyFile, threads: 2, connections: 64, cpus: ctx.layout.load, seconds, measure: p.pids, label: p.name });
       results.get(p.name).push(run);
       p.requests += run.requests;
       process.stdout.write(`round ${r + 1} ${p.name.padEnd(12)} ${Math.round(run.rps).toString().padStart(6)} req/s ${run.cpuMicrosPerRequest.toFixed(1).padStart(6)} µs/req${run.errors ? ` ERRORS ${JSON.stringify(run.errorDetail)}` : ''}\n`);

@@ -15,6 +15,10 @@ import { AdminServer, type CacheFlush, type ReadinessCheck } from './ops/admin.j
 import { systemClock, type Clock } from './ops/clock.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
+import { PolicyStage } from './policy/enforce.js';
+import { Limiter } from './policy/limiter.js';
+import { PolicyFile, PolicyFileError } from './policy/policy-file.js';
+import { InProcessWindows, SharedCounterWindows, SharedWindows, type SharedCounter } from './policy/windows.js';
 import { Forwarder } from './proxy/forward.js';
 import { openSharedCache, type SharedCache } from './shared-cache/index.js';
 import { UpstreamApiKey } from './proxy/upstream-key.js';
@@ -62,6 +66,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   });
   const { authz, flush, shared } = await buildAuthorizer(config, { clock, log, metrics });
   const decider = new DecisionCore({ routes, publicPaths: config.publicPaths, authn, authz });
+  const policy = await buildPolicy(config, { clock, log, metrics }, shared?.connection);
   // Proxy mode forwards; forward-auth mode answers the checks of a proxy that forwards itself.
   let forwarder: Forwarder | undefined;
   let upstreamApiKey: UpstreamApiKey | undefined;
@@ -69,7 +74,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   if (config.mode === 'proxy') {
     if (config.upstreamApiKeyFile !== undefined) upstreamApiKey = new UpstreamApiKey(config.upstreamApiKeyFile, log);
     forwarder = Forwarder.fromConfig(config, metrics, upstreamApiKey);
-    gateway = new Gateway({ decider, forwarder, log, metrics });
+    gateway = new Gateway({ decider, forwarder, log, metrics, ...(policy ? { policy: policy.stage } : {}) });
   } else {
     const { forwardAuth, forwardAuthorization } = config;
     gateway = new ForwardAuthServer({ decider, forwardAuth, forwardAuthorization, clock, denyTtlMs: config.rbac.denyTtlMs, log, metrics });
@@ -111,6 +116,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       gateway.startDraining();
       await drain(gateway.server, config.shutdownGraceMs, log);
       upstreamApiKey?.close();
+      policy?.file.close();
       await Promise.allSettled([forwarder?.close(), authz.close(), authn.close()]);
       await shared?.close();
       await close(admin.server);
@@ -153,6 +159,26 @@ function buildRoutes(config: ServeConfig): RouteTable {
 /** What the grant command in a 403 needs besides the cluster and the assignee, so it runs as printed. */
 function grantArgs(config: ServeConfig): string[] {
   return [...(config.devStateDir !== undefined ? ['--dev', config.devStateDir] : []), ...(config.entra !== undefined ? ['--client-id', config.entra.clientId] : [])];
+}
+
+/** `--policy-file`: read now (invalid = exit 2); limit windows in the shared cache when there is one (per process while it fails), else per process. */
+async function buildPolicy(
+  config: ServeConfig,
+  deps: { clock: Clock; log: Logger; metrics: Metrics },
+  shared: SharedCounter | undefined,
+): Promise<{ file: PolicyFile; stage: PolicyStage } | undefined> {
+  if (config.policyFile === undefined) return undefined;
+  const file = new PolicyFile(config.policyFile, deps.log, deps.metrics);
+  try {
+    await file.start();
+  } catch (err) {
+    if (err instanceof PolicyFileError) throw new StartupError(err.problems.map((p) => `--policy-file / FOUNDRY_AUTH_POLICY_FILE: ${p}`));
+    throw err;
+  }
+  const local = new InProcessWindows(deps.clock);
+  const windows = shared === undefined ? local : new SharedWindows(new SharedCounterWindows(shared), local, deps.clock, deps.log, deps.metrics);
+  const limiter = new Limiter(windows, deps.clock);
+  return { file, stage: new PolicyStage({ file, limiter, metrics: deps.metrics, log: deps.log, maxBodyBytes: config.maxBodyBytes }) };
 }
 
 interface BuiltAuthorizer {

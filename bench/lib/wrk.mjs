@@ -7,13 +7,14 @@ const SCRIPT = join(ROOT, 'bench', 'wrk', 'bench.lua');
 
 /**
  * opts: url, threads, connections, seconds, token (bearer), rate (paced: requests per second in
- * total), tokensFile (one token per request), cpus (taskset list for wrk), measure (pids whose
+ * total), tokensFile (one token per request), bodyFile (POST it as the JSON body), cpus (taskset list for wrk), measure (pids whose
  * CPU time is charged to the run), ownPids (every process of the run, for the foreign-load check).
  */
 export async function runWrk(wrk, opts) {
   const env = { BENCH_THREADS: String(opts.threads) };
   if (opts.token !== undefined) env.BENCH_AUTH = opts.token;
   if (opts.tokensFile !== undefined) env.BENCH_TOKENS_FILE = opts.tokensFile;
+  if (opts.bodyFile !== undefined) env.BENCH_BODY_FILE = opts.bodyFile;
   // wrk's timers add about a millisecond to every pause (they fire on the next event-loop turn).
   if (opts.rate !== undefined) env.BENCH_DELAY_MS = String(Math.max(0, (opts.connections / opts.rate) * 1000 - 1));
   const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--timeout', '10s', '-s', SCRIPT, opts.url];

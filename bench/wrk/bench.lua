@@ -5,11 +5,21 @@
 --                      rate = connections / pause); uniform in [0, 2 x mean] so connections drift apart
 --   BENCH_TOKENS_FILE  one bearer token per line; each request takes the next one (per thread,
 --                      threads start at different offsets)
+--   BENCH_BODY_FILE    send every request as a POST with this file as its JSON body
 -- `done` prints one line `WRKJSON {...}` with counts, errors and latency percentiles in microseconds.
 
 local auth = os.getenv("BENCH_AUTH")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 local tokens_file = os.getenv("BENCH_TOKENS_FILE")
+local body_file = os.getenv("BENCH_BODY_FILE")
+
+if body_file ~= nil and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
 
 if auth ~= nil and auth ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. auth

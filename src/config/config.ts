@@ -78,6 +78,9 @@ interface CommonServeConfig {
   readonly sharedCache?: SharedCacheConfig;
   readonly publicPaths: readonly string[];
   readonly routesFile?: string;
+  readonly policyFile?: string;
+  /** Largest request body read before forwarding when the policy has model rules. */
+  readonly maxBodyBytes: number;
   readonly forwardAuthorization: boolean;
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;

@@ -42,16 +42,17 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const apiKeys = apiKeysSection(r);
   const rbac = rbacSection(r);
   const routes = routesSection(r);
+  const policy = policySection(r);
   const timeouts = timeoutsSection(r);
   const logging = loggingSection(r);
   const sharedCache = sharedCacheSection(r);
   const devStateDir = r.path('dev-state-dir');
-  if (r.errors.length > 0 || !listeners || !mode || !forwarding || !entra || !apiKeys || !rbac || !routes || !timeouts || !logging || !sharedCache) {
+  if (r.errors.length > 0 || !listeners || !mode || !forwarding || !entra || !apiKeys || !rbac || !routes || !policy || !timeouts || !logging || !sharedCache) {
     return { ok: false, errors: r.errors };
   }
   return {
     ok: true,
-    config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...sharedCache, ...routes, ...timeouts, ...logging, ...(devStateDir !== undefined ? { devStateDir } : {}) },
+    config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...sharedCache, ...routes, ...policy, ...timeouts, ...logging, ...(devStateDir !== undefined ? { devStateDir } : {}) },
     given: r.explicitSettings(),
   };
 }
@@ -280,6 +281,16 @@ function routesSection(r: SettingReader): Pick<ServeConfig, 'publicPaths' | 'rou
   }
   if (publicPaths === undefined) return undefined;
   return { publicPaths, ...(routesFile !== undefined ? { routesFile } : {}) };
+}
+
+function policySection(r: SettingReader): Pick<ServeConfig, 'policyFile' | 'maxBodyBytes'> | undefined {
+  const policyFile = r.path('policy-file');
+  const maxBodyBytes = r.bytes('max-body-bytes');
+  if (policyFile !== undefined && r.text('mode') === 'forward-auth') {
+    r.fail('policy-file', 'needs foundry-auth as the proxy (--mode proxy): in forward-auth mode it sees neither the request body (the model) nor the response (the tokens)');
+  }
+  if (maxBodyBytes === undefined) return undefined;
+  return { ...(policyFile !== undefined ? { policyFile } : {}), maxBodyBytes };
 }
 
 function timeoutsSection(r: SettingReader): Pick<ServeConfig, 'shutdownGraceMs'> | undefined {

@@ -11,6 +11,7 @@ export type OptionKind =
   | 'string'
   | 'path'
   | 'duration'
+  | 'bytes'
   | 'boolean'
   | 'number'
   | 'enum';
@@ -65,6 +66,8 @@ export const SERVE_OPTIONS = [
   { flag: 'arm-read-rate', kind: 'number', default: '10', description: 'role-assignment reads per second for the cluster identity, across replicas with --shared-cache' },
   { flag: 'public-paths', kind: 'list', default: '/healthz,/readyz', description: 'forwarded to the data upstream without authentication' },
   { flag: 'routes-file', kind: 'path', description: 'extra or replacement routes' },
+  { flag: 'policy-file', kind: 'path', description: 'model access rules and token limits (YAML or JSON), reloaded on change' },
+  { flag: 'max-body-bytes', kind: 'bytes', default: '16MiB', description: 'largest request body read to find its model (only with model rules); 413 above' },
   { flag: 'forward-auth-profile', kind: 'enum', choices: ['envoy', 'nginx', 'forwarded'], description: 'forward-auth: where the original request is read from; required in forward-auth mode' },
   { flag: 'trusted-proxies', kind: 'list', description: 'forward-auth: comma list of IPs/CIDRs allowed to ask; required in forward-auth mode' },
   { flag: 'forward-auth-path-prefix', kind: 'string', description: 'forward-auth, envoy profile: the prefix the proxy puts before the original path (Envoy path_prefix)' },

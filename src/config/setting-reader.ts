@@ -16,6 +16,7 @@ export interface Sources {
 }
 
 const guid = z.guid();
+const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 const SPECS = new Map<string, OptionSpec>(SERVE_OPTIONS.map((o) => [o.flag, o]));
 const FILE_KEYS = new Set(SERVE_OPTIONS.map((o) => fileKey(o.flag)));
@@ -109,6 +110,16 @@ export class SettingReader {
     const ms = parseDuration(value);
     if (ms === undefined) return this.fail(flag, `must be a duration in seconds ("30") or with a unit ("250ms", "30s", "5m", "1h") (got "${clip(value)}")`);
     return ms;
+  }
+
+  /** Bytes: a positive integer, optionally with a binary unit. */
+  bytes(flag: ServeFlag): number | undefined {
+    const value = this.text(flag);
+    if (value === undefined) return undefined;
+    const match = /^\s*(\d{1,15})\s*(|B|KiB|MiB|GiB)\s*$/.exec(value);
+    const size = match === null ? NaN : Number(match[1]) * BYTE_UNITS[match[2]!]!;
+    if (!Number.isSafeInteger(size) || size < 1) return this.fail(flag, `must be a positive number of bytes, optionally with a unit ("1048576", "512KiB", "16MiB", "1GiB") (got "${clip(value)}")`);
+    return size;
   }
 
   bool(flag: ServeFlag): boolean | undefined {

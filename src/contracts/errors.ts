@@ -15,6 +15,11 @@ export const ERRORS = {
   invalid_token: { status: 401, type: 'authentication_error' },
   identity_provider_unavailable: { status: 503, type: 'server_error' },
   insufficient_permissions: { status: 403, type: 'permission_error' },
+  model_not_allowed: { status: 403, type: 'permission_error' },
+  model_not_found: { status: 404, type: 'invalid_request_error' },
+  request_too_large: { status: 413, type: 'invalid_request_error' },
+  token_limit_exceeded: { status: 429, type: 'rate_limit_error' },
+  request_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   rbac_check_unavailable: { status: 500, type: 'server_error' },
   /** Forward-auth: the check came from a peer outside `--trusted-proxies`; it is never evaluated. */
   untrusted_proxy: { status: 403, type: 'permission_error' },
@@ -26,7 +31,7 @@ export const ERRORS = {
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, { status: number; type: ErrorType }>;
 
-export type ErrorType = 'authentication_error' | 'permission_error' | 'invalid_request_error' | 'server_error';
+export type ErrorType = 'authentication_error' | 'permission_error' | 'invalid_request_error' | 'rate_limit_error' | 'server_error';
 export type ErrorCode = keyof typeof ERRORS;
 
 /** RFC 6750 section 3.1 error codes carried in `WWW-Authenticate`. */
@@ -44,6 +49,8 @@ export interface Rejection {
   readonly bearerError?: BearerError;
   /** Short reason for metrics and the audit line (`expired`, `bad_signature`, `v1_token`, ...). */
   readonly reason?: string;
+  /** Extra response headers (the `x-ratelimit-*` of a 429). */
+  readonly headers?: readonly (readonly [string, string])[];
 }
 
 export function rejection(code: ErrorCode, message: string, extra: Omit<Rejection, 'code' | 'message'> = {}): Rejection {

@@ -24,6 +24,24 @@ export interface ForwardRequest {
   readonly target: string;
   readonly principal: Principal | undefined;
   readonly requestId: string;
+  /** Set when a policy file is in force: the policy's view of this exchange. */
+  readonly tap?: ExchangeTap;
+}
+
+/**
+ * The policy's hook into one forwarded exchange. It may hand over the request body it already read
+ * (forwarded exactly, with its Content-Length), add response headers, see each response chunk
+ * after it was written, and hold a small response whole to rewrite it (the model list).
+ */
+export interface ExchangeTap {
+  readonly body: Buffer | undefined;
+  /** The response head arrived: headers to add (replacing the upstream's of the same name) and whether to hold the body for `rewrite`. */
+  onResponseHead(status: number, contentType: string | undefined, requestBytes: number): { readonly headers: readonly (readonly [string, string])[]; readonly hold: boolean };
+  onResponseChunk(chunk: Buffer): void;
+  /** The exchange ended, whichever way. */
+  onEnd(): void;
+  /** A held body, whole: its replacement, or undefined when it cannot be rewritten (the client then gets a 502, never the original). */
+  rewrite(body: Buffer, contentEncoding: string | undefined): Buffer | undefined;
 }
 
 export type ForwardOutcome = 'ok' | 'client_abort' | 'upstream_error_midstream' | 'rejected';

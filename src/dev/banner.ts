@@ -1,6 +1,7 @@
 import { isAbsolute, relative } from 'node:path';
 import { DEFAULT_SEED } from '../emulator/state.js';
 import { DEFAULT_CHAT_MODEL } from '../sample-backend/catalog.js';
+import { POLICY_DEMO } from './policy-demo.js';
 
 const DEMO_DOMAIN = DEFAULT_SEED.tenantDomain;
 
@@ -11,7 +12,7 @@ const DEMO_DOMAIN = DEFAULT_SEED.tenantDomain;
  */
 
 export interface DemoCommand {
-  readonly id: 'alice-chat-stream' | 'carol-denied' | 'bob-control-plane' | 'v1-token-mistake';
+  readonly id: 'alice-chat-stream' | 'carol-denied' | 'bob-control-plane' | 'bob-model-not-allowed' | 'alice-token-limit' | 'v1-token-mistake';
   /** One line saying what it shows. */
   readonly title: string;
   readonly command: string;
@@ -79,8 +80,8 @@ export function demoCommands(input: BannerInput): DemoCommand[] {
   const devJson = displayPath(input.devJson, input.cwd);
   const v1File = displayPath(input.v1TokenFile, input.cwd);
   const chat = `${input.sidecar}/v1/chat/completions`;
-  const body = (who: string, stream: boolean): string =>
-    `-d '${JSON.stringify({ model: DEFAULT_CHAT_MODEL, ...(stream ? { stream: true } : {}), messages: [{ role: 'user', content: `Hello from ${who}` }] })}'`;
+  const body = (who: string, stream: boolean, model: string = DEFAULT_CHAT_MODEL): string =>
+    `-d '${JSON.stringify({ model, ...(stream ? { stream: true } : {}), messages: [{ role: 'user', content: `Hello from ${who}` }] })}'`;
   const deployment = `${input.sidecar}/api/v1/namespaces/${input.deployment.namespace}/deployments/${input.deployment.name}`;
   return [
     {
@@ -100,6 +101,18 @@ export function demoCommands(input: BannerInput): DemoCommand[] {
       title: `bob (Cognitive Services Contributor) scales the deployment ${input.deployment.name} on the control plane`,
       command: `curl -sS ${STATUS} -X PATCH ${deployment} ${bearer(devJson, 'bob')} ${JSON_BODY} -d '{"replicas":2}'`,
       expect: 'HTTP 200 with the deployment, replicas 2 (alice gets 403 here: OpenAI User has no deployments/write)',
+    },
+    {
+      id: 'bob-model-not-allowed',
+      title: `bob asks for ${POLICY_DEMO.model}, which the policy file keeps for the app role ${POLICY_DEMO.role} (alice has it through the group ${POLICY_DEMO.group.displayName})`,
+      command: `curl -sS ${STATUS} ${chat} ${bearer(devJson, 'bob')} ${JSON_BODY} ${body('bob', false, POLICY_DEMO.model)}`,
+      expect: `HTTP 403 model_not_allowed: the model, bob, and the app role ${POLICY_DEMO.role} that would allow it`,
+    },
+    {
+      id: 'alice-token-limit',
+      title: `alice uses ${POLICY_DEMO.model} until the ${POLICY_DEMO.tokensPerMinute} tokens a minute the policy gives ${POLICY_DEMO.role} are spent`,
+      command: `for i in 1 2 3 4 5; do curl -sS -o /dev/null -w 'HTTP %{http_code}\n' ${chat} ${bearer(devJson, 'alice')} ${JSON_BODY} ${body('alice', false, POLICY_DEMO.model)}; done`,
+      expect: 'HTTP 200 while tokens remain, then HTTP 429 token_limit_exceeded (Retry-After and x-ratelimit-* headers say when to come back)',
     },
     {
       id: 'v1-token-mistake',

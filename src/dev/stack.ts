@@ -12,6 +12,7 @@ import { findLogLine, readJsonFile, writePrivate } from './files.js';
 import { stateLayout, type StateLayout } from './layout.js';
 import { checkPortsFree, PortsUnavailableError, type PortUse } from './ports.js';
 import { deathMessage, Processes, startupDeathMessage } from './processes.js';
+import { setUpPolicyDemo } from './policy-demo.js';
 import { EMULATOR_ADMIN, registerAndGrant } from './registration.js';
 import { lockStateDir, writeRunningFile } from './running.js';
 import { ChildDiedError, StartupAborted, waitFor } from './wait.js';
@@ -127,6 +128,7 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
     const clusterId = await defaultClusterId(emulator);
     const registration = await registerAndGrant(emulator, clusterId, users);
     for (const change of registration.changes) output.out(`  ${change}\n`);
+    const policyFile = await setUpPolicyDemo(emulator, registration.clientId, users, layout.dir);
     await createDemoDeployment(backendUrl);
     if (signal.aborted) throw new StartupAborted();
 
@@ -148,6 +150,7 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
         '--arm-endpoint', endpoints.arm,
         '--identity', 'msi-adapter',
         '--msi-endpoint', endpoints.msiHttp,
+        '--policy-file', policyFile,
         '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
         // A grant pasted from a 403 shows at the next request, not 30 s later.
         '--rbac-deny-ttl', DEV_DENY_TTL,

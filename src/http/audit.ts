@@ -3,6 +3,7 @@ import type { CacheOutcome, DecisionSource } from '../contracts/decision.js';
 import type { ErrorCode } from '../contracts/errors.js';
 import type { RequestDecision } from '../contracts/request.js';
 import type { Plane } from '../contracts/route.js';
+import type { PolicyRecord } from '../policy/enforce.js';
 import { pino } from 'pino';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -32,6 +33,8 @@ export interface RequestRecord {
   rbacCache?: CacheOutcome;
   upstreamOutcome?: string;
   clientAborted?: boolean;
+  /** Set when a policy file is in force: the model, its tokens and time to first token. */
+  policy?: PolicyRecord;
 }
 
 /** What the decision core found, into the audit record (both fronts). */
@@ -107,6 +110,12 @@ export function auditLine(r: RequestRecord, status: number, endedAt: number, now
   if (r.reason !== undefined) line += `,"reason":${q(r.reason)}`;
   if (r.upstreamOutcome !== undefined) line += `,"upstream":${q(r.upstreamOutcome)}`;
   if (r.clientAborted === true) line += ',"clientAborted":true';
+  const policy = r.policy;
+  if (policy !== undefined) {
+    if (policy.model !== undefined) line += `,"model":${q(policy.model)}`;
+    const t = policy.tokens;
+    if (t !== undefined) line += `,"tokens":{"input":${t.input},"output":${t.output},"estimated":${t.estimated}}`;
+  }
   line += ',"timings":{';
   let sep = '';
   if (r.authMs !== undefined) {
@@ -119,6 +128,10 @@ export function auditLine(r: RequestRecord, status: number, endedAt: number, now
   }
   if (r.upstreamFirstByteMs !== undefined) {
     line += `${sep}"upstreamFirstByteMs":${ms(r.upstreamFirstByteMs)}`;
+    sep = ',';
+  }
+  if (r.policy?.timeToFirstTokenMs !== undefined) {
+    line += `${sep}"timeToFirstTokenMs":${ms(r.policy.timeToFirstTokenMs)}`;
     sep = ',';
   }
   line += `${sep}"totalMs":${ms(endedAt - r.startedAt)}},"cache":{`;

@@ -7,6 +7,7 @@ import type { RequestDecider } from '../contracts/request.js';
 import type { ForwardingStage } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { PolicyExchange, PolicyStage } from '../policy/enforce.js';
 import { recordDecision, writeAudit, type RequestRecord } from './audit.js';
 import { sendOnSocket, sendRejection } from './respond.js';
 
@@ -14,6 +15,8 @@ export interface GatewayOptions {
   /** Steps 1-8: what to do with a request (the same core the forward-auth front calls). */
   readonly decider: RequestDecider;
   readonly forwarder: ForwardingStage;
+  /** `--policy-file`: model rules and limits, after authorization. */
+  readonly policy?: PolicyStage;
   readonly log: Logger;
   readonly metrics: Metrics;
   /** Longest wait for a request's headers (slowloris); default 30 s, answered with 408. */
@@ -123,13 +126,26 @@ export class Gateway {
     recordDecision(record, decision);
     if (decision.kind === 'reject') return this.reject(req, res, record, decision.rejection);
 
-    // Step 9: only now may the client send its body.
-    if (decision.kind === 'allow' && expect !== undefined) res.writeContinue();
+    // Step 8b: the policy file's limits and model rules (reading the body, when it must, only after 100 Continue).
+    let tap: PolicyExchange | undefined;
+    if (this.opts.policy !== undefined && decision.kind === 'allow') {
+      const checking = this.opts.policy.check(req, decision.path, decision.route, decision.principal, record.startedAt, () => {
+        if (expect !== undefined) res.writeContinue();
+      });
+      const verdict = checking instanceof Promise ? await checking : checking;
+      if (verdict.kind === 'gone') return;
+      if (verdict.kind === 'reject') return this.reject(req, res, record, verdict.rejection);
+      tap = verdict.exchange;
+      if (tap !== undefined) record.policy = tap.record;
+    }
+
+    // Step 9: only now may the client send its body (unless the policy already read it).
+    if (decision.kind === 'allow' && tap?.body === undefined && expect !== undefined) res.writeContinue();
     // Awaited, not returned: returning a promise from an async function costs two more microtasks.
-    await this.forward(req, res, record, target);
+    await this.forward(req, res, record, target, tap);
   }
 
-  private async forward(req: IncomingMessage, res: ServerResponse, record: RequestRecord, target: string): Promise<void> {
+  private async forward(req: IncomingMessage, res: ServerResponse, record: RequestRecord, target: string, tap?: PolicyExchange): Promise<void> {
     const result = await this.opts.forwarder.forward({
       req,
       res,
@@ -137,6 +153,7 @@ export class Gateway {
       target,
       principal: record.principal,
       requestId: record.requestId,
+      ...(tap !== undefined ? { tap } : {}),
     });
     record.upstreamOutcome = result.outcome;
     record.upstreamFirstByteMs = result.firstByteMs;

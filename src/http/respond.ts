@@ -33,6 +33,7 @@ export function sendRejection(
   if (challenge !== undefined) headers['www-authenticate'] = challenge;
   if (rejection.allow !== undefined) headers.allow = rejection.allow.join(', ');
   if (rejection.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(rejection.retryAfterSeconds));
+  if (rejection.headers !== undefined) for (const [name, value] of rejection.headers) headers[name] = value;
   if (extraHeaders !== undefined) Object.assign(headers, extraHeaders);
   if (closeConnection) res.shouldKeepAlive = false;
   res.writeHead(status ?? spec.status, headers);

@@ -107,6 +107,30 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  readonly policyReloads = new Counter({
+    name: 'foundry_auth_policy_reloads_total',
+    help: 'Policy file re-reads after a change by outcome (ok; invalid and unreadable keep the last good policy).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly genAiTokens = new Counter({
+    name: 'foundry_auth_gen_ai_tokens_total',
+    help: 'Tokens counted per model by type (input, output); estimated counts included (the audit line says which).',
+    labelNames: ['model', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly genAiTimeToFirstToken = new Histogram({
+    name: 'foundry_auth_gen_ai_time_to_first_token_seconds',
+    help: 'Time from the request arriving to the first response body byte of a model request, per model.',
+    labelNames: ['model'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly limitWindowFallbacks = new Counter({
+    name: 'foundry_auth_limit_window_fallbacks_total',
+    help: 'Limit window operations answered by the per-process windows because the shared cache failed.',
+    registers: [this.registry],
+  });
   readonly inflight = new Gauge({
     name: 'foundry_auth_inflight_requests',
     help: 'Requests being processed or streamed.',

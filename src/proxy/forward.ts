@@ -6,7 +6,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { ProxyServeConfig } from '../config/config.js';
 import { rejection, type Rejection } from '../contracts/errors.js';
 import type { Plane } from '../contracts/route.js';
-import type { ForwardingStage, ForwardOutcome, ForwardRequest, ForwardResult } from '../contracts/stages.js';
+import type { ExchangeTap, ForwardingStage, ForwardOutcome, ForwardRequest, ForwardResult } from '../contracts/stages.js';
 import type { Metrics } from '../ops/metrics.js';
 import { clientResponseHeaders, RequestHeaderPolicy } from './headers.js';
 import { identityHeaders } from './identity-headers.js';
@@ -61,6 +61,8 @@ interface Upstream {
 const DEFAULT_CONNECTIONS = 256;
 const DEFAULT_KEEPALIVE_MS = 4_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** A response the policy holds to rewrite (the model list) is at most this large; a larger one is refused, never passed unfiltered. */
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 export class Forwarder implements ForwardingStage {
   private readonly data: Upstream;
@@ -116,7 +118,7 @@ export class Forwarder implements ForwardingStage {
   forward(request: ForwardRequest): Promise<ForwardResult> {
     const { req, res } = request;
     const upstream = request.plane === 'control' ? this.control : this.data;
-    const exchange = new Exchange(req, res, upstream, request.requestId);
+    const exchange = new Exchange(req, res, upstream, request.requestId, request.tap);
     const promise = new Promise<ForwardResult>((resolve) => {
       exchange.resolve = resolve;
     });
@@ -127,8 +129,10 @@ export class Forwarder implements ForwardingStage {
       return promise;
     }
 
-    const contentLength = req.headers['content-length'];
-    const chunked = req.headers['transfer-encoding'] !== undefined;
+    // A body the policy already read goes upstream as those exact bytes, with their length.
+    const readBody = request.tap?.body;
+    const contentLength = readBody !== undefined ? String(readBody.length) : req.headers['content-length'];
+    const chunked = readBody === undefined && req.headers['transfer-encoding'] !== undefined;
     const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
     let headers: string[];
     try {
@@ -151,14 +155,15 @@ export class Forwarder implements ForwardingStage {
     (res as TaggedResponse)[kExchange] = exchange;
     res.on('close', onClientClose);
     res.on('drain', onClientDrain);
-    if (hasBody) exchange.body = new RequestBody(req);
+    if (readBody === undefined && hasBody) exchange.body = new RequestBody(req);
+    exchange.requestBytes = chunked ? 0 : Number(contentLength ?? 0);
 
     upstream.pool.dispatch(
       {
         path: upstream.basePath + request.target,
         method: req.method ?? 'GET',
         headers,
-        body: exchange.body,
+        body: readBody !== undefined && hasBody ? readBody : exchange.body,
       },
       exchange,
     );
@@ -204,16 +209,21 @@ class Exchange implements Dispatcher.DispatchHandler {
   resolve!: (result: ForwardResult) => void;
   controller: Dispatcher.DispatchController | null = null;
   body: RequestBody | null = null;
+  /** The request body's declared size (0 when chunked): the policy's input estimate. */
+  requestBytes = 0;
   private phase = Phase.Waiting;
   private clientGone = false;
   private readonly startedAt = performance.now();
   private firstByteAt = 0;
+  /** The response head and body held for the tap's rewrite (still Waiting: a failure is a rejection). */
+  private held: { readonly status: number; readonly headers: Record<string, string | string[] | undefined>; readonly added: TapHeaders; chunks: Buffer[]; bytes: number } | null = null;
 
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly upstream: Upstream,
     private readonly requestId: string,
+    private readonly tap: ExchangeTap | undefined,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -226,16 +236,34 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.phase !== Phase.Waiting) return;
     this.firstByteAt = performance.now();
     this.upstream.firstByte?.observe((this.firstByteAt - this.startedAt) / 1000);
-    const res = this.res;
+    let added: TapHeaders = NO_TAP_HEADERS;
+    if (this.tap !== undefined) {
+      const head = this.tap.onResponseHead(statusCode, headerText(headers['content-type']), this.requestBytes);
+      if (head.hold) {
+        this.held = { status: statusCode, headers, added: head.headers, chunks: [], bytes: 0 };
+        return;
+      }
+      added = head.headers;
+    }
+    if (this.writeHead(controller, statusCode, withHeaders(clientResponseHeaders(headers, this.requestId), added))) this.startStreaming(headers);
+  }
+
+  /** Writes the response head; false (and the exchange rejected) when Node refuses a header value. */
+  private writeHead(controller: Dispatcher.DispatchController, statusCode: number, headers: string[]): boolean {
     try {
-      res.writeHead(statusCode, clientResponseHeaders(headers, this.requestId));
+      this.res.writeHead(statusCode, headers);
     } catch (err) {
       // Node refuses a header value it cannot send (ERR_INVALID_CHAR): nothing was written yet.
       controller.abort(asError(err));
       this.reject(rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }));
-      return;
+      return false;
     }
     this.phase = Phase.Streaming;
+    return true;
+  }
+
+  private startStreaming(headers: Record<string, string | string[] | undefined>): void {
+    const res = this.res;
     if (isEventStream(headers['content-type'])) {
       // Events must leave at once: no Nagle delay, and the headers go before the first event.
       res.socket?.setNoDelay(true);
@@ -244,16 +272,47 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const held = this.held;
+    if (held !== null && this.phase === Phase.Waiting) {
+      held.bytes += chunk.length;
+      if (held.bytes > MAX_HELD_BYTES) {
+        controller.abort(new Error('held response too large'));
+        this.reject(rejection('upstream_unavailable', `the upstream's response is larger than ${MAX_HELD_BYTES} bytes and cannot be filtered by the policy`, { reason: 'unfilterable' }));
+        return;
+      }
+      held.chunks.push(Buffer.from(chunk));
+      return;
+    }
     if (this.phase !== Phase.Streaming) return;
-    if (!this.res.write(chunk)) controller.pause();
+    const more = this.res.write(chunk);
+    this.tap?.onResponseChunk(chunk);
+    if (!more) controller.pause();
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    if (this.held !== null && this.phase === Phase.Waiting) {
+      this.endHeld(controller, this.held);
+      return;
+    }
     if (this.phase !== Phase.Streaming) return;
     this.phase = Phase.Ending;
     this.upstream.latency?.observe((performance.now() - this.startedAt) / 1000);
     // Resolution waits for the response's 'close': then we know whether the client got it all.
     this.res.end();
+  }
+
+  /** The held response, whole: the tap's rewrite goes out in one piece (or a 502 when it cannot be rewritten). */
+  private endHeld(controller: Dispatcher.DispatchController, held: NonNullable<Exchange['held']>): void {
+    const body = this.tap!.rewrite(Buffer.concat(held.chunks, held.bytes), headerText(held.headers['content-encoding']));
+    if (body === undefined) {
+      this.reject(rejection('upstream_unavailable', "the upstream's response could not be filtered by the policy", { reason: 'unfilterable' }));
+      return;
+    }
+    const headers = withHeaders(clientResponseHeaders(held.headers, this.requestId), [...held.added, ['content-length', String(body.length)]]);
+    if (!this.writeHead(controller, held.status, headers)) return;
+    this.phase = Phase.Ending;
+    this.upstream.latency?.observe((performance.now() - this.startedAt) / 1000);
+    this.res.end(body);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
@@ -293,6 +352,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   private settle(outcome: ForwardOutcome, rejection: Rejection | undefined): void {
     this.phase = Phase.Done;
+    this.tap?.onEnd();
     (this.res as TaggedResponse)[kExchange] = undefined;
     // Built by assignment, not conditional spreads: once per request, without throwaway objects.
     const result: Mutable<ForwardResult> = { outcome };
@@ -370,6 +430,23 @@ function onRequestError(this: IncomingMessage, err: Error): void {
 
 function onRequestClose(this: IncomingMessage): void {
   if (!this.complete) (this as TaggedRequest)[kBody]?.onAbort(clientClosed());
+}
+
+type TapHeaders = readonly (readonly [string, string])[];
+const NO_TAP_HEADERS: TapHeaders = [];
+
+/** Response headers with the tap's added: a name the tap sets replaces the upstream's values of it. */
+function withHeaders(headers: string[], added: TapHeaders): string[] {
+  if (added.length === 0) return headers;
+  const names = new Set(added.map(([name]) => name));
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (!names.has(headers[i]!)) out.push(headers[i]!, headers[i + 1]!);
+  for (const [name, value] of added) out.push(name, value);
+  return out;
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0];
 }
 
 function isEventStream(contentType: string | readonly string[] | undefined): boolean {

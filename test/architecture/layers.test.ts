@@ -20,8 +20,9 @@ const LAYERS: readonly (readonly string[])[] = [
   // Thin clients of Azure's REST APIs and the sidecar's own identity (they read tokens with authn's JWS decoder).
   ['azure'],
   // May this principal do this: Azure RBAC evaluation, decision cache, static and ARM sources; the
-  // shared cache (Redis) that replicas share lookups, the ARM read budget and flushes through.
-  ['authz', 'shared-cache'],
+  // shared cache (Redis) that replicas share lookups, the ARM read budget and flushes through;
+  // the policy file's model rules and token limits.
+  ['authz', 'shared-cache', 'policy'],
   // Deciding one request (target, canonical path, route table, authn + authz) and forwarding one.
   ['pipeline', 'proxy'],
   // The fronts that answer clients, and the composition root that builds them.

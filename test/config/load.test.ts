@@ -91,6 +91,25 @@ describe('serve configuration', () => {
     expect(errors[0]).toMatch(/^--clock-skew \/ FOUNDRY_AUTH_CLOCK_SKEW: must be a duration/);
   });
 
+  it('accepts body sizes in bytes or with a binary unit; 16 MiB by default', () => {
+    const size = (value?: string): number | undefined => {
+      const result = load(value === undefined ? BASE : { ...BASE, 'max-body-bytes': value });
+      return result.ok ? result.config.maxBodyBytes : undefined;
+    };
+    expect(size()).toBe(16 * 1024 * 1024);
+    expect(size('1024')).toBe(1024);
+    expect(size('512KiB')).toBe(524_288);
+    expect(size('1GiB')).toBe(1024 ** 3);
+    for (const bad of ['0', '16MB', '-1', '1.5MiB', 'lots']) expect(size(bad), bad).toBeUndefined();
+    expect(errorsOf({ ...BASE, 'max-body-bytes': '16MB' })[0]).toMatch(/^--max-body-bytes \/ FOUNDRY_AUTH_MAX_BODY_BYTES: must be a positive number of bytes/);
+  });
+
+  it('refuses --policy-file in forward-auth mode (no body, no response to read)', () => {
+    const { upstream: _, ...rest } = BASE;
+    const errors = errorsOf({ ...rest, mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1', 'policy-file': '/etc/p.yaml' });
+    expect(errors).toEqual([expect.stringMatching(/^--policy-file \/ FOUNDRY_AUTH_POLICY_FILE: needs foundry-auth as the proxy/)]);
+  });
+
   it('names the flag and env variable for a missing upstream', () => {
     const { upstream: _, ...rest } = BASE;
     const errors = errorsOf(rest);

@@ -74,6 +74,8 @@ describe('the banner commands', () => {
       { authorization: 'Bearer alice-token', path: '/v1/chat/completions' },
       { authorization: 'Bearer carol-token', path: '/v1/chat/completions' },
       { authorization: 'Bearer bob-token', path: '/api/v1/namespaces/default/deployments/phi-4-mini' },
+      { authorization: 'Bearer bob-token', path: '/v1/chat/completions' },
+      ...Array.from({ length: 5 }, () => ({ authorization: 'Bearer alice-token', path: '/v1/chat/completions' })),
       { authorization: 'Bearer v1-token', path: '/v1/models' },
     ]);
   });

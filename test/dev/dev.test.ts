@@ -56,7 +56,7 @@ describe('foundry-auth dev', () => {
     expect(dev.devJson.backend).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.devJson.emulator).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.devJson.clusterId).toMatch(/\/providers\/Microsoft\.Kubernetes\/connectedClusters\/arc-cluster$/);
-    expect(dev.commands.map((c) => c.id)).toEqual(['alice-chat-stream', 'carol-denied', 'bob-control-plane', 'v1-token-mistake']);
+    expect(dev.commands.map((c) => c.id)).toEqual(['alice-chat-stream', 'carol-denied', 'bob-control-plane', 'bob-model-not-allowed', 'alice-token-limit', 'v1-token-mistake']);
     // The machine-readable list is what the banner shows.
     for (const c of dev.commands) expect(dev.stdout).toContain(c.command);
     expect(dev.stdout).toContain('logs/sidecar.log');
@@ -94,6 +94,20 @@ describe('foundry-auth dev', () => {
     expect(v1.status).toBe(401);
     expect(v1.body.error?.code).toBe('invalid_token');
     expect(v1.body.error?.message).toContain('accessTokenAcceptedVersion');
+
+    // The policy file: the model is for an app role alice holds through a group and bob lacks.
+    const model = statusAndBody((await sh(command('bob-model-not-allowed'), cwd)).stdout);
+    expect(model.status).toBe(403);
+    expect(model.body.error?.code).toBe('model_not_allowed');
+    expect(model.body.error?.message).toContain('c0ffee00-0000-4000-8000-0000000000b0');
+    expect(model.body.error?.message).toContain('FoundryQwenUsers');
+    // alice's 100 tokens a minute: 200 while they last (the stream above used some), then 429.
+    const limited = (await sh(command('alice-token-limit'), cwd)).stdout.trim().split('\n');
+    expect(limited).toHaveLength(5);
+    // The first is allowed: alice's token carries the app role through her group (qwen-team).
+    expect(limited[0]).toBe('HTTP 200');
+    expect(limited.at(-1)).toBe('HTTP 429');
+    expect(limited.join(' ')).toMatch(/^(HTTP 200 )*(HTTP 429 ?)+$/);
   });
 
   it('writes one audit line per request to the sidecar log', async () => {
@@ -103,9 +117,11 @@ describe('foundry-auth dev', () => {
         .filter((l) => l.includes('"msg":"request"'))
         .map((l) => JSON.parse(l) as { status: number; principal?: { oid: string } });
     // The sidecar's logger writes asynchronously: wait for the lines rather than for time.
-    await until(dev, () => auditLines().length >= 4, 'four audit lines', 10_000);
+    await until(dev, () => auditLines().length >= 10, 'ten audit lines', 10_000);
     const audit = auditLines();
-    expect(audit.map((a) => a.status)).toEqual([200, 403, 200, 401]);
+    expect(audit.map((a) => a.status).slice(0, 4)).toEqual([200, 403, 200, 401]);
+    expect(audit[4]!.status).toBe(403);
+    expect(audit.at(-1)!.status).toBe(429);
     expect(audit[0]!.principal?.oid).toBe('c0ffee00-0000-4000-8000-0000000000a1');
   });
 
