@@ -32,7 +32,7 @@ export function command(): Command {
     .addOption(new Option('--token-rate <n>', 'streamed tokens per second of the sample backend (default 50)').argParser(tokenRate))
     .option('--fresh', 'discard the saved emulator state and demo tenant and start over', false)
     .action(async (o: Options) => {
-      const { runDev } = await import('../dev/stack.js');
+      const { runDev } = await import('../offline/dev/stack.js');
       process.exitCode = await runDev(
         {
           stateDir: o.stateDir,

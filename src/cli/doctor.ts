@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonArgs, commonSettings, credentialOf, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
 import { bareToken, stdinToken } from './token-input.js';
-import { openDevStack } from '../dev/dev-target.js';
+import { openDevStack } from '../offline/dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { runDoctor, type DoctorCheck, type DoctorResult } from '../setup/doctor.js';
 import type { Terminal } from '../setup/terminal.js';

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { GUID } from '../contracts/azure-ids.js';
 import type { LogLevel } from '../config/config.js';
-import { DEFAULT_SEED, isLoopbackHost, startEmulator } from '../emulator/index.js';
+import { DEFAULT_SEED, isLoopbackHost, startEmulator } from '../offline/emulator/index.js';
 import { createLogger } from '../ops/log.js';
 import { exitOnUsageError, portArgument as port } from './usage.js';
 

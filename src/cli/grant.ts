@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
-import { openDevStack } from '../dev/dev-target.js';
+import { openDevStack } from '../offline/dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { runGrant } from '../setup/grant.js';
 import type { AccessLevel } from '../setup/names.js';

@@ -34,7 +34,7 @@ export function command(): Command {
 
 async function run(opts: { host: string; port: number; tokenRate: number; logFormat: 'json' | 'pretty'; logLevel: 'info'; readyFile: string | undefined }): Promise<void> {
   const { createLogger } = await import('../ops/log.js');
-  const { startSampleBackend } = await import('../sample-backend/server.js');
+  const { startSampleBackend } = await import('../offline/sample-backend/server.js');
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat, name: 'sample-backend' });
   let backend;
   try {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
-import { DEV_APP_NAME } from '../dev/registration.js';
-import { openDevStack } from '../dev/dev-target.js';
+import { DEV_APP_NAME } from '../offline/dev/registration.js';
+import { openDevStack } from '../offline/dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { runSetup, type SetupResult } from '../setup/setup.js';
 import { terminalReporter, type Terminal } from '../setup/terminal.js';

@@ -3,7 +3,7 @@ import { parseDuration } from '../config/duration.js';
 import { addCommonOptions, commonArgs, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
 import { statSync } from 'node:fs';
 import { bareToken, fileToken, stdinToken } from './token-input.js';
-import { openDevStack } from '../dev/dev-target.js';
+import { openDevStack } from '../offline/dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
 import { inspectForUser, type InspectReport } from '../setup/inspect.js';
 import type { Terminal } from '../setup/terminal.js';

@@ -27,9 +27,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ['pipeline', 'proxy'],
   // The fronts that answer clients, and the composition root that builds them.
   ['http', 'forward-auth', 'sidecar.ts'],
-  // The offline stack and the operator's tools, above the product core.
-  ['emulator', 'sample-backend', 'setup', 'manifests'],
-  ['dev'],
+  // The offline stack (grouped under offline/) and the operator's tools, above the product core.
+  ['offline/emulator', 'offline/sample-backend', 'setup', 'manifests'],
+  ['offline/dev'],
   // The command line.
   ['cli', 'cli.ts'],
 ];
@@ -46,7 +46,9 @@ function sourceFiles(dir: string): string[] {
 
 /** The top-level folder or root file of src/ a path belongs to. */
 function unitOf(path: string): string {
-  return relative(SRC, path).split('/')[0]!;
+  const [top, inner] = relative(SRC, path).split('/');
+  // offline/ only groups the offline stack; its folders keep their own layers.
+  return top === 'offline' && inner !== undefined && !inner.endsWith('.ts') ? `offline/${inner}` : top!;
 }
 
 const IMPORT = /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;

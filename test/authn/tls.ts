@@ -1,5 +1,5 @@
 /** A throw-away CA and a server certificate for 127.0.0.1/localhost, made with the emulator's pure-Node X.509 code. */
-import { newCertificateAuthority, newServerCertificate } from '../../src/emulator/certificates.js';
+import { newCertificateAuthority, newServerCertificate } from '../../src/offline/emulator/certificates.js';
 
 export interface TestPki {
   /** PEM of the CA certificate (what NODE_EXTRA_CA_CERTS or `ca` must contain). */

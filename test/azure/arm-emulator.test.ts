@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArmSource, type ArmAccessSource } from '../../src/authz/arm.js';
-import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/offline/emulator/index.js';
 import { systemClock } from '../../src/ops/clock.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { captureLog, oid, rbacFor, user } from './helpers.js';

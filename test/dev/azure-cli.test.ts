@@ -4,7 +4,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SEED } from '../../src/emulator/state.js';
+import { DEFAULT_SEED } from '../../src/offline/emulator/state.js';
 import { systemCommand } from '../support/system-packages.js';
 import { alive, startDev, tempDir, type ReadyDev } from './harness.js';
 

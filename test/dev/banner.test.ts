@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoCommands, type BannerInput } from '../../src/dev/banner.js';
+import { demoCommands, type BannerInput } from '../../src/offline/dev/banner.js';
 import { tempDir } from './harness.js';
 
 /** The printed commands pass the right token whatever the state directory is called, and wherever the user stands. */

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import OpenAI, { PermissionDeniedError } from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmulatorClient, type EmulatorReady } from '../../src/dev/emulator-client.js';
-import { adminClients } from '../../src/dev/registration.js';
+import { EmulatorClient, type EmulatorReady } from '../../src/offline/dev/emulator-client.js';
+import { adminClients } from '../../src/offline/dev/registration.js';
 import { runGrant } from '../../src/setup/grant.js';
 import { alive, ROOT, startDev, tempDir, type ReadyDev } from './harness.js';
 

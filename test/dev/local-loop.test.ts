@@ -4,7 +4,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SEED } from '../../src/emulator/state.js';
+import { DEFAULT_SEED } from '../../src/offline/emulator/state.js';
 import { alive, FREE_PORTS, ROOT, spawnDev, startDev, tempDir, until, type ReadyDev } from './harness.js';
 
 /**

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServeConfig } from '../../src/config/load.js';
-import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/offline/emulator/index.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { startSidecar, type Sidecar } from '../../src/sidecar.js';

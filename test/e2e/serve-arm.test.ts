@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/offline/emulator/index.js';
 import { startUpstream, type Upstream } from '../fixtures/upstream.js';
 import { startServe, type ServeProcess } from './harness.js';
 

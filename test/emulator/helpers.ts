@@ -1,5 +1,5 @@
 import { type Agent, fetch as undiciFetch } from 'undici';
-import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../../src/emulator/index.js';
+import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../../src/offline/emulator/index.js';
 
 /** Test helpers: an in-process emulator and small clients for its token endpoint, admin API, ARM and Graph. */
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { startSampleBackend, type SampleBackend } from '../../src/sample-backend/server.js';
+import { startSampleBackend, type SampleBackend } from '../../src/offline/sample-backend/server.js';
 
 let backend: SampleBackend;
 

@@ -3,8 +3,8 @@ import OpenAI from 'openai';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { replyText, tokenize } from '../../src/sample-backend/generate.js';
-import { startSampleBackend, type SampleBackend } from '../../src/sample-backend/server.js';
+import { replyText, tokenize } from '../../src/offline/sample-backend/generate.js';
+import { startSampleBackend, type SampleBackend } from '../../src/offline/sample-backend/server.js';
 import { RawClient } from '../fixtures/upstream.js';
 
 let backend: SampleBackend;

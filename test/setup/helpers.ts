@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { DEFAULT_SEED, startEmulator, type RunningEmulator } from '../../src/offline/emulator/index.js';
 import { createSetupClients, tokenProviderFrom, type SetupClients } from '../../src/setup/clients.js';
 import { runCli } from '../e2e/harness.js';
 

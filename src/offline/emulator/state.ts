@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID, scryptSync, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { ROLE_IDS } from '../authz/roles.js';
+import { ROLE_IDS } from '../../authz/roles.js';
 import { newCertificateAuthority, newRsaKeyPem, newServerCertificate, selfSignedSigningCertificate } from './certificates.js';
 import { FIRST_PARTY_APPS, MICROSOFT_TENANT_ID, DIRECTORY_ROLES } from './first-party.js';
 import { privateKeyOf } from './jwt.js';

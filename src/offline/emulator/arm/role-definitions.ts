@@ -1,4 +1,4 @@
-import { GUID } from '../../contracts/azure-ids.js';
+import { GUID } from '../../../contracts/azure-ids.js';
 import { jsonObject } from '../exchange.js';
 import { PermissionBlockSchema, type CustomRole } from '../model.js';
 import type { ArmCall } from './call.js';

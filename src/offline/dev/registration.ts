@@ -1,9 +1,9 @@
 import { DEFAULT_SEED } from '../emulator/state.js';
-import type { AccessToken, TokenProvider } from '../azure/token.js';
-import { createSetupClients, tokenProviderFrom, type SetupClients } from '../setup/clients.js';
-import { runGrant, type GrantOptions } from '../setup/grant.js';
-import { collectingReporter, isChange, type StepReport } from '../setup/report.js';
-import { runSetup } from '../setup/setup.js';
+import type { AccessToken, TokenProvider } from '../../azure/token.js';
+import { createSetupClients, tokenProviderFrom, type SetupClients } from '../../setup/clients.js';
+import { runGrant, type GrantOptions } from '../../setup/grant.js';
+import { collectingReporter, isChange, type StepReport } from '../../setup/report.js';
+import { runSetup } from '../../setup/setup.js';
 import type { EmulatorClient } from './emulator-client.js';
 import type { AdminCredential } from './running.js';
 import { INFERENCE_CLIENT, type DemoUser, type DemoUserName } from './demo-principals.js';

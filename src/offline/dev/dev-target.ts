@@ -1,6 +1,6 @@
-import type { CallerCredential } from '../azure/credential.js';
-import type { TokenProvider } from '../azure/token.js';
-import { UsageError, type DevTarget } from '../setup/command-line.js';
+import type { CallerCredential } from '../../azure/credential.js';
+import type { TokenProvider } from '../../azure/token.js';
+import { UsageError, type DevTarget } from '../../setup/command-line.js';
 import { EmulatorClient } from './emulator-client.js';
 import { adminTokens } from './registration.js';
 import { NoDevStackError, readDevStack, type DevStack } from './running.js';

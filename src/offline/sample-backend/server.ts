@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { silentLogger, type Logger } from '../ops/log.js';
+import { silentLogger, type Logger } from '../../ops/log.js';
 import { handleControlPlane } from './control-plane.js';
 import { pathSegments, sendJson, sendOpenAiError, type RequestContext } from './http.js';
 import { DataPlane } from './openai.js';

@@ -1,4 +1,4 @@
-import { GUID } from '../../contracts/azure-ids.js';
+import { GUID } from '../../../contracts/azure-ids.js';
 import { TOKEN_EXCHANGE_AUDIENCE } from '../first-party.js';
 import type { AppRole, Application, PermissionScope } from '../model.js';
 import { deleteApplication, newApplication, newPasswordCredential } from '../objects.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { builtInRoleByName, roleDefinitionGuid } from '../../authz/roles.js';
-import { isAssignableScope } from '../../azure/scope.js';
+import { builtInRoleByName, roleDefinitionGuid } from '../../../authz/roles.js';
+import { isAssignableScope } from '../../../azure/scope.js';
 import { roleDefinition } from '../arm/rbac.js';
 import { sendJson } from '../exchange.js';
 import { clusterByName, serviceAccountIssuer } from '../k8s.js';

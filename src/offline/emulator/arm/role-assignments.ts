@@ -1,5 +1,5 @@
-import { sameScope } from '../../azure/scope.js';
-import { GUID, ROLE_DEFINITION_ID } from '../../contracts/azure-ids.js';
+import { sameScope } from '../../../azure/scope.js';
+import { GUID, ROLE_DEFINITION_ID } from '../../../contracts/azure-ids.js';
 import { jsonObject } from '../exchange.js';
 import { principalTypeOf, type RoleAssignment } from '../model.js';
 import type { ArmCall } from './call.js';

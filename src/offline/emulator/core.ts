@@ -1,5 +1,5 @@
-import type { Clock } from '../ops/clock.js';
-import type { Logger } from '../ops/log.js';
+import type { Clock } from '../../ops/clock.js';
+import type { Logger } from '../../ops/log.js';
 import { Directory } from './directory.js';
 import { CallCounters, Faults } from './faults.js';
 import { decodeJwt, numberClaim, privateKeyOf, publicKeyOf, signJwt, signatureValid, stringClaim, type Claims } from './jwt.js';

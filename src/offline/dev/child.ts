@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  */
 
 /** The CLI this file was compiled next to (`dist/cli.js`), so children run the same build as `dev`. */
-export const CLI_PATH = fileURLToPath(new URL('../cli.js', import.meta.url));
+export const CLI_PATH = fileURLToPath(new URL('../../cli.js', import.meta.url));
 
 export interface ChildSpec {
   /** Names the process in messages: `emulator`, `sample backend`, `sidecar`. */

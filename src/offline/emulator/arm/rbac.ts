@@ -1,7 +1,7 @@
-import { grantedBy } from '../../authz/actions.js';
-import { BUILT_IN_ROLES, roleDefinitionGuid } from '../../authz/roles.js';
-import { sameScope, scopeCovers, scopeSegments } from '../../azure/scope.js';
-import { EVERYONE_PRINCIPAL_ID } from '../../contracts/azure-ids.js';
+import { grantedBy } from '../../../authz/actions.js';
+import { BUILT_IN_ROLES, roleDefinitionGuid } from '../../../authz/roles.js';
+import { sameScope, scopeCovers, scopeSegments } from '../../../azure/scope.js';
+import { EVERYONE_PRINCIPAL_ID } from '../../../contracts/azure-ids.js';
 import type { Emulator } from '../core.js';
 import type { DenyAssignment, Permissions, RoleAssignment } from '../model.js';
 
