@@ -20,7 +20,10 @@ export default tseslint.config(
       // Type-only imports say so (`import type`, or `type X` inline); `import('mod').T` in an annotation stays allowed.
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }],
       // `_name` leaves a value out on purpose (`const { drop: _, ...rest } = x`, unused parameters of a callback).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
       // Async methods without `await` implement Promise-returning ports (readiness, close, lookup) and turn a throw into a rejection.
       '@typescript-eslint/require-await': 'off',
     },

@@ -30,9 +30,15 @@ const profileAt = argv.indexOf('--profile');
 const profileDir = profileAt >= 0 ? resolve(argv.splice(profileAt, 2)[1]) : undefined;
 const nodeArgs = profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
 const variants = argv.map((spec) => {
-  const [name, rest] = spec.split('=', 2).length === 2 ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)] : [spec, 'dist/cli.js'];
+  const [name, rest] =
+    spec.split('=', 2).length === 2 ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)] : [spec, 'dist/cli.js'];
   const [cli, flagText] = rest.split(':');
-  const flags = Object.fromEntries((flagText ?? '').split(',').filter(Boolean).map((kv) => kv.split('=')));
+  const flags = Object.fromEntries(
+    (flagText ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => kv.split('=')),
+  );
   // `@log=FILE` sends the variant's stdout (its log) to FILE instead of the run's directory.
   const logTo = flags['@log'];
   delete flags['@log'];
@@ -47,10 +53,22 @@ const tools = await ensureTools();
 const ctx = await createContext({ pin: 'split', quick: false }, tools);
 const arm = await startArmForRun(ctx);
 const upstream = await startNginx(tools.nginx, 'upstream', staticServer, { cpus: ctx.layout.upstream });
-const bare = await startBenchServer('bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], { cpus: ctx.layout.proxy, nodeArgs });
+const bare = await startBenchServer('bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], {
+  cpus: ctx.layout.proxy,
+  nodeArgs,
+});
 const paths = [{ name: 'bare', url: bare.url, pids: bare.pids }];
 for (const v of variants) {
-  const s = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, cli: v.cli, flags: v.flags, logTo: v.logTo, nodeArgs });
+  const s = await startSidecar({
+    idp: ctx.idp,
+    arm,
+    upstream: upstream.url,
+    cpus: ctx.layout.proxy,
+    cli: v.cli,
+    flags: v.flags,
+    logTo: v.logTo,
+    nodeArgs,
+  });
   paths.push({ name: v.name, url: s.url, pids: s.pids, stop: s.stop });
 }
 const [token] = await ctx.idp.mint([PRINCIPALS.throughput]);
@@ -62,10 +80,22 @@ try {
   }
   for (let r = 0; r < rounds; r++) {
     for (const p of paths) {
-      const run = await runWrk(tools.wrk, { url: `${p.url}${path}`, token, bodyFile, threads: 2, connections: 64, cpus: ctx.layout.load, seconds, measure: p.pids, label: p.name });
+      const run = await runWrk(tools.wrk, {
+        url: `${p.url}${path}`,
+        token,
+        bodyFile,
+        threads: 2,
+        connections: 64,
+        cpus: ctx.layout.load,
+        seconds,
+        measure: p.pids,
+        label: p.name,
+      });
       results.get(p.name).push(run);
       p.requests += run.requests;
-      process.stdout.write(`round ${r + 1} ${p.name.padEnd(12)} ${Math.round(run.rps).toString().padStart(6)} req/s ${run.cpuMicrosPerRequest.toFixed(1).padStart(6)} µs/req${run.errors ? ` ERRORS ${JSON.stringify(run.errorDetail)}` : ''}\n`);
+      process.stdout.write(
+        `round ${r + 1} ${p.name.padEnd(12)} ${Math.round(run.rps).toString().padStart(6)} req/s ${run.cpuMicrosPerRequest.toFixed(1).padStart(6)} µs/req${run.errors ? ` ERRORS ${JSON.stringify(run.errorDetail)}` : ''}\n`,
+      );
     }
   }
 } finally {
@@ -82,6 +112,8 @@ for (const [name, runs] of results) {
   const rpsRatio = median(runs.map((r, i) => r.rps / bareRuns[i].rps));
   const cpuRatio = median(runs.map((r, i) => r.cpuMicrosPerRequest / bareRuns[i].cpuMicrosPerRequest));
   process.stdout.write(
-    `median ${name.padEnd(12)} ${Math.round(rps).toString().padStart(6)} req/s, ${median(runs.map((r) => r.cpuMicrosPerRequest)).toFixed(1).padStart(6)} µs/req; per round vs bare: ${rpsRatio.toFixed(3)} x req/s, ${cpuRatio.toFixed(3)} x CPU/req\n`,
+    `median ${name.padEnd(12)} ${Math.round(rps).toString().padStart(6)} req/s, ${median(runs.map((r) => r.cpuMicrosPerRequest))
+      .toFixed(1)
+      .padStart(6)} µs/req; per round vs bare: ${rpsRatio.toFixed(3)} x req/s, ${cpuRatio.toFixed(3)} x CPU/req\n`,
   );
 }

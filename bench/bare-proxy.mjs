@@ -9,7 +9,18 @@ import { createServer } from 'node:http';
 import { Pool } from 'undici';
 import { argument, listenAndAnnounce } from './lib/bench-server.mjs';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
 
 const upstream = new URL(argument('upstream', 'http://127.0.0.1:8080'));
 // Same pool settings as the sidecar's forwarder (src/proxy/forward.ts).

@@ -29,10 +29,27 @@ const rules = policyOf('model-rules.yaml');
 const chat = readFileSync(join(ROOT, 'bench', 'policy', 'chat-2k.json'));
 const limiter = new Limiter(new InProcessWindows(systemClock), systemClock);
 const limits = { tokensPerMinute: 1e12, requestsPerMinute: 1e12, tokensPerDay: 1e12 };
-const jsonResponse = Buffer.from(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', model: 'phi-4-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'word '.repeat(60) }, finish_reason: 'stop' }], usage: { prompt_tokens: 480, completion_tokens: 60, total_tokens: 540 } }));
+const jsonResponse = Buffer.from(
+  JSON.stringify({
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    model: 'phi-4-mini',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'word '.repeat(60) }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 480, completion_tokens: 60, total_tokens: 540 },
+  }),
+);
 const sse = [];
-for (let i = 0; i < 64; i++) sse.push(Buffer.from(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'phi-4-mini', choices: [{ index: 0, delta: { content: ' word' }, finish_reason: null }] })}\n\n`));
-sse.push(Buffer.from(`data: ${JSON.stringify({ id: 'c', choices: [], usage: { prompt_tokens: 480, completion_tokens: 64, total_tokens: 544 } })}\n\ndata: [DONE]\n\n`));
+for (let i = 0; i < 64; i++)
+  sse.push(
+    Buffer.from(
+      `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'phi-4-mini', choices: [{ index: 0, delta: { content: ' word' }, finish_reason: null }] })}\n\n`,
+    ),
+  );
+sse.push(
+  Buffer.from(
+    `data: ${JSON.stringify({ id: 'c', choices: [], usage: { prompt_tokens: 480, completion_tokens: 64, total_tokens: 544 } })}\n\ndata: [DONE]\n\n`,
+  ),
+);
 
 const cases = {
   'policy step, nothing to do (no model rules, no limit applies)': () => {

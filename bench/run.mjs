@@ -38,7 +38,10 @@ function parseArgs(argv) {
       return v;
     };
     if (arg === '--only') {
-      options.only = value().split(',').map((s) => s.trim()).filter(Boolean);
+      options.only = value()
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       const unknown = options.only.filter((s) => !(s in SCENARIOS));
       if (unknown.length > 0) usage(`unknown scenario ${unknown.join(', ')}; choose from ${Object.keys(SCENARIOS).join(', ')}`);
     } else if (arg === '--json') {
@@ -64,7 +67,9 @@ function parseArgs(argv) {
 
 function usage(problem) {
   if (problem) process.stderr.write(`bench: ${problem}\n`);
-  process.stderr.write('usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse,forward-auth,replicas] [--json [FILE]] [--quick] [--pin split|none] [--profile throughput]\n');
+  process.stderr.write(
+    'usage: npm run bench -- [--only throughput,streaming,authz,authn,memory,abuse,forward-auth,replicas] [--json [FILE]] [--quick] [--pin split|none] [--profile throughput]\n',
+  );
   process.exit(problem ? 2 : 0);
 }
 
@@ -116,7 +121,13 @@ async function main() {
         results.push(await SCENARIOS[id](ctx));
       } catch (err) {
         const failed = new ScenarioResult(id, id);
-        failed.target('scenario ran to the end', 'crashed', 'completes', false, err instanceof Error ? err.stack?.split('\n').slice(0, 3).join(' ') : String(err));
+        failed.target(
+          'scenario ran to the end',
+          'crashed',
+          'completes',
+          false,
+          err instanceof Error ? err.stack?.split('\n').slice(0, 3).join(' ') : String(err),
+        );
         results.push(failed);
         progress(`${id} failed: ${err instanceof Error ? err.stack : String(err)}`);
       }

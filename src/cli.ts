@@ -15,12 +15,20 @@ const COMMANDS: readonly CommandEntry[] = [
   { name: 'serve', summary: 'the sidecar: authenticate, authorize and forward to Foundry Local', load: () => import('./cli/serve.js') },
   { name: 'dev', summary: 'local stack: emulator + sample backend + sidecar, demo tenant seeded', load: () => import('./cli/dev.js') },
   { name: 'emulator', summary: 'local Entra ID + Microsoft Graph + ARM + managed-identity endpoint', load: () => import('./cli/emulator.js') },
-  { name: 'sample-backend', summary: 'a stand-in Foundry Local server (OpenAI-compatible, SSE, control plane)', load: () => import('./cli/sample-backend.js') },
+  {
+    name: 'sample-backend',
+    summary: 'a stand-in Foundry Local server (OpenAI-compatible, SSE, control plane)',
+    load: () => import('./cli/sample-backend.js'),
+  },
   { name: 'setup', summary: "the documentation's steps 1-5 and 7 against Microsoft Graph and ARM, idempotent", load: () => import('./cli/setup.js') },
   { name: 'grant', summary: 'give a user, group or managed identity inference or admin access (step 6)', load: () => import('./cli/grant.js') },
   { name: 'doctor', summary: 'check every setting the documentation names and print the fix', load: () => import('./cli/doctor.js') },
   { name: 'cache', summary: 'cache flush: drop cached RBAC decisions in every replica (after a revocation)', load: () => import('./cli/cache.js') },
-  { name: 'manifests', summary: 'Kubernetes YAML (gateway, sidecar, forward-auth) from the same settings as serve', load: () => import('./cli/manifests.js') },
+  {
+    name: 'manifests',
+    summary: 'Kubernetes YAML (gateway, sidecar, forward-auth) from the same settings as serve',
+    load: () => import('./cli/manifests.js'),
+  },
   { name: 'token', summary: 'token inspect: explain what the sidecar would do with a token', load: () => import('./cli/token.js') },
 ];
 

@@ -158,7 +158,10 @@ function buildRoutes(config: ServeConfig): RouteTable {
 
 /** What the grant command in a 403 needs besides the cluster and the assignee, so it runs as printed. */
 function grantArgs(config: ServeConfig): string[] {
-  return [...(config.devStateDir !== undefined ? ['--dev', config.devStateDir] : []), ...(config.entra !== undefined ? ['--client-id', config.entra.clientId] : [])];
+  return [
+    ...(config.devStateDir !== undefined ? ['--dev', config.devStateDir] : []),
+    ...(config.entra !== undefined ? ['--client-id', config.entra.clientId] : []),
+  ];
 }
 
 /** `--policy-file`: read now (invalid = exit 2); limit windows in the shared cache when there is one (per process while it fails), else per process. */
@@ -204,14 +207,19 @@ async function buildAuthorizer(config: ServeConfig, deps: { clock: Clock; log: L
   return { ...built, flush: flushOf(built.authz, config, built.shared) };
 }
 
-async function buildAuthorizerOnly(config: ServeConfig, deps: { clock: Clock; log: Logger; metrics: Metrics }): Promise<Omit<BuiltAuthorizer, 'flush'>> {
+async function buildAuthorizerOnly(
+  config: ServeConfig,
+  deps: { clock: Clock; log: Logger; metrics: Metrics },
+): Promise<Omit<BuiltAuthorizer, 'flush'>> {
   const { rbac } = config;
   if (rbac.mode === 'static') {
-    if (config.sharedCache !== undefined) deps.log.warn({}, '--shared-cache is not used with --rbac static: decisions come from the local file, with no ARM reads to share');
+    if (config.sharedCache !== undefined)
+      deps.log.warn({}, '--shared-cache is not used with --rbac static: decisions come from the local file, with no ARM reads to share');
     try {
       return { authz: await createStaticAuthorizer(rbac, deps) };
     } catch (err) {
-      if (err instanceof StaticFileError) throw new StartupError(err.problems.map((p) => `--role-assignments-file / FOUNDRY_AUTH_ROLE_ASSIGNMENTS_FILE: ${p}`));
+      if (err instanceof StaticFileError)
+        throw new StartupError(err.problems.map((p) => `--role-assignments-file / FOUNDRY_AUTH_ROLE_ASSIGNMENTS_FILE: ${p}`));
       throw err;
     }
   }
@@ -220,12 +228,22 @@ async function buildAuthorizerOnly(config: ServeConfig, deps: { clock: Clock; lo
     return { authz: createAuthorizer({ rbac, source: NO_SOURCE, scope: '/', ...deps }) };
   }
   const scope = rbac.scope;
-  const shared = config.sharedCache === undefined ? undefined : await openSharedCache({ config: config.sharedCache, rbac: { ...rbac, scope }, ...(config.entra ? { entra: config.entra } : {}), ...deps });
+  const shared =
+    config.sharedCache === undefined
+      ? undefined
+      : await openSharedCache({ config: config.sharedCache, rbac: { ...rbac, scope }, ...(config.entra ? { entra: config.entra } : {}), ...deps });
   try {
     const budget = shared?.budget ?? new LocalReadBudget({ rate: rbac.armReadRate, clock: deps.clock, metrics: deps.metrics });
     const source = createArmSource({ rbac, scope, budget, ...deps });
     source.start();
-    const authz = createAuthorizer({ rbac, source, scope, ...deps, grantArgs: grantArgs(config), ...(shared !== undefined ? { shared: shared.decisions } : {}) });
+    const authz = createAuthorizer({
+      rbac,
+      source,
+      scope,
+      ...deps,
+      grantArgs: grantArgs(config),
+      ...(shared !== undefined ? { shared: shared.decisions } : {}),
+    });
     shared?.decisions.onFlush((flushed) => (flushed.kind === 'all' ? authz.clearCache() : authz.dropShared(flushed.keys)));
     return { authz, ...(shared !== undefined ? { shared } : {}) };
   } catch (err) {
@@ -249,9 +267,7 @@ function listen(server: Server, host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       reject(
-        err.code === 'EADDRINUSE'
-          ? new StartupError([`${host}:${port} is already in use: choose another port with --listen / --admin-listen`])
-          : err,
+        err.code === 'EADDRINUSE' ? new StartupError([`${host}:${port} is already in use: choose another port with --listen / --admin-listen`]) : err,
       );
     };
     server.once('error', onError);

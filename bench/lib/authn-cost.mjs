@@ -21,13 +21,25 @@ const kid = randomBytes(20).toString('base64url');
 const agent = new MockAgent();
 agent.disableNetConnect();
 const idp = agent.get(authority);
-idp.intercept({ path: `/${tenantId}/v2.0/.well-known/openid-configuration` }).reply(200, { issuer, jwks_uri: `${authority}/${tenantId}/discovery/v2.0/keys` }).persist();
-idp.intercept({ path: `/${tenantId}/discovery/v2.0/keys` }).reply(200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' }] }).persist();
+idp
+  .intercept({ path: `/${tenantId}/v2.0/.well-known/openid-configuration` })
+  .reply(200, { issuer, jwks_uri: `${authority}/${tenantId}/discovery/v2.0/keys` })
+  .persist();
+idp
+  .intercept({ path: `/${tenantId}/discovery/v2.0/keys` })
+  .reply(200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' }] })
+  .persist();
 
 // The Entra settings `serve` resolves from these flags and its defaults (upstream and scope are
 // required but unused: only authentication runs here).
 const loaded = loadServeConfig({
-  flags: { upstream: 'http://127.0.0.1:1', 'tenant-id': tenantId, 'client-id': BENCH_CLIENT_ID, authority, 'rbac-scope': `/subscriptions/${tenantId}/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters/bench` },
+  flags: {
+    upstream: 'http://127.0.0.1:1',
+    'tenant-id': tenantId,
+    'client-id': BENCH_CLIENT_ID,
+    authority,
+    'rbac-scope': `/subscriptions/${tenantId}/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters/bench`,
+  },
   env: {},
 });
 if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
@@ -49,12 +61,23 @@ const tokens = Array.from({ length: 1_000 }, (_, i) => {
 });
 // What Node hands the gateway: req.rawHeaders of a typical SDK request.
 const requests = tokens.map((token) => [
-  'Host', '127.0.0.1:8080', 'Authorization', `Bearer ${token}`, 'Content-Type', 'application/json', 'Accept', 'application/json',
-  'User-Agent', 'OpenAI/JS 6.0.0', 'Content-Length', '120',
+  'Host',
+  '127.0.0.1:8080',
+  'Authorization',
+  `Bearer ${token}`,
+  'Content-Type',
+  'application/json',
+  'Accept',
+  'application/json',
+  'User-Agent',
+  'OpenAI/JS 6.0.0',
+  'Content-Length',
+  '120',
 ]);
 
 function check(outcome) {
-  if (outcome instanceof Promise || !outcome.ok) throw new Error(`unexpected outcome: ${outcome instanceof Promise ? 'asynchronous' : outcome.rejection.reason}`);
+  if (outcome instanceof Promise || !outcome.ok)
+    throw new Error(`unexpected outcome: ${outcome instanceof Promise ? 'asynchronous' : outcome.rejection.reason}`);
 }
 
 /**

@@ -60,7 +60,9 @@ export async function createContext(options, tools) {
       upstream ??=
         tools.nginx !== undefined
           ? await startNginx(tools.nginx, 'static-upstream', staticServer, { cpus: layout.upstream })
-          : await startBenchServer('static-upstream', 'static-upstream.mjs', ['--listen', `127.0.0.1:${await freePort()}`], { cpus: layout.upstream });
+          : await startBenchServer('static-upstream', 'static-upstream.mjs', ['--listen', `127.0.0.1:${await freePort()}`], {
+              cpus: layout.upstream,
+            });
       return upstream;
     },
     async close() {
@@ -75,7 +77,9 @@ export async function startArmForRun(ctx) {
   if (ctx.arm === undefined) {
     const members = allPrincipals().map(principalOid);
     ctx.arm = await startArmEmulator(members);
-    progress(`ARM emulator at ${ctx.arm.endpoints.armHttp} (${members.length.toLocaleString('en-US')} principals in a group with Cognitive Services OpenAI User at the cluster)`);
+    progress(
+      `ARM emulator at ${ctx.arm.endpoints.armHttp} (${members.length.toLocaleString('en-US')} principals in a group with Cognitive Services OpenAI User at the cluster)`,
+    );
   }
   return ctx.arm;
 }

@@ -14,17 +14,25 @@ export const CLUSTER_SCOPE = `/subscriptions/${SEED.subscriptionId}/resourceGrou
 
 export async function startArmEmulator(memberOids) {
   const readyFile = join(benchDir(), 'emulator.json');
-  const child = startProcess(process.execPath, [CLI, 'emulator', '--https-port', '0', '--http-port', '0', '--ready-file', readyFile, '--log-level', 'warn'], {
-    logFile: join(benchDir(), 'emulator.log'),
-  });
-  const endpoints = await waitFor('emulator', () => {
-    if (child.exitCode !== null) throw new Error(`the emulator exited with ${child.exitCode}; see ${join(benchDir(), 'emulator.log')}`);
-    try {
-      return JSON.parse(readFileSync(readyFile, 'utf8'));
-    } catch {
-      return undefined;
-    }
-  }, 30_000);
+  const child = startProcess(
+    process.execPath,
+    [CLI, 'emulator', '--https-port', '0', '--http-port', '0', '--ready-file', readyFile, '--log-level', 'warn'],
+    {
+      logFile: join(benchDir(), 'emulator.log'),
+    },
+  );
+  const endpoints = await waitFor(
+    'emulator',
+    () => {
+      if (child.exitCode !== null) throw new Error(`the emulator exited with ${child.exitCode}; see ${join(benchDir(), 'emulator.log')}`);
+      try {
+        return JSON.parse(readFileSync(readyFile, 'utf8'));
+      } catch {
+        return undefined;
+      }
+    },
+    30_000,
+  );
   const admin = async (method, path, body) => {
     const res = await fetch(`${endpoints.admin}${path}`, {
       method,
@@ -35,7 +43,8 @@ export async function startArmEmulator(memberOids) {
     if (res.status >= 300) throw new Error(`emulator ${method} ${path}: ${res.status} ${text}`);
     return text === '' ? undefined : JSON.parse(text);
   };
-  const assign = (principalId, roleName, principalType) => admin('POST', '/role-assignments', { scope: CLUSTER_SCOPE, roleName, principalId, principalType });
+  const assign = (principalId, roleName, principalType) =>
+    admin('POST', '/role-assignments', { scope: CLUSTER_SCOPE, roleName, principalId, principalType });
   // Setup step 7, plus Reader so deny assignments are read as the sidecar's warning recommends.
   await assign(SEED.clusterPrincipalId, 'Cognitive Services OpenAI User', 'ServicePrincipal');
   await assign(SEED.clusterPrincipalId, 'Reader', 'ServicePrincipal');

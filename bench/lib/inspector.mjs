@@ -39,7 +39,11 @@ export async function connectInspector(port) {
     heapUsage: () => call('Runtime.getHeapUsage'),
     /** V8's heap size limit in bytes (what Node chose from --max-old-space-size or the memory it may use). */
     heapLimit: async () => {
-      const { result } = await call('Runtime.evaluate', { expression: "process.binding ? require('v8').getHeapStatistics().heap_size_limit : 0", includeCommandLineAPI: true, returnByValue: true });
+      const { result } = await call('Runtime.evaluate', {
+        expression: "process.binding ? require('v8').getHeapStatistics().heap_size_limit : 0",
+        includeCommandLineAPI: true,
+        returnByValue: true,
+      });
       return Number(result.value);
     },
     close: () => ws.close(),

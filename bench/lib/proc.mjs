@@ -287,7 +287,9 @@ export async function startBenchServer(name, script, args, opts = {}) {
   const child = startProcess(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'bench', script), ...args], { cpus: opts.cpus, logFile });
   const url = await waitFor(name, () => {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').slice(-1000)}`);
-    const line = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('{"listening"'));
+    const line = readFileSync(logFile, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('{"listening"'));
     return line === undefined ? undefined : JSON.parse(line).listening;
   });
   return { name, url, child, pids: () => [child.pid], stop: () => child.stop() };

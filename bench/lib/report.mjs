@@ -40,7 +40,10 @@ export function formatTable(results) {
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => String(l[c]).length)));
   const fmt = (cells) => `| ${cells.map((cell, c) => String(cell).padEnd(widths[c])).join(' | ')} |`;
   const out = [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)];
-  const notes = results.flatMap((r) => [...r.rows.filter((row) => row.note).map((row) => `${r.title} / ${row.measure}: ${row.note}`), ...r.notes.map((n) => `${r.title}: ${n}`)]);
+  const notes = results.flatMap((r) => [
+    ...r.rows.filter((row) => row.note).map((row) => `${r.title} / ${row.measure}: ${row.note}`),
+    ...r.notes.map((n) => `${r.title}: ${n}`),
+  ]);
   return `${out.join('\n')}\n${notes.length > 0 ? `\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`;
 }
 

@@ -39,12 +39,16 @@ export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeA
   const child = startProcess(process.execPath, args, { cpus, logFile, cwd: benchDir(), env, cgroup });
   const listening = { listen: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
   // Readiness, not the start-up log line: at --log-level warn there is none.
-  await waitFor(`${name} readiness`, async () => {
-    if (child.exitCode !== null) throw new Error(`foundry-auth serve exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
-    const res = await request(`${listening.admin}/readyz`);
-    await res.body.dump();
-    return res.statusCode === 200 || undefined;
-  }, 30_000);
+  await waitFor(
+    `${name} readiness`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`foundry-auth serve exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
+      const res = await request(`${listening.admin}/readyz`);
+      await res.body.dump();
+      return res.statusCode === 200 || undefined;
+    },
+    30_000,
+  );
   return {
     name,
     url: listening.listen,

@@ -73,12 +73,16 @@ export async function abuse(ctx) {
     const lastFetch = jwksAtStart.at(-1) ?? startedAt;
     const wait = lastFetch + s.cooldownSeconds * 1000 + 1000 - Date.now();
     if (wait > 0) {
-      progress(`abuse: waiting ${(wait / 1000).toFixed(0)} s so the ${s.cooldownSeconds} s unknown-kid cooldown since the last JWKS fetch has passed`);
+      progress(
+        `abuse: waiting ${(wait / 1000).toFixed(0)} s so the ${s.cooldownSeconds} s unknown-kid cooldown since the last JWKS fetch has passed`,
+      );
       await sleep(wait);
     }
     idle = Date.now() - lastFetch;
     fetchesBefore = ctx.idp.jwksFetches().length;
-    progress(`abuse: ${s.floodTokens.toLocaleString('en-US')} unknown-kid tokens in ${s.floodSeconds} s, valid traffic at ${s.validRate} req/s alongside, ${s.rounds} round(s) back to back`);
+    progress(
+      `abuse: ${s.floodTokens.toLocaleString('en-US')} unknown-kid tokens in ${s.floodSeconds} s, valid traffic at ${s.validRate} req/s alongside, ${s.rounds} round(s) back to back`,
+    );
     const during = [];
     for (let round = 0; round < s.rounds; round++) {
       const [floodRun, validRun] = await Promise.all([
@@ -119,7 +123,10 @@ export async function abuse(ctx) {
   );
   const ratio = flooded.latencyMs.p99 / baseline.latencyMs.p99;
   const errors = baseline.errors + flooded.errors;
-  result.measure(`valid traffic at ${s.validRate} req/s, unflooded p50 / p99`, `${baseline.latencyMs.p50.toFixed(3)} / ${baseline.latencyMs.p99.toFixed(3)} ms`);
+  result.measure(
+    `valid traffic at ${s.validRate} req/s, unflooded p50 / p99`,
+    `${baseline.latencyMs.p50.toFixed(3)} / ${baseline.latencyMs.p99.toFixed(3)} ms`,
+  );
   result.target(
     "valid traffic's p99 during the flood",
     `${flooded.latencyMs.p99.toFixed(3)} ms (${ratio.toFixed(2)} x unflooded; p50 ${flooded.latencyMs.p50.toFixed(3)} ms)`,
@@ -127,9 +134,14 @@ export async function abuse(ctx) {
     ratio <= 2 && errors === 0,
     errors > 0 ? `valid traffic errors: ${JSON.stringify(baseline.errorDetail)} / ${JSON.stringify(flooded.errorDetail)}` : undefined,
   );
-  result.note(`the flood started ${(idle / 1000).toFixed(0)} s after the previous JWKS fetch; flood rate ${Math.round(flood.rps)} req/s; of ${s.rounds} runs each, the one with the lowest valid-traffic p99 is shown`);
+  result.note(
+    `the flood started ${(idle / 1000).toFixed(0)} s after the previous JWKS fetch; flood rate ${Math.round(flood.rps)} req/s; of ${s.rounds} runs each, the one with the lowest valid-traffic p99 is shown`,
+  );
   const disturbed = [baseline, flooded].filter((r) => r.foreignCpuShare > 0.1);
-  if (disturbed.length > 0) result.note(`other processes on this machine used up to ${Math.round(Math.max(...disturbed.map((r) => r.foreignCpuShare)) * 100)}% of a CPU during the runs shown: treat those numbers with care`);
+  if (disturbed.length > 0)
+    result.note(
+      `other processes on this machine used up to ${Math.round(Math.max(...disturbed.map((r) => r.foreignCpuShare)) * 100)}% of a CPU during the runs shown: treat those numbers with care`,
+    );
   result.data = {
     settings: s,
     jwksFetchesDuringFlood: fetchesDuring,

@@ -72,7 +72,13 @@ export async function authorization(ctx) {
   );
 
   // Steady state: 100 principals, each requesting every ~100 ms, with a short allow TTL.
-  sidecar = await startSidecar({ idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, flags: { 'rbac-allow-ttl': `${s.steadyAllowTtlSeconds}s`, 'arm-read-rate': '100000' } });
+  sidecar = await startSidecar({
+    idp,
+    arm,
+    upstream: upstream.url,
+    cpus: ctx.layout.proxy,
+    flags: { 'rbac-allow-ttl': `${s.steadyAllowTtlSeconds}s`, 'arm-read-rate': '100000' },
+  });
   let steadyCalls;
   let steadyStatuses;
   let sent;
@@ -80,7 +86,9 @@ export async function authorization(ctx) {
     const first = await requestEach(sidecar.url, s.path, steady, { concurrency: 20 });
     if (allOk(first.statuses) !== undefined) throw new Error(`steady-state warm-up failed: ${allOk(first.statuses)}`);
     await arm.resetCounters();
-    progress(`authz: steady state, ${steady.length} principals, ${s.steadyRate} req/s for ${s.steadySeconds} s, --rbac-allow-ttl ${s.steadyAllowTtlSeconds}s`);
+    progress(
+      `authz: steady state, ${steady.length} principals, ${s.steadyRate} req/s for ${s.steadySeconds} s, --rbac-allow-ttl ${s.steadyAllowTtlSeconds}s`,
+    );
     ({ statuses: steadyStatuses, sent } = await pacedRoundRobin(sidecar.url, s.path, steady, s.steadyRate, s.steadySeconds));
     steadyCalls = await arm.armCalls();
   } finally {

@@ -45,14 +45,28 @@ export async function forwardAuth(ctx) {
   try {
     upstream = await start(startNginx(tools.nginx, 'fa-upstream', staticServer, { cpus: layout.upstream }));
     nginx = await start(startNginx(tools.nginx, 'fa-nginx-proxy', (port, dir) => proxyServer(port, upstream.port, dir), { cpus: layout.proxy }));
-    bare = await start(startBenchServer('fa-bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], { cpus: layout.proxy }));
+    bare = await start(
+      startBenchServer('fa-bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], {
+        cpus: layout.proxy,
+      }),
+    );
     haproxy = await start(startHaproxy(tools.haproxy, ctx.idp, upstream.port, layout.proxy));
     // foundry-auth shares the proxy's CPU: nginx and foundry-auth together are the system under test.
     authz = await start(
-      startSidecar({ idp: ctx.idp, arm, upstream: undefined, cpus: layout.proxy, flags: { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1' } }),
+      startSidecar({
+        idp: ctx.idp,
+        arm,
+        upstream: undefined,
+        cpus: layout.proxy,
+        flags: { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1' },
+      }),
     );
-    uncached = await start(startNginx(tools.nginx, 'fa-nginx-check', (port, dir) => shippedNginx(port, dir, authz.url, upstream.port, false), { cpus: layout.proxy }));
-    cached = await start(startNginx(tools.nginx, 'fa-nginx-cache', (port, dir) => shippedNginx(port, dir, authz.url, upstream.port, true), { cpus: layout.proxy }));
+    uncached = await start(
+      startNginx(tools.nginx, 'fa-nginx-check', (port, dir) => shippedNginx(port, dir, authz.url, upstream.port, false), { cpus: layout.proxy }),
+    );
+    cached = await start(
+      startNginx(tools.nginx, 'fa-nginx-cache', (port, dir) => shippedNginx(port, dir, authz.url, upstream.port, true), { cpus: layout.proxy }),
+    );
   } catch (err) {
     await stopAll(started);
     throw err;
@@ -67,18 +81,47 @@ export async function forwardAuth(ctx) {
     { id: 'uncached', label: 'nginx + foundry-auth forward-auth', url: uncached.url, pids: withAuthz(uncached) },
     { id: 'cached', label: 'nginx + foundry-auth forward-auth, decision cache', url: cached.url, pids: withAuthz(cached) },
   ];
-  const ownPids = () => [...upstream.pids(), ...nginx.pids(), ...bare.pids(), ...haproxy.pids(), ...authz.pids(), ...uncached.pids(), ...cached.pids(), ...arm.pids()];
+  const ownPids = () => [
+    ...upstream.pids(),
+    ...nginx.pids(),
+    ...bare.pids(),
+    ...haproxy.pids(),
+    ...authz.pids(),
+    ...uncached.pids(),
+    ...cached.pids(),
+    ...arm.pids(),
+  ];
   const best = {};
   let checkCpu;
   try {
     // Every path must allow the token before it is measured: a 401 is fast and would flatter it.
     for (const p of paths) await expectAllowed(p, token, s.path);
-    progress(`forward-auth: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up, ${s.rounds} interleaved round(s), the best kept`);
-    for (const p of paths) await runWrk(tools.wrk, { url: `${p.url}${s.path}`, token, threads: s.threads, connections: s.connections, cpus: layout.load, seconds: s.warmupSeconds });
+    progress(
+      `forward-auth: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up, ${s.rounds} interleaved round(s), the best kept`,
+    );
+    for (const p of paths)
+      await runWrk(tools.wrk, {
+        url: `${p.url}${s.path}`,
+        token,
+        threads: s.threads,
+        connections: s.connections,
+        cpus: layout.load,
+        seconds: s.warmupSeconds,
+      });
     for (let r = 0; r < s.rounds; r++) {
       for (const p of paths) {
         const authzCpuBefore = cpuSecondsOf(authz.pids());
-        const run = await runWrk(tools.wrk, { url: `${p.url}${s.path}`, token, threads: s.threads, connections: s.connections, cpus: layout.load, ownPids, seconds: s.seconds, measure: p.pids, label: p.label });
+        const run = await runWrk(tools.wrk, {
+          url: `${p.url}${s.path}`,
+          token,
+          threads: s.threads,
+          connections: s.connections,
+          cpus: layout.load,
+          ownPids,
+          seconds: s.seconds,
+          measure: p.pids,
+          label: p.label,
+        });
         if (p.id === 'uncached') {
           // Every request is one check, answered from the token and RBAC caches.
           const perCheck = ((cpuSecondsOf(authz.pids()) - authzCpuBefore) / run.requests) * 1e6;
@@ -93,9 +136,16 @@ export async function forwardAuth(ctx) {
 
   for (const p of paths) {
     const r = best[p.id];
-    result.measure(`${p.label}: req/s, p50 / p99`, `${Math.round(r.rps).toLocaleString('en-US')} req/s, ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} ms`);
+    result.measure(
+      `${p.label}: req/s, p50 / p99`,
+      `${Math.round(r.rps).toLocaleString('en-US')} req/s, ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} ms`,
+    );
   }
-  for (const p of paths) result.measure(`${p.label}: CPU per request${p.id === 'uncached' || p.id === 'cached' ? ' (nginx + foundry-auth)' : ''}`, `${best[p.id].cpuMicrosPerRequest.toFixed(1)} µs`);
+  for (const p of paths)
+    result.measure(
+      `${p.label}: CPU per request${p.id === 'uncached' || p.id === 'cached' ? ' (nginx + foundry-auth)' : ''}`,
+      `${best[p.id].cpuMicrosPerRequest.toFixed(1)} µs`,
+    );
   const failed = paths.filter((p) => best[p.id].errors > 0);
   for (const p of failed) result.note(`${p.label} had errors: ${JSON.stringify(best[p.id].errorDetail)} (non-2xx responses count as errors)`);
   const valid = failed.length === 0;
@@ -105,13 +155,28 @@ export async function forwardAuth(ctx) {
   result.target(TARGETS[2], `${ratio('uncached', 'haproxy').toFixed(2)} x`, '>= 0.60 x', valid && ratio('uncached', 'haproxy') >= 0.6);
   result.target(TARGETS[3], `${checkCpu.toFixed(1)} µs`, '<= 50 µs', valid && checkCpu <= 50);
   const disturbed = paths.filter((p) => best[p.id].foreignCpuShare > 0.1);
-  if (disturbed.length > 0) result.note(`other processes on this machine used CPU during: ${disturbed.map((p) => `${p.label} (${Math.round(best[p.id].foreignCpuShare * 100)}% of a CPU)`).join(', ')}: treat those numbers with care`);
-  result.note('foundry-auth ran at --log-level info (one audit line per check) on the same CPU as the nginx in front of it; the nginx paths with foundry-auth log no access line, the nginx proxy_pass reference does');
+  if (disturbed.length > 0)
+    result.note(
+      `other processes on this machine used CPU during: ${disturbed.map((p) => `${p.label} (${Math.round(best[p.id].foreignCpuShare * 100)}% of a CPU)`).join(', ')}: treat those numbers with care`,
+    );
+  result.note(
+    'foundry-auth ran at --log-level info (one audit line per check) on the same CPU as the nginx in front of it; the nginx paths with foundry-auth log no access line, the nginx proxy_pass reference does',
+  );
   result.data = {
     settings: s,
     layout,
     checkCpuMicros: round(checkCpu, 2),
-    paths: Object.fromEntries(paths.map((p) => [p.id, { rps: round(best[p.id].rps, 1), latencyMs: best[p.id].latencyMs, cpuMicrosPerRequest: round(best[p.id].cpuMicrosPerRequest, 2), errors: best[p.id].errorDetail }])),
+    paths: Object.fromEntries(
+      paths.map((p) => [
+        p.id,
+        {
+          rps: round(best[p.id].rps, 1),
+          latencyMs: best[p.id].latencyMs,
+          cpuMicrosPerRequest: round(best[p.id].cpuMicrosPerRequest, 2),
+          errors: best[p.id].errorDetail,
+        },
+      ]),
+    ),
   };
   return result;
 }
@@ -187,7 +252,8 @@ backend upstream
   const child = startProcess(haproxyPath, ['-f', cfg, '-db'], { cpus, logFile: join(dir, 'haproxy.log') });
   const url = `http://127.0.0.1:${port}`;
   await waitFor('haproxy', async () => {
-    if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}: ${readFileSync(join(dir, 'haproxy.log'), 'utf8').slice(-2000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`haproxy exited with ${child.exitCode}: ${readFileSync(join(dir, 'haproxy.log'), 'utf8').slice(-2000)}`);
     const res = await request(`${url}/v1/models`);
     await res.body.dump();
     return res.statusCode === 401 || undefined;
@@ -201,5 +267,6 @@ async function expectAllowed(path, token, target) {
   if (res.statusCode !== 200) throw new Error(`${path.label} answered ${res.statusCode} to a valid token: ${body.slice(0, 300)}`);
   const denied = await request(`${path.url}${target}`, { headers: { authorization: `Bearer ${token.slice(0, -4)}AAAA` } });
   await denied.body.dump();
-  if (path.id !== 'nginx' && path.id !== 'bare' && denied.statusCode !== 401) throw new Error(`${path.label} answered ${denied.statusCode} to a token with a bad signature`);
+  if (path.id !== 'nginx' && path.id !== 'bare' && denied.statusCode !== 401)
+    throw new Error(`${path.label} answered ${denied.statusCode} to a token with a bad signature`);
 }

@@ -22,7 +22,9 @@ export async function memory(ctx) {
   const principals = ctx.principals.memory.slice(0, s.principals);
   const perPrincipal = s.tokensPerPhase / principals.length;
   const mintStarted = performance.now();
-  progress(`memory: signing ${(2 * s.tokensPerPhase).toLocaleString('en-US')} distinct RS256 tokens for ${principals.length.toLocaleString('en-US')} principals (worker threads)`);
+  progress(
+    `memory: signing ${(2 * s.tokensPerPhase).toLocaleString('en-US')} distinct RS256 tokens for ${principals.length.toLocaleString('en-US')} principals (worker threads)`,
+  );
   // Token j of principal p is tokens[p * perPrincipal + j]: the first phase takes j = 0 of everyone.
   const first = await ctx.idp.mint(principals, perPrincipal);
   const second = await ctx.idp.mint(principals, perPrincipal);
@@ -31,7 +33,13 @@ export async function memory(ctx) {
   const rest = first.filter((_, i) => i % perPrincipal !== 0);
 
   const inspectPort = await freePort();
-  const sidecar = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`] });
+  const sidecar = await startSidecar({
+    idp: ctx.idp,
+    arm,
+    upstream: upstream.url,
+    cpus: ctx.layout.proxy,
+    nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`],
+  });
   const inspector = await connectInspector(inspectPort);
   const phases = {};
   const problems = [];
@@ -42,7 +50,10 @@ export async function memory(ctx) {
     await arm.resetCounters();
     const phase = async (name, tokens) => {
       const begun = performance.now();
-      const run = await requestEach(sidecar.url, '/v1/models', tokens, { concurrency: s.concurrency, onProgress: (n) => progress(`  ${name}: ${n.toLocaleString('en-US')} requests`) });
+      const run = await requestEach(sidecar.url, '/v1/models', tokens, {
+        concurrency: s.concurrency,
+        onProgress: (n) => progress(`  ${name}: ${n.toLocaleString('en-US')} requests`),
+      });
       const bad = allOk(run.statuses);
       if (bad !== undefined) problems.push(`${name}: ${bad}`);
       await sleep(500);
@@ -77,7 +88,13 @@ export async function memory(ctx) {
     `peak RSS after ${principals.length.toLocaleString('en-US')} principals authorized`,
     `${mb(phases.principalsAuthorized.peak)} MB; ${mb(phases.principalsAuthorized.rssAfterGc)} MB after a full GC (${calls.roleAssignments.toLocaleString('en-US')} role-assignment reads)`,
   );
-  result.target(`peak RSS after ${s.tokensPerPhase.toLocaleString('en-US')} distinct valid tokens`, `${mb(one.peak)} MB (RSS now ${mb(one.rss)} MB)`, `<= ${s.rssLimitMb} MB`, one.peak <= s.rssLimitMb * 1024 * 1024 && note === undefined, note);
+  result.target(
+    `peak RSS after ${s.tokensPerPhase.toLocaleString('en-US')} distinct valid tokens`,
+    `${mb(one.peak)} MB (RSS now ${mb(one.rss)} MB)`,
+    `<= ${s.rssLimitMb} MB`,
+    one.peak <= s.rssLimitMb * 1024 * 1024 && note === undefined,
+    note,
+  );
   result.measure('  after a full GC: RSS / V8 heap used', `${mb(one.rssAfterGc)} / ${mb(one.heapAfterGc)} MB`);
   result.target(
     `RSS after a full GC, after a second ${s.tokensPerPhase.toLocaleString('en-US')} tokens (caches bounded)`,
@@ -88,8 +105,13 @@ export async function memory(ctx) {
   result.measure('  peak RSS then', `${mb(two.peak)} MB (${pct(peakGrowth)}; RSS now ${mb(two.rss)} MB)`);
   const limitLabel = `peak RSS after ${s.tokensPerPhase.toLocaleString('en-US')} tokens in a ${s.containerLimitMb} MiB memory limit (as resources.limits.memory)`;
   if (limited.problem !== undefined) result.measure(limitLabel, `not measured: ${limited.problem}`);
-  else result.measure(limitLabel, `${mb(limited.peak)} MB (V8 heap limit ${mb(limited.heapLimit)} MB, sized by Node from the limit)${limited.bad !== undefined ? `; ${limited.bad}` : ''}`);
-  if (process.env.BENCH_SIDECAR_NODE_OPTIONS !== undefined) result.note(`the sidecar ran with NODE_OPTIONS=${process.env.BENCH_SIDECAR_NODE_OPTIONS}`);
+  else
+    result.measure(
+      limitLabel,
+      `${mb(limited.peak)} MB (V8 heap limit ${mb(limited.heapLimit)} MB, sized by Node from the limit)${limited.bad !== undefined ? `; ${limited.bad}` : ''}`,
+    );
+  if (process.env.BENCH_SIDECAR_NODE_OPTIONS !== undefined)
+    result.note(`the sidecar ran with NODE_OPTIONS=${process.env.BENCH_SIDECAR_NODE_OPTIONS}`);
   result.note(
     'peak RSS is VmHWM from /proc (the most the process has held so far; the RSS of the moment swings with V8\'s collections); "after a full GC" asks V8 over the inspector (--inspect on loopback) for a full collection first, to show what the process holds: boundedness is judged on it, since the peak also moves with when V8 chose to collect',
   );
@@ -97,7 +119,10 @@ export async function memory(ctx) {
     settings: s,
     mb: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([kk, vv]) => [kk, mb(vv)]))])),
     armCalls: calls,
-    containerLimit: limited.problem !== undefined ? { problem: limited.problem } : { limitMb: s.containerLimitMb, peakMb: mb(limited.peak), heapLimitMb: mb(limited.heapLimit) },
+    containerLimit:
+      limited.problem !== undefined
+        ? { problem: limited.problem }
+        : { limitMb: s.containerLimitMb, peakMb: mb(limited.peak), heapLimitMb: mb(limited.heapLimit) },
   };
   return result;
 }
@@ -112,14 +137,29 @@ async function inContainerLimit(ctx, s, { arm, upstream, authorizeAll, rest }) {
   const cgroup = memoryCgroup(`foundry-auth-bench-${process.pid}`, s.containerLimitMb * 1024 * 1024);
   if (cgroup.problem !== undefined) return { problem: cgroup.problem };
   const inspectPort = await freePort();
-  const sidecar = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy, cgroup, nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`] });
+  const sidecar = await startSidecar({
+    idp: ctx.idp,
+    arm,
+    upstream: upstream.url,
+    cpus: ctx.layout.proxy,
+    cgroup,
+    nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`],
+  });
   const inspector = await connectInspector(inspectPort);
   try {
-    progress(`memory: the same ${s.tokensPerPhase.toLocaleString('en-US')} tokens through a new sidecar in a ${s.containerLimitMb} MiB memory cgroup`);
+    progress(
+      `memory: the same ${s.tokensPerPhase.toLocaleString('en-US')} tokens through a new sidecar in a ${s.containerLimitMb} MiB memory cgroup`,
+    );
     const heapLimit = await inspector.heapLimit();
     const problems = [];
-    for (const [name, tokens] of [['principalsAuthorized', authorizeAll], ['firstHundredThousand', rest]]) {
-      const run = await requestEach(sidecar.url, '/v1/models', tokens, { concurrency: s.concurrency, onProgress: (n) => progress(`  limited ${name}: ${n.toLocaleString('en-US')} requests`) });
+    for (const [name, tokens] of [
+      ['principalsAuthorized', authorizeAll],
+      ['firstHundredThousand', rest],
+    ]) {
+      const run = await requestEach(sidecar.url, '/v1/models', tokens, {
+        concurrency: s.concurrency,
+        onProgress: (n) => progress(`  limited ${name}: ${n.toLocaleString('en-US')} requests`),
+      });
       const bad = allOk(run.statuses);
       if (bad !== undefined) problems.push(`${name}: ${bad}`);
     }

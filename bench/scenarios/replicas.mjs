@@ -50,9 +50,13 @@ async function startRedis(binary) {
   const dir = join(benchDir(), 'redis');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const child = startProcess(binary, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
-    logFile: join(dir, 'redis.log'),
-  });
+  const child = startProcess(
+    binary,
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+    {
+      logFile: join(dir, 'redis.log'),
+    },
+  );
   const url = `redis://127.0.0.1:${port}`;
   await waitFor('redis-server', async () => {
     if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}; see ${dir}/redis.log`);
@@ -123,7 +127,9 @@ export async function replicas(ctx) {
   const base = { 'rbac-allow-ttl': ttl, 'rbac-deny-ttl': ttl, 'arm-read-rate': '100000', 'log-level': 'warn' };
 
   async function threeReplicas(flags) {
-    const sidecars = await Promise.all([0, 1, 2].map(() => startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, flags: { ...base, ...flags } })));
+    const sidecars = await Promise.all(
+      [0, 1, 2].map(() => startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, flags: { ...base, ...flags } })),
+    );
     const ports = sidecars.map((r) => Number(new URL(r.url).port));
     const nginx = await startNginx(ctx.tools.nginx, `replicas-lb-${Date.now()}`, upstreamBlock(ports));
     return { sidecars, nginx, stop: () => Promise.all([nginx.stop(), ...sidecars.map((r) => r.stop())]) };
@@ -141,7 +147,14 @@ export async function replicas(ctx) {
       const perPrincipalPerTtl = reads / (tokens.length * ttls);
       const requestsPerPrincipalPerTtl = load.sent / (tokens.length * ttls);
       const non200 = Object.entries(load.statuses).filter(([st]) => st !== '200');
-      return { reads, perPrincipalPerTtl, requestsPerPrincipalPerTtl, sent: load.sent, outcomes, non200: non200.map(([st, n]) => `${n} x ${st}`).join(', ') };
+      return {
+        reads,
+        perPrincipalPerTtl,
+        requestsPerPrincipalPerTtl,
+        sent: load.sent,
+        outcomes,
+        non200: non200.map(([st, n]) => `${n} x ${st}`).join(', '),
+      };
     } finally {
       await stack.stop();
     }
@@ -152,11 +165,20 @@ export async function replicas(ctx) {
     // On a busy machine Redis (or the replica's own event loop) can exceed the default 50 ms: each such
     // operation is an outage during which the replica reads ARM alone. The same run with a 1 s threshold
     // shows the sharing itself.
-    const patient = await readsPerPrincipalPerTtl('with --shared-cache --shared-cache-timeout 1s', { 'shared-cache': redis.url, 'shared-cache-timeout': '1s' });
+    const patient = await readsPerPrincipalPerTtl('with --shared-cache --shared-cache-timeout 1s', {
+      'shared-cache': redis.url,
+      'shared-cache-timeout': '1s',
+    });
     const alone = await readsPerPrincipalPerTtl('without --shared-cache', {});
     const rps = (r) =>
       `${Math.round(r.sent / s.seconds).toLocaleString('en-US')} req/s, ${round(r.requestsPerPrincipalPerTtl, 2)} requests per principal per TTL; shared-cache outcomes hit/miss/waited/local ${r.outcomes.hit}/${r.outcomes.miss}/${r.outcomes.waited}/${r.outcomes.local}, ${r.outcomes.errors} errors`;
-    result.target('ARM reads per principal per TTL, with --shared-cache', `${round(shared.perPrincipalPerTtl, 3)} (${shared.reads} reads; ${rps(shared)})`, '<= 1.05', shared.perPrincipalPerTtl <= 1.05 && shared.non200 === '', shared.non200 || undefined);
+    result.target(
+      'ARM reads per principal per TTL, with --shared-cache',
+      `${round(shared.perPrincipalPerTtl, 3)} (${shared.reads} reads; ${rps(shared)})`,
+      '<= 1.05',
+      shared.perPrincipalPerTtl <= 1.05 && shared.non200 === '',
+      shared.non200 || undefined,
+    );
     result.target(
       'ARM reads per principal per TTL, with --shared-cache --shared-cache-timeout 1s',
       `${round(patient.perPrincipalPerTtl, 3)} (${patient.reads} reads; ${rps(patient)})`,
@@ -164,7 +186,10 @@ export async function replicas(ctx) {
       patient.perPrincipalPerTtl <= 1.05 && patient.non200 === '',
       patient.non200 || undefined,
     );
-    result.measure('ARM reads per principal per TTL, without --shared-cache', `${round(alone.perPrincipalPerTtl, 3)} (${alone.reads} reads; ${rps(alone)}; at most min(3, requests per principal per TTL))`);
+    result.measure(
+      'ARM reads per principal per TTL, without --shared-cache',
+      `${round(alone.perPrincipalPerTtl, 3)} (${alone.reads} reads; ${rps(alone)}; at most min(3, requests per principal per TTL))`,
+    );
 
     // Latency: principals warm in Redis (read through replica B) but cold in replica A's memory.
     const stack = await threeReplicas({ 'shared-cache': redis.url, 'rbac-allow-ttl': '300s', 'rbac-deny-ttl': '300s' });
@@ -198,7 +223,9 @@ export async function replicas(ctx) {
       stopped.non200 || undefined,
     );
     result.data.reads = { shared, patient, alone, stopped };
-    result.note(`${s.principals} principals, TTL ${ttl}, ${s.seconds} s per run (the issue's 1,000 principals at TTL 1 s would need 3,000 ARM reads/s without a shared cache), ${s.concurrency} requests in flight, nginx round-robin over 3 replicas; latency from ${s.latencyPrincipals} principals, one request at a time.`);
+    result.note(
+      `${s.principals} principals, TTL ${ttl}, ${s.seconds} s per run (the issue's 1,000 principals at TTL 1 s would need 3,000 ARM reads/s without a shared cache), ${s.concurrency} requests in flight, nginx round-robin over 3 replicas; latency from ${s.latencyPrincipals} principals, one request at a time.`,
+    );
   } finally {
     await redis.stop();
   }

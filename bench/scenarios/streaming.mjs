@@ -14,10 +14,17 @@ export async function streaming(ctx) {
   const result = new ScenarioResult('streaming', '2 streaming (SSE)');
   const s = ctx.quick ? { ...SETTINGS, rounds: 1 } : SETTINGS;
   const arm = await startArmForRun(ctx);
-  const upstream = await startBenchServer('sse-upstream', 'sse-upstream.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--interval-ms', String(s.intervalMs)], {
-    cpus: ctx.layout.upstream,
+  const upstream = await startBenchServer(
+    'sse-upstream',
+    'sse-upstream.mjs',
+    ['--listen', `127.0.0.1:${await freePort()}`, '--interval-ms', String(s.intervalMs)],
+    {
+      cpus: ctx.layout.upstream,
+    },
+  );
+  const bare = await startBenchServer('bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], {
+    cpus: ctx.layout.proxy,
   });
-  const bare = await startBenchServer('bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], { cpus: ctx.layout.proxy });
   const sidecar = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: ctx.layout.proxy });
   const [token] = await ctx.idp.mint([ctx.principals.streaming]);
   const runs = { direct: [], bare: [], sidecar: [] };
@@ -25,12 +32,16 @@ export async function streaming(ctx) {
     // One short stream through each proxy first: the sidecar's token and RBAC allow are cached before measuring.
     await runStreams(sidecar.url, token, 1, 2);
     await runStreams(bare.url, token, 1, 2);
-    progress(`streaming: ${s.streams} concurrent streams x ${s.chunks} chunks every ${s.intervalMs} ms; direct, bare undici proxy, foundry-auth; ${s.rounds} round(s) each`);
+    progress(
+      `streaming: ${s.streams} concurrent streams x ${s.chunks} chunks every ${s.intervalMs} ms; direct, bare undici proxy, foundry-auth; ${s.rounds} round(s) each`,
+    );
     for (let r = 0; r < s.rounds; r++) {
       runs.direct.push(await runStreams(upstream.url, token, s.streams, s.chunks));
       runs.bare.push(await runStreams(bare.url, token, s.streams, s.chunks));
       runs.sidecar.push(await runStreams(sidecar.url, token, s.streams, s.chunks));
-      progress(`  round ${r + 1}: direct ${describe(runs.direct.at(-1))}; bare ${describe(runs.bare.at(-1))}; foundry-auth ${describe(runs.sidecar.at(-1))}`);
+      progress(
+        `  round ${r + 1}: direct ${describe(runs.direct.at(-1))}; bare ${describe(runs.bare.at(-1))}; foundry-auth ${describe(runs.sidecar.at(-1))}`,
+      );
     }
   } finally {
     await Promise.allSettled([sidecar.stop(), bare.stop()]);
@@ -49,16 +60,36 @@ export async function streaming(ctx) {
   const gapSidecar = percentiles(through.gaps, [50, 99]);
   const expected = s.streams * s.rounds;
   const ms = (v) => v.toFixed(2);
-  result.measure('time to first event p50: direct / bare undici proxy / foundry-auth', `${ms(ttfbDirect.p50)} / ${ms(ttfbBare.p50)} / ${ms(ttfbSidecar.p50)} ms`);
-  result.measure('added time to first event p50 / p99: bare undici proxy', `+${ms(ttfbBare.p50 - ttfbDirect.p50)} / +${ms(ttfbBare.p99 - ttfbDirect.p99)} ms`);
-  result.measure('added time to first event p50 / p99: foundry-auth', `+${ms(ttfbSidecar.p50 - ttfbDirect.p50)} / +${ms(ttfbSidecar.p99 - ttfbDirect.p99)} ms`);
+  result.measure(
+    'time to first event p50: direct / bare undici proxy / foundry-auth',
+    `${ms(ttfbDirect.p50)} / ${ms(ttfbBare.p50)} / ${ms(ttfbSidecar.p50)} ms`,
+  );
+  result.measure(
+    'added time to first event p50 / p99: bare undici proxy',
+    `+${ms(ttfbBare.p50 - ttfbDirect.p50)} / +${ms(ttfbBare.p99 - ttfbDirect.p99)} ms`,
+  );
+  result.measure(
+    'added time to first event p50 / p99: foundry-auth',
+    `+${ms(ttfbSidecar.p50 - ttfbDirect.p50)} / +${ms(ttfbSidecar.p99 - ttfbDirect.p99)} ms`,
+  );
   result.measure('event latency (upstream write -> client read), direct p50 / p99', `${ms(latencyDirect.p50)} / ${ms(latencyDirect.p99)} ms`);
   result.measure('event latency, bare undici proxy p50 / p99', `${ms(latencyBare.p50)} / ${ms(latencyBare.p99)} ms`);
   result.measure('event latency, foundry-auth p50 / p99', `${ms(latencySidecar.p50)} / ${ms(latencySidecar.p99)} ms`);
-  result.measure('added inter-chunk delay p50 / p99: bare undici proxy', `+${ms(latencyBare.p50 - latencyDirect.p50)} / +${ms(latencyBare.p99 - latencyDirect.p99)} ms`);
+  result.measure(
+    'added inter-chunk delay p50 / p99: bare undici proxy',
+    `+${ms(latencyBare.p50 - latencyDirect.p50)} / +${ms(latencyBare.p99 - latencyDirect.p99)} ms`,
+  );
   const added99 = latencySidecar.p99 - latencyDirect.p99;
-  result.target('added inter-chunk delay p50 / p99: foundry-auth', `+${ms(latencySidecar.p50 - latencyDirect.p50)} / +${ms(added99)} ms`, 'p99 <= +2 ms', added99 <= 2);
-  result.measure('inter-chunk gap at the client, direct / foundry-auth, p50 and p99', `${ms(gapDirect.p50)} / ${ms(gapSidecar.p50)} ms, ${ms(gapDirect.p99)} / ${ms(gapSidecar.p99)} ms`);
+  result.target(
+    'added inter-chunk delay p50 / p99: foundry-auth',
+    `+${ms(latencySidecar.p50 - latencyDirect.p50)} / +${ms(added99)} ms`,
+    'p99 <= +2 ms',
+    added99 <= 2,
+  );
+  result.measure(
+    'inter-chunk gap at the client, direct / foundry-auth, p50 and p99',
+    `${ms(gapDirect.p50)} / ${ms(gapSidecar.p50)} ms, ${ms(gapDirect.p99)} / ${ms(gapSidecar.p99)} ms`,
+  );
   const complete = through.complete;
   result.target(
     'streams complete through foundry-auth (all chunks + [DONE])',
@@ -67,7 +98,8 @@ export async function streaming(ctx) {
     complete === expected && through.failures.length === 0,
     through.failures.length > 0 ? through.failures.slice(0, 3).join('; ') : undefined,
   );
-  if (direct.complete !== expected) result.note(`direct streams complete: ${direct.complete} / ${expected}: ${direct.failures.slice(0, 3).join('; ')}`);
+  if (direct.complete !== expected)
+    result.note(`direct streams complete: ${direct.complete} / ${expected}: ${direct.failures.slice(0, 3).join('; ')}`);
   result.note(
     "the SSE upstream is bench/sse-upstream.mjs (the sample backend's event shape with exactly max_tokens chunks; the sample backend's deterministic replies end near 50 tokens); each event carries its CLOCK_MONOTONIC write time, so the added delay is measured per event rather than from gaps that also hold the upstream's own timer jitter",
   );
@@ -108,12 +140,20 @@ function merge(runs) {
 export async function runStreams(base, token, count, chunks) {
   const url = new URL('/v1/chat/completions', base);
   const agent = new Agent({ keepAlive: false, maxSockets: count });
-  const body = JSON.stringify({ model: 'phi-4-mini', stream: true, max_tokens: chunks, messages: [{ role: 'user', content: 'Write a long story.' }] });
+  const body = JSON.stringify({
+    model: 'phi-4-mini',
+    stream: true,
+    max_tokens: chunks,
+    messages: [{ role: 'user', content: 'Write a long story.' }],
+  });
   // Stream starts are spread over one interval, as independent generators would be; started in
   // the same millisecond, every chunk of every stream would fall due at once.
   const spreadMs = SETTINGS.intervalMs / count;
   const streams = await Promise.all(
-    Array.from({ length: count }, (_, i) => new Promise((resolve) => setTimeout(() => resolve(oneStream(url, agent, token, body, chunks)), i * spreadMs))),
+    Array.from(
+      { length: count },
+      (_, i) => new Promise((resolve) => setTimeout(() => resolve(oneStream(url, agent, token, body, chunks)), i * spreadMs)),
+    ),
   );
   agent.destroy();
   const gaps = [];

@@ -28,15 +28,29 @@ export async function throughput(ctx) {
   const { tools, layout } = ctx;
   if (tools.nginx === undefined || tools.wrk === undefined) {
     const why = `needs nginx and wrk: ${tools.problems.join('; ') || 'not installed'}`;
-    for (const t of ['foundry-auth req/s >= 0.8 x bare undici proxy', 'foundry-auth req/s >= 0.4 x nginx proxy_pass', 'foundry-auth CPU/req <= 3 x nginx', 'added p99 at fixed rate <= 1 ms']) result.skip(t, '', why);
+    for (const t of [
+      'foundry-auth req/s >= 0.8 x bare undici proxy',
+      'foundry-auth req/s >= 0.4 x nginx proxy_pass',
+      'foundry-auth CPU/req <= 3 x nginx',
+      'added p99 at fixed rate <= 1 ms',
+    ])
+      result.skip(t, '', why);
     return result;
   }
   const s = ctx.quick ? { ...SETTINGS, warmupSeconds: 1, seconds: 3, rateSeconds: 3, rounds: 1 } : SETTINGS;
   const arm = await startArmForRun(ctx);
   const upstream = await startNginx(tools.nginx, 'upstream', staticServer, { cpus: layout.upstream });
   const nginx = await startNginx(tools.nginx, 'nginx-proxy', (port, dir) => proxyServer(port, upstream.port, dir), { cpus: layout.proxy });
-  const bare = await startBenchServer('bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], { cpus: layout.proxy });
-  const sidecar = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: layout.proxy, nodeArgs: ctx.profile === 'throughput' ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [] });
+  const bare = await startBenchServer('bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], {
+    cpus: layout.proxy,
+  });
+  const sidecar = await startSidecar({
+    idp: ctx.idp,
+    arm,
+    upstream: upstream.url,
+    cpus: layout.proxy,
+    nodeArgs: ctx.profile === 'throughput' ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [],
+  });
   // The same sidecar without its audit line, to show what the line costs (the default stays info).
   const quiet = await startSidecar({ idp: ctx.idp, arm, upstream: upstream.url, cpus: layout.proxy, flags: { 'log-level': 'warn' } });
   const [token] = await ctx.idp.mint([ctx.principals.throughput]);
@@ -53,9 +67,18 @@ export async function throughput(ctx) {
   const saturated = {};
   const paced = {};
   try {
-    progress(`throughput: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up, ${s.rounds} interleaved round(s), the best (most req/s) kept (Authorization: Bearer on every request)`);
+    progress(
+      `throughput: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up, ${s.rounds} interleaved round(s), the best (most req/s) kept (Authorization: Bearer on every request)`,
+    );
     for (const p of [...paths, withoutAudit]) {
-      await runWrk(tools.wrk, { url: `${p.url}${s.path}`, token, threads: s.threads, connections: s.connections, cpus: layout.load, seconds: s.warmupSeconds });
+      await runWrk(tools.wrk, {
+        url: `${p.url}${s.path}`,
+        token,
+        threads: s.threads,
+        connections: s.connections,
+        cpus: layout.load,
+        seconds: s.warmupSeconds,
+      });
     }
     for (let round = 0; round < s.rounds; round++) {
       for (const p of [...paths, withoutAudit]) {
@@ -73,7 +96,9 @@ export async function throughput(ctx) {
         if (saturated[p.id] === undefined || run.rps > saturated[p.id].rps) saturated[p.id] = run;
       }
     }
-    progress(`throughput: fixed rate ${s.rate} req/s (wrk -t1 -c${s.rateConnections}, paced by its delay() hook), ${s.rateSeconds} s per path, ${s.rounds} interleaved round(s), the lowest p99 kept`);
+    progress(
+      `throughput: fixed rate ${s.rate} req/s (wrk -t1 -c${s.rateConnections}, paced by its delay() hook), ${s.rateSeconds} s per path, ${s.rounds} interleaved round(s), the lowest p99 kept`,
+    );
     for (let round = 0; round < s.rounds; round++) {
       for (const p of paths) {
         const run = await runWrk(tools.wrk, {
@@ -99,7 +124,10 @@ export async function throughput(ctx) {
 
   for (const p of [...paths, withoutAudit]) {
     const r = saturated[p.id];
-    result.measure(`${p.label}: req/s, p50 / p99`, `${Math.round(r.rps).toLocaleString('en-US')} req/s, ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} ms`);
+    result.measure(
+      `${p.label}: req/s, p50 / p99`,
+      `${Math.round(r.rps).toLocaleString('en-US')} req/s, ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} ms`,
+    );
   }
   for (const p of [...paths, withoutAudit]) {
     const r = saturated[p.id];
@@ -108,7 +136,10 @@ export async function throughput(ctx) {
   }
   const fa = saturated.foundryAuth;
   const errors = paths.filter((p) => saturated[p.id].errors > 0 || paced[p.id].errors > 0);
-  for (const p of errors) result.note(`${p.label} had errors: saturated ${JSON.stringify(saturated[p.id].errorDetail)}, paced ${JSON.stringify(paced[p.id].errorDetail)} (non-2xx responses count as errors)`);
+  for (const p of errors)
+    result.note(
+      `${p.label} had errors: saturated ${JSON.stringify(saturated[p.id].errorDetail)}, paced ${JSON.stringify(paced[p.id].errorDetail)} (non-2xx responses count as errors)`,
+    );
   const valid = !errors.some((p) => p.id === 'foundryAuth');
   const ratioBare = fa.rps / saturated.bare.rps;
   const ratioNginx = fa.rps / saturated.nginx.rps;
@@ -127,8 +158,13 @@ export async function throughput(ctx) {
   }
   result.measure(`direct at ${s.rate} req/s: p50 / p99`, `${direct.latencyMs.p50.toFixed(3)} / ${direct.latencyMs.p99.toFixed(3)} ms`);
   const disturbed = paths.filter((p) => saturated[p.id].foreignCpuShare > 0.1 || paced[p.id].foreignCpuShare > 0.1);
-  if (disturbed.length > 0) result.note(`other processes on this machine used CPU during: ${disturbed.map((p) => `${p.label} (${Math.round(Math.max(saturated[p.id].foreignCpuShare, paced[p.id].foreignCpuShare) * 100)}% of a CPU)`).join(', ')}: treat those numbers with care`);
-  result.note(`foundry-auth ran at --log-level info and wrote ${audited.toLocaleString('en-US')} audit lines, one per request it received (warm-up included)`);
+  if (disturbed.length > 0)
+    result.note(
+      `other processes on this machine used CPU during: ${disturbed.map((p) => `${p.label} (${Math.round(Math.max(saturated[p.id].foreignCpuShare, paced[p.id].foreignCpuShare) * 100)}% of a CPU)`).join(', ')}: treat those numbers with care`,
+    );
+  result.note(
+    `foundry-auth ran at --log-level info and wrote ${audited.toLocaleString('en-US')} audit lines, one per request it received (warm-up included)`,
+  );
   result.data = { settings: s, layout, saturated: strip(saturated), paced: strip(paced), auditLines: audited };
   return result;
 }

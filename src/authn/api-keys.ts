@@ -48,13 +48,18 @@ export class ApiKeys {
           const bearerless = keys.filter((k) => !k.startsWith(API_KEY_PREFIXES[0]) && !k.startsWith(API_KEY_PREFIXES[1])).map(apiKeyId);
           log.info({ file, keys: this.keys.map((k) => k.principal.oid) }, firstLoad ? 'API keys loaded' : 'API keys reloaded');
           if (bearerless.length > 0) {
-            log.warn({ keys: bearerless }, 'these API keys do not start with fndry-sk- or fndry-pk-: they work only in the api-key header, not as Authorization: Bearer');
+            log.warn(
+              { keys: bearerless },
+              'these API keys do not start with fndry-sk- or fndry-pk-: they work only in the api-key header, not as Authorization: Bearer',
+            );
           }
         },
         unreadable: (error, loaded) => {
           log.warn(
             { file, error, keys: this.keys.length },
-            loaded ? 'could not re-read the API keys file: keeping the previous keys' : 'could not read the API keys file: no API key is accepted until it can be read',
+            loaded
+              ? 'could not re-read the API keys file: keeping the previous keys'
+              : 'could not read the API keys file: no API key is accepted until it can be read',
           );
         },
       },

@@ -37,9 +37,13 @@ const API_KEYS_DISABLED = rejection('invalid_api_key', 'API keys are not enabled
   reason: 'api_keys_disabled',
 });
 const API_KEYS_DISABLED_BEARER = { ...API_KEYS_DISABLED, bearerError: 'invalid_token' } as const;
-const UNKNOWN_API_KEY = rejection('invalid_api_key', 'The API key is not valid: check the key, or ask the operator of this sidecar for a current one.', {
-  reason: 'unknown_key',
-});
+const UNKNOWN_API_KEY = rejection(
+  'invalid_api_key',
+  'The API key is not valid: check the key, or ask the operator of this sidecar for a current one.',
+  {
+    reason: 'unknown_key',
+  },
+);
 const UNKNOWN_API_KEY_BEARER = { ...UNKNOWN_API_KEY, bearerError: 'invalid_token' } as const;
 
 /**

@@ -5,8 +5,7 @@ import { rejection, type Rejection } from '../contracts/errors.js';
  * prefix is an API key, so the OpenAI SDKs (which always send `Authorization: Bearer <apiKey>`) work.
  */
 export type Credentials =
-  | { readonly kind: 'bearer'; readonly token: string }
-  | { readonly kind: 'api-key'; readonly key: string; readonly via: 'api-key-header' | 'bearer' };
+  { readonly kind: 'bearer'; readonly token: string } | { readonly kind: 'api-key'; readonly key: string; readonly via: 'api-key-header' | 'bearer' };
 
 /**
  * Longest bearer token or API key accepted, in characters. Entra access tokens are 1-4 KB (group
@@ -21,11 +20,10 @@ export const API_KEY_PREFIXES = ['fndry-pk-', 'fndry-sk-'] as const;
 // RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-const MULTIPLE_AUTHORIZATION = rejection(
-  'invalid_request',
-  'More than one Authorization header was sent: send exactly one.',
-  { bearerError: 'invalid_request', reason: 'multiple_authorization' },
-);
+const MULTIPLE_AUTHORIZATION = rejection('invalid_request', 'More than one Authorization header was sent: send exactly one.', {
+  bearerError: 'invalid_request',
+  reason: 'multiple_authorization',
+});
 const MULTIPLE_API_KEY = rejection('invalid_request', 'More than one api-key header was sent: send exactly one.', {
   bearerError: 'invalid_request',
   reason: 'multiple_api_key',
@@ -35,11 +33,10 @@ const TOKEN_IN_QUERY = rejection(
   'A credential was sent both in a header and in the access_token query parameter: send it only in the Authorization header.',
   { bearerError: 'invalid_request', reason: 'token_in_query' },
 );
-const AMBIGUOUS = rejection(
-  'ambiguous_auth',
-  'Both an Authorization header and an api-key header were sent: send only one of them.',
-  { bearerError: 'invalid_request', reason: 'ambiguous' },
-);
+const AMBIGUOUS = rejection('ambiguous_auth', 'Both an Authorization header and an api-key header were sent: send only one of them.', {
+  bearerError: 'invalid_request',
+  reason: 'ambiguous',
+});
 const MISSING = rejection(
   'missing_credentials',
   'No credentials: send Authorization: Bearer <Entra ID access token> (for example from az account get-access-token) or an api-key header.',
@@ -50,11 +47,10 @@ const NOT_BEARER = rejection(
   'The Authorization header must be exactly: Bearer <token> (one space, no other scheme such as Basic).',
   { bearerError: 'invalid_token', reason: 'malformed_authorization' },
 );
-const OVERSIZED = rejection(
-  'invalid_token',
-  `The bearer token is longer than ${MAX_CREDENTIAL_CHARS} characters: send an Entra ID access token.`,
-  { bearerError: 'invalid_token', reason: 'oversized' },
-);
+const OVERSIZED = rejection('invalid_token', `The bearer token is longer than ${MAX_CREDENTIAL_CHARS} characters: send an Entra ID access token.`, {
+  bearerError: 'invalid_token',
+  reason: 'oversized',
+});
 const EMPTY_API_KEY = rejection('invalid_api_key', 'The api-key header is empty or too long: send a configured API key.', {
   reason: 'malformed',
 });

@@ -158,9 +158,7 @@ export class SigningKeys implements SigningKeySource {
   readiness(): string | null {
     const missing = [...this.tenants.values()].filter((t) => t.keys === undefined);
     if (missing.length === 0) return null;
-    return missing
-      .map((t) => `signing keys for tenant ${t.tenantId} not loaded yet${t.lastError ? ` (last error: ${t.lastError})` : ''}`)
-      .join('; ');
+    return missing.map((t) => `signing keys for tenant ${t.tenantId} not loaded yet${t.lastError ? ` (last error: ${t.lastError})` : ''}`).join('; ');
   }
 
   /** Called after a key set replaced another and some `kid`s disappeared or now name other key material. */
@@ -301,7 +299,8 @@ export class SigningKeys implements SigningKeySource {
     }
     const { statusCode, headers, body } = response;
     try {
-      if (statusCode !== 200) throw new KeyFetchError(`${url} answered HTTP ${statusCode}${statusCode >= 300 && statusCode < 400 ? ' (redirects are not followed)' : ''}`);
+      if (statusCode !== 200)
+        throw new KeyFetchError(`${url} answered HTTP ${statusCode}${statusCode >= 300 && statusCode < 400 ? ' (redirects are not followed)' : ''}`);
       const declared = Number(headers['content-length']);
       if (declared > this.maxBodyBytes) throw new KeyFetchError(`${url} sent more than ${this.maxBodyBytes} bytes`);
       const chunks: Buffer[] = [];

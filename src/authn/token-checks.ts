@@ -149,11 +149,17 @@ const checkHeader: TokenCheck = {
   run(jws) {
     const { alg, kid } = jws.header;
     if (alg !== 'RS256') {
-      return fail('unsupported_alg', `The token is signed with ${alg === undefined ? 'no algorithm' : echo(alg)}: only RS256 tokens issued by Entra ID are accepted.`);
+      return fail(
+        'unsupported_alg',
+        `The token is signed with ${alg === undefined ? 'no algorithm' : echo(alg)}: only RS256 tokens issued by Entra ID are accepted.`,
+      );
     }
     for (const name of FORBIDDEN_HEADER_PARAMETERS) {
       if (Object.hasOwn(jws.header, name)) {
-        return fail('forbidden_header', `The token header carries ${name}, which foundry-auth never follows or trusts (Entra ID access tokens do not use it).`);
+        return fail(
+          'forbidden_header',
+          `The token header carries ${name}, which foundry-auth never follows or trusts (Entra ID access tokens do not use it).`,
+        );
       }
     }
     if (typeof kid !== 'string' || !KID.test(kid)) {
@@ -169,7 +175,8 @@ const checkTenant: TokenCheck = {
   rule: (policy) => `tid is a GUID in the allowed tenants (${[...policy.allowedTenants].join(', ')})`,
   run(jws, policy) {
     const tid = tenantOf(jws.payload);
-    if (tid === undefined) return fail('invalid_claim', 'The token has no tid (tenant ID) claim that is a GUID: send an access token issued by Entra ID.');
+    if (tid === undefined)
+      return fail('invalid_claim', 'The token has no tid (tenant ID) claim that is a GUID: send an access token issued by Entra ID.');
     if (!policy.allowedTenants.has(tid)) {
       const allowed = [...policy.allowedTenants];
       return fail(
@@ -219,7 +226,10 @@ const checkIssuer: TokenCheck = {
 
 /** Well-known resources a token is often mistakenly requested for (`az account get-access-token` without `--resource`). */
 const KNOWN_RESOURCES: ReadonlyArray<readonly [RegExp, string]> = [
-  [/^(https:\/\/graph\.microsoft\.com\/?|00000003-0000-0000-c000-000000000000|https:\/\/graph\.windows\.net\/?|00000002-0000-0000-c000-000000000000)$/i, 'Microsoft Graph'],
+  [
+    /^(https:\/\/graph\.microsoft\.com\/?|00000003-0000-0000-c000-000000000000|https:\/\/graph\.windows\.net\/?|00000002-0000-0000-c000-000000000000)$/i,
+    'Microsoft Graph',
+  ],
   [/^(https:\/\/management\.(core\.windows\.net|azure\.com)\/?|797f4846-ba00-4fd7-ba43-dac1f8f63013)$/i, 'Azure Resource Manager'],
 ];
 
@@ -249,7 +259,11 @@ const checkAudience: TokenCheck = {
       `The token is for another resource (${named === undefined ? '' : `${named}, `}aud ${given}): request a token for api://${policy.clientId}, for example az account get-access-token --resource api://${policy.clientId}.`,
     );
   },
-  passed: (jws, policy) => `aud ${(audiencesOf(jws.payload.aud) ?? []).filter((a) => policy.audiences.has(a)).map(echo).join(', ')}`,
+  passed: (jws, policy) =>
+    `aud ${(audiencesOf(jws.payload.aud) ?? [])
+      .filter((a) => policy.audiences.has(a))
+      .map(echo)
+      .join(', ')}`,
 };
 
 const checkExpiry: TokenCheck = {
@@ -312,7 +326,10 @@ const checkSubject: TokenCheck = {
   run(jws) {
     const oid = jws.payload.oid;
     if (typeof oid !== 'string' || !GUID.test(oid)) {
-      return fail('invalid_claim', 'The token has no oid (object ID) claim that is a GUID: send an Entra ID access token for a user, service principal or managed identity.');
+      return fail(
+        'invalid_claim',
+        'The token has no oid (object ID) claim that is a GUID: send an Entra ID access token for a user, service principal or managed identity.',
+      );
     }
     return undefined;
   },
@@ -341,12 +358,16 @@ const checkClaimTypes: TokenCheck = {
 
 const checkPermission: TokenCheck = {
   name: 'permission',
-  rule: (policy) => `a user token carries scope ${policy.requiredScope} in scp; an app-only token carries app role ${policy.requiredAppRole} in roles`,
+  rule: (policy) =>
+    `a user token carries scope ${policy.requiredScope} in scp; an app-only token carries app role ${policy.requiredAppRole} in roles`,
   dependsOn: 'claim_types',
   run(jws, policy) {
     const { scp, idtyp, roles } = jws.payload;
     if (scp !== undefined && idtyp === 'app') {
-      return fail('ambiguous_token_type', 'The token carries delegated scopes (scp) but says it is an app-only token (idtyp app): send an access token issued by Entra ID.');
+      return fail(
+        'ambiguous_token_type',
+        'The token carries delegated scopes (scp) but says it is an app-only token (idtyp app): send an access token issued by Entra ID.',
+      );
     }
     if (isDelegated(jws.payload)) {
       if (typeof scp === 'string' && scp.split(' ').includes(policy.requiredScope)) return undefined;
@@ -392,7 +413,8 @@ export function decodeToken(token: string): CompactJws | TokenFailure {
     return fail('oversized', `The bearer token is longer than ${MAX_CREDENTIAL_CHARS} characters: send an Entra ID access token.`);
   }
   const decoded = decodeCompactJws(token);
-  if (!decoded.ok) return fail('malformed', `The bearer token is not a well-formed JWT (${decoded.detail}): send an access token issued by Entra ID.`);
+  if (!decoded.ok)
+    return fail('malformed', `The bearer token is not a well-formed JWT (${decoded.detail}): send an access token issued by Entra ID.`);
   return decoded.jws;
 }
 
@@ -411,21 +433,31 @@ export function checkSigningKey(lookup: KeyLookup, jws: CompactJws, policy: Toke
       const issuer = lookup.key.issuer;
       // Storm-0558: a key published with an issuer signs for that issuer only.
       if (issuer !== undefined && issuer.replaceAll('{tenantid}', tid) !== jws.payload.iss) {
-        return rejected('key_issuer_mismatch', 'The token signing key is restricted to another issuer than the token iss: send an access token issued by Entra ID for this tenant.');
+        return rejected(
+          'key_issuer_mismatch',
+          'The token signing key is restricted to another issuer than the token iss: send an access token issued by Entra ID for this tenant.',
+        );
       }
       return { kind: 'key', key: lookup.key };
     }
     case 'unknown':
-      return rejected('unknown_kid', `The token is signed with a key (kid) that tenant ${tid} does not publish: get a new token from ${policy.authority}.`);
+      return rejected(
+        'unknown_kid',
+        `The token is signed with a key (kid) that tenant ${tid} does not publish: get a new token from ${policy.authority}.`,
+      );
     case 'unusable':
       return rejected('unusable_key', `The token names a signing key that may not verify RS256 access tokens (${lookup.detail}).`);
     case 'unavailable':
       return {
         kind: 'unavailable',
-        rejection: rejection('identity_provider_unavailable', `The signing keys of tenant ${tid} could not be loaded from ${policy.authority} yet: retry later.`, {
-          retryAfterSeconds: lookup.retryAfterSeconds,
-          reason: 'keys_unavailable',
-        }),
+        rejection: rejection(
+          'identity_provider_unavailable',
+          `The signing keys of tenant ${tid} could not be loaded from ${policy.authority} yet: retry later.`,
+          {
+            retryAfterSeconds: lookup.retryAfterSeconds,
+            reason: 'keys_unavailable',
+          },
+        ),
       };
   }
 }

@@ -113,7 +113,10 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
     const [assignments, scopeDenies] = await Promise.all([client.listRoleAssignments(scope, oid), denies.at(scope)]);
     const kept = assignments.filter((a) => {
       if (scopeCovers(a.scope, scope)) return true;
-      log.warn({ assignment: a.id, assignmentScope: a.scope, scope }, 'ARM returned a role assignment that is not at or above the cluster scope; ignored');
+      log.warn(
+        { assignment: a.id, assignmentScope: a.scope, scope },
+        'ARM returned a role assignment that is not at or above the cluster scope; ignored',
+      );
       return false;
     });
     if (scopeDenies === 'unreadable') metrics.armDenyAssignmentsUnreadable.inc();
@@ -151,7 +154,12 @@ export function createArmSource(opts: ArmSourceOptions): ArmAccessSource {
     tokens,
     async lookup(principal: Principal, scope: string): Promise<AccessSnapshot> {
       if (principal.type === 'api-key' || !GUID.test(principal.oid)) {
-        throw failures.record(new AccessSourceError('source_unavailable', 'Azure RBAC needs an Entra object ID; this principal has none (API keys are not looked up in ARM)'));
+        throw failures.record(
+          new AccessSourceError(
+            'source_unavailable',
+            'Azure RBAC needs an Entra object ID; this principal has none (API keys are not looked up in ARM)',
+          ),
+        );
       }
       try {
         return await snapshot(principal.oid.toLowerCase(), scope);
@@ -326,12 +334,23 @@ export function toSourceError(err: unknown, ctx: FailureContext): AccessSourceEr
     case 'timeout':
       return make('arm_timeout', `check the network path to ${ctx.endpoint}, or raise --rbac-timeout (now ${ctx.timeoutMs} ms)`);
     case 'server_error':
-      return make('arm_server_error', 'this is an Azure-side error; the next request retries (quote the correlation id to Azure support if it persists)', retryAfter);
+      return make(
+        'arm_server_error',
+        'this is an Azure-side error; the next request retries (quote the correlation id to Azure support if it persists)',
+        retryAfter,
+      );
     case 'throttled':
-      return make('arm_throttled', `ARM throttles reads per identity; ARM calls resume in ${retryAfter ?? 0} s. To make fewer calls raise --rbac-allow-ttl and --rbac-deny-ttl`, retryAfter);
+      return make(
+        'arm_throttled',
+        `ARM throttles reads per identity; ARM calls resume in ${retryAfter ?? 0} s. To make fewer calls raise --rbac-allow-ttl and --rbac-deny-ttl`,
+        retryAfter,
+      );
     case 'bad_response':
     case 'client_error':
-      return make('arm_bad_response', `check that --arm-endpoint (${ctx.endpoint}) is Azure Resource Manager and --rbac-scope (${ctx.scope}) is the connected cluster's resource ID`);
+      return make(
+        'arm_bad_response',
+        `check that --arm-endpoint (${ctx.endpoint}) is Azure Resource Manager and --rbac-scope (${ctx.scope}) is the connected cluster's resource ID`,
+      );
     case 'refused':
       return err.details.status === 401
         ? new AccessSourceError(
@@ -385,7 +404,12 @@ class FailureLog {
     }
     this.last.set(err.reason, { atMs: now, suppressed: 0 });
     this.log.warn(
-      { reason: err.reason, ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}), suppressedSinceLast: seen?.suppressed ?? 0, error: err.message },
+      {
+        reason: err.reason,
+        ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+        suppressedSinceLast: seen?.suppressed ?? 0,
+        error: err.message,
+      },
       'RBAC check unavailable',
     );
     return err;

@@ -97,7 +97,13 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
   function decided(principal: Principal, route: RouteMatch, evaluation: Evaluation, expiresAt: number, outcome: 'hit' | 'miss' | 'stale'): Decision {
     warnIgnoredConditions(principal, route, evaluation);
     if (evaluation.allowed) return count({ kind: 'allow', source: kind, cache: outcome, role: evaluation.role, expiresAt }, outcome);
-    const message = denialMessage(principal, route, scope, evaluation, kind === 'static' ? { kind: 'static' } : { kind: 'arm', grantArgs: deps.grantArgs ?? [] });
+    const message = denialMessage(
+      principal,
+      route,
+      scope,
+      evaluation,
+      kind === 'static' ? { kind: 'static' } : { kind: 'arm', grantArgs: deps.grantArgs ?? [] },
+    );
     return count({ kind: 'deny', source: kind, cache: outcome, reason: evaluation.reason, message, expiresAt }, outcome);
   }
 

@@ -38,7 +38,12 @@ export interface SharedTier {
   /** The principal's key in the shared tier, which flushes announce. */
   keyOf(tid: string, oid: string): string;
   /** The shared result when `usable` accepts it, otherwise one read (`read`) across replicas. */
-  load(tid: string, oid: string, usable: (entry: SharedLookup) => boolean, read: () => Promise<AccessSnapshot>): Promise<{ readonly entry: SharedLookup }>;
+  load(
+    tid: string,
+    oid: string,
+    usable: (entry: SharedLookup) => boolean,
+    read: () => Promise<AccessSnapshot>,
+  ): Promise<{ readonly entry: SharedLookup }>;
 }
 
 /** An evaluation of one action from one snapshot, and when it stops being fresh (clock ms: the lookup's start + its TTL). */
@@ -122,7 +127,8 @@ export class AccessCache {
       if (previous !== undefined) {
         const usableUntil = previous.expiresAt + this.opts.staleIfErrorMs;
         // A stale decision is already past its freshness: it is good for this request only.
-        if (this.opts.clock.now() < usableUntil) return { kind: 'evaluated', evaluation: previous.evaluation, expiresAt: previous.expiresAt, cache: 'stale' };
+        if (this.opts.clock.now() < usableUntil)
+          return { kind: 'evaluated', evaluation: previous.evaluation, expiresAt: previous.expiresAt, cache: 'stale' };
       }
       return { kind: 'unavailable', error, stale: cached !== undefined };
     }
@@ -145,7 +151,8 @@ export class AccessCache {
   dropShared(sharedKeys: readonly string[]): void {
     this.generation++;
     const flushed = new Set(sharedKeys);
-    for (const [key, entry] of [...this.entries.entries()]) if (entry.sharedKey !== undefined && flushed.has(entry.sharedKey)) this.entries.delete(key);
+    for (const [key, entry] of [...this.entries.entries()])
+      if (entry.sharedKey !== undefined && flushed.has(entry.sharedKey)) this.entries.delete(key);
   }
 
   private ttlOf(evaluation: Evaluation): number {

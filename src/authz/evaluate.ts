@@ -41,9 +41,7 @@ const NONE: readonly EffectiveAssignment[] = [];
 /** True when some permission block grants the route's action on its plane (data actions vs actions). */
 export function blocksGrant(blocks: readonly PermissionBlock[], route: RouteMatch): boolean {
   for (const b of blocks) {
-    const granted = route.dataAction
-      ? grantedBy(b.dataActions, b.notDataActions, route.action)
-      : grantedBy(b.actions, b.notActions, route.action);
+    const granted = route.dataAction ? grantedBy(b.dataActions, b.notDataActions, route.action) : grantedBy(b.actions, b.notActions, route.action);
     if (granted) return true;
   }
   return false;
@@ -55,7 +53,10 @@ export function blocksGrant(blocks: readonly PermissionBlock[], route: RouteMatc
  * and Cognitive Services OpenAI User is data plane only (its `Microsoft.CognitiveServices/*\/read`
  * does not open the Foundry Local control plane). Both are matched by role ID, never by name.
  */
-export function roleGrants(role: { readonly roleDefinitionId: string; readonly permissions: readonly PermissionBlock[] }, route: RouteMatch): boolean {
+export function roleGrants(
+  role: { readonly roleDefinitionId: string; readonly permissions: readonly PermissionBlock[] },
+  route: RouteMatch,
+): boolean {
   if (!route.dataAction && role.roleDefinitionId.toLowerCase() === ROLE_IDS.openAiUser) return false;
   if (blocksGrant(role.permissions, route)) return true;
   return (

@@ -62,7 +62,13 @@ function assignOneOf(route: RouteMatch): string {
  * The 403 message: names the principal's object ID and type, the required action, the scope, the
  * built-in roles that would grant it, and how to fix it. Never contains a credential.
  */
-export function denialMessage(principal: Principal, route: RouteMatch, scope: string, evaluation: Evaluation & { allowed: false }, hint: FixHint): string {
+export function denialMessage(
+  principal: Principal,
+  route: RouteMatch,
+  scope: string,
+  evaluation: Evaluation & { allowed: false },
+  hint: FixHint,
+): string {
   const who = `principal ${principal.oid} (${principal.type})`;
   const kind = route.dataAction ? 'data action' : 'action';
   const fix = howToFix(principal, route, scope, hint);

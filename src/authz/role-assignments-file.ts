@@ -36,9 +36,9 @@ import type { EffectiveAssignment, EffectiveDenyAssignment } from './source.js';
  */
 
 const guid = z.guid({ error: 'must be a GUID (an Entra object ID)' });
-const scopeText = z
-  .string()
-  .refine(isAssignableScope, { error: 'must be an ARM scope: /, /providers/Microsoft.Management/managementGroups/<id>, or /subscriptions/<guid>[/<type>/<name>...]' });
+const scopeText = z.string().refine(isAssignableScope, {
+  error: 'must be an ARM scope: /, /providers/Microsoft.Management/managementGroups/<id>, or /subscriptions/<guid>[/<type>/<name>...]',
+});
 const actionList = z.array(z.string().min(1, { error: 'must not be empty' })).default([]);
 const permissionBlock = z.strictObject({ actions: actionList, notActions: actionList, dataActions: actionList, notDataActions: actionList });
 const permissions = z.array(permissionBlock).min(1, { error: 'needs at least one permission block' });
@@ -46,7 +46,9 @@ const permissions = z.array(permissionBlock).min(1, { error: 'needs at least one
 const fileSchema = z.strictObject({
   scope: z
     .string()
-    .refine(isArmResourceId, { error: 'must be the ARM resource ID of the connected cluster (/subscriptions/<guid>/resourceGroups/<rg>/providers/...)' })
+    .refine(isArmResourceId, {
+      error: 'must be the ARM resource ID of the connected cluster (/subscriptions/<guid>/resourceGroups/<rg>/providers/...)',
+    })
     .optional(),
   roleDefinitions: z
     .array(
@@ -111,7 +113,12 @@ export interface StaticModel {
   readonly assignments: ReadonlyMap<string, readonly EffectiveAssignment[]>;
   /** Groups that directly contain a member (lower-case IDs). */
   readonly memberOf: ReadonlyMap<string, readonly string[]>;
-  readonly denies: readonly { readonly deny: EffectiveDenyAssignment; readonly everyone: boolean; readonly principals: ReadonlySet<string>; readonly exclude: ReadonlySet<string> }[];
+  readonly denies: readonly {
+    readonly deny: EffectiveDenyAssignment;
+    readonly everyone: boolean;
+    readonly principals: ReadonlySet<string>;
+    readonly exclude: ReadonlySet<string>;
+  }[];
   readonly counts: { readonly roleAssignments: number; readonly groups: number; readonly roleDefinitions: number; readonly denyAssignments: number };
 }
 
@@ -198,7 +205,10 @@ function buildModel(content: FileContent, problems: Problems, clusterScope: stri
     const id = def.id.toLowerCase();
     const builtIn = builtInRoleById(id) ?? builtInRoleByName(def.roleName);
     if (builtIn !== undefined) {
-      problems.add(['roleDefinitions', i], `collides with the built-in role "${builtIn.roleName}" (${builtIn.id}); give the custom role its own GUID and name`);
+      problems.add(
+        ['roleDefinitions', i],
+        `collides with the built-in role "${builtIn.roleName}" (${builtIn.id}); give the custom role its own GUID and name`,
+      );
       return;
     }
     if (customById.has(id)) problems.add(['roleDefinitions', i, 'id'], `duplicate role definition ID ${id}`);

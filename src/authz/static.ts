@@ -156,7 +156,8 @@ export class StaticAccessSource implements AccessSource {
       current = await stat(this.opts.file);
     } catch (err) {
       const why = describeIoError(err);
-      if (why !== this.lastStatError) this.opts.log.warn({ file: this.opts.file, error: why }, 'role assignments file unreadable; keeping the last good one');
+      if (why !== this.lastStatError)
+        this.opts.log.warn({ file: this.opts.file, error: why }, 'role assignments file unreadable; keeping the last good one');
       this.lastStatError = why;
       return;
     }

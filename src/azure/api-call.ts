@@ -111,7 +111,13 @@ export interface AzurePage<T> {
  * URL's origin, so the caller's bearer token never leaves it; a relative link is resolved against
  * the page that named it.
  */
-export async function listAzurePages<T>(conn: AzureApiConnection, operation: string, firstUrl: string, linkName: string, readPage: (body: unknown) => AzurePage<T>): Promise<T[]> {
+export async function listAzurePages<T>(
+  conn: AzureApiConnection,
+  operation: string,
+  firstUrl: string,
+  linkName: string,
+  readPage: (body: unknown) => AzurePage<T>,
+): Promise<T[]> {
   const origin = new URL(firstUrl).origin;
   const refuse = (detail: string): AzureApiError => new AzureApiError(conn.api, operation, { kind: 'bad_response', detail });
   const items: T[] = [];

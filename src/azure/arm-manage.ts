@@ -52,7 +52,13 @@ export class ArmManagementClient {
 
   /** The Arc connected cluster; null when ARM says it does not exist. */
   async connectedCluster(clusterId: string): Promise<ConnectedCluster | null> {
-    const body = await this.send('arm.connected_cluster.read', 'GET', `${this.base}${scopePath(clusterId)}?api-version=${CONNECTED_CLUSTER_API_VERSION}`, undefined, { notFound: true });
+    const body = await this.send(
+      'arm.connected_cluster.read',
+      'GET',
+      `${this.base}${scopePath(clusterId)}?api-version=${CONNECTED_CLUSTER_API_VERSION}`,
+      undefined,
+      { notFound: true },
+    );
     if (body === null) return null;
     const parsed = connectedClusterSchema.safeParse(body);
     if (!parsed.success) throw badShape('arm.connected_cluster.read', 'connected cluster');
@@ -79,14 +85,20 @@ export class ArmManagementClient {
   /** The principal's assignment of exactly this role at exactly this scope, if any. */
   async roleAssignmentAt(scope: string, principalId: string, roleGuid: string): Promise<RoleAssignment | undefined> {
     const all = await this.roleAssignmentsOf(scope, principalId);
-    return all.find((a) => a.roleDefinitionGuid === roleGuid.toLowerCase() && sameScope(a.scope, scope) && a.principalId === principalId.toLowerCase());
+    return all.find(
+      (a) => a.roleDefinitionGuid === roleGuid.toLowerCase() && sameScope(a.scope, scope) && a.principalId === principalId.toLowerCase(),
+    );
   }
 
   /**
    * PUT a role assignment named `name` (a GUID); `exists` when ARM answers 409 RoleAssignmentExists
    * (the same role for the same principal at the same scope under another name).
    */
-  async createRoleAssignment(scope: string, name: string, assignment: { roleGuid: string; principalId: string; principalType: PrincipalType }): Promise<'created' | 'exists'> {
+  async createRoleAssignment(
+    scope: string,
+    name: string,
+    assignment: { roleGuid: string; principalId: string; principalType: PrincipalType },
+  ): Promise<'created' | 'exists'> {
     const subscription = /^\/subscriptions\/[^/]+/i.exec(scope)?.[0] ?? '';
     const body = {
       properties: {
@@ -96,7 +108,12 @@ export class ArmManagementClient {
       },
     };
     try {
-      await this.send('arm.role_assignments.write', 'PUT', `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments/${guid(name)}?api-version=${ARM_API_VERSION}`, body);
+      await this.send(
+        'arm.role_assignments.write',
+        'PUT',
+        `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments/${guid(name)}?api-version=${ARM_API_VERSION}`,
+        body,
+      );
       return 'created';
     } catch (err) {
       if (err instanceof AzureApiError && err.status === 409 && err.code === 'RoleAssignmentExists') return 'exists';
@@ -106,7 +123,9 @@ export class ArmManagementClient {
 
   /** DELETE a role assignment by its full ID; gone already is fine. */
   async deleteRoleAssignment(assignmentId: string): Promise<void> {
-    await this.send('arm.role_assignments.write', 'DELETE', `${this.base}${scopePath(assignmentId)}?api-version=${ARM_API_VERSION}`, undefined, { notFound: true });
+    await this.send('arm.role_assignments.write', 'DELETE', `${this.base}${scopePath(assignmentId)}?api-version=${ARM_API_VERSION}`, undefined, {
+      notFound: true,
+    });
   }
 
   private send(operation: string, method: 'GET' | 'PUT' | 'DELETE', url: string, body?: unknown, opts: { notFound?: true } = {}): Promise<unknown> {

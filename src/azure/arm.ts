@@ -300,18 +300,30 @@ export class ArmClient {
   private async fetchRoleDefinition(scope: string, key: string): Promise<RoleDefinition | null> {
     let body: unknown;
     try {
-      body = await this.get('role_definition', `${this.base}${scopePath(scope, 'role_definition')}/providers/Microsoft.Authorization/roleDefinitions/${key}?api-version=${ARM_API_VERSION}`);
+      body = await this.get(
+        'role_definition',
+        `${this.base}${scopePath(scope, 'role_definition')}/providers/Microsoft.Authorization/roleDefinitions/${key}?api-version=${ARM_API_VERSION}`,
+      );
     } catch (err) {
       if (err instanceof ArmError && err.details.status === 404) {
-        this.opts.log?.warn({ roleDefinition: key, scope }, 'ARM has no role definition with this ID at the cluster scope (deleted custom role?); assignments of it grant nothing');
+        this.opts.log?.warn(
+          { roleDefinition: key, scope },
+          'ARM has no role definition with this ID at the cluster scope (deleted custom role?); assignments of it grant nothing',
+        );
         return null;
       }
       throw err;
     }
     const parsed = roleDefinitionSchema.safeParse(body);
-    if (!parsed.success) throw new ArmError('bad_response', 'role_definition', `ARM answered with a role definition of an unexpected shape (${issueSummary(parsed.error)})`);
+    if (!parsed.success)
+      throw new ArmError(
+        'bad_response',
+        'role_definition',
+        `ARM answered with a role definition of an unexpected shape (${issueSummary(parsed.error)})`,
+      );
     const d = parsed.data;
-    if (d.name.toLowerCase() !== key) throw new ArmError('bad_response', 'role_definition', `ARM answered with role definition ${d.name.slice(0, 60)} when asked for ${key}`);
+    if (d.name.toLowerCase() !== key)
+      throw new ArmError('bad_response', 'role_definition', `ARM answered with role definition ${d.name.slice(0, 60)} when asked for ${key}`);
     const value: RoleDefinition = {
       id: d.id,
       guid: key,
@@ -324,15 +336,25 @@ export class ArmClient {
     return value;
   }
 
-  private async listPages<T>(operation: ArmOperation, firstUrl: string, pageSchema: z.ZodType<{ value: T[]; nextLink?: string | null | undefined }>): Promise<T[]> {
+  private async listPages<T>(
+    operation: ArmOperation,
+    firstUrl: string,
+    pageSchema: z.ZodType<{ value: T[]; nextLink?: string | null | undefined }>,
+  ): Promise<T[]> {
     const items: T[] = [];
     const seen = new Set<string>();
     let next: string | undefined = firstUrl;
     while (next !== undefined) {
-      if (seen.size >= MAX_PAGES || seen.has(next)) throw new ArmError('bad_response', operation, `ARM's nextLink chain did not end after ${seen.size} pages`);
+      if (seen.size >= MAX_PAGES || seen.has(next))
+        throw new ArmError('bad_response', operation, `ARM's nextLink chain did not end after ${seen.size} pages`);
       seen.add(next);
       const parsed = pageSchema.safeParse(await this.get(operation, next));
-      if (!parsed.success) throw new ArmError('bad_response', operation, `ARM answered with a ${operation.replace('_', ' ')} page of an unexpected shape (${issueSummary(parsed.error)})`);
+      if (!parsed.success)
+        throw new ArmError(
+          'bad_response',
+          operation,
+          `ARM answered with a ${operation.replace('_', ' ')} page of an unexpected shape (${issueSummary(parsed.error)})`,
+        );
       items.push(...parsed.data.value);
       next = parsed.data.nextLink ?? undefined;
       if (next !== undefined) next = this.sameOrigin(operation, next);
@@ -342,14 +364,16 @@ export class ArmClient {
 
   /** Follows a `nextLink` only on the ARM endpoint's own origin: the bearer token must never leave it. */
   private sameOrigin(operation: ArmOperation, link: string): string {
-    if (/[\s\\\x00-\x1f\x7f]/.test(link)) throw new ArmError('bad_response', operation, 'ARM answered with a nextLink that contains characters a URL cannot');
+    if (/[\s\\\x00-\x1f\x7f]/.test(link))
+      throw new ArmError('bad_response', operation, 'ARM answered with a nextLink that contains characters a URL cannot');
     let url: URL;
     try {
       url = new URL(link, this.base);
     } catch {
       throw new ArmError('bad_response', operation, 'ARM answered with a nextLink that is not a URL');
     }
-    if (url.origin !== this.origin) throw new ArmError('bad_response', operation, `ARM answered with a nextLink on another origin (${url.origin}); refused`);
+    if (url.origin !== this.origin)
+      throw new ArmError('bad_response', operation, `ARM answered with a nextLink on another origin (${url.origin}); refused`);
     // Sent as ARM wrote it; a relative link is resolved against the endpoint.
     return /^https?:\/\//i.test(link) ? link : url.href;
   }
@@ -357,7 +381,8 @@ export class ArmClient {
   /** One authenticated GET, subject to the global back-off; metrics and failures classified. */
   private async get(operation: ArmOperation, url: string): Promise<unknown> {
     const wait = this.throttledForSeconds();
-    if (wait > 0) throw new ArmError('throttled', operation, `ARM asked the sidecar to back off (429); ${wait} s left`, { status: 429, retryAfterSeconds: wait });
+    if (wait > 0)
+      throw new ArmError('throttled', operation, `ARM asked the sidecar to back off (429); ${wait} s left`, { status: 429, retryAfterSeconds: wait });
     if (operation === 'role_assignments' && this.opts.budget !== undefined) await this.takeBudget(operation, this.opts.budget);
     let token: string;
     try {
@@ -380,7 +405,8 @@ export class ArmClient {
       this.count(operation, 'ok', started);
       const remaining = headerValue(reply.headers, 'x-ms-ratelimit-remaining-subscription-reads');
       if (remaining !== undefined && Number.isFinite(Number(remaining))) this.opts.metrics?.armRemainingReads.set(Number(remaining));
-      if (remaining !== undefined) this.opts.log?.debug({ operation, remainingSubscriptionReads: remaining, correlationId: reply.correlationId }, 'ARM read quota');
+      if (remaining !== undefined)
+        this.opts.log?.debug({ operation, remainingSubscriptionReads: remaining, correlationId: reply.correlationId }, 'ARM read quota');
       return reply.body;
     } catch (err) {
       if (!(err instanceof HttpCallError)) throw err;
@@ -394,9 +420,14 @@ export class ArmClient {
     const grant = await budget.take(this.clock.now() + this.opts.timeoutMs);
     if (grant.kind === 'granted') return;
     if (grant.kind === 'paused') {
-      throw new ArmError('throttled', operation, `ARM asked the sidecar to back off (429); ${grant.retryAfterSeconds} s left`, { status: 429, retryAfterSeconds: grant.retryAfterSeconds });
+      throw new ArmError('throttled', operation, `ARM asked the sidecar to back off (429); ${grant.retryAfterSeconds} s left`, {
+        status: 429,
+        retryAfterSeconds: grant.retryAfterSeconds,
+      });
     }
-    throw new ArmError('budget_spent', operation, `the ARM read budget (--arm-read-rate) stayed spent for ${this.opts.timeoutMs} ms`, { retryAfterSeconds: grant.retryAfterSeconds });
+    throw new ArmError('budget_spent', operation, `the ARM read budget (--arm-read-rate) stayed spent for ${this.opts.timeoutMs} ms`, {
+      retryAfterSeconds: grant.retryAfterSeconds,
+    });
   }
 
   private armError(operation: ArmOperation, f: HttpFailure, correlationId: string): ArmError {

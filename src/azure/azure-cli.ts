@@ -30,14 +30,26 @@ export function azureCliSource(opts: {
 }): TokenSource {
   const description = opts.description ?? 'Azure CLI (az account get-access-token)';
   const fix = opts.fix ?? 'run `az login` as the user the sidecar runs as (and `az account set` for the right tenant), or choose another --identity';
-  const args = ['account', 'get-access-token', '--resource', opts.resource, ...(opts.tenant !== undefined ? ['--tenant', opts.tenant] : []), '-o', 'json'];
+  const args = [
+    'account',
+    'get-access-token',
+    '--resource',
+    opts.resource,
+    ...(opts.tenant !== undefined ? ['--tenant', opts.tenant] : []),
+    '-o',
+    'json',
+  ];
   return {
     description,
     fix,
     async fetch(): Promise<AccessToken> {
       const { code, stdout, stderr } = await run(opts.azPath, args, opts.timeoutMs, opts.env, description, fix);
       if (code !== 0) {
-        const reason = stderr.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('WARNING')) ?? `exit code ${code}`;
+        const reason =
+          stderr
+            .split(/\r?\n/)
+            .map((l) => l.trim())
+            .find((l) => l !== '' && !l.startsWith('WARNING')) ?? `exit code ${code}`;
         throw new IdentityError(`${description} failed: ${reason.slice(0, 300)}`, fix);
       }
       let json: unknown;
@@ -49,7 +61,8 @@ export function azureCliSource(opts: {
       const parsed = cliTokenSchema.safeParse(json);
       if (!parsed.success) throw new IdentityError(`${description} printed JSON without accessToken`, fix, 'bad_response');
       const expiresOnMs = cliExpiry(parsed.data);
-      if (expiresOnMs === undefined || expiresOnMs <= opts.clock.now()) throw new IdentityError(`${description} printed a token without a future expiry`, fix, 'bad_response');
+      if (expiresOnMs === undefined || expiresOnMs <= opts.clock.now())
+        throw new IdentityError(`${description} printed a token without a future expiry`, fix, 'bad_response');
       return { token: checkTokenShape(parsed.data.accessToken, description, fix), expiresOnMs };
     },
   };
@@ -96,13 +109,17 @@ function run(
     });
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const what = e.code === 'ENOENT' ? `${file} was not found (install the Azure CLI or set FOUNDRY_AUTH_AZ_PATH)` : `${file} could not be started (${e.code ?? e.message})`;
+      const what =
+        e.code === 'ENOENT'
+          ? `${file} was not found (install the Azure CLI or set FOUNDRY_AUTH_AZ_PATH)`
+          : `${file} could not be started (${e.code ?? e.message})`;
       reject(new IdentityError(`${description}: ${what}`, fix, 'unreachable'));
     });
     child.on('close', (code) => {
       clearTimeout(timer);
       if (timedOut) return reject(new IdentityError(`${description} did not finish within ${timeoutMs} ms`, fix, 'timeout'));
-      if (outBytes > MAX_OUTPUT_BYTES) return reject(new IdentityError(`${description} printed more than ${MAX_OUTPUT_BYTES} bytes`, fix, 'bad_response'));
+      if (outBytes > MAX_OUTPUT_BYTES)
+        return reject(new IdentityError(`${description} printed more than ${MAX_OUTPUT_BYTES} bytes`, fix, 'bad_response'));
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
   });

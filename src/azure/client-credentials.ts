@@ -34,7 +34,8 @@ export function clientCredentialsSource(opts: {
   clock: Clock;
   log?: Logger | undefined;
 }): TokenSource {
-  if (!TENANT.test(opts.tenantId)) throw new IdentityConfigError(`AZURE_TENANT_ID must be a tenant ID (GUID) or domain (got "${opts.tenantId.slice(0, 100)}")`);
+  if (!TENANT.test(opts.tenantId))
+    throw new IdentityConfigError(`AZURE_TENANT_ID must be a tenant ID (GUID) or domain (got "${opts.tenantId.slice(0, 100)}")`);
   const url = new URL(`${opts.authorityHost}/${opts.tenantId}/oauth2/v2.0/token`);
   const who = `client ${opts.clientId}, tenant ${opts.tenantId}`;
   const description = opts.kind === 'workload-identity' ? `workload identity (${who})` : `client secret (${who})`;
@@ -82,9 +83,11 @@ export function clientCredentialsSource(opts: {
         fix,
       );
       const parsed = tokenResponseSchema.safeParse(body);
-      if (!parsed.success) throw new IdentityError(`${description}: the token endpoint answered without access_token/expires_in`, fix, 'bad_response');
+      if (!parsed.success)
+        throw new IdentityError(`${description}: the token endpoint answered without access_token/expires_in`, fix, 'bad_response');
       const expiresOnMs = expiryFrom({ expiresIn: parsed.data.expires_in }, opts.clock.now());
-      if (expiresOnMs === undefined) throw new IdentityError(`${description}: the token endpoint answered with an unusable expires_in`, fix, 'bad_response');
+      if (expiresOnMs === undefined)
+        throw new IdentityError(`${description}: the token endpoint answered with an unusable expires_in`, fix, 'bad_response');
       return { token: checkTokenShape(parsed.data.access_token, description, fix), expiresOnMs };
     },
   };

@@ -60,7 +60,11 @@ export function callerCredential(opts: CallerCredentialOptions): CallerCredentia
   };
 }
 
-function sourceFactory(opts: CallerCredentialOptions, env: Readonly<Record<string, string | undefined>>, clock: Clock): (resource: string) => TokenSource {
+function sourceFactory(
+  opts: CallerCredentialOptions,
+  env: Readonly<Record<string, string | undefined>>,
+  clock: Clock,
+): (resource: string) => TokenSource {
   const common = { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, clock };
   switch (opts.kind) {
     case 'azure-cli': {
@@ -82,7 +86,11 @@ function sourceFactory(opts: CallerCredentialOptions, env: Readonly<Record<strin
       const tenantId = opts.tenantId ?? nonEmpty(env['AZURE_TENANT_ID']);
       const secret = nonEmpty(env['AZURE_CLIENT_SECRET']);
       const tokenFile = nonEmpty(env['AZURE_FEDERATED_TOKEN_FILE']);
-      const missing = [clientId === undefined ? 'AZURE_CLIENT_ID' : '', tenantId === undefined ? 'AZURE_TENANT_ID (or --tenant-id)' : '', secret === undefined && tokenFile === undefined ? 'AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE' : ''].filter((m) => m !== '');
+      const missing = [
+        clientId === undefined ? 'AZURE_CLIENT_ID' : '',
+        tenantId === undefined ? 'AZURE_TENANT_ID (or --tenant-id)' : '',
+        secret === undefined && tokenFile === undefined ? 'AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE' : '',
+      ].filter((m) => m !== '');
       if (missing.length > 0) throw new IdentityConfigError(`--credential environment needs ${missing.join(', ')} (not set)`);
       const authority = opts.authority?.replace(/\/+$/, '') ?? authorityHost(env);
       return (resource) =>
@@ -102,7 +110,8 @@ function sourceFactory(opts: CallerCredentialOptions, env: Readonly<Record<strin
       const clientId = nonEmpty(env['AZURE_CLIENT_ID']);
       if (clientId !== undefined && !endpoint.searchParams.has('client_id')) endpoint.searchParams.set('client_id', clientId);
       const description = describe(opts, env);
-      const fix = 'run where a managed identity is available (Azure VM, Arc-enabled server or cluster), set AZURE_CLIENT_ID for a user-assigned identity, or pass --msi-endpoint';
+      const fix =
+        'run where a managed identity is available (Azure VM, Arc-enabled server or cluster), set AZURE_CLIENT_ID for a user-assigned identity, or pass --msi-endpoint';
       return (resource) => msiAdapterSource({ ...common, endpoint: endpoint.href, resource, description, fix });
     }
   }

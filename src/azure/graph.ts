@@ -155,7 +155,11 @@ export class GraphClient {
   }
 
   async servicePrincipalByAppId(appId: string): Promise<ServicePrincipal | null> {
-    const found = await this.list('graph.service_principals.read', `/servicePrincipals?$filter=${odataEq('appId', guid(appId))}`, servicePrincipalSchema);
+    const found = await this.list(
+      'graph.service_principals.read',
+      `/servicePrincipals?$filter=${odataEq('appId', guid(appId))}`,
+      servicePrincipalSchema,
+    );
     return found[0] ?? null;
   }
 
@@ -191,7 +195,13 @@ export class GraphClient {
   }
 
   async removeAppRoleAssignment(resourceSpId: string, assignmentId: string): Promise<void> {
-    await this.send('graph.app_role_assignments.write', 'DELETE', `/servicePrincipals/${guid(resourceSpId)}/appRoleAssignedTo/${encodeURIComponent(assignmentId)}`, undefined, { notFound: null });
+    await this.send(
+      'graph.app_role_assignments.write',
+      'DELETE',
+      `/servicePrincipals/${guid(resourceSpId)}/appRoleAssignedTo/${encodeURIComponent(assignmentId)}`,
+      undefined,
+      { notFound: null },
+    );
   }
 
   private list<T>(operation: string, path: string, schema: z.ZodType<T>): Promise<T[]> {
@@ -204,14 +214,23 @@ export class GraphClient {
 
   /** One authenticated call; `path` is relative to `/v1.0`. A 404 answers `notFound` when given. */
   private send(operation: string, method: Method, path: string, body?: unknown, opts: { notFound?: null } = {}): Promise<unknown> {
-    return callAzureApi(this.conn, { operation, method, url: `${this.base}${path}`, body, ...('notFound' in opts ? { notFound: { value: null } } : {}) });
+    return callAzureApi(this.conn, {
+      operation,
+      method,
+      url: `${this.base}${path}`,
+      body,
+      ...('notFound' in opts ? { notFound: { value: null } } : {}),
+    });
   }
 
   private parse<T>(operation: string, schema: z.ZodType<T>, body: unknown): T {
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new AzureApiError('graph', operation, { kind: 'bad_response', detail: `Graph answered with an unexpected shape (${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid'})` });
+      throw new AzureApiError('graph', operation, {
+        kind: 'bad_response',
+        detail: `Graph answered with an unexpected shape (${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid'})`,
+      });
     }
     return parsed.data;
   }
@@ -219,7 +238,15 @@ export class GraphClient {
 
 function principalOf(o: z.infer<typeof directoryObjectSchema>, known: DirectoryPrincipal['kind'] | undefined): DirectoryPrincipal | null {
   const type = o['@odata.type']?.toLowerCase();
-  const kind = known ?? (type === '#microsoft.graph.user' ? 'user' : type === '#microsoft.graph.group' ? 'group' : type === '#microsoft.graph.serviceprincipal' ? 'servicePrincipal' : undefined);
+  const kind =
+    known ??
+    (type === '#microsoft.graph.user'
+      ? 'user'
+      : type === '#microsoft.graph.group'
+        ? 'group'
+        : type === '#microsoft.graph.serviceprincipal'
+          ? 'servicePrincipal'
+          : undefined);
   if (kind === undefined) return null;
   return {
     kind,

@@ -118,7 +118,15 @@ export async function requestJson(call: JsonCall): Promise<JsonReply> {
       throw fail(transportFailure(err, call.timeoutMs));
     }
     call.log?.debug(
-      { operation: call.operation, method: call.method ?? 'GET', host, path: pathname, status: statusCode, ms: Math.round(performance.now() - startedMs), correlationId },
+      {
+        operation: call.operation,
+        method: call.method ?? 'GET',
+        host,
+        path: pathname,
+        status: statusCode,
+        ms: Math.round(performance.now() - startedMs),
+        correlationId,
+      },
       'azure call',
     );
     if (!success) throw fail(httpFailure(statusCode, headers, text, clock.now()));
@@ -224,7 +232,8 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
 function transportFailure(err: unknown, timeoutMs: number): HttpFailure {
   const code = errorCode(err) ?? errorCode(err instanceof Error ? err.cause : undefined);
   if (code !== undefined && TIMEOUT_CODES.has(code)) return { kind: 'timeout', afterMs: timeoutMs };
-  if (code !== undefined && CALLER_ERROR_CODES.has(code)) return { kind: 'bad_response', detail: `the request could not be sent: ${clip(err instanceof Error ? err.message : String(err))}` };
+  if (code !== undefined && CALLER_ERROR_CODES.has(code))
+    return { kind: 'bad_response', detail: `the request could not be sent: ${clip(err instanceof Error ? err.message : String(err))}` };
   const message = err instanceof Error ? err.message : String(err);
   return { kind: 'unreachable', detail: code !== undefined ? `${code}: ${clip(message)}` : clip(message) };
 }

@@ -40,7 +40,15 @@ export function msiAdapterSource(opts: {
       url.searchParams.set('api-version', '2018-02-01');
       url.searchParams.set('resource', opts.resource);
       const body = await requestTokenJson(
-        { operation: 'identity.msi_adapter', url, headers: { Metadata: 'true' }, timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, clock: opts.clock, log: opts.log },
+        {
+          operation: 'identity.msi_adapter',
+          url,
+          headers: { Metadata: 'true' },
+          timeoutMs: opts.timeoutMs,
+          dispatcher: opts.dispatcher,
+          clock: opts.clock,
+          log: opts.log,
+        },
         description,
         fix,
       );

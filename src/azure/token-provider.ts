@@ -81,13 +81,19 @@ export class CachingTokenProvider implements TokenProvider {
       this.opts.log?.info({ identity: this.source.description, expiresInSeconds: Math.round(lifetimeMs / 1000) }, 'obtained the sidecar ARM token');
       return token;
     } catch (err) {
-      const failure = err instanceof IdentityError ? err : new IdentityError(`${this.source.description}: ${err instanceof Error ? err.message : String(err)}`, this.source.fix);
+      const failure =
+        err instanceof IdentityError
+          ? err
+          : new IdentityError(`${this.source.description}: ${err instanceof Error ? err.message : String(err)}`, this.source.fix);
       this.count(failure.outcome, started);
       this.lastFailureMs = this.clock.now();
       this.lastFailure = failure;
       const current = this.current;
       if (current !== undefined && this.usable(current.token, this.clock.now())) {
-        this.opts.log?.warn({ identity: this.source.description, error: failure.message, fix: failure.fix }, 'could not refresh the sidecar ARM token; using the current one until it expires');
+        this.opts.log?.warn(
+          { identity: this.source.description, error: failure.message, fix: failure.fix },
+          'could not refresh the sidecar ARM token; using the current one until it expires',
+        );
         return current.token;
       }
       throw failure;
@@ -128,13 +134,24 @@ export function createTokenProvider(opts: TokenProviderOptions): TokenProvider {
 
 function createTokenSource(opts: TokenProviderOptions): TokenSource {
   const env = opts.env ?? process.env;
-  const common = { resource: opts.armEndpoint, timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher, clock: opts.clock ?? systemClock, log: opts.log };
+  const common = {
+    resource: opts.armEndpoint,
+    timeoutMs: opts.timeoutMs,
+    dispatcher: opts.dispatcher,
+    clock: opts.clock ?? systemClock,
+    log: opts.log,
+  };
   const identity = opts.identity === 'auto' ? autoIdentity(env) : opts.identity;
   switch (identity) {
     case 'msi-adapter':
       return msiAdapterSource({ ...common, endpoint: opts.msiEndpoint });
     case 'workload-identity': {
-      const v = requireEnv(env, ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE'], 'workload-identity', 'the Azure workload identity webhook sets them when the pod\'s service account is annotated with azure.workload.identity/client-id and the pod is labelled azure.workload.identity/use: "true"');
+      const v = requireEnv(
+        env,
+        ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE'],
+        'workload-identity',
+        'the Azure workload identity webhook sets them when the pod\'s service account is annotated with azure.workload.identity/client-id and the pod is labelled azure.workload.identity/use: "true"',
+      );
       return clientCredentialsSource({
         ...common,
         kind: 'workload-identity',
@@ -145,7 +162,12 @@ function createTokenSource(opts: TokenProviderOptions): TokenSource {
       });
     }
     case 'client-secret': {
-      const v = requireEnv(env, ['AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_TENANT_ID'], 'client-secret', 'set them to an app registration\'s client ID, one of its client secrets and its tenant ID');
+      const v = requireEnv(
+        env,
+        ['AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_TENANT_ID'],
+        'client-secret',
+        "set them to an app registration's client ID, one of its client secrets and its tenant ID",
+      );
       return clientCredentialsSource({
         ...common,
         kind: 'client-secret',
@@ -182,10 +204,17 @@ export function authorityHost(env: Readonly<Record<string, string | undefined>>)
   return url.href.replace(/\/+$/, '');
 }
 
-function requireEnv<K extends string>(env: Readonly<Record<string, string | undefined>>, names: readonly K[], identity: string, hint: string): Record<K, string> {
+function requireEnv<K extends string>(
+  env: Readonly<Record<string, string | undefined>>,
+  names: readonly K[],
+  identity: string,
+  hint: string,
+): Record<K, string> {
   const missing = names.filter((n) => nonEmpty(env[n]) === undefined);
   if (missing.length > 0) {
-    throw new IdentityConfigError(`--identity ${identity} needs the environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (not set); ${hint}`);
+    throw new IdentityConfigError(
+      `--identity ${identity} needs the environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (not set); ${hint}`,
+    );
   }
   return Object.fromEntries(names.map((n) => [n, env[n]!.trim()])) as Record<K, string>;
 }

@@ -50,7 +50,8 @@ export interface TokenSource {
 
 /** Rejects strings that cannot be a bearer token (so a bad source can never inject header bytes). */
 export function checkTokenShape(token: string, description: string, fix: string): string {
-  if (!/^[\x21-\x7e]{1,16384}$/.test(token)) throw new IdentityError(`${description} returned an access token that is not a bearer token`, fix, 'bad_response');
+  if (!/^[\x21-\x7e]{1,16384}$/.test(token))
+    throw new IdentityError(`${description} returned an access token that is not a bearer token`, fix, 'bad_response');
   return token;
 }
 
@@ -83,7 +84,11 @@ export async function requestTokenJson(call: JsonCall, description: string, fix:
 
 function identityErrorFromHttp(err: unknown, description: string, fix: string): IdentityError {
   if (err instanceof HttpCallError) {
-    return new IdentityError(`${description}: ${describeFailure(err.failure)} (correlation id ${err.correlationId})`, fix, failureOutcome(err.failure));
+    return new IdentityError(
+      `${description}: ${describeFailure(err.failure)} (correlation id ${err.correlationId})`,
+      fix,
+      failureOutcome(err.failure),
+    );
   }
   if (err instanceof IdentityError) return err;
   return new IdentityError(`${description}: ${err instanceof Error ? err.message : String(err)}`, fix);

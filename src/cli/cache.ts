@@ -21,7 +21,9 @@ interface FlushFlags {
 export function command(): Command {
   const cache = new Command('cache').description("manage the sidecar's decision cache");
   const flush = new Command('flush')
-    .description('drop cached RBAC decisions (after removing a role assignment) in the replica behind --admin and, with --shared-cache, in every replica')
+    .description(
+      'drop cached RBAC decisions (after removing a role assignment) in the replica behind --admin and, with --shared-cache, in every replica',
+    )
     .option('--admin <url>', "the replica's admin listener (its --admin-listen), reached from the same host", adminUrl, new URL(DEFAULT_ADMIN))
     .option('--principal <oid>', 'object ID of the user or service principal to flush (default: everyone)', principalId)
     .action(async (flags: FlushFlags) => {
@@ -47,7 +49,9 @@ async function run(flags: FlushFlags): Promise<number> {
     status = res.statusCode;
     text = await res.body.text();
   } catch (err) {
-    process.stderr.write(`foundry-auth cache flush: cannot reach ${url.href}: ${(err as Error).message}. Fix: run it on the replica's host and point --admin at its --admin-listen\n`);
+    process.stderr.write(
+      `foundry-auth cache flush: cannot reach ${url.href}: ${(err as Error).message}. Fix: run it on the replica's host and point --admin at its --admin-listen\n`,
+    );
     return 1;
   }
   let answer: { status?: string; message?: string; reach?: string } = {};
@@ -58,7 +62,9 @@ async function run(flags: FlushFlags): Promise<number> {
   }
   const who = flags.principal ?? 'every principal';
   if (status === 200) {
-    process.stdout.write(`flushed ${who}: ${answer.reach === 'shared' ? 'every replica sharing the cache' : 'this replica (it has no shared cache)'}\n`);
+    process.stdout.write(
+      `flushed ${who}: ${answer.reach === 'shared' ? 'every replica sharing the cache' : 'this replica (it has no shared cache)'}\n`,
+    );
     return 0;
   }
   process.stderr.write(`foundry-auth cache flush: ${url.href} answered ${status}: ${answer.message ?? answer.status ?? text.slice(0, 200)}\n`);
@@ -77,6 +83,9 @@ function adminUrl(value: string): URL {
 }
 
 function principalId(value: string): string {
-  if (!GUID.test(value)) throw new InvalidArgumentError(`--principal must be an object ID (GUID), e.g. 00000000-0000-0000-0000-000000000000 (got "${value.slice(0, 80)}")`);
+  if (!GUID.test(value))
+    throw new InvalidArgumentError(
+      `--principal must be an object ID (GUID), e.g. 00000000-0000-0000-0000-000000000000 (got "${value.slice(0, 80)}")`,
+    );
   return value.toLowerCase();
 }

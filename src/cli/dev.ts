@@ -22,7 +22,9 @@ interface Options {
 
 export function command(): Command {
   const cmd = new Command('dev')
-    .description('local stack on 127.0.0.1: Entra ID/Graph/ARM emulator + sample Foundry Local backend + sidecar, demo tenant seeded; Ctrl-C stops it')
+    .description(
+      'local stack on 127.0.0.1: Entra ID/Graph/ARM emulator + sample Foundry Local backend + sidecar, demo tenant seeded; Ctrl-C stops it',
+    )
     .option('--state-dir <dir>', 'emulator state, demo passwords, dev.json and logs', '.foundry-auth')
     .option('--sidecar-port <port>', 'the sidecar (clients connect here)', port('--sidecar-port'), 8080)
     .option('--admin-port <port>', "the sidecar's /healthz, /readyz, /metrics", port('--admin-port'), 9090)

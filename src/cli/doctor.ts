@@ -1,5 +1,18 @@
 import { Command } from 'commander';
-import { addCommonOptions, clientsOf, clusterFlag, commonArgs, commonSettings, credentialOf, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import {
+  addCommonOptions,
+  clientsOf,
+  clusterFlag,
+  commonArgs,
+  commonSettings,
+  credentialOf,
+  EXIT_FAILED,
+  EXIT_OK,
+  guidFlag,
+  runAction,
+  UsageError,
+  type CommonFlags,
+} from '../setup/command-line.js';
 import { bareToken, stdinToken } from './token-input.js';
 import { openDevStack } from '../offline/dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
@@ -17,11 +30,16 @@ interface DoctorFlags extends CommonFlags {
 
 export function command(): Command {
   const cmd = new Command('doctor')
-    .description('check the app registration, the cluster identity, and optionally a token and a live call; print the command that fixes each failure')
+    .description(
+      'check the app registration, the cluster identity, and optionally a token and a live call; print the command that fixes each failure',
+    )
     .option('--client-id <guid>', 'the API app registration (setup printed it) (required)')
     .option('--cluster-id <id>', 'ARM resource ID of the Arc connected cluster: also check its identity and role')
     .option('--token <jwt>', 'an access token to check as the sidecar would (- reads it from stdin)')
-    .option('--endpoint <url>', 'a sidecar base URL: call GET /v1/models with --token (or a token for api://<client-id> from --credential) and explain the answer');
+    .option(
+      '--endpoint <url>',
+      'a sidecar base URL: call GET /v1/models with --token (or a token for api://<client-id> from --credential) and explain the answer',
+    );
   addCommonOptions(cmd);
   cmd.action((flags: DoctorFlags) =>
     runAction('doctor', flags.json === true, async (term) => {
@@ -72,7 +90,12 @@ function endpointFlag(value: string): string {
 }
 
 function printResult(term: Terminal, result: DoctorResult): void {
-  const label: Record<DoctorCheck['status'], string> = { pass: term.style('green', 'PASS'), fail: term.style('red', 'FAIL'), warn: term.style('yellow', 'WARN'), skip: term.style('dim', 'SKIP') };
+  const label: Record<DoctorCheck['status'], string> = {
+    pass: term.style('green', 'PASS'),
+    fail: term.style('red', 'FAIL'),
+    warn: term.style('yellow', 'WARN'),
+    skip: term.style('dim', 'SKIP'),
+  };
   term.line(term.style('bold', `Checking app ${result.clientId} in tenant ${result.tenantId ?? '?'}`));
   for (const c of result.checks) {
     term.line(`${label[c.status]}  ${c.name.padEnd(24)} ${c.title}`);
@@ -83,5 +106,9 @@ function printResult(term: Terminal, result: DoctorResult): void {
   const failed = result.checks.filter((c) => c.status === 'fail').length;
   const warned = result.checks.filter((c) => c.status === 'warn').length;
   term.line();
-  term.line(failed === 0 ? term.style('green', `All checks pass${warned > 0 ? ` (${warned} warning${warned > 1 ? 's' : ''})` : ''}.`) : term.style('red', `${failed} check${failed > 1 ? 's' : ''} failed.`));
+  term.line(
+    failed === 0
+      ? term.style('green', `All checks pass${warned > 0 ? ` (${warned} warning${warned > 1 ? 's' : ''})` : ''}.`)
+      : term.style('red', `${failed} check${failed > 1 ? 's' : ''} failed.`),
+  );
 }

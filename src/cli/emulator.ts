@@ -31,17 +31,27 @@ interface Options {
 export function command(): Command {
   const cmd = new Command('emulator')
     .description('local Entra ID + Microsoft Graph + ARM + managed-identity endpoint for offline development and tests')
-    .option('--host <address>', 'loopback address to listen on', (v) => {
-      if (!isLoopbackHost(v)) throw new InvalidArgumentError('must be a loopback address (127.0.0.0/8, ::1 or localhost)');
-      return v;
-    }, '127.0.0.1')
+    .option(
+      '--host <address>',
+      'loopback address to listen on',
+      (v) => {
+        if (!isLoopbackHost(v)) throw new InvalidArgumentError('must be a loopback address (127.0.0.0/8, ::1 or localhost)');
+        return v;
+      },
+      '127.0.0.1',
+    )
     .option('--https-port <port>', 'HTTPS port (0 = any free port)', port('--https-port'), 8443)
     .option('--http-port <port>', 'plain HTTP port (0 = any free port)', port('--http-port'), 8444)
     .option('--state <file>', 'persist everything (CA, signing keys, directory, ARM) in this file; restart with it to restore')
-    .option('--tenant-id <guid>', 'the seeded default tenant (new state only)', (v) => {
-      if (!GUID.test(v)) throw new InvalidArgumentError('must be a GUID');
-      return v.toLowerCase();
-    }, DEFAULT_SEED.tenantId)
+    .option(
+      '--tenant-id <guid>',
+      'the seeded default tenant (new state only)',
+      (v) => {
+        if (!GUID.test(v)) throw new InvalidArgumentError('must be a GUID');
+        return v.toLowerCase();
+      },
+      DEFAULT_SEED.tenantId,
+    )
     .option('--ready-file <file>', 'write the endpoints JSON here once listening')
     .option('--arm-page-size <n>', 'items per ARM list page before nextLink', pageSize)
     .option('--graph-page-size <n>', 'items per Graph list page before @odata.nextLink', pageSize)
@@ -63,7 +73,10 @@ export function command(): Command {
         });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        const msg = e.code === 'EADDRINUSE' ? `a port is already in use (${e.message}); choose another with --https-port/--http-port or 0 for any free port` : e.message;
+        const msg =
+          e.code === 'EADDRINUSE'
+            ? `a port is already in use (${e.message}); choose another with --https-port/--http-port or 0 for any free port`
+            : e.message;
         process.stderr.write(`foundry-auth emulator: ${msg}\n`);
         process.exitCode = e.code === 'EADDRINUSE' ? 1 : 2;
         return;

@@ -16,15 +16,30 @@ export function command(): Command {
   const cmd = new Command('manifests')
     .description("print Kubernetes YAML for a topology, from the same settings as 'serve' (flags, FOUNDRY_AUTH_* env, --config)")
     .helpOption('-h, --help', 'show the options')
-    .addOption(new Option('--mode <topology>', 'gateway (in front of a Foundry Local model Service), sidecar (patch for your inference Deployment) or forward-auth').choices(['gateway', 'sidecar', 'forward-auth']).makeOptionMandatory())
+    .addOption(
+      new Option(
+        '--mode <topology>',
+        'gateway (in front of a Foundry Local model Service), sidecar (patch for your inference Deployment) or forward-auth',
+      )
+        .choices(['gateway', 'sidecar', 'forward-auth'])
+        .makeOptionMandatory(),
+    )
     .option('--namespace <ns>', `namespace of every object (default: ${FOUNDRY_NAMESPACE} for gateway, default otherwise)`)
     .option('--name <name>', 'name of the objects and prefix of the ConfigMaps and default Secret names', 'foundry-auth')
     .option('--image <ref>', 'container image (default: foundry-auth:<version>)')
     .option('--replicas <n>', 'minimum replicas (default 2; 3 with --shared-cache)', positiveInteger('--replicas'))
     .option('--max-replicas <n>', 'autoscaler ceiling (default 4; 10 with --shared-cache)', positiveInteger('--max-replicas'))
     .option('--service-monitor', 'add a Prometheus operator ServiceMonitor and open the admin port to scrapes', false)
-    .option('--workload-identity-client-id <guid>', 'client ID of the managed identity federated with the service account (ARM identity by workload identity)')
-    .option('--secret-name <flag=name>', 'the Secret a secret setting is mounted from, e.g. upstream-api-key-file=phi-4-api-keys (repeatable)', collect, [])
+    .option(
+      '--workload-identity-client-id <guid>',
+      'client ID of the managed identity federated with the service account (ARM identity by workload identity)',
+    )
+    .option(
+      '--secret-name <flag=name>',
+      'the Secret a secret setting is mounted from, e.g. upstream-api-key-file=phi-4-api-keys (repeatable)',
+      collect,
+      [],
+    )
     .option('--model-pod-labels <k=v,...>', "gateway: labels of the Foundry Local model's pods (kubectl get pods --show-labels)")
     .option('--app-deployment <name>', 'sidecar: the inference Deployment to patch')
     .option('--app-container <name>', 'sidecar: its inference container')
@@ -43,7 +58,9 @@ export function command(): Command {
     // serve's own mode from FOUNDRY_AUTH_MODE or the config file must agree with the topology.
     const serveMode = loaded.ok ? (loaded.given as ReadonlyMap<string, unknown>).get('mode') : undefined;
     if (typeof serveMode === 'string' && (serveMode === 'forward-auth') !== (mode === 'forward-auth')) {
-      errors.push(`--mode: the settings say serve mode "${serveMode}" (FOUNDRY_AUTH_MODE or the config file), which does not fit the ${mode} topology`);
+      errors.push(
+        `--mode: the settings say serve mode "${serveMode}" (FOUNDRY_AUTH_MODE or the config file), which does not fit the ${mode} topology`,
+      );
     }
 
     const secretNames = new Map<string, string>();
@@ -63,14 +80,20 @@ export function command(): Command {
     };
     const modelPodLabels = labels('model-pod-labels', 'modelPodLabels');
     const appLabels = labels('app-labels', 'appLabels');
-    for (const [flag, key] of [['name', 'name'], ['app-deployment', 'appDeployment'], ['app-container', 'appContainer']] as const) {
+    for (const [flag, key] of [
+      ['name', 'name'],
+      ['app-deployment', 'appDeployment'],
+      ['app-container', 'appContainer'],
+    ] as const) {
       const value = opts[key];
-      if (typeof value === 'string' && !DNS_NAME.test(value)) errors.push(`--${flag}: must be a DNS label (lower-case letters, digits, '-') (got "${value}")`);
+      if (typeof value === 'string' && !DNS_NAME.test(value))
+        errors.push(`--${flag}: must be a DNS label (lower-case letters, digits, '-') (got "${value}")`);
     }
     const clientId = opts['workloadIdentityClientId'];
     if (typeof clientId === 'string' && !GUID.test(clientId)) errors.push(`--workload-identity-client-id: must be a GUID (got "${clientId}")`);
     const backend = opts['backend'];
-    if (typeof backend === 'string' && !/^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:\d{1,5}$/.test(backend)) errors.push(`--backend: expected [<namespace>/]<service>:<port> (got "${backend}")`);
+    if (typeof backend === 'string' && !/^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:\d{1,5}$/.test(backend))
+      errors.push(`--backend: expected [<namespace>/]<service>:<port> (got "${backend}")`);
     if (errors.length > 0 || !loaded.ok) {
       for (const line of errors) process.stderr.write(`foundry-auth manifests: ${line}\n`);
       process.exit(EXIT_USAGE);
@@ -110,7 +133,9 @@ const DNS_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 function header(options: ManifestOptions, secrets: readonly { flag: string; secret: string; key: string }[]): string {
-  const lines = [`# foundry-auth ${options.version}: ${options.mode} topology in namespace ${options.namespace}, printed by 'foundry-auth manifests'.`];
+  const lines = [
+    `# foundry-auth ${options.version}: ${options.mode} topology in namespace ${options.namespace}, printed by 'foundry-auth manifests'.`,
+  ];
   if (secrets.length > 0) {
     lines.push('# Secrets this expects (never printed here; create them in the same namespace):');
     for (const s of secrets) lines.push(`#   ${s.secret} (key ${s.key}) for --${s.flag}`);

@@ -32,7 +32,14 @@ export function command(): Command {
   return exitOnUsageError(cmd);
 }
 
-async function run(opts: { host: string; port: number; tokenRate: number; logFormat: 'json' | 'pretty'; logLevel: 'info'; readyFile: string | undefined }): Promise<void> {
+async function run(opts: {
+  host: string;
+  port: number;
+  tokenRate: number;
+  logFormat: 'json' | 'pretty';
+  logLevel: 'info';
+  readyFile: string | undefined;
+}): Promise<void> {
   const { createLogger } = await import('../ops/log.js');
   const { startSampleBackend } = await import('../offline/sample-backend/server.js');
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat, name: 'sample-backend' });
@@ -40,7 +47,9 @@ async function run(opts: { host: string; port: number; tokenRate: number; logFor
   try {
     backend = await startSampleBackend({ host: opts.host, port: opts.port, tokenRate: opts.tokenRate, log });
   } catch (err) {
-    process.stderr.write(`foundry-auth sample-backend: cannot listen on ${opts.host}:${opts.port}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `foundry-auth sample-backend: cannot listen on ${opts.host}:${opts.port}: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     process.exit(1);
   }
   log.info({ url: backend.url, tokenRate: opts.tokenRate }, 'sample backend listening');

@@ -4,7 +4,6 @@ import { SERVE_OPTIONS, envName, fileKey } from '../config/options.js';
 import { EXIT_USAGE } from '../config/exit-codes.js';
 import { exitOnUsageError } from './usage.js';
 
-
 export function command(): Command {
   const cmd = new Command('serve')
     .description('the sidecar: authenticate (Entra ID, API keys), authorize (Azure RBAC) and forward to Foundry Local')

@@ -1,5 +1,15 @@
 import { Command } from 'commander';
-import { addCommonOptions, clientsOf, clusterFlag, commonSettings, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import {
+  addCommonOptions,
+  clientsOf,
+  clusterFlag,
+  commonSettings,
+  EXIT_OK,
+  guidFlag,
+  runAction,
+  UsageError,
+  type CommonFlags,
+} from '../setup/command-line.js';
 import { DEV_APP_NAME } from '../offline/dev/registration.js';
 import { openDevStack } from '../offline/dev/dev-target.js';
 import { exitOnUsageError } from './usage.js';
@@ -28,10 +38,19 @@ export function command(): Command {
       const clientId = flags.clientId === undefined ? settings.dev?.clientId : guidFlag('--client-id', flags.clientId);
       // With --client-id the app is found by its ID: the name only labels the output.
       const appName = flags.appName?.trim() ?? (settings.dev !== undefined ? DEV_APP_NAME : clientId);
-      if (appName === undefined || appName === '') throw new UsageError('--app-name is required (or --client-id of an existing app): the display name of the app registration to find or create, e.g. --app-name foundry-local');
+      if (appName === undefined || appName === '')
+        throw new UsageError(
+          '--app-name is required (or --client-id of an existing app): the display name of the app registration to find or create, e.g. --app-name foundry-local',
+        );
       const clusterId = flags.clusterId === undefined ? settings.dev?.clusterId : clusterFlag(flags.clusterId);
       const clients = clientsOf(settings, undefined, { warmArm: clusterId !== undefined });
-      if (!settings.json) term.line(term.style('bold', `${settings.dryRun ? 'Planning' : 'Setting up'} app registration "${appName}"${settings.dryRun ? ' (dry run: nothing is written)' : ''}`));
+      if (!settings.json)
+        term.line(
+          term.style(
+            'bold',
+            `${settings.dryRun ? 'Planning' : 'Setting up'} app registration "${appName}"${settings.dryRun ? ' (dry run: nothing is written)' : ''}`,
+          ),
+        );
       const result = await runSetup(
         {
           appName,
@@ -55,7 +74,10 @@ export function command(): Command {
 
 function printSettings(term: Terminal, result: SetupResult): void {
   term.line();
-  if (result.dryRun) term.line(term.style('dim', result.changed ? 'Dry run: rerun without --dry-run to make these changes.' : 'Dry run: everything is already set up.'));
+  if (result.dryRun)
+    term.line(
+      term.style('dim', result.changed ? 'Dry run: rerun without --dry-run to make these changes.' : 'Dry run: everything is already set up.'),
+    );
   term.line(term.style('bold', 'Settings for foundry-auth serve (environment):'));
   for (const line of result.serve.env) term.line(line.startsWith('#') ? term.style('dim', line) : `  ${line}`);
   term.line();

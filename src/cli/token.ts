@@ -1,6 +1,16 @@
 import { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
-import { addCommonOptions, commonArgs, commonSettings, EXIT_FAILED, EXIT_OK, guidFlag, runAction, UsageError, type CommonFlags } from '../setup/command-line.js';
+import {
+  addCommonOptions,
+  commonArgs,
+  commonSettings,
+  EXIT_FAILED,
+  EXIT_OK,
+  guidFlag,
+  runAction,
+  UsageError,
+  type CommonFlags,
+} from '../setup/command-line.js';
 import { statSync } from 'node:fs';
 import { bareToken, fileToken, stdinToken } from './token-input.js';
 import { openDevStack } from '../offline/dev/dev-target.js';
@@ -23,7 +33,10 @@ export function command(): Command {
   const token = new Command('token').description('inspect Entra ID access tokens as the sidecar sees them');
   const inspect = new Command('inspect')
     .description('decode a token (never printing its signature), run every check the sidecar runs, and say what it would answer and what to fix')
-    .argument('[token]', 'the access token, a file holding it, or - to read it from stdin (safer than the token itself: keeps it out of the process list)')
+    .argument(
+      '[token]',
+      'the access token, a file holding it, or - to read it from stdin (safer than the token itself: keeps it out of the process list)',
+    )
     .option('--client-id <guid>', "the API app's client ID, as serve's --client-id (default: taken from the token's aud)")
     .option('--audiences <list>', 'accepted aud values, comma-separated (default <client-id>,api://<client-id>)')
     .option('--required-scope <scope>', 'delegated scope a user token must carry (default foundry_access)')
@@ -42,13 +55,21 @@ export function command(): Command {
       const dev = settings.dev;
       const clientId = flags.clientId === undefined ? dev?.clientId : guidFlag('--client-id', flags.clientId);
       const skew = flags.clockSkew === undefined ? undefined : parseDuration(flags.clockSkew);
-      if (flags.clockSkew !== undefined && skew === undefined) throw new UsageError(`--clock-skew must be a duration such as 300 or 5m (got "${flags.clockSkew ?? ''}")`);
+      if (flags.clockSkew !== undefined && skew === undefined)
+        throw new UsageError(`--clock-skew must be a duration such as 300 or 5m (got "${flags.clockSkew ?? ''}")`);
       const raw = await readToken(arg);
       const report = await inspectForUser(raw, {
         ...(settings.tenantId !== undefined ? { tenantId: settings.tenantId } : {}),
         ...(clientId !== undefined ? { clientId } : {}),
         authority: settings.authorityOrDefault,
-        ...(flags.audiences !== undefined ? { audiences: flags.audiences.split(',').map((a) => a.trim()).filter((a) => a !== '') } : {}),
+        ...(flags.audiences !== undefined
+          ? {
+              audiences: flags.audiences
+                .split(',')
+                .map((a) => a.trim())
+                .filter((a) => a !== ''),
+            }
+          : {}),
         ...(flags.requiredScope !== undefined ? { requiredScope: flags.requiredScope } : {}),
         ...(flags.requiredAppRole !== undefined ? { requiredAppRole: flags.requiredAppRole } : {}),
         ...(skew !== undefined ? { clockSkewSeconds: Math.floor(skew / 1000) } : {}),
@@ -66,7 +87,10 @@ export function command(): Command {
 }
 
 async function readToken(arg: string | undefined): Promise<string> {
-  if (arg === undefined && process.stdin.isTTY) throw new UsageError('give the token as an argument, a file holding it, or - to read it from stdin (e.g. az account get-access-token --query accessToken -o tsv | foundry-auth token inspect -)');
+  if (arg === undefined && process.stdin.isTTY)
+    throw new UsageError(
+      'give the token as an argument, a file holding it, or - to read it from stdin (e.g. az account get-access-token --query accessToken -o tsv | foundry-auth token inspect -)',
+    );
   const token = arg === undefined || arg === '-' ? await stdinToken() : isTokenFile(arg) ? fileToken(arg) : bareToken(arg);
   if (token === '') throw new UsageError('the token is empty');
   return token;
@@ -91,13 +115,30 @@ function isDirectory(path: string): boolean {
 }
 
 function printReport(term: Terminal, r: InspectReport): void {
-  const mark = { pass: term.style('green', 'PASS   '), fail: term.style('red', 'FAIL   '), skip: term.style('dim', 'SKIP   '), assumed: term.style('yellow', 'ASSUMED') };
-  term.line(term.style('bold', `Token (${r.kind === 'user' ? 'delegated user token' : r.kind === 'app' ? 'app-only token' : 'not decodable'}; signature not shown)`));
-  const header = Object.entries(r.header).map(([k, v]) => `${k} ${v}`).join('  ');
+  const mark = {
+    pass: term.style('green', 'PASS   '),
+    fail: term.style('red', 'FAIL   '),
+    skip: term.style('dim', 'SKIP   '),
+    assumed: term.style('yellow', 'ASSUMED'),
+  };
+  term.line(
+    term.style(
+      'bold',
+      `Token (${r.kind === 'user' ? 'delegated user token' : r.kind === 'app' ? 'app-only token' : 'not decodable'}; signature not shown)`,
+    ),
+  );
+  const header = Object.entries(r.header)
+    .map(([k, v]) => `${k} ${v}`)
+    .join('  ');
   if (header !== '') term.line(`  ${'header'.padEnd(19)} ${header}`);
   for (const c of r.claims) term.line(`  ${c.claim.padEnd(19)} ${c.value}`);
   term.line();
-  term.line(term.style('bold', `Checks (as foundry-auth serve --tenant-id ${r.policy.tenantId ?? '?'} --client-id ${r.policy.clientId ?? '?'} --authority ${r.policy.authority})`));
+  term.line(
+    term.style(
+      'bold',
+      `Checks (as foundry-auth serve --tenant-id ${r.policy.tenantId ?? '?'} --client-id ${r.policy.clientId ?? '?'} --authority ${r.policy.authority})`,
+    ),
+  );
   const width = Math.max(...r.checks.map((c) => c.check.length));
   for (const c of r.checks) {
     const status = c.skipped ? mark.skip : !c.ok ? mark.fail : c.assumed === true ? mark.assumed : mark.pass;

@@ -11,7 +11,9 @@ export function exitOnUsageError(cmd: Command, label: string = cmd.name()): Comm
   cmd.configureHelp({ commandUsage: (c) => `foundry-auth ${label} ${c.usage()}` });
   const examples = EXAMPLES[label];
   if (examples !== undefined) cmd.addHelpText('after', `\nExamples:\n${examples.map((e) => `  ${e}`).join('\n')}\n`);
-  cmd.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth ${label}: ${text.slice(7)}` : text) });
+  cmd
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `foundry-auth ${label}: ${text.slice(7)}` : text) });
   for (const sub of cmd.commands) exitOnUsageError(sub, `${label} ${sub.name()}`);
   const parseAsync = cmd.parseAsync.bind(cmd);
   cmd.parseAsync = async (argv, options) => {

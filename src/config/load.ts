@@ -47,12 +47,38 @@ export function loadServeConfig(sources: Sources): LoadResult {
   const logging = loggingSection(r);
   const sharedCache = sharedCacheSection(r);
   const devStateDir = r.path('dev-state-dir');
-  if (r.errors.length > 0 || !listeners || !mode || !forwarding || !entra || !apiKeys || !rbac || !routes || !policy || !timeouts || !logging || !sharedCache) {
+  if (
+    r.errors.length > 0 ||
+    !listeners ||
+    !mode ||
+    !forwarding ||
+    !entra ||
+    !apiKeys ||
+    !rbac ||
+    !routes ||
+    !policy ||
+    !timeouts ||
+    !logging ||
+    !sharedCache
+  ) {
     return { ok: false, errors: r.errors };
   }
   return {
     ok: true,
-    config: { ...listeners, ...mode, ...forwarding, ...entra, ...apiKeys, rbac, ...sharedCache, ...routes, ...policy, ...timeouts, ...logging, ...(devStateDir !== undefined ? { devStateDir } : {}) },
+    config: {
+      ...listeners,
+      ...mode,
+      ...forwarding,
+      ...entra,
+      ...apiKeys,
+      rbac,
+      ...sharedCache,
+      ...routes,
+      ...policy,
+      ...timeouts,
+      ...logging,
+      ...(devStateDir !== undefined ? { devStateDir } : {}),
+    },
     given: r.explicitSettings(),
   };
 }
@@ -90,15 +116,22 @@ function modeSection(r: SettingReader): ModeSettings | undefined {
 
 function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
   for (const flag of ['upstream', 'control-upstream', 'upstream-api-key-file'] as const) {
-    if (r.given(flag)) r.fail(flag, 'forward-auth mode does not forward: the proxy in front sends allowed requests to the upstream; remove this setting');
+    if (r.given(flag))
+      r.fail(flag, 'forward-auth mode does not forward: the proxy in front sends allowed requests to the upstream; remove this setting');
   }
   const profile = r.choice<ForwardAuthProfile>('forward-auth-profile');
   if (!r.given('forward-auth-profile')) {
-    r.fail('forward-auth-profile', 'is required with --mode forward-auth: envoy (Envoy ext_authz, Istio, Envoy Gateway), nginx (auth_request, ingress-nginx) or forwarded (Traefik, Caddy)');
+    r.fail(
+      'forward-auth-profile',
+      'is required with --mode forward-auth: envoy (Envoy ext_authz, Istio, Envoy Gateway), nginx (auth_request, ingress-nginx) or forwarded (Traefik, Caddy)',
+    );
   }
   const entries = r.list('trusted-proxies') ?? [];
   if (entries.length === 0) {
-    r.fail('trusted-proxies', 'is required with --mode forward-auth: the addresses or CIDRs of the proxies allowed to ask, e.g. 10.0.0.0/8,fd00::/8 (no default: trusting every peer lets anyone forge the original request)');
+    r.fail(
+      'trusted-proxies',
+      'is required with --mode forward-auth: the addresses or CIDRs of the proxies allowed to ask, e.g. 10.0.0.0/8,fd00::/8 (no default: trusting every peer lets anyone forge the original request)',
+    );
   }
   const trustedProxies: TrustedProxy[] = [];
   const bad: string[] = [];
@@ -107,11 +140,19 @@ function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
     if (parsed === undefined) bad.push(entry);
     else trustedProxies.push(parsed);
   }
-  if (bad.length > 0) r.fail('trusted-proxies', `every entry must be an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8 or fd00::/8 (bad: ${bad.map((b) => `"${clip(b)}"`).join(', ')})`);
+  if (bad.length > 0)
+    r.fail(
+      'trusted-proxies',
+      `every entry must be an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8 or fd00::/8 (bad: ${bad.map((b) => `"${clip(b)}"`).join(', ')})`,
+    );
   const pathPrefix = r.text('forward-auth-path-prefix') ?? '';
-  if (pathPrefix !== '' && profile !== undefined && profile !== 'envoy') r.fail('forward-auth-path-prefix', 'applies to --forward-auth-profile envoy only');
+  if (pathPrefix !== '' && profile !== undefined && profile !== 'envoy')
+    r.fail('forward-auth-path-prefix', 'applies to --forward-auth-profile envoy only');
   if (pathPrefix !== '' && !isPathPrefix(pathPrefix)) {
-    r.fail('forward-auth-path-prefix', `must be a canonical path such as /authz: starting with "/", no trailing "/", query, fragment, dot or empty segments (got "${clip(pathPrefix)}")`);
+    r.fail(
+      'forward-auth-path-prefix',
+      `must be a canonical path such as /authz: starting with "/", no trailing "/", query, fragment, dot or empty segments (got "${clip(pathPrefix)}")`,
+    );
   }
   if (profile === undefined || trustedProxies.length === 0 || bad.length > 0) return undefined;
   return { mode: 'forward-auth', forwardAuth: { profile, trustedProxies, pathPrefix } };
@@ -202,7 +243,10 @@ function rbacSection(r: SettingReader): RbacConfig | undefined {
     armReadRate: positiveNumber(r, 'arm-read-rate'),
   });
   if (scope !== undefined && !isArmResourceId(scope)) {
-    r.fail('rbac-scope', `must be an ARM resource ID such as /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Kubernetes/connectedClusters/<name> (got "${clip(scope)}")`);
+    r.fail(
+      'rbac-scope',
+      `must be an ARM resource ID such as /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Kubernetes/connectedClusters/<name> (got "${clip(scope)}")`,
+    );
   }
   if (mode === 'arm' && r.given('tenant-id') && scope === undefined) {
     r.fail('rbac-scope', 'is required with --rbac arm: the ARM resource ID of the Arc connected cluster (az connectedk8s show --query id -o tsv)');
@@ -248,7 +292,8 @@ function redisUrl(r: SettingReader, flag: ServeFlag): URL | undefined {
   } catch {
     return r.fail(flag, 'must be a redis://HOST:PORT or rediss://HOST:PORT URL (the value is not a URL)');
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return r.fail(flag, `must use redis:// or rediss:// (got "${clip(parsed.protocol)}")`);
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    return r.fail(flag, `must use redis:// or rediss:// (got "${clip(parsed.protocol)}")`);
   if (parsed.hostname === '') return r.fail(flag, 'must name a host, e.g. redis://redis.foundry-auth.svc:6379');
   if (parsed.search !== '' || parsed.hash !== '') return r.fail(flag, 'must not contain a query or fragment');
   if (!/^\/?(\d{1,2})?$/.test(parsed.pathname)) return r.fail(flag, 'the path may only be a database number, e.g. redis://host:6379/0');
@@ -287,7 +332,10 @@ function policySection(r: SettingReader): Pick<ServeConfig, 'policyFile' | 'maxB
   const policyFile = r.path('policy-file');
   const maxBodyBytes = r.bytes('max-body-bytes');
   if (policyFile !== undefined && r.text('mode') === 'forward-auth') {
-    r.fail('policy-file', 'needs foundry-auth as the proxy (--mode proxy): in forward-auth mode it sees neither the request body (the model) nor the response (the tokens)');
+    r.fail(
+      'policy-file',
+      'needs foundry-auth as the proxy (--mode proxy): in forward-auth mode it sees neither the request body (the model) nor the response (the tokens)',
+    );
   }
   if (maxBodyBytes === undefined) return undefined;
   return { ...(policyFile !== undefined ? { policyFile } : {}), maxBodyBytes };

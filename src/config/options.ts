@@ -3,18 +3,7 @@
  * (`FOUNDRY_AUTH_<FLAG>`) and config-file keys (camelCase) are all derived from this table.
  */
 export type OptionKind =
-  | 'hostport'
-  | 'url'
-  | 'guid'
-  | 'guid-list'
-  | 'list'
-  | 'string'
-  | 'path'
-  | 'duration'
-  | 'bytes'
-  | 'boolean'
-  | 'number'
-  | 'enum';
+  'hostport' | 'url' | 'guid' | 'guid-list' | 'list' | 'string' | 'path' | 'duration' | 'bytes' | 'boolean' | 'number' | 'enum';
 
 export interface OptionSpec {
   /** Flag without dashes, e.g. `tenant-id`. */
@@ -32,13 +21,28 @@ export const SERVE_OPTIONS = [
   { flag: 'config', kind: 'path', description: 'YAML or JSON file with camelCase keys (flag > env > file > default)' },
   { flag: 'listen', kind: 'hostport', default: '0.0.0.0:8080', description: 'where clients connect' },
   { flag: 'admin-listen', kind: 'hostport', default: '127.0.0.1:9090', description: '/healthz, /readyz, /metrics' },
-  { flag: 'mode', kind: 'enum', default: 'proxy', choices: ['proxy', 'forward-auth'], description: 'proxy: authorize and forward; forward-auth: answer the authorization checks of a proxy that forwards itself' },
-  { flag: 'upstream', kind: 'url', description: 'data-plane base URL (Foundry Local chat server); required in proxy mode, refused in forward-auth mode' },
+  {
+    flag: 'mode',
+    kind: 'enum',
+    default: 'proxy',
+    choices: ['proxy', 'forward-auth'],
+    description: 'proxy: authorize and forward; forward-auth: answer the authorization checks of a proxy that forwards itself',
+  },
+  {
+    flag: 'upstream',
+    kind: 'url',
+    description: 'data-plane base URL (Foundry Local chat server); required in proxy mode, refused in forward-auth mode',
+  },
   { flag: 'control-upstream', kind: 'url', description: 'control-plane base URL (model/deployment API); default: --upstream' },
   { flag: 'tenant-id', kind: 'guid', description: 'directory (tenant) ID; required for Entra ID' },
   { flag: 'client-id', kind: 'guid', description: "the app registration's Application (client) ID; required for Entra ID" },
   { flag: 'allowed-tenants', kind: 'guid-list', description: 'comma list of tenants whose tokens are accepted; default: --tenant-id' },
-  { flag: 'authority', kind: 'url', default: 'https://login.microsoftonline.com', description: 'Entra ID authority; http:// only for loopback hosts' },
+  {
+    flag: 'authority',
+    kind: 'url',
+    default: 'https://login.microsoftonline.com',
+    description: 'Entra ID authority; http:// only for loopback hosts',
+  },
   { flag: 'audiences', kind: 'list', description: 'accepted aud values; default: <client-id>,api://<client-id>' },
   { flag: 'required-scope', kind: 'string', default: 'foundry_access', description: 'delegated scope a user token must carry in scp' },
   { flag: 'required-app-role', kind: 'string', default: 'FoundryInferenceAccess', description: 'app role an app-only token must carry in roles' },
@@ -53,31 +57,79 @@ export const SERVE_OPTIONS = [
     kind: 'enum',
     default: 'auto',
     choices: ['auto', 'msi-adapter', 'workload-identity', 'client-secret', 'azure-cli'],
-    description: "how the sidecar gets its own ARM token",
+    description: 'how the sidecar gets its own ARM token',
   },
-  { flag: 'msi-endpoint', kind: 'url', default: 'http://127.0.0.1:8421/metadata/identity/oauth2/token', description: 'the Arc msi-adapter (IMDS shape)' },
+  {
+    flag: 'msi-endpoint',
+    kind: 'url',
+    default: 'http://127.0.0.1:8421/metadata/identity/oauth2/token',
+    description: 'the Arc msi-adapter (IMDS shape)',
+  },
   { flag: 'rbac-allow-ttl', kind: 'duration', default: '300s', description: 'how long an allow is cached' },
   { flag: 'rbac-deny-ttl', kind: 'duration', default: '30s', description: 'how long a deny is cached' },
-  { flag: 'rbac-stale-if-error', kind: 'duration', default: '0s', description: 'how long past its TTL a cached decision may be used while ARM fails' },
+  {
+    flag: 'rbac-stale-if-error',
+    kind: 'duration',
+    default: '0s',
+    description: 'how long past its TTL a cached decision may be used while ARM fails',
+  },
   { flag: 'rbac-timeout', kind: 'duration', default: '10s', description: 'one ARM call' },
-  { flag: 'shared-cache', kind: 'string', description: 'redis:// or rediss:// URL of a Redis (or Valkey) that replicas share RBAC lookups, ARM budget and flushes through' },
+  {
+    flag: 'shared-cache',
+    kind: 'string',
+    description: 'redis:// or rediss:// URL of a Redis (or Valkey) that replicas share RBAC lookups, ARM budget and flushes through',
+  },
   { flag: 'shared-cache-password-file', kind: 'path', description: 'file holding the password for --shared-cache (instead of one in the URL)' },
-  { flag: 'shared-cache-timeout', kind: 'duration', default: '50ms', description: 'a shared-cache operation slower than this makes the replica go on alone until Redis answers in time again' },
-  { flag: 'arm-read-rate', kind: 'number', default: '10', description: 'role-assignment reads per second for the cluster identity, across replicas with --shared-cache' },
+  {
+    flag: 'shared-cache-timeout',
+    kind: 'duration',
+    default: '50ms',
+    description: 'a shared-cache operation slower than this makes the replica go on alone until Redis answers in time again',
+  },
+  {
+    flag: 'arm-read-rate',
+    kind: 'number',
+    default: '10',
+    description: 'role-assignment reads per second for the cluster identity, across replicas with --shared-cache',
+  },
   { flag: 'public-paths', kind: 'list', default: '/healthz,/readyz', description: 'forwarded to the data upstream without authentication' },
   { flag: 'routes-file', kind: 'path', description: 'extra or replacement routes' },
   { flag: 'policy-file', kind: 'path', description: 'model access rules and token limits (YAML or JSON), reloaded on change' },
-  { flag: 'max-body-bytes', kind: 'bytes', default: '16MiB', description: 'largest request body read to find its model (only with model rules); 413 above' },
-  { flag: 'forward-auth-profile', kind: 'enum', choices: ['envoy', 'nginx', 'forwarded'], description: 'forward-auth: where the original request is read from; required in forward-auth mode' },
+  {
+    flag: 'max-body-bytes',
+    kind: 'bytes',
+    default: '16MiB',
+    description: 'largest request body read to find its model (only with model rules); 413 above',
+  },
+  {
+    flag: 'forward-auth-profile',
+    kind: 'enum',
+    choices: ['envoy', 'nginx', 'forwarded'],
+    description: 'forward-auth: where the original request is read from; required in forward-auth mode',
+  },
   { flag: 'trusted-proxies', kind: 'list', description: 'forward-auth: comma list of IPs/CIDRs allowed to ask; required in forward-auth mode' },
-  { flag: 'forward-auth-path-prefix', kind: 'string', description: 'forward-auth, envoy profile: the prefix the proxy puts before the original path (Envoy path_prefix)' },
+  {
+    flag: 'forward-auth-path-prefix',
+    kind: 'string',
+    description: 'forward-auth, envoy profile: the prefix the proxy puts before the original path (Envoy path_prefix)',
+  },
   { flag: 'forward-authorization', kind: 'boolean', default: 'false', description: "pass the caller's Authorization/api-key upstream" },
   { flag: 'upstream-api-key-file', kind: 'path', secret: true, description: "the upstream's own API key, sent as api-key (re-read every 5 s)" },
   { flag: 'upstream-headers-timeout', kind: 'duration', default: '600s', description: 'longest wait for upstream response headers' },
   { flag: 'upstream-body-timeout', kind: 'duration', default: '300s', description: 'longest silence between two body chunks' },
   { flag: 'shutdown-grace', kind: 'duration', default: '30s', description: 'drain time after SIGTERM' },
-  { flag: 'log-level', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'log level' },
-  { flag: 'dev-state-dir', kind: 'path', description: 'set by foundry-auth dev: the grant command in 403 messages adds --dev DIR so it acts on the dev stack' },
+  {
+    flag: 'log-level',
+    kind: 'enum',
+    default: 'info',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    description: 'log level',
+  },
+  {
+    flag: 'dev-state-dir',
+    kind: 'path',
+    description: 'set by foundry-auth dev: the grant command in 403 messages adds --dev DIR so it acts on the dev stack',
+  },
   { flag: 'log-format', kind: 'enum', default: 'json', choices: ['json', 'pretty'], description: 'json, or pretty for humans' },
 ] as const satisfies readonly OptionSpec[];
 

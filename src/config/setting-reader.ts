@@ -94,7 +94,8 @@ export class SettingReader {
     } catch {
       return this.fail(flag, `must be an absolute http(s) URL (got "${clip(value)}")`);
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return this.fail(flag, `must use http:// or https:// (got "${parsed.protocol}")`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      return this.fail(flag, `must use http:// or https:// (got "${parsed.protocol}")`);
     if (parsed.username !== '' || parsed.password !== '') return this.fail(flag, 'must not contain credentials');
     if (parsed.search !== '' || parsed.hash !== '') return this.fail(flag, 'must not contain a query or fragment');
     if (opts.loopbackHttpOnly && parsed.protocol === 'http:' && !LOOPBACK_HOSTS.has(parsed.hostname)) {
@@ -108,7 +109,8 @@ export class SettingReader {
     const value = this.text(flag);
     if (value === undefined) return undefined;
     const ms = parseDuration(value);
-    if (ms === undefined) return this.fail(flag, `must be a duration in seconds ("30") or with a unit ("250ms", "30s", "5m", "1h") (got "${clip(value)}")`);
+    if (ms === undefined)
+      return this.fail(flag, `must be a duration in seconds ("30") or with a unit ("250ms", "30s", "5m", "1h") (got "${clip(value)}")`);
     return ms;
   }
 
@@ -118,7 +120,11 @@ export class SettingReader {
     if (value === undefined) return undefined;
     const match = /^\s*(\d{1,15})\s*(|B|KiB|MiB|GiB)\s*$/.exec(value);
     const size = match === null ? NaN : Number(match[1]) * BYTE_UNITS[match[2]!]!;
-    if (!Number.isSafeInteger(size) || size < 1) return this.fail(flag, `must be a positive number of bytes, optionally with a unit ("1048576", "512KiB", "16MiB", "1GiB") (got "${clip(value)}")`);
+    if (!Number.isSafeInteger(size) || size < 1)
+      return this.fail(
+        flag,
+        `must be a positive number of bytes, optionally with a unit ("1048576", "512KiB", "16MiB", "1GiB") (got "${clip(value)}")`,
+      );
     return size;
   }
 

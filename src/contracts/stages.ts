@@ -36,7 +36,11 @@ export interface ForwardRequest {
 export interface ExchangeTap {
   readonly body: Buffer | undefined;
   /** The response head arrived: headers to add (replacing the upstream's of the same name) and whether to hold the body for `rewrite`. */
-  onResponseHead(status: number, contentType: string | undefined, requestBytes: number): { readonly headers: readonly (readonly [string, string])[]; readonly hold: boolean };
+  onResponseHead(
+    status: number,
+    contentType: string | undefined,
+    requestBytes: number,
+  ): { readonly headers: readonly (readonly [string, string])[]; readonly hold: boolean };
   onResponseChunk(chunk: Buffer): void;
   /** The exchange ended, whichever way. */
   onEnd(): void;

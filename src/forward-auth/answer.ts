@@ -41,7 +41,9 @@ export class Answers {
   private readonly tail: readonly string[];
 
   constructor(private readonly opts: AnswerOptions) {
-    this.tail = opts.forwardAuthorization ? ['content-length', '0'] : ['x-envoy-auth-headers-to-remove', 'authorization, api-key', 'content-length', '0'];
+    this.tail = opts.forwardAuthorization
+      ? ['content-length', '0']
+      : ['x-envoy-auth-headers-to-remove', 'authorization, api-key', 'content-length', '0'];
   }
 
   allow(res: ServerResponse, allowed: Allowed, closeConnection: boolean): void {

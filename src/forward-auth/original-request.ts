@@ -16,7 +16,8 @@ export interface OriginalRequest {
   readonly target: string;
 }
 
-export type OriginalRead = { readonly kind: 'read'; readonly original: OriginalRequest } | { readonly kind: 'refused'; readonly rejection: Rejection };
+export type OriginalRead =
+  { readonly kind: 'read'; readonly original: OriginalRequest } | { readonly kind: 'refused'; readonly rejection: Rejection };
 
 export type OriginalRequestReader = (req: IncomingMessage) => OriginalRead;
 
@@ -110,9 +111,13 @@ function single(raw: readonly string[], lowerName: string): HeaderValue {
 
 function headerProblem(header: string, problem: Absent, hint: string): Rejection {
   if (problem === 'duplicate') {
-    return rejection('forward_auth_misconfigured', `the check carries more than one ${header}: the proxy must set it exactly once, replacing any copy the client sent`, {
-      reason: 'duplicate_original_header',
-    });
+    return rejection(
+      'forward_auth_misconfigured',
+      `the check carries more than one ${header}: the proxy must set it exactly once, replacing any copy the client sent`,
+      {
+        reason: 'duplicate_original_header',
+      },
+    );
   }
   return rejection('forward_auth_misconfigured', `the proxy did not send ${header} with the check: ${hint}`, { reason: 'missing_original_header' });
 }

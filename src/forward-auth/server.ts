@@ -73,8 +73,17 @@ export class ForwardAuthServer {
     if (answered instanceof Promise) {
       answered.catch((err: unknown) => {
         // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
-        this.opts.log.error({ requestId: record.requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'forward-auth check failed');
-        if (!res.headersSent) this.refuse(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
+        this.opts.log.error(
+          { requestId: record.requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
+          'forward-auth check failed',
+        );
+        if (!res.headersSent)
+          this.refuse(
+            req,
+            res,
+            record,
+            rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'),
+          );
         else res.destroy();
       });
     }
@@ -84,19 +93,36 @@ export class ForwardAuthServer {
   private check(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void | Promise<void> {
     // Only the proxies named in --trusted-proxies may ask; anyone else could forge the original request.
     if (!this.trusted.trusts(req.socket)) {
-      return this.refuse(req, res, record, rejection('untrusted_proxy', 'this address is not in --trusted-proxies: only the configured proxies may ask for authorization decisions', { reason: 'untrusted_peer' }));
+      return this.refuse(
+        req,
+        res,
+        record,
+        rejection('untrusted_proxy', 'this address is not in --trusted-proxies: only the configured proxies may ask for authorization decisions', {
+          reason: 'untrusted_peer',
+        }),
+      );
     }
     if (req.httpVersionMajor !== 1) {
       return this.refuse(req, res, record, rejection('invalid_request', `HTTP/${req.httpVersion} is not supported on this listener; send HTTP/1.1`));
     }
     if (req.headers.upgrade !== undefined) {
-      return this.refuse(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
+      return this.refuse(
+        req,
+        res,
+        record,
+        rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'),
+      );
     }
     const read = this.readOriginal(req);
     if (read.kind === 'refused') return this.refuse(req, res, record, read.rejection);
     record.method = read.original.method;
     // The original's body is the proxy's business (it is never sent here): the check decides on the request line and headers.
-    const deciding = this.opts.decider.decide({ method: read.original.method, target: read.original.target, rawHeaders: req.rawHeaders, hasBody: false });
+    const deciding = this.opts.decider.decide({
+      method: read.original.method,
+      target: read.original.target,
+      rawHeaders: req.rawHeaders,
+      hasBody: false,
+    });
     if (deciding instanceof Promise) return deciding.then((decision) => this.answer(req, res, record, decision));
     return this.answer(req, res, record, deciding);
   }
@@ -106,7 +132,11 @@ export class ForwardAuthServer {
     const now = this.opts.clock.now();
     if (decision.kind === 'public') {
       // Nothing was decided that could expire: the proxy asks again next time.
-      this.answers.allow(res, { principal: undefined, plane: 'data', action: '', requestId: record.requestId, maxAgeSeconds: 0 }, this.closeAfter(req));
+      this.answers.allow(
+        res,
+        { principal: undefined, plane: 'data', action: '', requestId: record.requestId, maxAgeSeconds: 0 },
+        this.closeAfter(req),
+      );
       return;
     }
     if (decision.kind === 'allow') {
@@ -114,7 +144,11 @@ export class ForwardAuthServer {
       let until = decision.decision.expiresAt ?? now + API_KEY_ANSWER_SECONDS * 1000;
       if (decision.tokenExpiresAt !== undefined) until = Math.min(until, decision.tokenExpiresAt);
       const { principal, route } = decision;
-      this.answers.allow(res, { principal, plane: route.plane, action: route.action, requestId: record.requestId, maxAgeSeconds: secondsLeft(until, now) }, this.closeAfter(req));
+      this.answers.allow(
+        res,
+        { principal, plane: route.plane, action: route.action, requestId: record.requestId, maxAgeSeconds: secondsLeft(until, now) },
+        this.closeAfter(req),
+      );
       return;
     }
     // A 403 decision may be reused while the cached deny lives, at most the deny TTL.

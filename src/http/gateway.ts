@@ -91,7 +91,13 @@ export class Gateway {
       try {
         // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
         this.opts.log.error({ requestId: record.requestId, err: errorSummary(err) }, 'request pipeline failed');
-        if (!res.headersSent) this.reject(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
+        if (!res.headersSent)
+          this.reject(
+            req,
+            res,
+            record,
+            rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'),
+          );
         else res.destroy();
       } finally {
         finish();
@@ -106,7 +112,12 @@ export class Gateway {
       return this.reject(req, res, record, rejection('expectation_failed', 'the only expectation foundry-auth meets is "Expect: 100-continue"'));
     }
     if (req.headers.upgrade !== undefined) {
-      return this.reject(req, res, record, rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'));
+      return this.reject(
+        req,
+        res,
+        record,
+        rejection('upgrade_not_supported', 'protocol upgrades (WebSocket, h2c) are not supported; send plain HTTP/1.1 requests'),
+      );
     }
     if (req.httpVersionMajor !== 1) {
       return this.reject(req, res, record, rejection('invalid_request', `HTTP/${req.httpVersion} is not supported on this listener; send HTTP/1.1`));

@@ -25,6 +25,8 @@ export interface IstioAuthorizationPolicy {
     readonly selector: { readonly matchLabels: Readonly<Record<string, string>> };
     readonly action: 'CUSTOM';
     readonly provider: { readonly name: string };
-    readonly rules: readonly { readonly to: readonly { readonly operation: { readonly hosts?: readonly string[]; readonly paths?: readonly string[] } }[] }[];
+    readonly rules: readonly {
+      readonly to: readonly { readonly operation: { readonly hosts?: readonly string[]; readonly paths?: readonly string[] } }[];
+    }[];
   };
 }

@@ -93,7 +93,9 @@ export function podSettings(input: PodSettingsInput): PodSettingsResult {
         try {
           files[key] = readFileSync(value, 'utf8');
         } catch (err) {
-          errors.push(`--${spec.flag} / ${envName(spec.flag)}: cannot read ${value} to ship it in a ConfigMap: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+          errors.push(
+            `--${spec.flag} / ${envName(spec.flag)}: cannot read ${value} to ship it in a ConfigMap: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          );
           continue;
         }
         env[envName(spec.flag)] = `${FILES_DIR}/${key}`;

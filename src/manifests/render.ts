@@ -77,16 +77,24 @@ export function renderManifests(options: ManifestOptions, serve: ServeSettings):
   const sharedCache = serve.given.has('shared-cache');
   const workloadIdentity = usesWorkloadIdentity(config);
   if (config.rbac.scope !== undefined && config.entra !== undefined && config.rbac.mode === 'arm' && config.rbac.identity === 'azure-cli') {
-    errors.push('--identity / FOUNDRY_AUTH_IDENTITY: azure-cli is for runs on a workstation; in a pod use workload-identity (default), msi-adapter or client-secret');
+    errors.push(
+      '--identity / FOUNDRY_AUTH_IDENTITY: azure-cli is for runs on a workstation; in a pod use workload-identity (default), msi-adapter or client-secret',
+    );
   }
   if (workloadIdentity && options.workloadIdentityClientId === undefined) {
-    errors.push('--workload-identity-client-id: required for the ARM identity by workload identity: the client ID of the managed identity federated with the service account (or set --identity msi-adapter)');
+    errors.push(
+      '--workload-identity-client-id: required for the ARM identity by workload identity: the client ID of the managed identity federated with the service account (or set --identity msi-adapter)',
+    );
   }
   if (options.mode === 'gateway' && options.modelPodLabels === undefined) {
-    errors.push(`--model-pod-labels: required in gateway mode: the labels of the model's pods, which the NetworkPolicy lets only foundry-auth reach (kubectl get pods -n ${FOUNDRY_NAMESPACE} --show-labels)`);
+    errors.push(
+      `--model-pod-labels: required in gateway mode: the labels of the model's pods, which the NetworkPolicy lets only foundry-auth reach (kubectl get pods -n ${FOUNDRY_NAMESPACE} --show-labels)`,
+    );
   }
   if (options.mode === 'sidecar' && (options.appDeployment === undefined || options.appLabels === undefined || options.appContainer === undefined)) {
-    errors.push('--app-deployment, --app-container and --app-labels: required in sidecar mode: the inference Deployment to patch, its container and its selector labels');
+    errors.push(
+      '--app-deployment, --app-container and --app-labels: required in sidecar mode: the inference Deployment to patch, its container and its selector labels',
+    );
   }
 
   const fixed = new Map<string, string>([
@@ -119,7 +127,9 @@ export function toYaml(manifests: readonly Manifest[], header: string): string {
 
 /** ARM identity by workload identity: what `auto` means in a pod unless configured otherwise. */
 function usesWorkloadIdentity(config: ServeConfig): boolean {
-  return config.rbac.mode === 'arm' && config.rbac.scope !== undefined && (config.rbac.identity === 'auto' || config.rbac.identity === 'workload-identity');
+  return (
+    config.rbac.mode === 'arm' && config.rbac.scope !== undefined && (config.rbac.identity === 'auto' || config.rbac.identity === 'workload-identity')
+  );
 }
 
 function sha256(value: unknown): string {
@@ -200,13 +210,7 @@ class Context {
         },
       },
     });
-    return [
-      ...this.common(),
-      builtin(patch),
-      builtin(this.service(appLabels)),
-      builtin(this.ownPolicy([], appLabels)),
-      ...this.monitor(),
-    ];
+    return [...this.common(), builtin(patch), builtin(this.service(appLabels)), builtin(this.ownPolicy([], appLabels)), ...this.monitor()];
   }
 
   forwardAuth(): Manifest[] {
@@ -241,7 +245,12 @@ class Context {
             },
             spec: {
               ingressClassName: 'nginx',
-              rules: [{ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: service!, port: { number: Number(port) } } } }] } }],
+              rules: [
+                {
+                  host,
+                  http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: service!, port: { number: Number(port) } } } }] },
+                },
+              ],
             },
           }),
         ),
@@ -267,7 +276,8 @@ class Context {
   /** ConfigMaps and the ServiceAccount every topology has. */
   private common(): Manifest[] {
     const out: Manifest[] = [builtin(new ConfigMap({ metadata: this.meta(this.settingsName), data: { ...this.pod.env } }))];
-    if (Object.keys(this.pod.files).length > 0) out.push(builtin(new ConfigMap({ metadata: this.meta(this.filesName), data: { ...this.pod.files } })));
+    if (Object.keys(this.pod.files).length > 0)
+      out.push(builtin(new ConfigMap({ metadata: this.meta(this.filesName), data: { ...this.pod.files } })));
     const annotations: Record<string, string> = {};
     const labels: Record<string, string> = { ...this.labels };
     if (this.flags.workloadIdentity) {
@@ -294,7 +304,14 @@ class Context {
       containers: [foundryAuthContainer(this.containerInput())],
       volumes: this.volumes(),
       terminationGracePeriodSeconds: this.graceSeconds(),
-      topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...this.selector } } }],
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: 'kubernetes.io/hostname',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: { ...this.selector } },
+        },
+      ],
     };
     return new Deployment({
       metadata: this.meta(this.o.name),
@@ -309,7 +326,8 @@ class Context {
 
   private service(selector: Readonly<Record<string, string>> = this.selector): Service {
     const ports: IServicePort[] = [{ name: LISTEN_PORT_NAME, port: this.serve.config.listen.port, targetPort: LISTEN_PORT_NAME, protocol: 'TCP' }];
-    if (this.o.serviceMonitor) ports.push({ name: ADMIN_PORT_NAME, port: this.serve.config.adminListen.port, targetPort: ADMIN_PORT_NAME, protocol: 'TCP' });
+    if (this.o.serviceMonitor)
+      ports.push({ name: ADMIN_PORT_NAME, port: this.serve.config.adminListen.port, targetPort: ADMIN_PORT_NAME, protocol: 'TCP' });
     return new Service({ metadata: this.meta(this.o.name), spec: { type: 'ClusterIP', selector: { ...selector }, ports } });
   }
 
@@ -345,7 +363,11 @@ class Context {
    * out: DNS, HTTPS (Entra ID, ARM: outside the cluster, no fixed addresses), the upstream and the
    * shared cache.
    */
-  private ownPolicy(extraEgress: INetworkPolicyEgressRule[], podLabels: Readonly<Record<string, string>> = this.selector, fromNamespace?: string): NetworkPolicy {
+  private ownPolicy(
+    extraEgress: INetworkPolicyEgressRule[],
+    podLabels: Readonly<Record<string, string>> = this.selector,
+    fromNamespace?: string,
+  ): NetworkPolicy {
     const listen: INetworkPolicyPort = { protocol: 'TCP', port: this.serve.config.listen.port };
     const ingress: INetworkPolicyIngressRule[] = [
       fromNamespace === undefined
@@ -354,7 +376,12 @@ class Context {
     ];
     if (this.o.serviceMonitor) ingress.push({ ports: [{ protocol: 'TCP', port: this.serve.config.adminListen.port }] });
     const egress: INetworkPolicyEgressRule[] = [
-      { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+      {
+        ports: [
+          { protocol: 'UDP', port: 53 },
+          { protocol: 'TCP', port: 53 },
+        ],
+      },
       { ports: [{ protocol: 'TCP', port: 443 }] },
       ...extraEgress,
     ];
@@ -372,7 +399,10 @@ class Context {
       apiVersion: 'monitoring.coreos.com/v1',
       kind: 'ServiceMonitor',
       metadata: this.meta(this.o.name),
-      spec: { selector: { matchLabels: { ...this.selector } }, endpoints: [{ port: ADMIN_PORT_NAME, path: '/metrics', interval: '30s', scrapeTimeout: '10s' }] },
+      spec: {
+        selector: { matchLabels: { ...this.selector } },
+        endpoints: [{ port: ADMIN_PORT_NAME, path: '/metrics', interval: '30s', scrapeTimeout: '10s' }],
+      },
     };
     return [{ kind: 'custom', object: monitor }];
   }

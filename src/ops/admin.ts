@@ -71,7 +71,10 @@ export class AdminServer {
       return;
     }
     if (!isLoopback(req.socket.remoteAddress)) {
-      json(res, 403, { status: 'forbidden', message: 'POST /cache/flush answers loopback peers only: run it on the replica host (foundry-auth cache flush)' });
+      json(res, 403, {
+        status: 'forbidden',
+        message: 'POST /cache/flush answers loopback peers only: run it on the replica host (foundry-auth cache flush)',
+      });
       req.resume();
       return;
     }
@@ -82,7 +85,8 @@ export class AdminServer {
       return;
     }
     void readBody(req, MAX_FLUSH_BODY_BYTES).then(async (body) => {
-      if (body === undefined) return json(res, 413, { status: 'request too large', message: `the body must be at most ${MAX_FLUSH_BODY_BYTES} bytes` });
+      if (body === undefined)
+        return json(res, 413, { status: 'request too large', message: `the body must be at most ${MAX_FLUSH_BODY_BYTES} bytes` });
       const principal = parseFlushBody(body);
       if (principal.kind === 'invalid') return json(res, 400, { status: 'invalid request', message: principal.message });
       const oid = principal.kind === 'principal' ? principal.oid.toLowerCase() : undefined;
@@ -90,7 +94,12 @@ export class AdminServer {
         const outcome = await flush(oid);
         const flushed = oid ?? 'all';
         if (outcome.sharedUnavailable) {
-          return json(res, 503, { status: 'partial', flushed, reach: 'local', message: 'dropped in this replica only: the shared cache is unavailable, so other replicas keep their entries until their TTL' });
+          return json(res, 503, {
+            status: 'partial',
+            flushed,
+            reach: 'local',
+            message: 'dropped in this replica only: the shared cache is unavailable, so other replicas keep their entries until their TTL',
+          });
         }
         json(res, 200, { status: 'flushed', flushed, reach: outcome.reach });
       } catch (err) {
@@ -142,7 +151,8 @@ function readBody(req: IncomingMessage, max: number): Promise<string | undefined
   });
 }
 
-type FlushBody = { readonly kind: 'all' } | { readonly kind: 'principal'; readonly oid: string } | { readonly kind: 'invalid'; readonly message: string };
+type FlushBody =
+  { readonly kind: 'all' } | { readonly kind: 'principal'; readonly oid: string } | { readonly kind: 'invalid'; readonly message: string };
 
 function parseFlushBody(body: string): FlushBody {
   if (body.trim() === '') return { kind: 'all' };
@@ -152,12 +162,17 @@ function parseFlushBody(body: string): FlushBody {
   } catch {
     return { kind: 'invalid', message: 'the body must be JSON: {"principal":"<object ID>"}, or empty to flush everyone' };
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { kind: 'invalid', message: 'the body must be a JSON object: {"principal":"<object ID>"}' };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    return { kind: 'invalid', message: 'the body must be a JSON object: {"principal":"<object ID>"}' };
   const keys = Object.keys(parsed);
   if (keys.length === 0) return { kind: 'all' };
   const principal = (parsed as Record<string, unknown>).principal;
   if (keys.some((k) => k !== 'principal') || typeof principal !== 'string' || !GUID.test(principal)) {
-    return { kind: 'invalid', message: 'principal must be the object ID (GUID) of a user, group member or service principal, e.g. {"principal":"00000000-0000-0000-0000-000000000000"}' };
+    return {
+      kind: 'invalid',
+      message:
+        'principal must be the object ID (GUID) of a user, group member or service principal, e.g. {"principal":"00000000-0000-0000-0000-000000000000"}',
+    };
   }
   return { kind: 'principal', oid: principal };
 }

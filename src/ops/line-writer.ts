@@ -141,7 +141,9 @@ export class BatchedLineWriter implements LineDestination {
   /** Everything pending as one buffer (with the dropped-lines warning first), or undefined. */
   #takeBatch(): Buffer | undefined {
     if (this.#dropped > 0) {
-      this.#pending.unshift(`{"level":40,"time":${Date.now()},"msg":"log lines dropped: the log's reader was not keeping up","dropped":${this.#dropped}}\n`);
+      this.#pending.unshift(
+        `{"level":40,"time":${Date.now()},"msg":"log lines dropped: the log's reader was not keeping up","dropped":${this.#dropped}}\n`,
+      );
       this.#dropped = 0;
     }
     if (this.#pending.length === 0) return undefined;

@@ -40,7 +40,11 @@ function hexValue(code: number): number {
  */
 export function checkTarget(target: string): TargetCheck {
   if (target.length === 0 || target.charCodeAt(0) !== 47 /* / */) {
-    return { ok: false, code: 'invalid_request', message: 'the request target must be a path starting with "/" (origin-form); absolute URLs, "*" and authority targets are not accepted' };
+    return {
+      ok: false,
+      code: 'invalid_request',
+      message: 'the request target must be a path starting with "/" (origin-form); absolute URLs, "*" and authority targets are not accepted',
+    };
   }
   const q = target.indexOf('?');
   const path = q === -1 ? target : target.slice(0, q);

@@ -58,13 +58,21 @@ export class DecisionCore implements RequestDecider {
       return request.hasBody ? { kind: 'reject', path, rejection: PUBLIC_BODY } : { kind: 'public', path, query };
     }
     if (request.hasBody && BODYLESS_METHODS.has(method)) {
-      return { kind: 'reject', path, rejection: rejection('invalid_request', `a ${method} request must not have a body`, { reason: 'bodyless_method_body' }) };
+      return {
+        kind: 'reject',
+        path,
+        rejection: rejection('invalid_request', `a ${method} request must not have a body`, { reason: 'bodyless_method_body' }),
+      };
     }
 
     // Step 4: route -> plane and action.
     const lookup = this.opts.routes.lookup(method, path);
     if (lookup.kind === 'not_found') {
-      return { kind: 'reject', path, rejection: rejection('route_not_found', `no route for ${method} ${path}; foundry-auth forwards only the Foundry Local API routes it knows`) };
+      return {
+        kind: 'reject',
+        path,
+        rejection: rejection('route_not_found', `no route for ${method} ${path}; foundry-auth forwards only the Foundry Local API routes it knows`),
+      };
     }
     if (lookup.kind === 'method_not_allowed') {
       const message = `${method} is not allowed on ${path}; allowed: ${lookup.allow.join(', ')}`;
@@ -113,10 +121,35 @@ function decided(
   if (decision.kind === 'allow') {
     const exp = principal.claims?.exp;
     const tokenExpiresAt = typeof exp === 'number' ? exp * 1000 : undefined;
-    return { kind: 'allow', path, query, route, principal, decision, tokenExpiresAt, authMs, rbacMs, tokenCache, rbacCache: decision.cache, decisionSource };
+    return {
+      kind: 'allow',
+      path,
+      query,
+      route,
+      principal,
+      decision,
+      tokenExpiresAt,
+      authMs,
+      rbacMs,
+      tokenCache,
+      rbacCache: decision.cache,
+      decisionSource,
+    };
   }
   const refused = decision.kind === 'deny' ? { rbacCache: decision.cache } : {};
-  return { kind: 'reject', path, route, principal, decision, rejection: decisionRejection(decision), authMs, rbacMs, tokenCache, decisionSource, ...refused };
+  return {
+    kind: 'reject',
+    path,
+    route,
+    principal,
+    decision,
+    rejection: decisionRejection(decision),
+    authMs,
+    rbacMs,
+    tokenCache,
+    decisionSource,
+    ...refused,
+  };
 }
 
 function decisionRejection(decision: Exclude<Decision, { kind: 'allow' }>): Rejection {

@@ -133,7 +133,10 @@ function compilePath(path: string): Segment[] {
 const METHOD = z.string().regex(/^[A-Z]+$/, 'an upper-case HTTP method such as GET or POST');
 const ROUTE_PATH = z
   .string()
-  .regex(/^(\/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}|\*\*))+$/, 'a path of literal segments, {param} segments and an optional final **')
+  .regex(
+    /^(\/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}|\*\*))+$/,
+    'a path of literal segments, {param} segments and an optional final **',
+  )
   .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'no dot segments')
   .refine((p) => !p.slice(0, -3).includes('**'), '"**" only as the last segment');
 
@@ -147,7 +150,12 @@ const ROUTES_FILE = z
             methods: z.array(METHOD).min(1),
             path: ROUTE_PATH,
             plane: z.enum(['data', 'control']),
-            action: z.string().regex(/^[A-Za-z0-9.]+\/[A-Za-z0-9./*_-]+$/, 'an Azure RBAC action such as Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action'),
+            action: z
+              .string()
+              .regex(
+                /^[A-Za-z0-9.]+\/[A-Za-z0-9./*_-]+$/,
+                'an Azure RBAC action such as Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action',
+              ),
           })
           .strict(),
       )
@@ -155,7 +163,8 @@ const ROUTES_FILE = z
   })
   .strict();
 
-export type RoutesFileResult = { readonly ok: true; readonly routes: readonly RouteDefinition[] } | { readonly ok: false; readonly errors: readonly string[] };
+export type RoutesFileResult =
+  { readonly ok: true; readonly routes: readonly RouteDefinition[] } | { readonly ok: false; readonly errors: readonly string[] };
 
 /**
  * `--routes-file` (YAML or JSON): `mode: extend` (default) puts the file's routes before the

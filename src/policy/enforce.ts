@@ -53,7 +53,14 @@ export class PolicyStage {
   constructor(private readonly opts: PolicyStageOptions) {}
 
   /** `letBodyCome`: answers `Expect: 100-continue`, called just before the body is read. */
-  check(req: IncomingMessage, path: string, route: RouteMatch, principal: Principal, startedAt: number, letBodyCome: () => void): PolicyVerdict | Promise<PolicyVerdict> {
+  check(
+    req: IncomingMessage,
+    path: string,
+    route: RouteMatch,
+    principal: Principal,
+    startedAt: number,
+    letBodyCome: () => void,
+  ): PolicyVerdict | Promise<PolicyVerdict> {
     const policy = this.opts.file.current;
     const limits = policy.limitsFor(principal);
     if (limits === undefined) return this.afterLimits(policy, req, letBodyCome, path, route, principal, undefined, undefined, startedAt);
@@ -80,7 +87,10 @@ export class PolicyStage {
     const modelRequest = route.plane === 'data' && req.method === 'POST';
     const exchange = (model: string | undefined, body: Buffer | undefined, listFilter?: Policy): PolicyExchange =>
       new PolicyExchange(this, principal, limits, state, model, body, listFilter, startedAt, modelRequest);
-    const plain = (): PolicyVerdict => ({ kind: 'forward', exchange: modelRequest || state !== undefined ? exchange(undefined, undefined) : undefined });
+    const plain = (): PolicyVerdict => ({
+      kind: 'forward',
+      exchange: modelRequest || state !== undefined ? exchange(undefined, undefined) : undefined,
+    });
     if (!policy.hasModelRules || route.plane !== 'data') return plain();
     if (path === MODELS_PATH) return { kind: 'forward', exchange: exchange(undefined, undefined, policy) };
     if (path.startsWith(MODELS_PREFIX)) {
@@ -98,7 +108,11 @@ export class PolicyStage {
       if (read.kind === 'gone') return read;
       if (read.kind === 'too_large') return { kind: 'reject', rejection: tooLarge(this.opts.maxBodyBytes) };
       const found = modelOf(read.body, req.headers['content-type']);
-      if (found.kind === 'invalid') return { kind: 'reject', rejection: rejection('invalid_request', `${found.message}; with model rules in force every request names its model`) };
+      if (found.kind === 'invalid')
+        return {
+          kind: 'reject',
+          rejection: rejection('invalid_request', `${found.message}; with model rules in force every request names its model`),
+        };
       const access = policy.modelAccess(found.model, principal);
       if (access.kind === 'denied') {
         const { rule } = access;
@@ -108,7 +122,9 @@ export class PolicyStage {
           rejection: rejection(
             'model_not_allowed',
             `${principalName(principal)} may not use model ${found.model}: the policy rule "${rule.match}" allows ` +
-              (allowedBy.length > 0 ? `${allowedBy.join(', ')}; ask for one of these app roles to be assigned to you or a group you are in, then get a new token` : 'nobody'),
+              (allowedBy.length > 0
+                ? `${allowedBy.join(', ')}; ask for one of these app roles to be assigned to you or a group you are in, then get a new token`
+                : 'nobody'),
             { reason: 'model_rule' },
           ),
         };
@@ -118,7 +134,13 @@ export class PolicyStage {
   }
 
   /** @internal Counts a finished exchange: metrics (never by principal), then the charge. */
-  finished(principal: Principal, limits: Limits | undefined, model: string | undefined, usage: TokenUsage | undefined, ttftSeconds: number | undefined): void {
+  finished(
+    principal: Principal,
+    limits: Limits | undefined,
+    model: string | undefined,
+    usage: TokenUsage | undefined,
+    ttftSeconds: number | undefined,
+  ): void {
     const label = model === undefined ? undefined : this.modelLabel(model);
     if (label !== undefined && usage !== undefined) {
       this.opts.metrics.genAiTokens.inc({ model: label, type: 'input' }, usage.input);
@@ -173,7 +195,11 @@ export class PolicyExchange implements ExchangeTap {
    * The upstream's response head: the headers to add (replacing the upstream's own of the same
    * name), and whether the body is to be held and handed to `rewrite` instead of streamed.
    */
-  onResponseHead(status: number, contentType: string | undefined, requestBytes: number): { readonly headers: readonly (readonly [string, string])[]; readonly hold: boolean } {
+  onResponseHead(
+    status: number,
+    contentType: string | undefined,
+    requestBytes: number,
+  ): { readonly headers: readonly (readonly [string, string])[]; readonly hold: boolean } {
     const headers = this.state !== undefined ? rateLimitHeaders(this.state) : NO_HEADERS;
     if (this.listFilter !== undefined && status === 200) return { headers, hold: true };
     if (this.metered && status >= 200 && status < 300) {
@@ -261,7 +287,10 @@ function readBody(req: IncomingMessage, max: number): Promise<BodyRead> {
 }
 
 function tooLarge(max: number): Rejection {
-  return rejection('request_too_large', `the request body is larger than ${max} bytes (--max-body-bytes), the most foundry-auth reads to check its model`);
+  return rejection(
+    'request_too_large',
+    `the request body is larger than ${max} bytes (--max-body-bytes), the most foundry-auth reads to check its model`,
+  );
 }
 
 /** A path segment percent-decoded (`%2F` may name a model with a slash), or undefined when it does not decode. */

@@ -38,7 +38,9 @@ export class Limiter {
     if (limits.tokensPerMinute !== undefined) increments.push({ key: windows.minuteTokens, amount: 0, ttlMs: windows.minuteLeft });
     if (limits.tokensPerDay !== undefined) increments.push({ key: windows.dayTokens, amount: 0, ttlMs: windows.dayLeft });
     const totals = this.store.increment(increments);
-    return totals instanceof Promise ? totals.then((t) => this.decide(principal, limits, windows, t)) : this.decide(principal, limits, windows, totals);
+    return totals instanceof Promise
+      ? totals.then((t) => this.decide(principal, limits, windows, t))
+      : this.decide(principal, limits, windows, totals);
   }
 
   /** Charges a finished request's tokens to the windows current now; resolves when counted. */
@@ -70,19 +72,35 @@ export class Limiter {
     const minuteTokens = limits.tokensPerMinute !== undefined ? totals[i++]! : undefined;
     const dayTokens = limits.tokensPerDay !== undefined ? totals[i]! : undefined;
     const state: { requests?: Mutable<Window>; tokens?: Mutable<Window> } = {};
-    if (requests !== undefined) state.requests = { limit: limits.requestsPerMinute!, remaining: Math.max(0, limits.requestsPerMinute! - requests), resetMs: windows.minuteLeft };
+    if (requests !== undefined)
+      state.requests = {
+        limit: limits.requestsPerMinute!,
+        remaining: Math.max(0, limits.requestsPerMinute! - requests),
+        resetMs: windows.minuteLeft,
+      };
     // The token headers describe the window closest to being spent.
-    if (minuteTokens !== undefined) state.tokens = { limit: limits.tokensPerMinute!, remaining: Math.max(0, limits.tokensPerMinute! - minuteTokens), resetMs: windows.minuteLeft };
+    if (minuteTokens !== undefined)
+      state.tokens = { limit: limits.tokensPerMinute!, remaining: Math.max(0, limits.tokensPerMinute! - minuteTokens), resetMs: windows.minuteLeft };
     if (dayTokens !== undefined) {
       const day = { limit: limits.tokensPerDay!, remaining: Math.max(0, limits.tokensPerDay! - dayTokens), resetMs: windows.dayLeft };
       if (state.tokens === undefined || day.remaining < state.tokens.remaining) state.tokens = day;
     }
     const who = principalName(principal);
     if (dayTokens !== undefined && dayTokens >= limits.tokensPerDay!) {
-      return refused('token_limit_exceeded', `${who} has used its ${limits.tokensPerDay} tokens per day (${dayTokens} counted today, UTC)`, windows.dayLeft, state);
+      return refused(
+        'token_limit_exceeded',
+        `${who} has used its ${limits.tokensPerDay} tokens per day (${dayTokens} counted today, UTC)`,
+        windows.dayLeft,
+        state,
+      );
     }
     if (minuteTokens !== undefined && minuteTokens >= limits.tokensPerMinute!) {
-      return refused('token_limit_exceeded', `${who} has used its ${limits.tokensPerMinute} tokens per minute (${minuteTokens} counted this minute)`, windows.minuteLeft, state);
+      return refused(
+        'token_limit_exceeded',
+        `${who} has used its ${limits.tokensPerMinute} tokens per minute (${minuteTokens} counted this minute)`,
+        windows.minuteLeft,
+        state,
+      );
     }
     if (requests !== undefined && requests > limits.requestsPerMinute!) {
       return refused('request_limit_exceeded', `${who} has made its ${limits.requestsPerMinute} requests this minute`, windows.minuteLeft, state);
@@ -110,7 +128,10 @@ function refused(code: 'token_limit_exceeded' | 'request_limit_exceeded', what: 
   const seconds = Math.max(1, Math.ceil(resetMs / 1000));
   return {
     kind: 'refused',
-    rejection: rejection(code, `${what}; try again in ${seconds} s`, { retryAfterSeconds: seconds, reason: code === 'token_limit_exceeded' ? 'tokens' : 'requests' }),
+    rejection: rejection(code, `${what}; try again in ${seconds} s`, {
+      retryAfterSeconds: seconds,
+      reason: code === 'token_limit_exceeded' ? 'tokens' : 'requests',
+    }),
     state,
   };
 }

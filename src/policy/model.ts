@@ -16,7 +16,9 @@ export function modelOf(body: Buffer, contentType: string | undefined): ModelRea
   const type = mediaType(contentType);
   if (type === 'application/json' || type.endsWith('+json')) return jsonModel(body);
   if (type === 'multipart/form-data') return multipartModel(body, contentType!);
-  return invalid(`the request body must be application/json or multipart/form-data so that its model can be checked (got ${type === '' ? 'no Content-Type' : type})`);
+  return invalid(
+    `the request body must be application/json or multipart/form-data so that its model can be checked (got ${type === '' ? 'no Content-Type' : type})`,
+  );
 }
 
 function jsonModel(body: Buffer): ModelRead {

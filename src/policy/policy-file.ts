@@ -32,7 +32,11 @@ export class PolicyFile {
     private readonly metrics: Metrics,
     reloadIntervalMs: number = POLICY_RELOAD_MS,
   ) {
-    this.source = new WatchedFile(path, { changed: (text, firstLoad) => this.changed(text, firstLoad), unreadable: (error, loaded) => this.unreadable(error, loaded) }, reloadIntervalMs);
+    this.source = new WatchedFile(
+      path,
+      { changed: (text, firstLoad) => this.changed(text, firstLoad), unreadable: (error, loaded) => this.unreadable(error, loaded) },
+      reloadIntervalMs,
+    );
   }
 
   /** The policy now in force. */

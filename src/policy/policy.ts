@@ -40,7 +40,10 @@ const name = z.string().trim().min(1);
 const principalId = z
   .string()
   .trim()
-  .regex(/^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|key-[0-9a-f]{8})$/, 'an object ID (GUID) or an API key ID such as key-3f9a1c2e')
+  .regex(
+    /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|key-[0-9a-f]{8})$/,
+    'an object ID (GUID) or an API key ID such as key-3f9a1c2e',
+  )
   .transform((s) => s.toLowerCase());
 const glob = z
   .string()
@@ -111,7 +114,8 @@ export class Policy {
     for (const rule of this.limits) {
       const target = rule.for;
       const applies =
-        (target.kind === 'principals' && target.principals.includes(principal.oid)) || (target.kind === 'roles' && target.roles.some((r) => roles.includes(r)));
+        (target.kind === 'principals' && target.principals.includes(principal.oid)) ||
+        (target.kind === 'roles' && target.roles.some((r) => roles.includes(r)));
       if (applies) (matched ??= []).push(rule);
     }
     matched ??= this.limits.filter((rule) => rule.for.kind === 'default');
@@ -144,7 +148,10 @@ function tightest(rules: readonly LimitRule[], key: keyof Limits): Limits {
 
 /** `*` is any run of characters, `?` one character, everything else literal; case-insensitive (model lookups upstream are). */
 export function globPattern(text: string): RegExp {
-  const body = text.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = text
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'is');
 }
 
@@ -169,9 +176,19 @@ export function parsePolicy(text: string, path: string): PolicyParse {
     };
   }
   const data = result.data ?? { models: [], limits: [] };
-  const models: ModelRule[] = data.models.map((m) => ({ match: m.match, pattern: globPattern(m.match), roles: m.allow.roles ?? [], principals: m.allow.principals ?? [] }));
+  const models: ModelRule[] = data.models.map((m) => ({
+    match: m.match,
+    pattern: globPattern(m.match),
+    roles: m.allow.roles ?? [],
+    principals: m.allow.principals ?? [],
+  }));
   const limits: LimitRule[] = data.limits.map((l) => ({
-    for: 'roles' in l.for ? { kind: 'roles', roles: l.for.roles } : 'principals' in l.for ? { kind: 'principals', principals: l.for.principals } : { kind: 'default' },
+    for:
+      'roles' in l.for
+        ? { kind: 'roles', roles: l.for.roles }
+        : 'principals' in l.for
+          ? { kind: 'principals', principals: l.for.principals }
+          : { kind: 'default' },
     ...(l.tokensPerMinute !== undefined ? { tokensPerMinute: l.tokensPerMinute } : {}),
     ...(l.requestsPerMinute !== undefined ? { requestsPerMinute: l.requestsPerMinute } : {}),
     ...(l.tokensPerDay !== undefined ? { tokensPerDay: l.tokensPerDay } : {}),

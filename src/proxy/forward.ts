@@ -216,7 +216,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly startedAt = performance.now();
   private firstByteAt = 0;
   /** The response head and body held for the tap's rewrite (still Waiting: a failure is a rejection). */
-  private held: { readonly status: number; readonly headers: Record<string, string | string[] | undefined>; readonly added: TapHeaders; chunks: Buffer[]; bytes: number } | null = null;
+  private held: {
+    readonly status: number;
+    readonly headers: Record<string, string | string[] | undefined>;
+    readonly added: TapHeaders;
+    chunks: Buffer[];
+    bytes: number;
+  } | null = null;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -255,7 +261,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     } catch (err) {
       // Node refuses a header value it cannot send (ERR_INVALID_CHAR): nothing was written yet.
       controller.abort(asError(err));
-      this.reject(rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }));
+      this.reject(
+        rejection('upstream_unavailable', 'the upstream sent a response header that cannot be forwarded', { reason: 'invalid_response_header' }),
+      );
       return false;
     }
     this.phase = Phase.Streaming;
@@ -277,7 +285,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       held.bytes += chunk.length;
       if (held.bytes > MAX_HELD_BYTES) {
         controller.abort(new Error('held response too large'));
-        this.reject(rejection('upstream_unavailable', `the upstream's response is larger than ${MAX_HELD_BYTES} bytes and cannot be filtered by the policy`, { reason: 'unfilterable' }));
+        this.reject(
+          rejection('upstream_unavailable', `the upstream's response is larger than ${MAX_HELD_BYTES} bytes and cannot be filtered by the policy`, {
+            reason: 'unfilterable',
+          }),
+        );
         return;
       }
       held.chunks.push(Buffer.from(chunk));
@@ -491,7 +503,9 @@ function upstreamRejection(err: Error, upstream: Upstream): Rejection {
   const code = codeOf(err) ?? 'unknown';
   const which = upstream.plane === 'control' ? 'control-plane' : 'data-plane';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-    return rejection('upstream_timeout', `the ${which} upstream did not send response headers in time (--upstream-headers-timeout)`, { reason: 'headers_timeout' });
+    return rejection('upstream_timeout', `the ${which} upstream did not send response headers in time (--upstream-headers-timeout)`, {
+      reason: 'headers_timeout',
+    });
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     return rejection('upstream_timeout', `the ${which} upstream did not accept the connection in time`, { reason: 'connect_timeout' });

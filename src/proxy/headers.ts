@@ -80,13 +80,7 @@ const UNTRUSTED_EXACT: ReadonlySet<string> = new Set([
   'x-api-key',
 ]);
 
-const UNTRUSTED_PREFIXES: readonly string[] = [
-  'x-ms-client-principal',
-  'x-ms-token-aad-',
-  'x-auth-request-',
-  'x-remote-extra-',
-  'x-foundry-auth-',
-];
+const UNTRUSTED_PREFIXES: readonly string[] = ['x-ms-client-principal', 'x-ms-token-aad-', 'x-auth-request-', 'x-remote-extra-', 'x-foundry-auth-'];
 
 /** Lower case with `_` read as `-`: how WSGI, PHP and many frameworks see a header name. */
 export function normalizeHeaderName(name: string): string {

@@ -50,19 +50,29 @@ function buildIdentityHeaders(principal: Principal): readonly string[] {
   const name = headerSafe(principal.name ?? principal.appId ?? principal.oid);
   if (principal.type === 'api-key') {
     return [
-      'x-ms-client-principal-id', id,
-      'x-ms-client-principal-name', name,
-      'x-ms-client-principal-idp', 'api-key',
-      'x-foundry-auth-principal-type', 'api-key',
+      'x-ms-client-principal-id',
+      id,
+      'x-ms-client-principal-name',
+      name,
+      'x-ms-client-principal-idp',
+      'api-key',
+      'x-foundry-auth-principal-type',
+      'api-key',
     ];
   }
   return [
-    'x-ms-client-principal-id', id,
-    'x-ms-client-principal-name', name,
-    'x-ms-client-principal-idp', 'aad',
-    'x-ms-client-principal', clientPrincipal(principal),
-    'x-foundry-auth-principal-type', principal.type,
-    'x-foundry-auth-tenant-id', headerSafe(principal.tid),
+    'x-ms-client-principal-id',
+    id,
+    'x-ms-client-principal-name',
+    name,
+    'x-ms-client-principal-idp',
+    'aad',
+    'x-ms-client-principal',
+    clientPrincipal(principal),
+    'x-foundry-auth-principal-type',
+    principal.type,
+    'x-foundry-auth-tenant-id',
+    headerSafe(principal.tid),
   ];
 }
 

@@ -20,14 +20,20 @@ export class UpstreamApiKey {
           const key = parseApiKeys(text)[0];
           // An emptied file keeps the previous key: a half-written rotation must not strip the header.
           if (key === undefined) {
-            log.warn({ file: path }, this.key === undefined ? 'the upstream API key file holds no key' : 'the upstream API key file is empty: keeping the previous key');
+            log.warn(
+              { file: path },
+              this.key === undefined ? 'the upstream API key file holds no key' : 'the upstream API key file is empty: keeping the previous key',
+            );
             return;
           }
           this.key = key;
           log.info({ file: path, key: apiKeyId(key) }, firstLoad ? 'upstream API key loaded' : 'upstream API key reloaded');
         },
         unreadable: (error, loaded) => {
-          log.warn({ file: path, error }, loaded ? 'could not re-read the upstream API key file: keeping the previous key' : 'could not read the upstream API key file');
+          log.warn(
+            { file: path, error },
+            loaded ? 'could not re-read the upstream API key file: keeping the previous key' : 'could not read the upstream API key file',
+          );
         },
       },
       reloadIntervalMs,

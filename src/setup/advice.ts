@@ -19,10 +19,11 @@ export function adviceFor(err: AzureApiError, context: { readonly scope?: string
   if (failure.kind === 'token') return failure.fix;
   if (failure.kind === 'unreachable' || failure.kind === 'timeout') {
     return api === 'graph'
-      ? 'check --graph-endpoint (https://graph.microsoft.com, or your cloud\'s Graph endpoint) and the network or proxy between here and it'
-      : 'check --arm-endpoint (https://management.azure.com, or your cloud\'s ARM endpoint) and the network or proxy between here and it';
+      ? "check --graph-endpoint (https://graph.microsoft.com, or your cloud's Graph endpoint) and the network or proxy between here and it"
+      : "check --arm-endpoint (https://management.azure.com, or your cloud's ARM endpoint) and the network or proxy between here and it";
   }
-  if (failure.kind === 'bad_response') return `the ${api === 'graph' ? 'Graph' : 'ARM'} endpoint answered something unexpected: check --${api}-endpoint`;
+  if (failure.kind === 'bad_response')
+    return `the ${api === 'graph' ? 'Graph' : 'ARM'} endpoint answered something unexpected: check --${api}-endpoint`;
   const write = operation.endsWith('.write');
   if (api === 'graph') {
     switch (code) {
@@ -41,7 +42,7 @@ export function adviceFor(err: AzureApiError, context: { readonly scope?: string
         return 'the object does not exist in this tenant (or not yet: Entra replicates new objects within a minute); check the ID and --tenant-id';
       default:
         if (err.status === 429) return 'Microsoft Graph is throttling these requests: wait a minute and rerun (setup and grant are safe to rerun)';
-        return 'see Graph\'s message above; setup and grant are safe to rerun once it is resolved';
+        return "see Graph's message above; setup and grant are safe to rerun once it is resolved";
     }
   }
   switch (code) {
@@ -69,6 +70,6 @@ export function adviceFor(err: AzureApiError, context: { readonly scope?: string
       return `the signed-in account needs Owner or User Access Administrator at ${at}`;
     default:
       if (err.status === 429) return 'ARM is throttling these requests: wait and rerun (setup and grant are safe to rerun)';
-      return 'see ARM\'s message above; setup and grant are safe to rerun once it is resolved';
+      return "see ARM's message above; setup and grant are safe to rerun once it is resolved";
   }
 }

@@ -34,7 +34,11 @@ export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 export function createSetupClients(opts: SetupClientsOptions): SetupClients {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   const armEndpoint = (opts.armEndpoint ?? DEFAULT_ARM_ENDPOINT).replace(/\/+$/, '');
-  const common = { timeoutMs, ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}), ...(opts.log !== undefined ? { log: opts.log } : {}) };
+  const common = {
+    timeoutMs,
+    ...(opts.dispatcher !== undefined ? { dispatcher: opts.dispatcher } : {}),
+    ...(opts.log !== undefined ? { log: opts.log } : {}),
+  };
   return {
     graph: new GraphClient({ ...common, endpoint: opts.graphEndpoint ?? DEFAULT_GRAPH_ENDPOINT, tokens: opts.graphTokens }),
     arm: new ArmManagementClient({ ...common, endpoint: armEndpoint, tokens: opts.armTokens }),

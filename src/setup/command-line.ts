@@ -89,10 +89,20 @@ export function addCommonOptions(cmd: Command, opts: { dryRun?: boolean; azure?:
     cmd
       .option('--graph-endpoint <url>', `Microsoft Graph (default ${DEFAULT_GRAPH_ENDPOINT})`)
       .option('--arm-endpoint <url>', `Azure Resource Manager (default ${DEFAULT_ARM_ENDPOINT})`)
-      .addOption(new Option('--credential <kind>', 'how to sign in: the Azure CLI account, AZURE_* environment variables (client secret or federated token file), or a managed identity').choices([...CALLER_CREDENTIAL_KINDS]).default('azure-cli'))
+      .addOption(
+        new Option(
+          '--credential <kind>',
+          'how to sign in: the Azure CLI account, AZURE_* environment variables (client secret or federated token file), or a managed identity',
+        )
+          .choices([...CALLER_CREDENTIAL_KINDS])
+          .default('azure-cli'),
+      )
       .option('--msi-endpoint <url>', 'with --credential managed-identity: the IMDS-shaped token endpoint (default Azure IMDS)');
   }
-  cmd.option('--dev [state-dir]', `act on the running foundry-auth dev stack whose state is in this directory (default ${DEFAULT_STATE_DIR}): its emulator, tenant, app and cluster, signed in as the emulator's admin`);
+  cmd.option(
+    '--dev [state-dir]',
+    `act on the running foundry-auth dev stack whose state is in this directory (default ${DEFAULT_STATE_DIR}): its emulator, tenant, app and cluster, signed in as the emulator's admin`,
+  );
   cmd.option('--json', 'print one JSON document on stdout (progress and messages on stderr)');
   if (opts.dryRun === true) cmd.option('--dry-run', 'show what would change and change nothing');
   return cmd;
@@ -121,7 +131,10 @@ export function commonSettings(flags: CommonFlags, openDev?: DevStackOpener): Co
 /** `--dev`: every endpoint, the tenant and the credential come from the running stack; flags that would contradict it are refused. */
 function devSettings(flags: CommonFlags, dev: DevTarget): CommonSettings {
   const given = (['tenantId', 'authority', 'graphEndpoint', 'armEndpoint', 'msiEndpoint'] as const).filter((k) => flags[k] !== undefined);
-  if (given.length > 0) throw new UsageError(`--dev takes the tenant and every endpoint from the dev stack: leave out ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  if (given.length > 0)
+    throw new UsageError(
+      `--dev takes the tenant and every endpoint from the dev stack: leave out ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+    );
   return {
     tenantId: dev.tenantId,
     authority: dev.authority,
@@ -159,7 +172,8 @@ function endpoint(flag: string, value: string, opts: { allowHttp?: boolean } = {
     throw new UsageError(`${flag} must be an absolute https:// URL (got "${clip(value)}")`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`${flag} must use https:// (got "${url.protocol}")`);
-  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname) && opts.allowHttp !== true) throw new UsageError(`${flag}: http:// is allowed only for loopback hosts; use https:// for ${url.host}`);
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname) && opts.allowHttp !== true)
+    throw new UsageError(`${flag}: http:// is allowed only for loopback hosts; use https:// for ${url.host}`);
   if (url.username !== '' || url.password !== '') throw new UsageError(`${flag} must not contain credentials`);
   if (url.hash !== '' || (url.search !== '' && opts.allowHttp !== true)) throw new UsageError(`${flag} must not contain a query or fragment`);
   return url.href.replace(/\/+$/, '');
@@ -185,10 +199,17 @@ export function credentialOf(settings: CommonSettings): CallerCredential {
  * The Graph and ARM clients acting as the caller. With `warmArm`, the ARM token is requested at
  * once, alongside the Graph token: each `az account get-access-token` takes about a second.
  */
-export function clientsOf(settings: CommonSettings, credential: CallerCredential = credentialOf(settings), opts: { warmArm?: boolean } = {}): SetupClients {
+export function clientsOf(
+  settings: CommonSettings,
+  credential: CallerCredential = credentialOf(settings),
+  opts: { warmArm?: boolean } = {},
+): SetupClients {
   const warm = (resource: string): void => {
     // A failure here is remembered by the provider and reported by the call that needs the token.
-    credential.forResource(resource).getToken().catch(() => undefined);
+    credential
+      .forResource(resource)
+      .getToken()
+      .catch(() => undefined);
   };
   warm(settings.graphEndpoint);
   if (opts.warmArm === true) warm(settings.armEndpoint);
@@ -241,13 +262,25 @@ function reportFailure(name: string, term: Terminal, err: unknown): number {
   }
   if (err instanceof AzureApiError) {
     const service = err.api === 'graph' ? 'Microsoft Graph' : 'ARM';
-    const what = err.failure.kind === 'token' ? `could not get a token for ${service}: ${err.failure.detail}` : `${service} call ${err.operation} failed: ${err.message.slice(err.operation.length + 2)}`;
+    const what =
+      err.failure.kind === 'token'
+        ? `could not get a token for ${service}: ${err.failure.detail}`
+        : `${service} call ${err.operation} failed: ${err.message.slice(err.operation.length + 2)}`;
     const fix = adviceFor(err);
     term.note(`foundry-auth ${name}: ${what}${err.correlationId !== undefined ? ` (correlation ID ${err.correlationId})` : ''}`);
     term.note(`  what to do: ${fix}`);
     if (term.json) {
       term.document({
-        error: { kind: 'azure', api: err.api, operation: err.operation, status: err.status ?? null, code: err.code ?? null, message: err.azureMessage ?? what, fix, correlationId: err.correlationId ?? null },
+        error: {
+          kind: 'azure',
+          api: err.api,
+          operation: err.operation,
+          status: err.status ?? null,
+          code: err.code ?? null,
+          message: err.azureMessage ?? what,
+          fix,
+          correlationId: err.correlationId ?? null,
+        },
       });
     }
     return EXIT_FAILED;

@@ -75,7 +75,8 @@ export async function runDoctor(options: DoctorOptions, clients: SetupClients): 
   const live: DoctorCheck[] = [];
   const knownTenant = options.tenantId ?? null;
   if (options.token !== undefined) live.push(await tokenCheck(options, options.token, knownTenant, common));
-  if (options.endpoint !== undefined) live.push(await endpointCheck(options, options.endpoint, knownTenant, common, setupArgvOf(options, common, undefined)));
+  if (options.endpoint !== undefined)
+    live.push(await endpointCheck(options, options.endpoint, knownTenant, common, setupArgvOf(options, common, undefined)));
   for (const c of live) add(c);
   let tenantId: string | null;
   let app: Application | null;
@@ -85,26 +86,52 @@ export async function runDoctor(options: DoctorOptions, clients: SetupClients): 
   } catch (err) {
     // Without the live checks the Graph failure is the whole answer (exit 1 with Azure's code and what to do).
     if (!(err instanceof AzureApiError) || live.length === 0) throw err;
-    add({ name: 'app_registration', status: 'fail', title: 'app registration exists', detail: `could not read Microsoft Graph: ${err.message}`, fix: adviceFor(err) });
+    add({
+      name: 'app_registration',
+      status: 'fail',
+      title: 'app registration exists',
+      detail: `could not read Microsoft Graph: ${err.message}`,
+      fix: adviceFor(err),
+    });
     return { ok: false, tenantId: knownTenant, clientId: options.clientId, checks };
   }
   const setupArgv = (name: string | undefined): string[] => setupArgvOf(options, common, name);
 
   if (app === null) {
-    add(failed('app_registration', 'app registration exists', `no app registration with client ID ${options.clientId} in tenant ${tenantId ?? '?'}`, setupArgv(undefined), 'Portal: Microsoft Entra ID > App registrations > New registration'));
+    add(
+      failed(
+        'app_registration',
+        'app registration exists',
+        `no app registration with client ID ${options.clientId} in tenant ${tenantId ?? '?'}`,
+        setupArgv(undefined),
+        'Portal: Microsoft Entra ID > App registrations > New registration',
+      ),
+    );
     for (const [name, title] of APP_CHECKS) add({ name, status: 'skip', title, detail: 'no app registration to check' });
   } else {
-    add({ name: 'app_registration', status: 'pass', title: 'app registration exists', detail: `${app.displayName ?? app.appId} (object ID ${app.id})` });
+    add({
+      name: 'app_registration',
+      status: 'pass',
+      title: 'app registration exists',
+      detail: `${app.displayName ?? app.appId} (object ID ${app.id})`,
+    });
     for (const c of appChecks(app, setupArgv(app.displayName ?? undefined))) add(c);
     const sp = await clients.graph.servicePrincipalByAppId(options.clientId);
     add(
       sp !== null
         ? { name: 'service_principal', status: 'pass', title: 'service principal exists', detail: `object ID ${sp.id}` }
-        : failed('service_principal', 'service principal exists', 'the app has no service principal in this tenant: nobody can get tokens for it', setupArgv(app.displayName ?? undefined), `az ad sp create --id ${options.clientId}`),
+        : failed(
+            'service_principal',
+            'service principal exists',
+            'the app has no service principal in this tenant: nobody can get tokens for it',
+            setupArgv(app.displayName ?? undefined),
+            `az ad sp create --id ${options.clientId}`,
+          ),
     );
   }
 
-  if (options.clusterId !== undefined) for (const c of await clusterChecks(options.clusterId, clients, setupArgv(app?.displayName ?? undefined))) add(c);
+  if (options.clusterId !== undefined)
+    for (const c of await clusterChecks(options.clusterId, clients, setupArgv(app?.displayName ?? undefined))) add(c);
 
   return { ok: checks.every((c) => c.status !== 'fail'), tenantId, clientId: options.clientId, checks };
 }
@@ -131,9 +158,24 @@ const APP_CHECKS: ReadonlyArray<readonly [string, string]> = [
   ['service_principal', 'service principal exists'],
 ];
 
-function failed(name: string, title: string, detail: string, argv: readonly string[], alternative?: string, status: 'fail' | 'warn' = 'fail'): DoctorCheck {
+function failed(
+  name: string,
+  title: string,
+  detail: string,
+  argv: readonly string[],
+  alternative?: string,
+  status: 'fail' | 'warn' = 'fail',
+): DoctorCheck {
   const runnable = argv[0] === 'foundry-auth' && !argv.some((a) => a.startsWith('<'));
-  return { name, status, title, detail, fix: shellLine(argv), ...(runnable ? { fixArgv: argv } : {}), ...(alternative !== undefined ? { alternative } : {}) };
+  return {
+    name,
+    status,
+    title,
+    detail,
+    fix: shellLine(argv),
+    ...(runnable ? { fixArgv: argv } : {}),
+    ...(alternative !== undefined ? { alternative } : {}),
+  };
 }
 
 /** Steps 2-5, read from the application object. */
@@ -145,12 +187,24 @@ function appChecks(app: Application, setup: readonly string[]): DoctorCheck[] {
   out.push(
     uris.some((u) => u.toLowerCase() === uri.toLowerCase())
       ? { name: 'identifier_uri', status: 'pass', title: `identifier URI ${uri}`, detail: 'set' }
-      : failed('identifier_uri', `identifier URI ${uri}`, uris.length === 0 ? 'the app has no identifier URI' : `the app's identifier URIs are ${uris.join(', ')}`, setup, portal('Expose an API > Application ID URI')),
+      : failed(
+          'identifier_uri',
+          `identifier URI ${uri}`,
+          uris.length === 0 ? 'the app has no identifier URI' : `the app's identifier URIs are ${uris.join(', ')}`,
+          setup,
+          portal('Expose an API > Application ID URI'),
+        ),
   );
 
   const scopeTitle = `scope ${SCOPE_VALUE}: exists, enabled, admin consent only`;
   const scope = (app.api?.oauth2PermissionScopes ?? []).find((s) => s.value === SCOPE_VALUE);
-  const scopeProblems = scope === undefined ? ['the app exposes no scope foundry_access'] : [...(scope.isEnabled !== true ? ['the scope is disabled'] : []), ...(scope.type !== 'Admin' ? [`the scope can be consented by users (type ${scope.type ?? 'unset'}), not admins only`] : [])];
+  const scopeProblems =
+    scope === undefined
+      ? ['the app exposes no scope foundry_access']
+      : [
+          ...(scope.isEnabled !== true ? ['the scope is disabled'] : []),
+          ...(scope.type !== 'Admin' ? [`the scope can be consented by users (type ${scope.type ?? 'unset'}), not admins only`] : []),
+        ];
   out.push(
     scopeProblems.length === 0
       ? { name: 'scope', status: 'pass', title: scopeTitle, detail: `id ${scope!.id}` }
@@ -161,12 +215,24 @@ function appChecks(app: Application, setup: readonly string[]): DoctorCheck[] {
   out.push(
     version === 2
       ? { name: 'token_version', status: 'pass', title: 'v2 access tokens (requestedAccessTokenVersion 2)', detail: 'requestedAccessTokenVersion 2' }
-      : failed('token_version', 'v2 access tokens (requestedAccessTokenVersion 2)', `requestedAccessTokenVersion is ${String(version)}: tokens are v1.0 and the sidecar rejects them`, setup, `${portal('Manifest')}: "accessTokenAcceptedVersion": 2 (or: az rest --method PATCH --uri https://graph.microsoft.com/v1.0/applications/${app.id} --body '{"api":{"requestedAccessTokenVersion":2}}')`),
+      : failed(
+          'token_version',
+          'v2 access tokens (requestedAccessTokenVersion 2)',
+          `requestedAccessTokenVersion is ${String(version)}: tokens are v1.0 and the sidecar rejects them`,
+          setup,
+          `${portal('Manifest')}: "accessTokenAcceptedVersion": 2 (or: az rest --method PATCH --uri https://graph.microsoft.com/v1.0/applications/${app.id} --body '{"api":{"requestedAccessTokenVersion":2}}')`,
+        ),
   );
 
   const roleTitle = `app role ${APP_ROLE_VALUE}: for applications, enabled`;
   const role = (app.appRoles ?? []).find((r) => r.value === APP_ROLE_VALUE);
-  const roleProblems = role === undefined ? [`the app defines no app role ${APP_ROLE_VALUE}`] : [...(role.isEnabled !== true ? ['the app role is disabled'] : []), ...(!(role.allowedMemberTypes ?? []).includes('Application') ? ['the app role cannot be assigned to applications'] : [])];
+  const roleProblems =
+    role === undefined
+      ? [`the app defines no app role ${APP_ROLE_VALUE}`]
+      : [
+          ...(role.isEnabled !== true ? ['the app role is disabled'] : []),
+          ...(!(role.allowedMemberTypes ?? []).includes('Application') ? ['the app role cannot be assigned to applications'] : []),
+        ];
   out.push(
     roleProblems.length === 0
       ? { name: 'app_role', status: 'pass', title: roleTitle, detail: `id ${role!.id}` }
@@ -181,11 +247,18 @@ function appChecks(app: Application, setup: readonly string[]): DoctorCheck[] {
     const ok = (entry?.delegatedPermissionIds ?? []).some((id) => id.toLowerCase() === scope.id.toLowerCase());
     out.push(
       ok
-        ? { name: 'azure_cli_preauthorized', status: 'pass', title: preTitle, detail: `${AZURE_CLI_APP_ID} may request ${SCOPE_VALUE} without consent` }
+        ? {
+            name: 'azure_cli_preauthorized',
+            status: 'pass',
+            title: preTitle,
+            detail: `${AZURE_CLI_APP_ID} may request ${SCOPE_VALUE} without consent`,
+          }
         : failed(
             'azure_cli_preauthorized',
             preTitle,
-            entry === undefined ? `the Azure CLI (${AZURE_CLI_APP_ID}) is not a pre-authorized client: az account get-access-token for the app fails with AADSTS65001` : `the Azure CLI is pre-authorized, but not for ${SCOPE_VALUE}`,
+            entry === undefined
+              ? `the Azure CLI (${AZURE_CLI_APP_ID}) is not a pre-authorized client: az account get-access-token for the app fails with AADSTS65001`
+              : `the Azure CLI is pre-authorized, but not for ${SCOPE_VALUE}`,
             setup,
             portal(`Expose an API > Add a client application ${AZURE_CLI_APP_ID}`),
           ),
@@ -206,7 +279,10 @@ async function clusterChecks(clusterId: string, clients: SetupClients, setup: re
         status: 'fail',
         title: identityTitle,
         detail: cluster === null ? `ARM has no connected cluster ${clusterId}` : 'the connected cluster has no system-assigned identity',
-        fix: cluster === null ? 'check --cluster-id: az connectedk8s show --resource-group <group> --name <cluster> --query id -o tsv' : 'reconnect the cluster with az connectedk8s connect; Arc gives every connected cluster a system-assigned identity',
+        fix:
+          cluster === null
+            ? 'check --cluster-id: az connectedk8s show --resource-group <group> --name <cluster> --query id -o tsv'
+            : 'reconnect the cluster with az connectedk8s connect; Arc gives every connected cluster a system-assigned identity',
       },
       { name: 'cluster_identity_role', status: 'skip', title: roleTitle, detail: 'no cluster identity to check' },
     ];
@@ -222,8 +298,20 @@ async function clusterChecks(clusterId: string, clients: SetupClients, setup: re
     held = usable.flatMap((a, i) => (definitions[i] ? [{ scope: a.scope, definition: definitions[i] }] : []));
   } catch (err) {
     const detail = err instanceof ArmError ? err.message : String(err);
-    const advice = err instanceof ArmError && err.details.status === 403 ? `the account running doctor needs Reader at ${clusterId} to check this` : 'rerun doctor when ARM answers';
-    return [...out, { name: 'cluster_identity_role', status: 'fail', title: roleTitle, detail: `could not read the identity's role assignments: ${detail}`, fix: advice }];
+    const advice =
+      err instanceof ArmError && err.details.status === 403
+        ? `the account running doctor needs Reader at ${clusterId} to check this`
+        : 'rerun doctor when ARM answers';
+    return [
+      ...out,
+      {
+        name: 'cluster_identity_role',
+        status: 'fail',
+        title: roleTitle,
+        detail: `could not read the identity's role assignments: ${detail}`,
+        fix: advice,
+      },
+    ];
   }
   const can = (action: string): boolean => held.some((h) => h.definition.permissions.some((p) => grantedBy(p.actions, p.notActions, action)));
   const roles = held.map((h) => `${h.definition.roleName} at ${h.scope}`).join(', ');
@@ -245,7 +333,20 @@ async function clusterChecks(clusterId: string, clients: SetupClients, setup: re
         'cluster_identity_role',
         roleTitle,
         `holds ${roles}; it cannot read deny assignments, so the sidecar decides without them (a warning, not a failure)`,
-        ['az', 'role', 'assignment', 'create', '--assignee-object-id', principalId, '--assignee-principal-type', 'ServicePrincipal', '--role', 'Reader', '--scope', clusterId],
+        [
+          'az',
+          'role',
+          'assignment',
+          'create',
+          '--assignee-object-id',
+          principalId,
+          '--assignee-principal-type',
+          'ServicePrincipal',
+          '--role',
+          'Reader',
+          '--scope',
+          clusterId,
+        ],
         undefined,
         'warn',
       ),
@@ -265,14 +366,38 @@ async function tokenCheck(options: DoctorOptions, token: string, tenantId: strin
     commandArgs: common,
     ...(options.dispatcher !== undefined ? { dispatcher: options.dispatcher } : {}),
   });
-  const title = 'the token passes the sidecar\'s checks';
-  const who = report.verdict.principal !== undefined ? `${report.verdict.principal.type} ${report.verdict.principal.oid}` : report.kind === 'unknown' ? 'a token' : `${report.kind} token`;
+  const title = "the token passes the sidecar's checks";
+  const who =
+    report.verdict.principal !== undefined
+      ? `${report.verdict.principal.type} ${report.verdict.principal.oid}`
+      : report.kind === 'unknown'
+        ? 'a token'
+        : `${report.kind} token`;
   if (report.accepted) return { name: 'token', status: 'pass', title, detail: `${who}: accepted (signature verified)` };
-  if (report.verdict.status === 200) return { name: 'token', status: 'fail', title, detail: `every claim check passes but the signature was not checked: ${report.notes.at(-1) ?? ''}`, fix: `check that ${options.authority} is reachable from here` };
-  return { name: 'token', status: 'fail', title, detail: `the sidecar would answer ${report.verdict.status} ${report.verdict.code ?? ''}: ${report.verdict.message}`, ...(report.fix !== undefined ? { fix: report.fix } : {}) };
+  if (report.verdict.status === 200)
+    return {
+      name: 'token',
+      status: 'fail',
+      title,
+      detail: `every claim check passes but the signature was not checked: ${report.notes.at(-1) ?? ''}`,
+      fix: `check that ${options.authority} is reachable from here`,
+    };
+  return {
+    name: 'token',
+    status: 'fail',
+    title,
+    detail: `the sidecar would answer ${report.verdict.status} ${report.verdict.code ?? ''}: ${report.verdict.message}`,
+    ...(report.fix !== undefined ? { fix: report.fix } : {}),
+  };
 }
 
-async function endpointCheck(options: DoctorOptions, endpoint: string, tenantId: string | null, common: readonly string[], setup: readonly string[]): Promise<DoctorCheck> {
+async function endpointCheck(
+  options: DoctorOptions,
+  endpoint: string,
+  tenantId: string | null,
+  common: readonly string[],
+  setup: readonly string[],
+): Promise<DoctorCheck> {
   const url = `${endpoint.replace(/\/+$/, '')}/v1/models`;
   const title = `a live call GET ${url} succeeds`;
   let token = options.token;
@@ -282,40 +407,120 @@ async function endpointCheck(options: DoctorOptions, endpoint: string, tenantId:
       token = await options.endpointToken();
     } catch (err) {
       const fix = err instanceof AzureApiError ? adviceFor(err) : 'pass --token';
-      return { name: 'endpoint', status: 'fail', title, detail: `could not get a token for api://${options.clientId}: ${err instanceof Error ? err.message : String(err)}`, fix };
+      return {
+        name: 'endpoint',
+        status: 'fail',
+        title,
+        detail: `could not get a token for api://${options.clientId}: ${err instanceof Error ? err.message : String(err)}`,
+        fix,
+      };
     }
   }
   try {
-    await requestJson({ operation: 'doctor.endpoint', url, headers: { authorization: `Bearer ${token}` }, timeoutMs: 30_000, ...(options.dispatcher !== undefined ? { dispatcher: options.dispatcher } : {}) });
+    await requestJson({
+      operation: 'doctor.endpoint',
+      url,
+      headers: { authorization: `Bearer ${token}` },
+      timeoutMs: 30_000,
+      ...(options.dispatcher !== undefined ? { dispatcher: options.dispatcher } : {}),
+    });
     return { name: 'endpoint', status: 'pass', title, detail: '200: authenticated, authorized and answered by the backend' };
   } catch (err) {
     if (!(err instanceof HttpCallError)) throw err;
     const f = err.failure;
-    if (f.kind !== 'http') return { name: 'endpoint', status: 'fail', title, detail: describeFailure(f), fix: `check --endpoint (the sidecar's base URL, e.g. https://<host>:8443) and the network between here and it` };
+    if (f.kind !== 'http')
+      return {
+        name: 'endpoint',
+        status: 'fail',
+        title,
+        detail: describeFailure(f),
+        fix: `check --endpoint (the sidecar's base URL, e.g. https://<host>:8443) and the network between here and it`,
+      };
     const said = `${f.status}${f.code !== undefined ? ` ${f.code}` : ''}${f.message !== undefined ? `: ${f.message}` : ''}`;
     const oid = oidOf(token);
     const cluster = options.clusterId ?? '<cluster resource ID>';
     switch (f.code) {
       case 'invalid_token':
       case 'missing_credentials': {
-        const report = await inspectForUser(token, { ...(tenantId !== null ? { tenantId } : {}), clientId: options.clientId, authority: options.authority, clusterId: cluster, commandArgs: common, fetchKeys: false });
-        return { name: 'endpoint', status: 'fail', title, detail: `the sidecar answered ${said}`, fix: report.fix ?? 'run foundry-auth token inspect on the token' };
+        const report = await inspectForUser(token, {
+          ...(tenantId !== null ? { tenantId } : {}),
+          clientId: options.clientId,
+          authority: options.authority,
+          clusterId: cluster,
+          commandArgs: common,
+          fetchKeys: false,
+        });
+        return {
+          name: 'endpoint',
+          status: 'fail',
+          title,
+          detail: `the sidecar answered ${said}`,
+          fix: report.fix ?? 'run foundry-auth token inspect on the token',
+        };
       }
       case 'insufficient_permissions': {
-        const argv = ['foundry-auth', 'grant', '--client-id', options.clientId, '--cluster-id', cluster, '--assignee', oid ?? '<object ID>', '--access', 'inference', ...common];
-        return failed('endpoint', title, `the sidecar answered ${said}`, argv, 'Azure RBAC changes can take up to 10 minutes to reach ARM, and the sidecar caches decisions for --rbac-deny-ttl');
+        const argv = [
+          'foundry-auth',
+          'grant',
+          '--client-id',
+          options.clientId,
+          '--cluster-id',
+          cluster,
+          '--assignee',
+          oid ?? '<object ID>',
+          '--access',
+          'inference',
+          ...common,
+        ];
+        return failed(
+          'endpoint',
+          title,
+          `the sidecar answered ${said}`,
+          argv,
+          'Azure RBAC changes can take up to 10 minutes to reach ARM, and the sidecar caches decisions for --rbac-deny-ttl',
+        );
       }
       case 'rbac_check_unavailable':
-        return failed('endpoint', title, `the sidecar answered ${said}: it could not read role assignments as the cluster identity`, setup, 'also check the sidecar\'s log and /readyz for the ARM error');
+        return failed(
+          'endpoint',
+          title,
+          `the sidecar answered ${said}: it could not read role assignments as the cluster identity`,
+          setup,
+          "also check the sidecar's log and /readyz for the ARM error",
+        );
       case 'identity_provider_unavailable':
-        return { name: 'endpoint', status: 'fail', title, detail: `the sidecar answered ${said}`, fix: `the sidecar cannot load signing keys: check its --authority (${options.authority}) and its network path to it` };
+        return {
+          name: 'endpoint',
+          status: 'fail',
+          title,
+          detail: `the sidecar answered ${said}`,
+          fix: `the sidecar cannot load signing keys: check its --authority (${options.authority}) and its network path to it`,
+        };
       case 'upstream_unavailable':
       case 'upstream_timeout':
-        return { name: 'endpoint', status: 'fail', title, detail: `the sidecar answered ${said}`, fix: 'authentication and authorization passed; the Foundry Local backend (--upstream) did not answer: check it' };
+        return {
+          name: 'endpoint',
+          status: 'fail',
+          title,
+          detail: `the sidecar answered ${said}`,
+          fix: 'authentication and authorization passed; the Foundry Local backend (--upstream) did not answer: check it',
+        };
       case 'route_not_found':
-        return { name: 'endpoint', status: 'fail', title, detail: `the endpoint answered ${said}`, fix: 'pass the sidecar\'s base URL as --endpoint (without /v1)' };
+        return {
+          name: 'endpoint',
+          status: 'fail',
+          title,
+          detail: `the endpoint answered ${said}`,
+          fix: "pass the sidecar's base URL as --endpoint (without /v1)",
+        };
       default:
-        return { name: 'endpoint', status: 'fail', title, detail: `the endpoint answered ${said}`, fix: 'check that --endpoint is a foundry-auth sidecar' };
+        return {
+          name: 'endpoint',
+          status: 'fail',
+          title,
+          detail: `the endpoint answered ${said}`,
+          fix: 'check that --endpoint is a foundry-auth sidecar',
+        };
     }
   }
 }

@@ -50,7 +50,15 @@ export interface InspectCheck extends CheckOutcome {
 
 export interface InspectReport {
   /** The sidecar's configuration these checks assumed. */
-  readonly policy: { readonly tenantId: string | null; readonly clientId: string | null; readonly authority: string; readonly audiences: readonly string[]; readonly requiredScope: string; readonly requiredAppRole: string; readonly clockSkewSeconds: number };
+  readonly policy: {
+    readonly tenantId: string | null;
+    readonly clientId: string | null;
+    readonly authority: string;
+    readonly audiences: readonly string[];
+    readonly requiredScope: string;
+    readonly requiredAppRole: string;
+    readonly clockSkewSeconds: number;
+  };
   /** What was inferred or not checked, one sentence each. */
   readonly notes: readonly string[];
   readonly header: Readonly<Record<string, string>>;
@@ -58,14 +66,35 @@ export interface InspectReport {
   readonly kind: 'user' | 'app' | 'unknown';
   readonly checks: readonly InspectCheck[];
   /** What the sidecar would answer: 200 (authenticated; authorization comes next), 401 invalid_token, 503 identity_provider_unavailable. */
-  readonly verdict: Omit<TokenVerdict, 'principal'> & { readonly principal?: { readonly type: string; readonly oid: string; readonly tid: string; readonly appId?: string } };
+  readonly verdict: Omit<TokenVerdict, 'principal'> & {
+    readonly principal?: { readonly type: string; readonly oid: string; readonly tid: string; readonly appId?: string };
+  };
   /** What to do, when the sidecar would not accept it. */
   readonly fix?: string;
   /** True when the sidecar would accept the token and its signature was verified. */
   readonly accepted: boolean;
 }
 
-const DISPLAYED_CLAIMS = ['aud', 'iss', 'tid', 'oid', 'azp', 'appid', 'idtyp', 'scp', 'roles', 'ver', 'iat', 'nbf', 'exp', 'name', 'preferred_username', 'upn', 'app_displayname', 'xms_mirid'] as const;
+const DISPLAYED_CLAIMS = [
+  'aud',
+  'iss',
+  'tid',
+  'oid',
+  'azp',
+  'appid',
+  'idtyp',
+  'scp',
+  'roles',
+  'ver',
+  'iat',
+  'nbf',
+  'exp',
+  'name',
+  'preferred_username',
+  'upn',
+  'app_displayname',
+  'xms_mirid',
+] as const;
 const DATE_CLAIMS = new Set(['iat', 'nbf', 'exp']);
 
 export async function inspectForUser(token: string, options: InspectOptions = {}): Promise<InspectReport> {
@@ -97,7 +126,9 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
   }
   const authority = (options.authority ?? DEFAULT_AUTHORITY_HOST).replace(/\/+$/, '');
   // A token for Microsoft Graph or ARM names no app of ours: the audience check fails and says which resource it is for.
-  const audiences = options.audiences ?? (clientId !== undefined ? [clientId, `api://${clientId}`] : audienceList(payload.aud).filter((a) => !isMicrosoftResource(a)));
+  const audiences =
+    options.audiences ??
+    (clientId !== undefined ? [clientId, `api://${clientId}`] : audienceList(payload.aud).filter((a) => !isMicrosoftResource(a)));
   if (clientId === undefined) assumed.add('audience');
   const policy: TokenPolicy = {
     authority,
@@ -140,7 +171,9 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
       const keyCheck = inspection.checks.find((c) => c.check === 'signing_key');
       if (keyCheck?.reason === 'keys_unavailable') {
         // The sidecar would answer 503 here, but this host may simply not reach the IdP: say so and check the rest.
-        notes.push(`the signature was not checked: the signing keys of tenant ${tenantId} could not be fetched from ${authority} (${keys.readiness() ?? 'unknown error'})`);
+        notes.push(
+          `the signature was not checked: the signing keys of tenant ${tenantId} could not be fetched from ${authority} (${keys.readiness() ?? 'unknown error'})`,
+        );
         inspection = await inspectToken(token, policy, { nowMs });
       }
     } finally {
@@ -176,7 +209,14 @@ export async function inspectForUser(token: string, options: InspectOptions = {}
       ...(verdict.retryAfterSeconds !== undefined ? { retryAfterSeconds: verdict.retryAfterSeconds } : {}),
       signatureVerified: verdict.signatureVerified,
       ...(verdict.principal !== undefined
-        ? { principal: { type: verdict.principal.type, oid: verdict.principal.oid, tid: verdict.principal.tid, ...(verdict.principal.appId !== undefined ? { appId: verdict.principal.appId } : {}) } }
+        ? {
+            principal: {
+              type: verdict.principal.type,
+              oid: verdict.principal.oid,
+              tid: verdict.principal.tid,
+              ...(verdict.principal.appId !== undefined ? { appId: verdict.principal.appId } : {}),
+            },
+          }
         : {}),
     },
     ...(fix !== undefined ? { fix } : {}),
@@ -202,7 +242,7 @@ function fixFor(verdict: TokenVerdict, payload: JsonObject, ctx: InspectOptions 
     case 'expired':
     case 'not_yet_valid':
     case 'issued_in_future':
-      return 'get a new token (and check that this host\'s clock is right)';
+      return "get a new token (and check that this host's clock is right)";
     case 'foreign_tenant':
       return `get the token from the sidecar's tenant (az login --tenant ${ctx.tenantId ?? '<tenant ID>'}), or add its tenant to --allowed-tenants`;
     case 'wrong_issuer':

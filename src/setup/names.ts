@@ -32,10 +32,7 @@ const NAMESPACE = Buffer.from('6f0c1f7a3d2b4e5f8a9b0c1d2e3f4a5b', 'hex');
  * scope, principal and role, so a rerun names the same assignment and never creates a second one.
  */
 export function roleAssignmentName(scope: string, principalId: string, roleGuid: string): string {
-  const h = createHash('sha1')
-    .update(NAMESPACE)
-    .update(`${scope.toLowerCase()}|${principalId.toLowerCase()}|${roleGuid.toLowerCase()}`)
-    .digest();
+  const h = createHash('sha1').update(NAMESPACE).update(`${scope.toLowerCase()}|${principalId.toLowerCase()}|${roleGuid.toLowerCase()}`).digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');

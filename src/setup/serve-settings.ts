@@ -30,6 +30,7 @@ export function serveSettings(input: ServeSettingsInput): ServeSettings {
   const arm = input.armEndpoint?.replace(/\/+$/, '');
   if (arm !== undefined && arm !== DEFAULT_ARM_ENDPOINT) config['armEndpoint'] = arm;
   const env = Object.entries(config).map(([key, value]) => `FOUNDRY_AUTH_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}=${value}`);
-  if (input.rbacScope === undefined) env.push('# FOUNDRY_AUTH_RBAC_SCOPE=<ARM resource ID of the Arc connected cluster> (setup --cluster-id prints it)');
+  if (input.rbacScope === undefined)
+    env.push('# FOUNDRY_AUTH_RBAC_SCOPE=<ARM resource ID of the Arc connected cluster> (setup --cluster-id prints it)');
   return { env, config, configYaml: stringify(config) };
 }

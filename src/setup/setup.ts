@@ -152,7 +152,8 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
   if (scope.outcome === 'unchanged') {
     report({ step: 'scope', seedStep: 2, subject: `scope ${SCOPE_VALUE}`, outcome: 'unchanged', detail: 'admin consent only, enabled' });
   } else {
-    if (scope.disableFirst !== undefined) await patch(`disabling scope ${SCOPE_VALUE} before changing it`, { api: { ...draft.api, oauth2PermissionScopes: scope.disableFirst } });
+    if (scope.disableFirst !== undefined)
+      await patch(`disabling scope ${SCOPE_VALUE} before changing it`, { api: { ...draft.api, oauth2PermissionScopes: scope.disableFirst } });
     draft.api = { ...draft.api, oauth2PermissionScopes: scope.list };
     await patch(`writing scope ${SCOPE_VALUE}`, { api: draft.api });
     report({ step: 'scope', seedStep: 2, subject: `scope ${SCOPE_VALUE}`, outcome: planned(scope.outcome, dryRun), detail: scope.detail });
@@ -165,7 +166,13 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
   } else {
     draft.api = { ...draft.api, requestedAccessTokenVersion: 2 };
     await patch('setting the access token version', { api: draft.api });
-    report({ step: 'token_version', seedStep: 3, subject: 'access token version 2', outcome: planned('updated', dryRun), detail: `requestedAccessTokenVersion ${String(version)} -> 2` });
+    report({
+      step: 'token_version',
+      seedStep: 3,
+      subject: 'access token version 2',
+      outcome: planned('updated', dryRun),
+      detail: `requestedAccessTokenVersion ${String(version)} -> 2`,
+    });
   }
 
   // Step 4: the app role app-only tokens carry.
@@ -182,18 +189,32 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
   // Step 5: the Azure CLI may ask for the scope without a consent prompt.
   const preauth = planPreAuthorization(draft.api.preAuthorizedApplications ?? [], scope.id);
   if (preauth.outcome === 'unchanged') {
-    report({ step: 'preauthorized_client', seedStep: 5, subject: 'Azure CLI pre-authorized', outcome: 'unchanged', detail: `${AZURE_CLI_APP_ID} for ${SCOPE_VALUE}` });
+    report({
+      step: 'preauthorized_client',
+      seedStep: 5,
+      subject: 'Azure CLI pre-authorized',
+      outcome: 'unchanged',
+      detail: `${AZURE_CLI_APP_ID} for ${SCOPE_VALUE}`,
+    });
   } else {
     draft.api = { ...draft.api, preAuthorizedApplications: preauth.list };
     await patch('pre-authorizing the Azure CLI', { api: draft.api });
-    report({ step: 'preauthorized_client', seedStep: 5, subject: 'Azure CLI pre-authorized', outcome: planned(preauth.outcome, dryRun), detail: `${AZURE_CLI_APP_ID} for ${SCOPE_VALUE}` });
+    report({
+      step: 'preauthorized_client',
+      seedStep: 5,
+      subject: 'Azure CLI pre-authorized',
+      outcome: planned(preauth.outcome, dryRun),
+      detail: `${AZURE_CLI_APP_ID} for ${SCOPE_VALUE}`,
+    });
   }
 
   // Step 7: the cluster's Arc identity may read role assignments at the cluster.
   if (options.clusterId !== undefined && cluster !== undefined) {
     const clusterId = options.clusterId;
     const subject = `${CLUSTER_IDENTITY_ROLE.name} for the cluster identity`;
-    const held = cluster.assignments.find((a) => a.roleDefinitionGuid === CLUSTER_IDENTITY_ROLE.guid && scopeCovers(a.scope, clusterId) && a.condition === undefined);
+    const held = cluster.assignments.find(
+      (a) => a.roleDefinitionGuid === CLUSTER_IDENTITY_ROLE.guid && scopeCovers(a.scope, clusterId) && a.condition === undefined,
+    );
     if (held !== undefined) {
       report({ step: 'cluster_role', seedStep: 7, subject, outcome: 'unchanged', detail: `object ID ${cluster.principalId} at ${held.scope}` });
     } else {
@@ -201,10 +222,20 @@ export async function runSetup(options: SetupOptions, clients: SetupClients, rep
       if (!dryRun) {
         const name = roleAssignmentName(clusterId, cluster.principalId, CLUSTER_IDENTITY_ROLE.guid);
         outcome = await reporter.waiting('assigning the cluster identity its role', () =>
-          arm.createRoleAssignment(clusterId, name, { roleGuid: CLUSTER_IDENTITY_ROLE.guid, principalId: cluster.principalId, principalType: 'ServicePrincipal' }),
+          arm.createRoleAssignment(clusterId, name, {
+            roleGuid: CLUSTER_IDENTITY_ROLE.guid,
+            principalId: cluster.principalId,
+            principalType: 'ServicePrincipal',
+          }),
         );
       }
-      report({ step: 'cluster_role', seedStep: 7, subject, outcome: outcome === 'exists' ? 'unchanged' : planned('created', dryRun), detail: `object ID ${cluster.principalId} at the cluster` });
+      report({
+        step: 'cluster_role',
+        seedStep: 7,
+        subject,
+        outcome: outcome === 'exists' ? 'unchanged' : planned('created', dryRun),
+        detail: `object ID ${cluster.principalId} at the cluster`,
+      });
     }
   }
 
@@ -261,7 +292,10 @@ async function findApp(options: SetupOptions, { graph }: SetupClients, reporter:
     const clientId = options.clientId;
     const app = await reporter.waiting('reading the app registration', () => graph.applicationByAppId(clientId));
     if (app === null) {
-      throw new SetupError(`no app registration with client ID ${clientId} in this tenant`, `check --client-id, or drop it to find or create the app named "${options.appName}"`);
+      throw new SetupError(
+        `no app registration with client ID ${clientId} in this tenant`,
+        `check --client-id, or drop it to find or create the app named "${options.appName}"`,
+      );
     }
     return app;
   }
@@ -298,7 +332,12 @@ interface EntryPlan<T> {
 }
 
 /** The plan for an entry that exists: `desired` replaces it when anything changed, after disabling it if it is enabled. */
-function updatePlan<T extends { readonly id: string; isEnabled?: boolean | null | undefined }>(list: readonly T[], existing: T, desired: T, changes: readonly string[]): EntryPlan<T> {
+function updatePlan<T extends { readonly id: string; isEnabled?: boolean | null | undefined }>(
+  list: readonly T[],
+  existing: T,
+  desired: T,
+  changes: readonly string[],
+): EntryPlan<T> {
   if (changes.length === 0) return { outcome: 'unchanged', id: existing.id, list: [...list] };
   const replace = (entry: T): T[] => list.map((x) => (x === existing ? entry : x));
   return {
@@ -379,7 +418,10 @@ export function planAppRole(roles: readonly AppRole[]): EntryPlan<AppRole> {
 }
 
 /** The Azure CLI pre-authorized for the scope; other clients and their permissions kept. */
-export function planPreAuthorization(list: readonly PreAuthorizedApplication[], scopeId: string): { outcome: 'created' | 'updated' | 'unchanged'; list: PreAuthorizedApplication[] } {
+export function planPreAuthorization(
+  list: readonly PreAuthorizedApplication[],
+  scopeId: string,
+): { outcome: 'created' | 'updated' | 'unchanged'; list: PreAuthorizedApplication[] } {
   const entry = list.find((p) => p.appId.toLowerCase() === AZURE_CLI_APP_ID);
   if (entry === undefined) return { outcome: 'created', list: [...list, { appId: AZURE_CLI_APP_ID, delegatedPermissionIds: [scopeId] }] };
   const ids = entry.delegatedPermissionIds ?? [];
@@ -391,12 +433,18 @@ export function planPreAuthorization(list: readonly PreAuthorizedApplication[], 
 async function clusterIdentity(clusterId: string, { arm }: SetupClients, reporter: Reporter) {
   const cluster = await reporter.waiting('reading the connected cluster', () => arm.connectedCluster(clusterId));
   if (cluster === null) {
-    throw new SetupError(`ARM has no connected cluster ${clusterId}`, 'check --cluster-id: az connectedk8s show --resource-group <group> --name <cluster> --query id -o tsv');
+    throw new SetupError(
+      `ARM has no connected cluster ${clusterId}`,
+      'check --cluster-id: az connectedk8s show --resource-group <group> --name <cluster> --query id -o tsv',
+    );
   }
   if (cluster.principalId === undefined) {
-    throw new SetupError(`the connected cluster ${clusterId} has no system-assigned identity`, 'reconnect the cluster with az connectedk8s connect (Arc gives every connected cluster a system-assigned identity), then rerun setup');
+    throw new SetupError(
+      `the connected cluster ${clusterId} has no system-assigned identity`,
+      'reconnect the cluster with az connectedk8s connect (Arc gives every connected cluster a system-assigned identity), then rerun setup',
+    );
   }
   const principalId = cluster.principalId;
-  const assignments = await reporter.waiting('reading the cluster identity\'s role assignments', () => arm.roleAssignmentsOf(clusterId, principalId));
+  const assignments = await reporter.waiting("reading the cluster identity's role assignments", () => arm.roleAssignmentsOf(clusterId, principalId));
   return { principalId, assignments };
 }

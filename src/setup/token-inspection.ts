@@ -2,7 +2,17 @@ import { MAX_CREDENTIAL_CHARS } from '../authn/credentials.js';
 import type { Principal } from '../contracts/principal.js';
 import type { SigningKeySource } from '../authn/signing-keys.js';
 import type { JsonObject } from '../authn/strict-json.js';
-import { TOKEN_CHECKS, checkSignature, checkSigningKey, decodeToken, echo, tenantOf, type TokenCheckName, type TokenPolicy, type TokenReason } from '../authn/token-checks.js';
+import {
+  TOKEN_CHECKS,
+  checkSignature,
+  checkSigningKey,
+  decodeToken,
+  echo,
+  tenantOf,
+  type TokenCheckName,
+  type TokenPolicy,
+  type TokenReason,
+} from '../authn/token-checks.js';
 import { principalOf } from '../authn/token-validator.js';
 import { statusOf, type ErrorCode, type Rejection } from '../contracts/errors.js';
 
@@ -93,7 +103,14 @@ export async function inspectToken(
       checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: unavailable.message, reason: 'keys_unavailable' });
       checks.push(skipped('signature', signatureRule, 'no signing key'));
     } else if (outcome.kind === 'rejected') {
-      checks.push({ check: 'signing_key', ok: false, skipped: false, rule: keyRule, detail: outcome.failure.message, reason: outcome.failure.reason });
+      checks.push({
+        check: 'signing_key',
+        ok: false,
+        skipped: false,
+        rule: keyRule,
+        detail: outcome.failure.message,
+        reason: outcome.failure.reason,
+      });
       checks.push(skipped('signature', signatureRule, 'no signing key'));
     } else {
       const key = outcome.key;

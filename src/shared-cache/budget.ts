@@ -99,7 +99,9 @@ export class SharedReadBudget implements ReadBudget {
         const now = clock.now();
         const paused = this.pausedUntil();
         if (paused > now) return { kind: 'grant', grant: { kind: 'paused', retryAfterSeconds: secondsUntil(paused, now) } };
-        const reply = await connection.run((c) => c.eval(TAKE, { keys: [this.bucketKey, this.pauseKey], arguments: [String(this.opts.rate), String(Math.max(1, this.opts.rate))] }));
+        const reply = await connection.run((c) =>
+          c.eval(TAKE, { keys: [this.bucketKey, this.pauseKey], arguments: [String(this.opts.rate), String(Math.max(1, this.opts.rate))] }),
+        );
         if (!Array.isArray(reply) || reply.length !== 3) {
           // Unavailable: this replica's own share; its answer is final for this attempt.
           return { kind: 'grant', grant: await this.alone.take(deadlineMs) };
@@ -143,7 +145,9 @@ export class SharedReadBudget implements ReadBudget {
 
   private async beat(): Promise<void> {
     const { connection } = this.opts;
-    const count = await connection.run((c) => c.eval(HEARTBEAT, { keys: [this.replicasKey], arguments: [connection.replicaId, String(REPLICA_EXPIRY_MS)] }));
+    const count = await connection.run((c) =>
+      c.eval(HEARTBEAT, { keys: [this.replicasKey], arguments: [connection.replicaId, String(REPLICA_EXPIRY_MS)] }),
+    );
     if (typeof count !== 'number' || count < 1 || count === this.replicas) return;
     this.replicas = count;
     this.alone.bucket.setRate(this.opts.rate / count);

@@ -75,7 +75,11 @@ export class SharedConnection {
       name: 'foundry-auth',
       // Fail at once while disconnected instead of queueing: the caller goes on alone.
       disableOfflineQueue: true,
-      socket: { connectTimeout: 1000, reconnectStrategy: reconnectDelay, ...(url.protocol === 'rediss:' ? { tls: true as const, servername: url.hostname } : {}) },
+      socket: {
+        connectTimeout: 1000,
+        reconnectStrategy: reconnectDelay,
+        ...(url.protocol === 'rediss:' ? { tls: true as const, servername: url.hostname } : {}),
+      },
     });
     this.subscriber = this.client.duplicate();
     this.watch(this.client, (ready) => (this.clientReady = ready));
@@ -134,7 +138,9 @@ export class SharedConnection {
    * (the caller then counts in its own process).
    */
   async incrementWithExpiry(key: string, by: number, ttlMs: number): Promise<{ readonly value: number; readonly ttlMs: number } | undefined> {
-    const reply = await this.run((c) => c.eval(INCREMENT_WITH_EXPIRY, { keys: [key], arguments: [String(Math.trunc(by)), String(Math.max(1, Math.ceil(ttlMs)))] }));
+    const reply = await this.run((c) =>
+      c.eval(INCREMENT_WITH_EXPIRY, { keys: [key], arguments: [String(Math.trunc(by)), String(Math.max(1, Math.ceil(ttlMs)))] }),
+    );
     if (!Array.isArray(reply) || reply.length !== 2) return undefined;
     return { value: Number(reply[0]), ttlMs: Number(reply[1]) };
   }
@@ -184,7 +190,13 @@ export class SharedConnection {
       timer = setTimeout(resolve, waitMs);
       timer.unref();
     });
-    await Promise.race([connected.then(() => undefined, () => undefined), waited]);
+    await Promise.race([
+      connected.then(
+        () => undefined,
+        () => undefined,
+      ),
+      waited,
+    ]);
     clearTimeout(timer);
     if (!this.available) this.startOutage('the shared cache did not answer at start-up');
   }
@@ -253,7 +265,10 @@ export class SharedConnection {
     if (available && this.outage !== undefined) {
       const since = this.outage.since;
       this.outage = undefined;
-      this.opts.log.info({ sharedCache: redactedUrl(this.opts.config.url), ...(since > 0 ? { unavailableMs: this.opts.clock.now() - since } : {}) }, 'shared cache in use');
+      this.opts.log.info(
+        { sharedCache: redactedUrl(this.opts.config.url), ...(since > 0 ? { unavailableMs: this.opts.clock.now() - since } : {}) },
+        'shared cache in use',
+      );
     } else if (!available && !this.closed) {
       this.outage ??= { since: this.opts.clock.now(), warned: false };
     }
@@ -267,7 +282,13 @@ export class SharedConnection {
     } catch {
       return;
     }
-    if (typeof message !== 'object' || message === null || typeof (message as SharedMessage).kind !== 'string' || typeof (message as SharedMessage).from !== 'string') return;
+    if (
+      typeof message !== 'object' ||
+      message === null ||
+      typeof (message as SharedMessage).kind !== 'string' ||
+      typeof (message as SharedMessage).from !== 'string'
+    )
+      return;
     for (const handler of this.messageHandlers) handler(message as SharedMessage);
   }
 }
@@ -289,7 +310,8 @@ function fixFor(reason: string): string {
   if (/WRONGPASS|NOAUTH|invalid password|AUTH/i.test(reason)) {
     return 'the shared cache refused the credentials: check the user and password in --shared-cache or the file --shared-cache-password-file names';
   }
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|timeout/i.test(reason)) return 'check that Redis is running and reachable at the --shared-cache address';
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|timeout/i.test(reason))
+    return 'check that Redis is running and reachable at the --shared-cache address';
   return 'check the Redis server named by --shared-cache';
 }
 

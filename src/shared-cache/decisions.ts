@@ -87,7 +87,11 @@ const RELEASE_IF_LEASED = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-type WaitResult = { readonly kind: 'stored'; readonly entry: SharedEntry } | { readonly kind: 'failed'; readonly error: AccessSourceError } | { readonly kind: 'timeout' } | { readonly kind: 'unavailable' };
+type WaitResult =
+  | { readonly kind: 'stored'; readonly entry: SharedEntry }
+  | { readonly kind: 'failed'; readonly error: AccessSourceError }
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'unavailable' };
 
 interface Waiter {
   resolve(result: WaitResult): void;
@@ -118,7 +122,12 @@ export class SharedDecisions {
    * replicas (this replica's `read` under the lease, or another replica's). Throws what `read`
    * throws, or the reading replica's failure.
    */
-  async load(tid: string, oid: string, usable: (entry: SharedEntry) => boolean, read: () => Promise<AccessSnapshot>): Promise<{ entry: SharedEntry; outcome: SharedOutcome }> {
+  async load(
+    tid: string,
+    oid: string,
+    usable: (entry: SharedEntry) => boolean,
+    read: () => Promise<AccessSnapshot>,
+  ): Promise<{ entry: SharedEntry; outcome: SharedOutcome }> {
     const { connection, clock, metrics } = this.opts;
     const key = this.keyOf(tid, oid);
     const valueKey = connection.key('rbac', key);
@@ -217,7 +226,13 @@ export class SharedDecisions {
     } catch (err) {
       await connection.run((c) => c.eval(RELEASE_IF_LEASED, { keys: [leaseKey], arguments: [token] }));
       if (err instanceof AccessSourceError) {
-        await connection.publish({ kind: 'failed', key, reason: err.reason, message: err.message, ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}) });
+        await connection.publish({
+          kind: 'failed',
+          key,
+          reason: err.reason,
+          message: err.message,
+          ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+        });
       }
       throw err;
     }

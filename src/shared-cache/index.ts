@@ -60,6 +60,14 @@ export async function openSharedCache(opts: OpenSharedCacheOptions): Promise<Sha
  * share an entry; a settings change starts with empty shared entries.
  */
 export function settingsVersion(rbac: RbacConfig & { readonly scope: string }, entra: EntraConfig | undefined): string {
-  const settings = ['v1', rbac.mode, rbac.scope.toLowerCase(), rbac.armEndpoint.toLowerCase(), entra?.requiredScope ?? '', entra?.requiredAppRole ?? '', rbac.roleAssignmentsFile ?? ''];
+  const settings = [
+    'v1',
+    rbac.mode,
+    rbac.scope.toLowerCase(),
+    rbac.armEndpoint.toLowerCase(),
+    entra?.requiredScope ?? '',
+    entra?.requiredAppRole ?? '',
+    rbac.roleAssignmentsFile ?? '',
+  ];
   return createHash('sha256').update(settings.join('\n')).digest('base64url').slice(0, 16);
 }

@@ -81,7 +81,11 @@ describe('layers of src/', () => {
   it('keeps the contracts a floor: they import nothing else of src/', () => {
     const outward = files
       .filter((file) => unitOf(file) === 'contracts')
-      .flatMap((file) => relativeImports(file).filter((target) => unitOf(target) !== 'contracts').map((target) => `${relative(SRC, file)} -> ${relative(SRC, target)}`));
+      .flatMap((file) =>
+        relativeImports(file)
+          .filter((target) => unitOf(target) !== 'contracts')
+          .map((target) => `${relative(SRC, file)} -> ${relative(SRC, target)}`),
+      );
     expect(outward).toEqual([]);
   });
 });

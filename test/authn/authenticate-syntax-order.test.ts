@@ -38,14 +38,22 @@ describe('bearer token characters checked after the cache lookup', () => {
       expect(expected).toMatchObject({ reason: 'malformed_authorization' });
       expect(await authn.authenticateRequest(['Authorization', value], undefined)).toEqual({ ok: false, rejection: expected });
     }
-    expect(await counterValue(metrics, 'foundry_auth_authentication_failures_total', { code: 'invalid_token', reason: 'malformed_authorization' })).toBe(MALFORMED.length);
+    expect(
+      await counterValue(metrics, 'foundry_auth_authentication_failures_total', { code: 'invalid_token', reason: 'malformed_authorization' }),
+    ).toBe(MALFORMED.length);
     expect(await counterValue(metrics, 'foundry_auth_token_cache_total', { outcome: 'miss' })).toBe(0);
   });
 
   it('without Entra ID a malformed value is still malformed_authorization, a well-formed one entra_disabled', async () => {
     const { authn } = await setup(false);
-    expect(await authn.authenticateRequest(['Authorization', 'Bearer abc!'], undefined)).toMatchObject({ ok: false, rejection: { reason: 'malformed_authorization' } });
-    expect(await authn.authenticateRequest(['Authorization', 'Bearer abc.def.ghi'], undefined)).toMatchObject({ ok: false, rejection: { reason: 'entra_disabled' } });
+    expect(await authn.authenticateRequest(['Authorization', 'Bearer abc!'], undefined)).toMatchObject({
+      ok: false,
+      rejection: { reason: 'malformed_authorization' },
+    });
+    expect(await authn.authenticateRequest(['Authorization', 'Bearer abc.def.ghi'], undefined)).toMatchObject({
+      ok: false,
+      rejection: { reason: 'entra_disabled' },
+    });
   });
 
   it('a verified token is a hit the second time', async () => {

@@ -113,9 +113,17 @@ describe('Authenticator', () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
     const pool = agent.get(authority);
-    pool.intercept({ path: `/${TEST_TENANT_ID}/v2.0/.well-known/openid-configuration` }).reply(200, { jwks_uri: `${authority}/${TEST_TENANT_ID}/discovery/v2.0/keys` });
+    pool
+      .intercept({ path: `/${TEST_TENANT_ID}/v2.0/.well-known/openid-configuration` })
+      .reply(200, { jwks_uri: `${authority}/${TEST_TENANT_ID}/discovery/v2.0/keys` });
     pool.intercept({ path: `/${TEST_TENANT_ID}/discovery/v2.0/keys` }).reply(200, idp.jwks());
-    const authn = new Authenticator({ entra: entraConfig(idp, { authority }), clock, log: silentLogger(), metrics: new Metrics({ defaultMetrics: false }), dispatcher: agent });
+    const authn = new Authenticator({
+      entra: entraConfig(idp, { authority }),
+      clock,
+      log: silentLogger(),
+      metrics: new Metrics({ defaultMetrics: false }),
+      dispatcher: agent,
+    });
     closers.push(async () => {
       await authn.close();
       await agent.close();
@@ -123,7 +131,10 @@ describe('Authenticator', () => {
     await authn.start();
     expect(authn.readiness()).toBeNull();
     // The token names the test IdP as issuer; with this authority it is a wrong issuer, after a good key lookup path.
-    expect(await authn.authenticateRequest(['Authorization', `Bearer ${token}`], undefined)).toMatchObject({ ok: false, rejection: { reason: 'wrong_issuer' } });
+    expect(await authn.authenticateRequest(['Authorization', `Bearer ${token}`], undefined)).toMatchObject({
+      ok: false,
+      rejection: { reason: 'wrong_issuer' },
+    });
     const matching = await idp.mint({ claims: { iss: `${authority}/${TEST_TENANT_ID}/v2.0` } });
     expect((await authn.authenticateRequest(['Authorization', `Bearer ${matching}`], undefined)).ok).toBe(true);
   });
@@ -136,7 +147,10 @@ describe('Authenticator', () => {
 
   it('principal claims come from the verified payload and identity is tid + oid', async () => {
     const { idp, authn } = await setup();
-    const result = await authn.authenticateRequest(['Authorization', `Bearer ${await idp.mint({ claims: { name: 'Bob', preferred_username: undefined } })}`], undefined);
+    const result = await authn.authenticateRequest(
+      ['Authorization', `Bearer ${await idp.mint({ claims: { name: 'Bob', preferred_username: undefined } })}`],
+      undefined,
+    );
     expect(result.ok && result.principal).toMatchObject({ oid: '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e', tid: TEST_TENANT_ID, name: 'Bob' });
     expect(result.ok && result.principal.claims?.aud).toBe(TEST_CLIENT_ID);
   });

@@ -111,7 +111,11 @@ describe('extractCredentials: Authorization syntax (threats 26, 31, 70, 71)', ()
     ['other scheme', `Negotiate ${JWT}`],
     ['empty', ''],
   ])('%s: 401 invalid_token (26, 70, 71)', (_name, value) => {
-    expect(rejected(['Authorization', value])).toMatchObject({ code: 'invalid_token', bearerError: 'invalid_token', reason: 'malformed_authorization' });
+    expect(rejected(['Authorization', value])).toMatchObject({
+      code: 'invalid_token',
+      bearerError: 'invalid_token',
+      reason: 'malformed_authorization',
+    });
   });
 
   it('token68 padding is allowed by the syntax (the JWS decoder rejects it later)', () => {
@@ -130,7 +134,11 @@ describe('extractCredentials: Authorization syntax (threats 26, 31, 70, 71)', ()
 
 describe('extractCredentials: API keys', () => {
   it('Bearer fndry-sk-/fndry-pk- is an API key sent as bearer', () => {
-    expect(accepted(['Authorization', 'Bearer fndry-sk-0123456789abcdef'])).toEqual({ kind: 'api-key', key: 'fndry-sk-0123456789abcdef', via: 'bearer' });
+    expect(accepted(['Authorization', 'Bearer fndry-sk-0123456789abcdef'])).toEqual({
+      kind: 'api-key',
+      key: 'fndry-sk-0123456789abcdef',
+      via: 'bearer',
+    });
     expect(accepted(['Authorization', 'bearer fndry-pk-abc'])).toEqual({ kind: 'api-key', key: 'fndry-pk-abc', via: 'bearer' });
   });
 

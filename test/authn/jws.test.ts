@@ -78,7 +78,10 @@ describe('strict JSON (threats 28-30, 33)', () => {
   });
 
   it('treats __proto__ and constructor as plain data; Object.prototype untouched (30)', () => {
-    const value = parseStrictJson('{"__proto__":{"scp":"foundry_access","polluted":true},"constructor":{"prototype":{"polluted":true}}}') as Record<string, unknown>;
+    const value = parseStrictJson('{"__proto__":{"scp":"foundry_access","polluted":true},"constructor":{"prototype":{"polluted":true}}}') as Record<
+      string,
+      unknown
+    >;
     expect(Object.getPrototypeOf(value)).toBeNull();
     expect(Object.keys(value)).toEqual(['__proto__', 'constructor']);
     expect(value.scp).toBeUndefined();

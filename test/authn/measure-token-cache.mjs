@@ -19,8 +19,14 @@ const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig' };
 const agent = new MockAgent();
 agent.disableNetConnect();
 const pool = agent.get(authority);
-pool.intercept({ path: `/${tenant}/v2.0/.well-known/openid-configuration` }).reply(200, { jwks_uri: `${authority}/${tenant}/keys` }).persist();
-pool.intercept({ path: `/${tenant}/keys` }).reply(200, { keys: [jwk] }).persist();
+pool
+  .intercept({ path: `/${tenant}/v2.0/.well-known/openid-configuration` })
+  .reply(200, { jwks_uri: `${authority}/${tenant}/keys` })
+  .persist();
+pool
+  .intercept({ path: `/${tenant}/keys` })
+  .reply(200, { keys: [jwk] })
+  .persist();
 
 const authn = new Authenticator({
   entra: {
@@ -42,13 +48,27 @@ await authn.start();
 
 const now = Math.floor(Date.now() / 1000);
 const claims = (i) => ({
-  aud: client, iss: `${authority}/${tenant}/v2.0`, iat: now - 60, nbf: now - 60, exp: now + 3600, tid: tenant,
-  oid: '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e', sub: 'x', azp: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
-  name: 'Alice', preferred_username: 'alice@contoso.example', scp: 'foundry_access', ver: '2.0', uti: `u${i}`,
-  rh: '0.AXoAv4j5cvGGr0GRqy180BHbR2ytXzhH_ZxEqg5f2G0mBJZ6AOw.', xms_tcdt: 1289241547,
+  aud: client,
+  iss: `${authority}/${tenant}/v2.0`,
+  iat: now - 60,
+  nbf: now - 60,
+  exp: now + 3600,
+  tid: tenant,
+  oid: '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e',
+  sub: 'x',
+  azp: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+  name: 'Alice',
+  preferred_username: 'alice@contoso.example',
+  scp: 'foundry_access',
+  ver: '2.0',
+  uti: `u${i}`,
+  rh: '0.AXoAv4j5cvGGr0GRqy180BHbR2ytXzhH_ZxEqg5f2G0mBJZ6AOw.',
+  xms_tcdt: 1289241547,
 });
 const tokens = await Promise.all(
-  Array.from({ length: 1000 }, (_, i) => new SignJWT(claims(i)).setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: 'k1', x5t: 'k1' }).sign(privateKey)),
+  Array.from({ length: 1000 }, (_, i) =>
+    new SignJWT(claims(i)).setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: 'k1', x5t: 'k1' }).sign(privateKey),
+  ),
 );
 console.log(`token size: ${tokens[0].length} characters`);
 
@@ -57,7 +77,11 @@ function measure(name, n, fn) {
   const start = process.hrtime.bigint();
   for (let i = 0; i < n; i++) fn(i);
   const ns = Number(process.hrtime.bigint() - start);
-  console.log(`${name.padEnd(58)} ${Math.round((n * 1e9) / ns).toLocaleString('en-US').padStart(10)} /s  ${(ns / n / 1000).toFixed(2)} µs`);
+  console.log(
+    `${name.padEnd(58)} ${Math.round((n * 1e9) / ns)
+      .toLocaleString('en-US')
+      .padStart(10)} /s  ${(ns / n / 1000).toFixed(2)} µs`,
+  );
 }
 
 const requests = tokens.map((token) => ['Authorization', `Bearer ${token}`]);
@@ -93,7 +117,11 @@ for (let i = 0; i < 5_000; i++) {
   done++;
 }
 const ns = Number(process.hrtime.bigint() - start);
-console.log(`${'jose jwtVerify, awaited serially (for comparison)'.padEnd(58)} ${Math.round((done * 1e9) / ns).toLocaleString('en-US').padStart(10)} /s  ${(ns / done / 1000).toFixed(2)} µs`);
+console.log(
+  `${'jose jwtVerify, awaited serially (for comparison)'.padEnd(58)} ${Math.round((done * 1e9) / ns)
+    .toLocaleString('en-US')
+    .padStart(10)} /s  ${(ns / done / 1000).toFixed(2)} µs`,
+);
 
 await authn.close();
 await agent.close();

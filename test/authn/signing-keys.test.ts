@@ -355,7 +355,7 @@ describe('key hygiene (11, 66)', () => {
     h.idp.publishJwk({ ...keys.rs256.jwk, kid: 'bad-issuer', issuer: 42 });
     h.idp.publishJwk({ kty: 'RSA', kid: 'no-modulus', e: 'AQAB' });
     h.idp.publishJwk({ kty: 'RSA', kid: 'junk-modulus', n: '!!!', e: 'AQAB' });
-    h.idp.publishJwk({ ...keys.noUse.jwk, key_ops: 'verify' , kid: 'key-ops-string' });
+    h.idp.publishJwk({ ...keys.noUse.jwk, key_ops: 'verify', kid: 'key-ops-string' });
     await h.keys.start();
     const mint = (key: typeof ec) => h.idp.mintRaw({ header: h.idp.header(key), payload: h.idp.claims(), signature: { alg: 'RS256', key } });
     for (const key of [keys.enc, keys.keyOpsEncrypt, keys.rsa1024, keys.e3, keys.rs384, keys.ps256]) {
@@ -405,7 +405,14 @@ describe('HTTPS identity provider', () => {
     const clock = new ManualClock();
     const idp = await TestIdp.start({ tls: { key: pki.key, cert: pki.cert }, now: () => clock.now() });
     open.push(idp);
-    const common = { authority: idp.authority, tenants: [idp.tenantId], clock, log: silentLogger(), metrics: new Metrics({ defaultMetrics: false }), fetchTimeoutMs: 2_000 };
+    const common = {
+      authority: idp.authority,
+      tenants: [idp.tenantId],
+      clock,
+      log: silentLogger(),
+      metrics: new Metrics({ defaultMetrics: false }),
+      fetchTimeoutMs: 2_000,
+    };
     const withCa = new SigningKeys({ ...common, ca: pki.caCert });
     const without = new SigningKeys(common);
     open.push(withCa, without);

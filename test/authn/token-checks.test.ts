@@ -3,7 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_CHECKS, tokenPolicy } from '../../src/authn/token-checks.js';
 import { EntraTokenValidator, type TokenValidation } from '../../src/authn/token-validator.js';
 import { inspectToken } from '../../src/setup/token-inspection.js';
-import { CONSUMERS_TENANT_ID, Canary, OTHER_TENANT_ID, REQUIRED_APP_ROLE, REQUIRED_SCOPE, TEST_CLIENT_ID, TEST_TENANT_ID, b64url, type IdpKey } from '../fixtures/idp.js';
+import {
+  CONSUMERS_TENANT_ID,
+  Canary,
+  OTHER_TENANT_ID,
+  REQUIRED_APP_ROLE,
+  REQUIRED_SCOPE,
+  TEST_CLIENT_ID,
+  TEST_TENANT_ID,
+  b64url,
+  type IdpKey,
+} from '../fixtures/idp.js';
 import { entraConfig, expectInvalidToken, expectSafeMessage, harness, type Harness } from './harness.js';
 
 let h: Harness;
@@ -73,11 +83,17 @@ describe('accepted tokens and the principal', () => {
 
   it('an app-only token is accepted: principal type app', async () => {
     const result = await validate(await h.idp.mint({ kind: 'app' }));
-    expect(result.ok && result.principal).toMatchObject({ type: 'app', oid: '3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b', appId: '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a' });
+    expect(result.ok && result.principal).toMatchObject({
+      type: 'app',
+      oid: '3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b',
+      appId: '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a',
+    });
   });
 
   it('app-only is also recognised without idtyp (no scp), and appid is the v1-style client claim', async () => {
-    const result = await validate(await h.idp.mint({ kind: 'app', claims: { idtyp: undefined, azp: undefined, appid: 'aaaaaaaa-0000-4000-8000-000000000001' } }));
+    const result = await validate(
+      await h.idp.mint({ kind: 'app', claims: { idtyp: undefined, azp: undefined, appid: 'aaaaaaaa-0000-4000-8000-000000000001' } }),
+    );
     expect(result.ok && result.principal).toMatchObject({ type: 'app', appId: 'aaaaaaaa-0000-4000-8000-000000000001' });
   });
 
@@ -173,7 +189,11 @@ describe('A. algorithm, key selection and signature', () => {
     expectInvalidToken(await validate(hs), 'unsupported_alg');
     const rs = h.idp.mintRaw({ header: { alg: 'RS256', kid: octKey.kid }, payload: h.idp.claims(), signature: { alg: 'HS256', secret } });
     expectInvalidToken(await validate(rs), 'unusable_key');
-    const empty = h.idp.mintRaw({ header: { alg: 'HS256', kid: h.idp.signingKey().kid }, payload: h.idp.claims(), signature: { alg: 'HS256', secret: '' } });
+    const empty = h.idp.mintRaw({
+      header: { alg: 'HS256', kid: h.idp.signingKey().kid },
+      payload: h.idp.claims(),
+      signature: { alg: 'HS256', secret: '' },
+    });
     expectInvalidToken(await validate(empty), 'unsupported_alg');
   });
 
@@ -221,7 +241,11 @@ describe('A. algorithm, key selection and signature', () => {
     const attacker = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const jwk = attacker.publicKey.export({ format: 'jwk' });
     for (const kid of ['attacker', h.idp.signingKey().kid]) {
-      const token = h.idp.mintRaw({ header: { alg: 'RS256', kid, jwk }, payload: h.idp.claims(), signature: { alg: 'RS256', key: attacker.privateKey } });
+      const token = h.idp.mintRaw({
+        header: { alg: 'RS256', kid, jwk },
+        payload: h.idp.claims(),
+        signature: { alg: 'RS256', key: attacker.privateKey },
+      });
       expectInvalidToken(await validate(token), 'forbidden_header');
     }
     // Without the jwk member the attacker key is simply not one of the tenant's keys.
@@ -247,7 +271,7 @@ describe('A. algorithm, key selection and signature', () => {
     h.idp.resetCounts();
     const weird = ['../../../../../../dev/null', '/dev/null', '/invalid_path', '|sleep', "x'UNION--", `${canary.url}/k`];
     for (const kid of weird) expectInvalidToken(await validate(raw({ header: { kid } })), 'unknown_kid');
-    for (const kid of ['|sleep 10', "x' UNION SELECT '1';--", '', 'k'.repeat(64 * 1024 / 8), '\u0000', 'a b', 0, ['K1'], { $ne: null }, null]) {
+    for (const kid of ['|sleep 10', "x' UNION SELECT '1';--", '', 'k'.repeat((64 * 1024) / 8), '\u0000', 'a b', 0, ['K1'], { $ne: null }, null]) {
       expectInvalidToken(await validate(raw({ header: { kid } })), 'invalid_kid');
     }
     for (const secret of ['', '1']) {
@@ -644,13 +668,21 @@ describe('messages and token inspect', () => {
         expect(inspection.verdict.principal).toEqual(result.principal);
         expect(inspection.checks.every((c) => c.ok)).toBe(true);
       } else {
-        expect(inspection.verdict).toMatchObject({ status: 401, code: result.rejection.code, reason: result.rejection.reason, message: result.rejection.message });
+        expect(inspection.verdict).toMatchObject({
+          status: 401,
+          code: result.rejection.code,
+          reason: result.rejection.reason,
+          message: result.rejection.message,
+        });
       }
     }
   });
 
   it('inspect keeps going after a failure: an expired token for another audience shows both', async () => {
-    const inspection = await inspectToken(await h.idp.mint({ claims: { aud: 'x', exp: now() - 1000 } }), h.policy, { nowMs: h.clock.now(), keys: h.keys });
+    const inspection = await inspectToken(await h.idp.mint({ claims: { aud: 'x', exp: now() - 1000 } }), h.policy, {
+      nowMs: h.clock.now(),
+      keys: h.keys,
+    });
     const failed = inspection.checks.filter((c) => !c.ok && !c.skipped).map((c) => c.reason);
     expect(failed).toEqual(['wrong_audience', 'expired']);
     expect(inspection.checks.find((c) => c.check === 'signature')).toMatchObject({ ok: true });

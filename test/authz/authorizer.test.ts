@@ -10,7 +10,16 @@ import { CLUSTER, CountingSource, ROUTES, TENANT, capturingLogger, oid, rbacConf
 function conditionalOpenAiUser(principalId: string): AccessSnapshot {
   const role = BUILT_IN_ROLES.find((r) => r.id === ROLE_IDS.openAiUser)!;
   return {
-    assignments: [{ roleDefinitionId: role.id, roleName: role.roleName, scope: CLUSTER, principalId, condition: "@Resource[x] StringEquals 'y'", permissions: role.permissions }],
+    assignments: [
+      {
+        roleDefinitionId: role.id,
+        roleName: role.roleName,
+        scope: CLUSTER,
+        principalId,
+        condition: "@Resource[x] StringEquals 'y'",
+        permissions: role.permissions,
+      },
+    ],
     denyAssignments: [],
   };
 }

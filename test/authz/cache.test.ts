@@ -21,7 +21,9 @@ function openAiUser(principalId: string): AccessSnapshot {
 }
 const NO_ACCESS: AccessSnapshot = { assignments: [], denyAssignments: [] };
 
-function setup(opts: { staleIfErrorMs?: number; cacheMaxEntries?: number; answer?: (p: Principal) => AccessSnapshot | Promise<AccessSnapshot> } = {}) {
+function setup(
+  opts: { staleIfErrorMs?: number; cacheMaxEntries?: number; answer?: (p: Principal) => AccessSnapshot | Promise<AccessSnapshot> } = {},
+) {
   const clock = new ManualClock();
   const source = new CountingSource(opts.answer ?? ((p) => openAiUser(p.oid)));
   const metrics = new Metrics({ defaultMetrics: false });
@@ -168,7 +170,11 @@ describe('decision cache: failures', () => {
     // Denies decided from the same snapshot have a shorter window: past deny TTL + stale they are unavailable.
     expect(await authorizer.authorize(user(oid(1)), ROUTES.deploymentsWrite)).toMatchObject({ kind: 'unavailable', reason: 'arm_throttled' });
     clock.advance(1);
-    expect(await authorizer.authorize(user(oid(1)), ROUTES.chat)).toMatchObject({ kind: 'unavailable', reason: 'arm_throttled', retryAfterSeconds: 17 });
+    expect(await authorizer.authorize(user(oid(1)), ROUTES.chat)).toMatchObject({
+      kind: 'unavailable',
+      reason: 'arm_throttled',
+      retryAfterSeconds: 17,
+    });
     source.answer = (p) => openAiUser(p.oid);
     expect(await authorizer.authorize(user(oid(1)), ROUTES.chat)).toMatchObject({ kind: 'allow', cache: 'miss' });
     expect(await authorizer.authorize(user(oid(1)), ROUTES.chat)).toMatchObject({ kind: 'allow', cache: 'hit' });

@@ -160,7 +160,11 @@ describe('evaluate', () => {
       permissions: [block({ dataActions: ['Microsoft.CognitiveServices/*/chat/*'] })],
     };
     const owner = [assignment(ROLE_IDS.openAiContributor), assignment(ROLE_IDS.cognitiveServicesContributor)];
-    expect(evaluate(snapshot(owner, [deny]), ROUTES.chat, CLUSTER)).toMatchObject({ allowed: false, reason: 'deny_assignment', denyAssignment: deny });
+    expect(evaluate(snapshot(owner, [deny]), ROUTES.chat, CLUSTER)).toMatchObject({
+      allowed: false,
+      reason: 'deny_assignment',
+      denyAssignment: deny,
+    });
     expect(evaluate(snapshot(owner, [deny]), ROUTES.embeddings, CLUSTER)).toMatchObject({ allowed: true });
     // Matched on its own plane only: a deny of control actions does not block the data plane.
     const controlDeny = { ...deny, permissions: [block({ actions: ['*'] })] };
@@ -208,13 +212,28 @@ describe('evaluate', () => {
 
 describe('rolesGranting', () => {
   it('lists the built-in roles that grant each default action, least privilege first', () => {
-    const dataRoles = ['Cognitive Services OpenAI User', 'Cognitive Services OpenAI Contributor', 'Cognitive Services User', 'Cognitive Services Contributor'];
+    const dataRoles = [
+      'Cognitive Services OpenAI User',
+      'Cognitive Services OpenAI Contributor',
+      'Cognitive Services User',
+      'Cognitive Services Contributor',
+    ];
     expect(rolesGranting(ROUTES.chat)).toEqual(dataRoles);
     expect(rolesGranting(ROUTES.embeddings)).toEqual(dataRoles);
     expect(rolesGranting(ROUTES.models)).toEqual(dataRoles);
     // Cognitive Services OpenAI User is data plane only (the seed's access table).
     expect(rolesGranting(ROUTES.deploymentsRead)).toEqual([...dataRoles.slice(1), 'Reader', 'Contributor', 'Owner']);
-    expect(rolesGranting(ROUTES.deploymentsWrite)).toEqual(['Cognitive Services OpenAI Contributor', 'Cognitive Services Contributor', 'Contributor', 'Owner']);
-    expect(rolesGranting(ROUTES.deploymentsDelete)).toEqual(['Cognitive Services OpenAI Contributor', 'Cognitive Services Contributor', 'Contributor', 'Owner']);
+    expect(rolesGranting(ROUTES.deploymentsWrite)).toEqual([
+      'Cognitive Services OpenAI Contributor',
+      'Cognitive Services Contributor',
+      'Contributor',
+      'Owner',
+    ]);
+    expect(rolesGranting(ROUTES.deploymentsDelete)).toEqual([
+      'Cognitive Services OpenAI Contributor',
+      'Cognitive Services Contributor',
+      'Contributor',
+      'Owner',
+    ]);
   });
 });

@@ -77,7 +77,11 @@ const CASES: [string, Record<string, unknown>, Plane][] = [
   ['OpenAI User at the cluster', assigned('Cognitive Services OpenAI User'), DATA_ONLY],
   ['OpenAI User at the resource group (inherited)', assigned('Cognitive Services OpenAI User', { scope: RG }), DATA_ONLY],
   ['OpenAI User at the subscription (inherited)', assigned('Cognitive Services OpenAI User', { scope: `/subscriptions/${SUB}` }), DATA_ONLY],
-  ['OpenAI User at a management group (inherited)', assigned('Cognitive Services OpenAI User', { scope: '/providers/Microsoft.Management/managementGroups/mg' }), DATA_ONLY],
+  [
+    'OpenAI User at a management group (inherited)',
+    assigned('Cognitive Services OpenAI User', { scope: '/providers/Microsoft.Management/managementGroups/mg' }),
+    DATA_ONLY,
+  ],
   ['OpenAI User by role definition GUID', assigned(ROLE_IDS.openAiUser.toUpperCase()), DATA_ONLY],
   [
     'OpenAI User by full role definition ID',
@@ -133,17 +137,34 @@ const CASES: [string, Record<string, unknown>, Plane][] = [
         {
           id: oid(0xc2),
           roleName: 'No Chat',
-          permissions: [{ dataActions: ['Microsoft.CognitiveServices/accounts/OpenAI/*'], notDataActions: ['microsoft.cognitiveservices/accounts/openai/deployments/chat/*'] }],
+          permissions: [
+            {
+              dataActions: ['Microsoft.CognitiveServices/accounts/OpenAI/*'],
+              notDataActions: ['microsoft.cognitiveservices/accounts/openai/deployments/chat/*'],
+            },
+          ],
         },
       ],
       ...assigned('No Chat'),
     },
     { ...NOTHING, embeddings: true, models: true },
   ],
-  ['a conditional assignment', assigned('Cognitive Services OpenAI User', { condition: "@Resource[Microsoft.CognitiveServices/accounts:name] StringEquals 'x'" }), NOTHING],
-  ['an assignment on another cluster', assigned('Cognitive Services OpenAI User', { scope: `${RG}/providers/Microsoft.Kubernetes/connectedClusters/c2` }), NOTHING],
+  [
+    'a conditional assignment',
+    assigned('Cognitive Services OpenAI User', { condition: "@Resource[Microsoft.CognitiveServices/accounts:name] StringEquals 'x'" }),
+    NOTHING,
+  ],
+  [
+    'an assignment on another cluster',
+    assigned('Cognitive Services OpenAI User', { scope: `${RG}/providers/Microsoft.Kubernetes/connectedClusters/c2` }),
+    NOTHING,
+  ],
   ['an assignment on a prefix-similar cluster', assigned('Cognitive Services OpenAI User', { scope: `${CLUSTER}0` }), NOTHING],
-  ['an assignment on a sibling resource group', assigned('Cognitive Services OpenAI User', { scope: `/subscriptions/${SUB}/resourceGroups/rg2` }), NOTHING],
+  [
+    'an assignment on a sibling resource group',
+    assigned('Cognitive Services OpenAI User', { scope: `/subscriptions/${SUB}/resourceGroups/rg2` }),
+    NOTHING,
+  ],
   ['an assignment on a prefix-similar resource group', assigned('Cognitive Services OpenAI User', { scope: `${RG}-other` }), NOTHING],
   ['an assignment in another subscription', assigned('Cognitive Services Contributor', { scope: `/subscriptions/${OTHER_SUB}` }), NOTHING],
   ['an assignment to someone else', { roleAssignments: [{ principalId: oid(2), role: 'Cognitive Services Contributor' }] }, NOTHING],
@@ -223,7 +244,9 @@ describe('deny assignments', () => {
   });
 
   it('at a sibling scope does not apply', async () => {
-    const [chat] = await chatAndEmbeddings({ denyAssignments: [{ name: 'sibling', principals: [ME], scope: `${RG}-other`, permissions: CHAT_ONLY }] });
+    const [chat] = await chatAndEmbeddings({
+      denyAssignments: [{ name: 'sibling', principals: [ME], scope: `${RG}-other`, permissions: CHAT_ONLY }],
+    });
     expect(chat.kind).toBe('allow');
   });
 });

@@ -173,9 +173,13 @@ describe('role assignments file: loading and reload', () => {
   it('fails start-up with StaticFileError naming the file when it is missing or invalid', async () => {
     const missing = join(dir.dir, 'missing.yaml');
     await expect(createStaticAuthorizer(rbacConfig({ roleAssignmentsFile: missing }), deps())).rejects.toThrow(StaticFileError);
-    await expect(createStaticAuthorizer(rbacConfig({ roleAssignmentsFile: missing }), deps())).rejects.toThrow(`${missing}: cannot read the role assignments file: no such file`);
+    await expect(createStaticAuthorizer(rbacConfig({ roleAssignmentsFile: missing }), deps())).rejects.toThrow(
+      `${missing}: cannot read the role assignments file: no such file`,
+    );
     const bad = dir.file('bad.yaml', `scope: ${CLUSTER}\nroleAssignments:\n  - principalId: ${ME}\n    role: Nope\n`);
-    await expect(createStaticAuthorizer(rbacConfig({ roleAssignmentsFile: bad }), deps())).rejects.toThrow(`${bad}: roleAssignments[0].role (line 4): unknown role "Nope"`);
+    await expect(createStaticAuthorizer(rbacConfig({ roleAssignmentsFile: bad }), deps())).rejects.toThrow(
+      `${bad}: roleAssignments[0].role (line 4): unknown role "Nope"`,
+    );
     await expect(createStaticAuthorizer(rbacConfig(), deps())).rejects.toThrow('--role-assignments-file is required');
   });
 

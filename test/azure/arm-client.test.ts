@@ -17,7 +17,14 @@ let metrics: Metrics;
 let logs: ReturnType<typeof captureLog>;
 
 function client(over: { timeoutMs?: number; endpoint?: string } = {}): ArmClient {
-  const tokens = createTokenProvider({ identity: 'msi-adapter', armEndpoint: arm.url, msiEndpoint: arm.msiEndpoint, timeoutMs: 5_000, clock, metrics });
+  const tokens = createTokenProvider({
+    identity: 'msi-adapter',
+    armEndpoint: arm.url,
+    msiEndpoint: arm.msiEndpoint,
+    timeoutMs: 5_000,
+    clock,
+    metrics,
+  });
   return new ArmClient({ endpoint: over.endpoint ?? arm.url, tokens, timeoutMs: over.timeoutMs ?? 5_000, clock, metrics, log: logs.log });
 }
 
@@ -73,7 +80,9 @@ describe('role assignments', () => {
     arm.assign(ALICE, ROLES.openAiUser, CLUSTER_SCOPE);
     arm.assign(ALICE, ROLES.reader, CLUSTER_SCOPE);
 
-    const failure = await client().listRoleAssignments(CLUSTER_SCOPE, ALICE).catch((e: unknown) => e);
+    const failure = await client()
+      .listRoleAssignments(CLUSTER_SCOPE, ALICE)
+      .catch((e: unknown) => e);
 
     expect(failure).toBeInstanceOf(ArmError);
     expect(failure).toMatchObject({ reason: 'bad_response' });
@@ -82,7 +91,10 @@ describe('role assignments', () => {
   });
 
   it('rejects an item of the wrong shape instead of ignoring it', async () => {
-    arm.fault('roleAssignments', { status: 200, body: { value: [{ id: 'x', name: 'y', properties: { principalId: 'not-a-guid', scope: CLUSTER_SCOPE } }] } });
+    arm.fault('roleAssignments', {
+      status: 200,
+      body: { value: [{ id: 'x', name: 'y', properties: { principalId: 'not-a-guid', scope: CLUSTER_SCOPE } }] },
+    });
     await expect(client().listRoleAssignments(CLUSTER_SCOPE, ALICE)).rejects.toMatchObject({ reason: 'bad_response' });
   });
 
@@ -111,7 +123,14 @@ describe('role definitions', () => {
       id: CUSTOM_ROLE,
       roleName: 'Edge chat only',
       type: 'CustomRole',
-      permissions: [{ actions: [], notActions: [], dataActions: ['Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action'], notDataActions: [] }],
+      permissions: [
+        {
+          actions: [],
+          notActions: [],
+          dataActions: ['Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action'],
+          notDataActions: [],
+        },
+      ],
     });
     const c = client();
     const builtIn = `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}`;
@@ -122,7 +141,12 @@ describe('role definitions', () => {
 
     expect(arm.calls.roleDefinitions).toBe(2);
     // Read at the cluster: roleDefinitions/read there is all the documented minimal role grants.
-    expect(arm.requestsTo('roleDefinitions').map((r) => r.target).sort()).toEqual(
+    expect(
+      arm
+        .requestsTo('roleDefinitions')
+        .map((r) => r.target)
+        .sort(),
+    ).toEqual(
       [
         `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}?api-version=2022-04-01`,
         `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleDefinitions/${CUSTOM_ROLE}?api-version=2022-04-01`,
@@ -185,7 +209,10 @@ describe('metrics', () => {
     await c.listRoleAssignments(CLUSTER_SCOPE, ALICE);
     arm.fault('roleAssignments', { status: 500, times: 1 });
     await c.listRoleAssignments(CLUSTER_SCOPE, ALICE).catch(() => undefined);
-    await c.getRoleDefinition(`/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}`, CLUSTER_SCOPE);
+    await c.getRoleDefinition(
+      `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiUser}`,
+      CLUSTER_SCOPE,
+    );
 
     const text = await metrics.registry.metrics();
     expect(text).toContain('foundry_auth_arm_calls_total{operation="role_assignments",outcome="ok"} 1');

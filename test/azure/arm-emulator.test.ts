@@ -22,7 +22,11 @@ let emulator: RunningEmulator;
 let group: string;
 
 async function admin(path: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${emulator.endpoints.admin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${emulator.endpoints.admin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   const json = (await res.json()) as Record<string, unknown>;
   expect(res.status, JSON.stringify(json)).toBeLessThan(300);
   return json;
@@ -55,7 +59,12 @@ describe('against the emulator', () => {
   });
 
   it('with Cognitive Services OpenAI User at the cluster: inherited and group assignments, deny assignments skipped with one warning', async () => {
-    await admin('/role-assignments', { scope: CLUSTER, roleName: 'Cognitive Services OpenAI User', principalId: DEFAULT_SEED.clusterPrincipalId, principalType: 'ServicePrincipal' });
+    await admin('/role-assignments', {
+      scope: CLUSTER,
+      roleName: 'Cognitive Services OpenAI User',
+      principalId: DEFAULT_SEED.clusterPrincipalId,
+      principalType: 'ServicePrincipal',
+    });
     const logs = captureLog();
     const s = source(logs);
 
@@ -74,8 +83,18 @@ describe('against the emulator', () => {
   });
 
   it('with Reader at the cluster as well: a deny assignment on a group applies to its members only', async () => {
-    await admin('/role-assignments', { scope: CLUSTER, roleName: 'Reader', principalId: DEFAULT_SEED.clusterPrincipalId, principalType: 'ServicePrincipal' });
-    await admin('/deny-assignments', { denyAssignmentName: 'no chat for the group', scope: RESOURCE_GROUP, permissions: [{ dataActions: [CHAT] }], principals: [{ id: group, type: 'Group' }] });
+    await admin('/role-assignments', {
+      scope: CLUSTER,
+      roleName: 'Reader',
+      principalId: DEFAULT_SEED.clusterPrincipalId,
+      principalType: 'ServicePrincipal',
+    });
+    await admin('/deny-assignments', {
+      denyAssignmentName: 'no chat for the group',
+      scope: RESOURCE_GROUP,
+      permissions: [{ dataActions: [CHAT] }],
+      principals: [{ id: group, type: 'Group' }],
+    });
     const logs = captureLog();
     const s = source(logs);
 

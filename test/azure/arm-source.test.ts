@@ -71,7 +71,11 @@ describe('lookup', () => {
 
     const byRole = Object.fromEntries(snapshot.assignments.map((a) => [a.roleName, a]));
     expect(Object.keys(byRole).sort()).toEqual(['Cognitive Services OpenAI Contributor', 'Cognitive Services OpenAI User', 'Edge chat only']);
-    expect(byRole['Cognitive Services OpenAI User']).toMatchObject({ roleDefinitionId: ROLES.openAiUser, principalId: ALICE, scope: `/subscriptions/${TEST_SUBSCRIPTION_ID}` });
+    expect(byRole['Cognitive Services OpenAI User']).toMatchObject({
+      roleDefinitionId: ROLES.openAiUser,
+      principalId: ALICE,
+      scope: `/subscriptions/${TEST_SUBSCRIPTION_ID}`,
+    });
     expect(byRole['Edge chat only']).toMatchObject({ principalId: GROUP, scope: TEST_RESOURCE_GROUP_SCOPE, permissions: [{ dataActions: [CHAT] }] });
     expect(byRole['Cognitive Services OpenAI Contributor']?.condition).toBe("@Resource[x] StringEquals 'y'");
     expect(snapshot.denyAssignments).toEqual([]);
@@ -82,7 +86,12 @@ describe('lookup', () => {
       id: `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}`,
       name,
       type: 'Microsoft.Authorization/roleAssignments',
-      properties: { roleDefinitionId: `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiContributor}`, principalId: ALICE, principalType: 'User', scope },
+      properties: {
+        roleDefinitionId: `/subscriptions/${TEST_SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${ROLES.openAiContributor}`,
+        principalId: ALICE,
+        principalType: 'User',
+        scope,
+      },
     });
     arm.fault('roleAssignments', {
       status: 200,
@@ -205,7 +214,9 @@ describe('failures', () => {
 
   it('msi-adapter down -> identity_token_unavailable with the fix, asked again after a 5 s cool-down; readiness says why until a token is obtained', async () => {
     arm.fault('imds', { status: 500 });
-    expect(await source.readiness()).toMatch(/^the sidecar's ARM token was never obtained: msi-adapter .* HTTP 500.*Fix: check that the Azure Arc msi-adapter is running/);
+    expect(await source.readiness()).toMatch(
+      /^the sidecar's ARM token was never obtained: msi-adapter .* HTTP 500.*Fix: check that the Azure Arc msi-adapter is running/,
+    );
     const err = await failure(source.lookup(user(ALICE), CLUSTER_SCOPE));
     expect(err.reason).toBe('identity_token_unavailable');
     expect(err.message).toContain('--msi-endpoint');
@@ -259,20 +270,36 @@ describe('deny assignments', () => {
       permissions: denyChat,
     });
     expect(denyIds(await source.lookup(user(ALICE), CLUSTER_SCOPE))).toEqual(['d0000000-0000-4000-8000-000000000001']);
-    expect((await source.lookup(user(ALICE), CLUSTER_SCOPE)).denyAssignments[0]).toMatchObject({ scope: `/subscriptions/${TEST_SUBSCRIPTION_ID}`, doNotApplyToChildScopes: false, permissions: denyChat });
+    expect((await source.lookup(user(ALICE), CLUSTER_SCOPE)).denyAssignments[0]).toMatchObject({
+      scope: `/subscriptions/${TEST_SUBSCRIPTION_ID}`,
+      doNotApplyToChildScopes: false,
+      permissions: denyChat,
+    });
     expect(denyIds(await source.lookup(user(BOB), CLUSTER_SCOPE))).toEqual([]);
-    expect(arm.requestsTo('denyAssignments').map((r) => r.target)).toEqual([`${CLUSTER_SCOPE}/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01&$filter=atScope()`]);
+    expect(arm.requestsTo('denyAssignments').map((r) => r.target)).toEqual([
+      `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01&$filter=atScope()`,
+    ]);
   });
 
   it('a principal named directly: applies to that principal only', async () => {
-    arm.denyAssignments.push({ name: 'd0000000-0000-4000-8000-000000000002', scope: CLUSTER_SCOPE, principals: [{ id: CAROL, type: 'User' }], permissions: denyChat });
+    arm.denyAssignments.push({
+      name: 'd0000000-0000-4000-8000-000000000002',
+      scope: CLUSTER_SCOPE,
+      principals: [{ id: CAROL, type: 'User' }],
+      permissions: denyChat,
+    });
     expect(denyIds(await source.lookup(user(CAROL), CLUSTER_SCOPE))).toEqual(['d0000000-0000-4000-8000-000000000002']);
     expect(denyIds(await source.lookup(user(ALICE), CLUSTER_SCOPE))).toEqual([]);
     expect(arm.calls.denyAssignments).toBe(1);
   });
 
   it('a group: resolved through assignedTo() for the principal, in the same lookup', async () => {
-    arm.denyAssignments.push({ name: 'd0000000-0000-4000-8000-000000000003', scope: TEST_RESOURCE_GROUP_SCOPE, principals: [{ id: GROUP, type: 'Group' }], permissions: denyChat });
+    arm.denyAssignments.push({
+      name: 'd0000000-0000-4000-8000-000000000003',
+      scope: TEST_RESOURCE_GROUP_SCOPE,
+      principals: [{ id: GROUP, type: 'Group' }],
+      permissions: denyChat,
+    });
     arm.groups.set(NESTED_GROUP, [DAVE]);
     arm.groups.set(GROUP, [NESTED_GROUP]);
 
@@ -286,7 +313,12 @@ describe('deny assignments', () => {
   });
 
   it('a group whose members cannot be read (403 on assignedTo) applies to everyone (closed)', async () => {
-    arm.denyAssignments.push({ name: 'd0000000-0000-4000-8000-000000000004', scope: CLUSTER_SCOPE, principals: [{ id: GROUP, type: 'Group' }], permissions: denyChat });
+    arm.denyAssignments.push({
+      name: 'd0000000-0000-4000-8000-000000000004',
+      scope: CLUSTER_SCOPE,
+      principals: [{ id: GROUP, type: 'Group' }],
+      permissions: denyChat,
+    });
     arm.fault('denyAssignments', { status: 403, when: (url) => (url.searchParams.get('$filter') ?? '').startsWith('assignedTo') });
     expect(denyIds(await source.lookup(user(ALICE), CLUSTER_SCOPE))).toEqual(['d0000000-0000-4000-8000-000000000004']);
   });
@@ -308,7 +340,15 @@ describe('deny assignments', () => {
   it('403 on deny assignments (minimal role): one warning with the fix, counted, lookups continue without them until the next refresh', async () => {
     arm.assign(ALICE, ROLES.openAiUser, CLUSTER_SCOPE);
     arm.denyAssignments.push({ scope: CLUSTER_SCOPE, principals: [{ id: EVERYONE, type: 'Everyone' }], permissions: denyChat });
-    arm.fault('denyAssignments', { status: 403, body: { error: { code: 'AuthorizationFailed', message: "The client does not have authorization to perform action 'Microsoft.Authorization/denyAssignments/read'." } } });
+    arm.fault('denyAssignments', {
+      status: 403,
+      body: {
+        error: {
+          code: 'AuthorizationFailed',
+          message: "The client does not have authorization to perform action 'Microsoft.Authorization/denyAssignments/read'.",
+        },
+      },
+    });
 
     for (let i = 0; i < 5; i++) {
       const snapshot = await source.lookup(user(ALICE), CLUSTER_SCOPE);

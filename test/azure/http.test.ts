@@ -53,7 +53,9 @@ describe('requestJson', () => {
     });
     answer = (res) => {
       res.writeHead(400, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.', error_codes: [7000215] }));
+      res.end(
+        JSON.stringify({ error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.', error_codes: [7000215] }),
+      );
     };
     expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 2_000 }))).failure).toMatchObject({
       kind: 'http',
@@ -68,7 +70,10 @@ describe('requestJson', () => {
       res.writeHead(302, { location: 'http://127.0.0.2:9/elsewhere' });
       res.end();
     };
-    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 2_000 }))).failure).toMatchObject({ kind: 'http', status: 302 });
+    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 2_000 }))).failure).toMatchObject({
+      kind: 'http',
+      status: 302,
+    });
   });
 
   it('refuses a body larger than the cap, declared or streamed', async () => {
@@ -76,13 +81,17 @@ describe('requestJson', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2000' });
       res.end('x'.repeat(2000));
     };
-    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 2_000, maxBytes: 1000 }))).failure.kind).toBe('bad_response');
+    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 2_000, maxBytes: 1000 }))).failure.kind).toBe(
+      'bad_response',
+    );
     answer = (res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('['.repeat(800));
       res.end(']'.repeat(800));
     };
-    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 2_000, maxBytes: 1000 }))).failure.kind).toBe('bad_response');
+    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 2_000, maxBytes: 1000 }))).failure.kind).toBe(
+      'bad_response',
+    );
   });
 
   it('reports the status of an error answer whose body is too large to read', async () => {
@@ -98,7 +107,10 @@ describe('requestJson', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"value":');
     };
-    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 200 }))).failure).toEqual({ kind: 'timeout', afterMs: 200 });
+    expect((await failureOf(requestJson({ operation: 'test', url: `${base}/x`, timeoutMs: 200 }))).failure).toEqual({
+      kind: 'timeout',
+      afterMs: 200,
+    });
   });
 
   it('sends a string URL byte for byte', async () => {

@@ -10,7 +10,11 @@ import type { TokenProvider } from '../../src/azure/token.js';
 
 const PRINCIPAL = 'a1b2c3d4-0000-4000-8000-000000000001';
 const SCOPE = '/subscriptions/00000000-0000-0000-0000-00000000000a/resourceGroups/rg';
-const tokens: TokenProvider = { description: 'test', invalidate: () => undefined, getToken: async () => ({ token: 'caller-token', expiresOnMs: Date.now() + 3_600_000 }) };
+const tokens: TokenProvider = {
+  description: 'test',
+  invalidate: () => undefined,
+  getToken: async () => ({ token: 'caller-token', expiresOnMs: Date.now() + 3_600_000 }),
+};
 
 let server: Server;
 let url: string;
@@ -24,7 +28,9 @@ beforeEach(async () => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     seen.push({ path, authorization: req.headers.authorization });
     const page = pages.get(path);
-    res.writeHead(page === undefined ? 404 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(page ?? { error: { code: 'NotFound' } }));
+    res
+      .writeHead(page === undefined ? 404 : 200, { 'content-type': 'application/json' })
+      .end(JSON.stringify(page ?? { error: { code: 'NotFound' } }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -50,12 +56,19 @@ describe('Graph @odata.nextLink', () => {
 
   it('refuses a link to another origin or one that is not a URL, as a bad response', async () => {
     pages.set('/v1.0/applications', { value: [app(1)], '@odata.nextLink': 'http://127.0.0.2:9/v1.0/applications/page2' });
-    const elsewhere = await graph().applicationsNamed('same').catch((e: unknown) => e);
+    const elsewhere = await graph()
+      .applicationsNamed('same')
+      .catch((e: unknown) => e);
     expect(elsewhere).toBeInstanceOf(AzureApiError);
-    expect((elsewhere as AzureApiError).failure).toEqual({ kind: 'bad_response', detail: '@odata.nextLink points to another origin (http://127.0.0.2:9); refused' });
+    expect((elsewhere as AzureApiError).failure).toEqual({
+      kind: 'bad_response',
+      detail: '@odata.nextLink points to another origin (http://127.0.0.2:9); refused',
+    });
 
     pages.set('/v1.0/applications', { value: [app(1)], '@odata.nextLink': 'http://[not-a-host/page2' });
-    const broken = await graph().applicationsNamed('same').catch((e: unknown) => e);
+    const broken = await graph()
+      .applicationsNamed('same')
+      .catch((e: unknown) => e);
     expect(broken).toBeInstanceOf(AzureApiError);
     expect((broken as AzureApiError).failure).toEqual({ kind: 'bad_response', detail: '@odata.nextLink is not a URL' });
     expect(seen.filter((s) => s.path !== '/v1.0/applications')).toEqual([]);
@@ -63,7 +76,9 @@ describe('Graph @odata.nextLink', () => {
 
   it('gives up on a chain that does not end', async () => {
     pages.set('/v1.0/applications', { value: [app(1)], '@odata.nextLink': '/v1.0/applications' });
-    const err = await graph().applicationsNamed('same').catch((e: unknown) => e);
+    const err = await graph()
+      .applicationsNamed('same')
+      .catch((e: unknown) => e);
     expect((err as AzureApiError).failure).toEqual({ kind: 'bad_response', detail: '@odata.nextLink did not end after 100 pages' });
     expect(seen).toHaveLength(100);
   });
@@ -73,7 +88,11 @@ describe('ARM nextLink (setup and grant)', () => {
   const assignment = (n: number) => ({
     id: `${SCOPE}/providers/Microsoft.Authorization/roleAssignments/${n}`,
     name: `${n}`,
-    properties: { roleDefinitionId: '/providers/Microsoft.Authorization/roleDefinitions/5e0bd9bd-7b93-4f28-af87-19fc36ad61bd', principalId: PRINCIPAL, scope: SCOPE },
+    properties: {
+      roleDefinitionId: '/providers/Microsoft.Authorization/roleDefinitions/5e0bd9bd-7b93-4f28-af87-19fc36ad61bd',
+      principalId: PRINCIPAL,
+      scope: SCOPE,
+    },
   });
   const listPath = `${SCOPE}/providers/Microsoft.Authorization/roleAssignments`;
 
@@ -87,6 +106,9 @@ describe('ARM nextLink (setup and grant)', () => {
     const err = await arm.roleAssignmentsOf(SCOPE, PRINCIPAL).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AzureApiError);
     expect((err as AzureApiError).api).toBe('arm');
-    expect((err as AzureApiError).failure).toEqual({ kind: 'bad_response', detail: 'nextLink points to another origin (https://management.example); refused' });
+    expect((err as AzureApiError).failure).toEqual({
+      kind: 'bad_response',
+      detail: 'nextLink points to another origin (https://management.example); refused',
+    });
   });
 });

@@ -33,7 +33,17 @@ afterEach(async () => {
 });
 
 function provider(identity: TokenProviderOptions['identity'], env: Record<string, string> = {}, over: Partial<TokenProviderOptions> = {}) {
-  return createTokenProvider({ identity, armEndpoint: arm.url, msiEndpoint: arm.msiEndpoint, timeoutMs: 5_000, env, clock, metrics, log: logs.log, ...over });
+  return createTokenProvider({
+    identity,
+    armEndpoint: arm.url,
+    msiEndpoint: arm.msiEndpoint,
+    timeoutMs: 5_000,
+    env,
+    clock,
+    metrics,
+    log: logs.log,
+    ...over,
+  });
 }
 
 function workloadEnv(file: string): Record<string, string> {
@@ -101,7 +111,9 @@ describe('msi-adapter', () => {
 
   it('fails with the endpoint and the fix when there is no token to fall back on', async () => {
     arm.fault('imds', { status: 500 });
-    const err = await provider('msi-adapter').getToken().catch((e: unknown) => e);
+    const err = await provider('msi-adapter')
+      .getToken()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdentityError);
     expect((err as IdentityError).message).toContain(arm.msiEndpoint);
     expect((err as IdentityError).message).toContain('HTTP 500');
@@ -132,16 +144,26 @@ describe('msi-adapter', () => {
 
 describe('--credential managed-identity (setup, grant, doctor)', () => {
   it('asks the IMDS endpoint for the resource, and names the managed identity and its fix when that fails', async () => {
-    const credential = callerCredential({ kind: 'managed-identity', msiEndpoint: arm.msiEndpoint, env: { AZURE_CLIENT_ID: CLIENT }, timeoutMs: 5_000, clock });
+    const credential = callerCredential({
+      kind: 'managed-identity',
+      msiEndpoint: arm.msiEndpoint,
+      env: { AZURE_CLIENT_ID: CLIENT },
+      timeoutMs: 5_000,
+      clock,
+    });
     const tokens = credential.forResource(`${arm.url}/`);
     const description = `managed identity (client ${CLIENT}) via ${arm.msiEndpoint}`;
     expect(credential.description).toBe(description);
     expect(tokens.description).toBe(description);
     expect((await tokens.getToken()).token).toBe(arm.issuedTokens[0]);
-    expect(arm.requestsTo('imds')[0]?.target).toBe(`/metadata/identity/oauth2/token?client_id=${CLIENT}&api-version=2018-02-01&resource=${encodeURIComponent(arm.url)}`);
+    expect(arm.requestsTo('imds')[0]?.target).toBe(
+      `/metadata/identity/oauth2/token?client_id=${CLIENT}&api-version=2018-02-01&resource=${encodeURIComponent(arm.url)}`,
+    );
 
     arm.fault('imds', { status: 500 });
-    const failing = callerCredential({ kind: 'managed-identity', msiEndpoint: arm.msiEndpoint, env: {}, timeoutMs: 5_000, clock }).forResource(arm.url);
+    const failing = callerCredential({ kind: 'managed-identity', msiEndpoint: arm.msiEndpoint, env: {}, timeoutMs: 5_000, clock }).forResource(
+      arm.url,
+    );
     const err = await failing.getToken().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdentityError);
     expect((err as IdentityError).message).toMatch(new RegExp(`^managed identity via ${arm.msiEndpoint.replace(/[.?]/g, '\\$&')}: HTTP 500`));
@@ -153,17 +175,33 @@ describe('--credential managed-identity (setup, grant, doctor)', () => {
 describe('--credential environment (setup, grant, doctor)', () => {
   it('refuses an AZURE_AUTHORITY_HOST that would send the client secret over plain HTTP off the machine, as the sidecar does', () => {
     const env = { AZURE_CLIENT_ID: CLIENT, AZURE_TENANT_ID: TENANT, AZURE_CLIENT_SECRET: SECRET };
-    expect(() => callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: 'http://login.example.com' }, timeoutMs: 5_000, clock })).toThrow(IdentityConfigError);
-    expect(() => callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: 'http://login.example.com' }, timeoutMs: 5_000, clock })).toThrow(/AZURE_AUTHORITY_HOST must be https/);
-    expect(callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: `${arm.url}/` }, timeoutMs: 5_000, clock }).description).toBe(`the app ${CLIENT} from AZURE_* environment variables`);
+    expect(() =>
+      callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: 'http://login.example.com' }, timeoutMs: 5_000, clock }),
+    ).toThrow(IdentityConfigError);
+    expect(() =>
+      callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: 'http://login.example.com' }, timeoutMs: 5_000, clock }),
+    ).toThrow(/AZURE_AUTHORITY_HOST must be https/);
+    expect(callerCredential({ kind: 'environment', env: { ...env, AZURE_AUTHORITY_HOST: `${arm.url}/` }, timeoutMs: 5_000, clock }).description).toBe(
+      `the app ${CLIENT} from AZURE_* environment variables`,
+    );
   });
 
   it('gets its token from the authority in AZURE_AUTHORITY_HOST', async () => {
     arm.clients.set(CLIENT, { secret: SECRET });
-    const credential = callerCredential({ kind: 'environment', env: { AZURE_CLIENT_ID: CLIENT, AZURE_TENANT_ID: TENANT, AZURE_CLIENT_SECRET: SECRET, AZURE_AUTHORITY_HOST: `${arm.url}/` }, timeoutMs: 5_000, clock });
+    const credential = callerCredential({
+      kind: 'environment',
+      env: { AZURE_CLIENT_ID: CLIENT, AZURE_TENANT_ID: TENANT, AZURE_CLIENT_SECRET: SECRET, AZURE_AUTHORITY_HOST: `${arm.url}/` },
+      timeoutMs: 5_000,
+      clock,
+    });
     expect((await credential.forResource(arm.url).getToken()).token).toBe(arm.issuedTokens[0]);
     expect(arm.requestsTo('token')[0]?.target).toBe(`/${TENANT}/oauth2/v2.0/token`);
-    expect(arm.requestsTo('token')[0]?.form).toEqual({ grant_type: 'client_credentials', client_id: CLIENT, scope: `${arm.url}/.default`, client_secret: SECRET });
+    expect(arm.requestsTo('token')[0]?.form).toEqual({
+      grant_type: 'client_credentials',
+      client_id: CLIENT,
+      scope: `${arm.url}/.default`,
+      client_secret: SECRET,
+    });
   });
 });
 
@@ -205,7 +243,9 @@ describe('workload identity', () => {
     const file = join(dir, 'token');
     writeFileSync(file, 'stale-assertion');
     arm.clients.set(CLIENT, { federated: true, assertion: 'the-right-one' });
-    const err = await provider('workload-identity', workloadEnv(file)).getToken().catch((e: unknown) => e);
+    const err = await provider('workload-identity', workloadEnv(file))
+      .getToken()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdentityError);
     expect((err as Error).message).toContain('AADSTS70021');
     expect((err as Error).message).not.toContain('stale-assertion');
@@ -214,7 +254,9 @@ describe('workload identity', () => {
 
   it('names a token file that cannot be read', async () => {
     arm.clients.set(CLIENT, { federated: true });
-    const err = await provider('workload-identity', workloadEnv(join(dir, 'missing'))).getToken().catch((e: unknown) => e);
+    const err = await provider('workload-identity', workloadEnv(join(dir, 'missing')))
+      .getToken()
+      .catch((e: unknown) => e);
     expect((err as Error).message).toContain('cannot read AZURE_FEDERATED_TOKEN_FILE');
     expect((err as Error).message).toContain('ENOENT');
     expect(arm.calls.token).toBe(0);
@@ -227,7 +269,12 @@ describe('client secret', () => {
     const env = { AZURE_CLIENT_ID: CLIENT, AZURE_CLIENT_SECRET: SECRET, AZURE_TENANT_ID: TENANT, AZURE_AUTHORITY_HOST: arm.url };
     const tokens = provider('client-secret', env);
     await tokens.getToken();
-    expect(arm.requestsTo('token')[0]?.form).toEqual({ grant_type: 'client_credentials', client_id: CLIENT, scope: `${arm.url}/.default`, client_secret: SECRET });
+    expect(arm.requestsTo('token')[0]?.form).toEqual({
+      grant_type: 'client_credentials',
+      client_id: CLIENT,
+      scope: `${arm.url}/.default`,
+      client_secret: SECRET,
+    });
     expect(tokens.description).toBe(`client secret (client ${CLIENT}, tenant ${TENANT})`);
 
     clock.advance(56 * 60_000);
@@ -265,7 +312,9 @@ ${body}
 
   it('runs az account get-access-token for the ARM endpoint and parses expires_on', async () => {
     const expiresOn = Math.floor(clock.now() / 1000) + 3600;
-    const az = fakeAz(`process.stdout.write(JSON.stringify({ accessToken: 'cli-token-' + n, expiresOn: '2026-01-01 01:00:00.000000', expires_on: ${expiresOn}, subscription: 'x', tenant: '${TENANT}', tokenType: 'Bearer' }));`);
+    const az = fakeAz(
+      `process.stdout.write(JSON.stringify({ accessToken: 'cli-token-' + n, expiresOn: '2026-01-01 01:00:00.000000', expires_on: ${expiresOn}, subscription: 'x', tenant: '${TENANT}', tokenType: 'Bearer' }));`,
+    );
     const tokens = provider('azure-cli', { PATH: process.env['PATH'] ?? '' }, { azPath: az });
 
     const first = await tokens.getToken();
@@ -287,12 +336,16 @@ ${body}
 
   it('reports what az said when it fails, and a missing binary', async () => {
     const az = fakeAz(`process.stderr.write("ERROR: Please run 'az login' to setup account.\\n"); process.exit(1);`);
-    const err = await provider('azure-cli', { PATH: process.env['PATH'] ?? '' }, { azPath: az }).getToken().catch((e: unknown) => e);
+    const err = await provider('azure-cli', { PATH: process.env['PATH'] ?? '' }, { azPath: az })
+      .getToken()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdentityError);
     expect((err as Error).message).toContain("Please run 'az login'");
     expect((err as IdentityError).fix).toContain('az login');
 
-    const missing = await provider('azure-cli', {}, { azPath: join(dir, 'no-such-az') }).getToken().catch((e: unknown) => e);
+    const missing = await provider('azure-cli', {}, { azPath: join(dir, 'no-such-az') })
+      .getToken()
+      .catch((e: unknown) => e);
     expect((missing as Error).message).toContain('was not found');
   });
 });
@@ -311,8 +364,13 @@ describe('choosing the source', () => {
   });
 
   it('refuses an authority host that would send credentials over plain HTTP off the machine', () => {
-    expect(() => provider('client-secret', { AZURE_CLIENT_ID: CLIENT, AZURE_CLIENT_SECRET: SECRET, AZURE_TENANT_ID: TENANT, AZURE_AUTHORITY_HOST: 'http://login.example.com' })).toThrow(
-      /AZURE_AUTHORITY_HOST must be https/,
-    );
+    expect(() =>
+      provider('client-secret', {
+        AZURE_CLIENT_ID: CLIENT,
+        AZURE_CLIENT_SECRET: SECRET,
+        AZURE_TENANT_ID: TENANT,
+        AZURE_AUTHORITY_HOST: 'http://login.example.com',
+      }),
+    ).toThrow(/AZURE_AUTHORITY_HOST must be https/);
   });
 });

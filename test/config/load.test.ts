@@ -101,12 +101,20 @@ describe('serve configuration', () => {
     expect(size('512KiB')).toBe(524_288);
     expect(size('1GiB')).toBe(1024 ** 3);
     for (const bad of ['0', '16MB', '-1', '1.5MiB', 'lots']) expect(size(bad), bad).toBeUndefined();
-    expect(errorsOf({ ...BASE, 'max-body-bytes': '16MB' })[0]).toMatch(/^--max-body-bytes \/ FOUNDRY_AUTH_MAX_BODY_BYTES: must be a positive number of bytes/);
+    expect(errorsOf({ ...BASE, 'max-body-bytes': '16MB' })[0]).toMatch(
+      /^--max-body-bytes \/ FOUNDRY_AUTH_MAX_BODY_BYTES: must be a positive number of bytes/,
+    );
   });
 
   it('refuses --policy-file in forward-auth mode (no body, no response to read)', () => {
     const { upstream: _, ...rest } = BASE;
-    const errors = errorsOf({ ...rest, mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1', 'policy-file': '/etc/p.yaml' });
+    const errors = errorsOf({
+      ...rest,
+      mode: 'forward-auth',
+      'forward-auth-profile': 'nginx',
+      'trusted-proxies': '127.0.0.1',
+      'policy-file': '/etc/p.yaml',
+    });
     expect(errors).toEqual([expect.stringMatching(/^--policy-file \/ FOUNDRY_AUTH_POLICY_FILE: needs foundry-auth as the proxy/)]);
   });
 
@@ -119,7 +127,9 @@ describe('serve configuration', () => {
 
   it('rejects a tenant ID that is not a GUID', () => {
     const errors = errorsOf({ ...BASE, 'tenant-id': 'contoso.onmicrosoft.com' });
-    expect(errors).toEqual(['--tenant-id / FOUNDRY_AUTH_TENANT_ID: must be a GUID such as 00000000-0000-0000-0000-000000000000 (got "contoso.onmicrosoft.com")']);
+    expect(errors).toEqual([
+      '--tenant-id / FOUNDRY_AUTH_TENANT_ID: must be a GUID such as 00000000-0000-0000-0000-000000000000 (got "contoso.onmicrosoft.com")',
+    ]);
   });
 
   it('accepts GUIDs that are not RFC 9562 UUIDs and lower-cases them', () => {
@@ -139,7 +149,12 @@ describe('serve configuration', () => {
   it('reports every problem at once, one line each', () => {
     const errors = errorsOf({ upstream: 'ftp://x', 'tenant-id': 'nope', 'client-id': CLIENT, rbac: 'ldap', 'rbac-timeout': 'x' });
     expect(errors.map((e) => e.split(':')[0])).toEqual(
-      expect.arrayContaining(['--upstream / FOUNDRY_AUTH_UPSTREAM', '--tenant-id / FOUNDRY_AUTH_TENANT_ID', '--rbac / FOUNDRY_AUTH_RBAC', '--rbac-timeout / FOUNDRY_AUTH_RBAC_TIMEOUT']),
+      expect.arrayContaining([
+        '--upstream / FOUNDRY_AUTH_UPSTREAM',
+        '--tenant-id / FOUNDRY_AUTH_TENANT_ID',
+        '--rbac / FOUNDRY_AUTH_RBAC',
+        '--rbac-timeout / FOUNDRY_AUTH_RBAC_TIMEOUT',
+      ]),
     );
   });
 

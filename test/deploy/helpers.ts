@@ -17,7 +17,12 @@ export interface Example {
 }
 
 /** A rendered object, as plain JSON. */
-export type K8sObject = { readonly apiVersion: string; readonly kind: string; readonly metadata: { readonly name: string; readonly namespace?: string }; readonly [key: string]: unknown };
+export type K8sObject = {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace?: string };
+  readonly [key: string]: unknown;
+};
 
 const OPTIONS: readonly OptionSpec[] = SERVE_OPTIONS;
 
@@ -32,7 +37,10 @@ export function examples(): readonly Example[] {
 }
 
 /** `foundry-auth manifests <args>` in a clean environment. */
-export async function renderCli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function renderCli(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return runCli(['manifests', ...args], env, 60_000);
 }
 
@@ -45,7 +53,8 @@ export function parseDocuments(yaml: string): K8sObject[] {
 
 export function find(objects: readonly K8sObject[], kind: string, name?: string): K8sObject {
   const found = objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
-  if (found === undefined) throw new Error(`no ${kind}${name ? ` ${name}` : ''} among ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`);
+  if (found === undefined)
+    throw new Error(`no ${kind}${name ? ` ${name}` : ''} among ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`);
   return found;
 }
 
@@ -53,7 +62,10 @@ export function find(objects: readonly K8sObject[], kind: string, name?: string)
 export function podTemplates(objects: readonly K8sObject[]): { readonly where: string; readonly spec: PodSpecLike }[] {
   return objects
     .filter((o) => o.kind === 'Deployment')
-    .map((o) => ({ where: `Deployment/${o.metadata.name}`, spec: (o as unknown as { spec: { template: { spec: PodSpecLike } } }).spec.template.spec }));
+    .map((o) => ({
+      where: `Deployment/${o.metadata.name}`,
+      spec: (o as unknown as { spec: { template: { spec: PodSpecLike } } }).spec.template.spec,
+    }));
 }
 
 export interface ContainerLike {

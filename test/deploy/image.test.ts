@@ -18,7 +18,11 @@ import { startUpstream, type Upstream } from '../fixtures/upstream.js';
 import { roleAssignmentsFile, startServe, staticServeFlags } from '../e2e/harness.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  bin: Record<string, string>;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
 interface Instruction {
   readonly stage: number;
@@ -93,7 +97,10 @@ describe('Dockerfile', () => {
     const entrypoint = JSON.parse(dockerfile.find((i) => i.keyword === 'ENTRYPOINT' && i.stage === lastStage)!.args) as string[];
     expect(entrypoint).toEqual(['node', `/opt/foundry-auth/${pkg.bin['foundry-auth']!}`]);
     expect(JSON.parse(dockerfile.find((i) => i.keyword === 'CMD' && i.stage === lastStage)!.args)).toEqual(['serve']);
-    const labels = dockerfile.filter((i) => i.keyword === 'LABEL').map((i) => i.args).join(' ');
+    const labels = dockerfile
+      .filter((i) => i.keyword === 'LABEL')
+      .map((i) => i.args)
+      .join(' ');
     for (const key of ['title', 'description', 'version', 'revision', 'licenses']) expect(labels).toContain(`org.opencontainers.image.${key}=`);
     expect(dockerfile.some((i) => i.keyword === 'RUN' && i.args.includes('npm ci --omit=dev'))).toBe(true);
   });
@@ -129,7 +136,9 @@ describe('production install (as the Dockerfile does it)', () => {
     for (const dep of Object.keys(pkg.dependencies)) expect(installed.has(dep.split('/')[0]!), dep).toBe(true);
     for (const dep of Object.keys(pkg.devDependencies)) expect(installed.has(dep.split('/')[0]!), `${dep} is a devDependency`).toBe(false);
     expect(installed.has('vitest')).toBe(false);
-    expect(readdirSync(app).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'node_modules', 'package.json'].filter((f) => existsSync(join(app, f))).sort());
+    expect(readdirSync(app).sort()).toEqual(
+      ['LICENSE', 'README.md', 'dist', 'node_modules', 'package.json'].filter((f) => existsSync(join(app, f))).sort(),
+    );
     expect(existsSync(join(app, 'src'))).toBe(false);
   });
 
@@ -138,10 +147,18 @@ describe('production install (as the Dockerfile does it)', () => {
     const mounts = `mount --make-rprivate / && mount --bind /tmp /tmp && mount --bind ${app} ${app} && mount -o remount,bind,ro ${app} && mount -o remount,bind,ro / && exec "$0" "$@"`;
     const launcher = ['unshare', '--mount', '--pid', '--fork', '--kill-child', 'sh', '-c', mounts];
     const rbac = roleAssignmentsFile();
-    const sidecar = await startServe(staticServeFlags(idp, up.url, rbac), { cli: join(app, pkg.bin['foundry-auth']!), launcher, env: { NODE_ENV: 'production' } });
+    const sidecar = await startServe(staticServeFlags(idp, up.url, rbac), {
+      cli: join(app, pkg.bin['foundry-auth']!),
+      launcher,
+      env: { NODE_ENV: 'production' },
+    });
     try {
       await sidecar.ready();
-      const res = await request(`${sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' }, body: '{"model":"m"}' });
+      const res = await request(`${sidecar.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await idp.mint()}`, 'content-type': 'application/json' },
+        body: '{"model":"m"}',
+      });
       expect(res.statusCode).toBe(200);
       await res.body.text();
       expect(up.requests.at(-1)?.target).toBe('/v1/chat/completions');
@@ -154,7 +171,9 @@ describe('production install (as the Dockerfile does it)', () => {
       const exited = new Promise<number | null>((resolve) => sidecar.child.once('exit', (code) => resolve(code)));
       process.kill(nodePid, 'SIGTERM');
       expect(await exited).toBe(0);
-      expect(sidecar.logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['signal received', 'shutting down: draining in-flight requests', 'stopped']));
+      expect(sidecar.logs.map((l) => l.msg)).toEqual(
+        expect.arrayContaining(['signal received', 'shutting down: draining in-flight requests', 'stopped']),
+      );
     } finally {
       await sidecar.stop('SIGKILL');
     }

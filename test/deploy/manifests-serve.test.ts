@@ -13,7 +13,17 @@ import { ArmFixture, ROLES } from '../fixtures/arm.js';
 import { TestIdp, TEST_CLIENT_ID, TEST_TENANT_ID, TEST_USER_OID } from '../fixtures/idp.js';
 import { startUpstream, type Upstream } from '../fixtures/upstream.js';
 import { startServe } from '../e2e/harness.js';
-import { examples, exampleArgs, find, foundryAuthContainer, parseDocuments, podTemplates, renderCli, type K8sObject, type PodSpecLike } from './helpers.js';
+import {
+  examples,
+  exampleArgs,
+  find,
+  foundryAuthContainer,
+  parseDocuments,
+  podTemplates,
+  renderCli,
+  type K8sObject,
+  type PodSpecLike,
+} from './helpers.js';
 
 const MODEL_KEY = 'fndry-pk-0d15ea5e0d15ea5e0d15ea5e0d15ea5e';
 
@@ -47,10 +57,15 @@ function podEnvironment(objects: readonly K8sObject[], spec: PodSpecLike, root: 
   // Mounted files: a Secret holds the model's key; a ConfigMap's keys are files.
   const moved = new Map<string, string>();
   for (const mount of container.volumeMounts ?? []) {
-    const volume = spec.volumes?.find((v) => v.name === mount.name) as { secret?: { items: { key: string; path: string }[] }; configMap?: { name: string } } | undefined;
+    const volume = spec.volumes?.find((v) => v.name === mount.name) as
+      { secret?: { items: { key: string; path: string }[] }; configMap?: { name: string } } | undefined;
     const target = join(root, mount.mountPath);
     if (volume?.secret) for (const item of volume.secret.items) write(join(target, item.path), `${MODEL_KEY}\n`);
-    if (volume?.configMap) for (const [key, text] of Object.entries((find(objects, 'ConfigMap', volume.configMap.name) as unknown as { data: Record<string, string> }).data)) write(join(target, key), text);
+    if (volume?.configMap)
+      for (const [key, text] of Object.entries(
+        (find(objects, 'ConfigMap', volume.configMap.name) as unknown as { data: Record<string, string> }).data,
+      ))
+        write(join(target, key), text);
     moved.set(mount.mountPath, target);
   }
   for (const [name, value] of Object.entries(env)) {
@@ -91,7 +106,12 @@ describe("each rendered Deployment's serve settings start the real serve, which 
     writeFileSync(tokenFile, 'projected-service-account-token');
     arm.clients.set(managedIdentity!, { federated: true });
     arm.assign(TEST_USER_OID, ROLES.openAiUser, scope);
-    const webhook = { AZURE_CLIENT_ID: managedIdentity!, AZURE_TENANT_ID: TEST_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE: tokenFile, AZURE_AUTHORITY_HOST: `${arm.url}/` };
+    const webhook = {
+      AZURE_CLIENT_ID: managedIdentity!,
+      AZURE_TENANT_ID: TEST_TENANT_ID,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+      AZURE_AUTHORITY_HOST: `${arm.url}/`,
+    };
 
     const sidecar = await startServe({}, { env: { ...env, ...webhook } });
     try {
@@ -101,7 +121,12 @@ describe("each rendered Deployment's serve settings start the real serve, which 
       // A proxied request, which is also an nginx-profile check request for forward-auth mode.
       const answer = await request(`${sidecar.url}/v1/chat/completions`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-original-method': 'POST', 'x-original-uri': '/v1/chat/completions' },
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'x-original-method': 'POST',
+          'x-original-uri': '/v1/chat/completions',
+        },
         body: '{"model":"phi-4"}',
       });
       await answer.body.text();

@@ -17,9 +17,18 @@ import { strictFieldProblems } from './strict-fields.js';
 const TENANT = 'aaaabbbb-0000-4000-8000-000000000001';
 const CLIENT = 'aaaabbbb-0000-4000-8000-000000000002';
 const MI_CLIENT = 'aaaabbbb-0000-4000-8000-000000000003';
-const SCOPE = '/subscriptions/aaaabbbb-0000-4000-8000-000000000004/resourceGroups/edge-rg/providers/Microsoft.Kubernetes/connectedClusters/edge-cluster';
+const SCOPE =
+  '/subscriptions/aaaabbbb-0000-4000-8000-000000000004/resourceGroups/edge-rg/providers/Microsoft.Kubernetes/connectedClusters/edge-cluster';
 const ENTRA = ['--tenant-id', TENANT, '--client-id', CLIENT, '--rbac-scope', SCOPE, '--workload-identity-client-id', MI_CLIENT];
-const GATEWAY = ['--mode', 'gateway', '--upstream', 'https://phi-4.foundry-local-operator.svc.cluster.local:5000', ...ENTRA, '--model-pod-labels', 'app=phi-4'];
+const GATEWAY = [
+  '--mode',
+  'gateway',
+  '--upstream',
+  'https://phi-4.foundry-local-operator.svc.cluster.local:5000',
+  ...ENTRA,
+  '--model-pod-labels',
+  'app=phi-4',
+];
 
 /** Every example of deploy/ plus variants covering the other options, rendered by the real CLI. */
 const rendered = new Map<string, { yaml: string; objects: K8sObject[] }>();
@@ -31,13 +40,62 @@ beforeAll(async () => {
   writeFileSync(rbacFile, `scope: ${SCOPE}\nroleAssignments: []\n`);
   const variants: [string, readonly string[]][] = [
     ...examples().map((e) => [e.file, exampleArgs(e)] as [string, readonly string[]]),
-    ['gateway, msi-adapter, api keys, static RBAC file', ['--mode', 'gateway', '--upstream', 'http://phi-4.foundry-local-operator.svc.cluster.local:5000', '--tenant-id', TENANT, '--client-id', CLIENT, '--rbac', 'static', '--role-assignments-file', rbacFile, '--api-keys-file', '/keys/client-keys', '--model-pod-labels', 'app=phi-4,tier=model', '--name', 'fa', '--namespace', 'edge', '--replicas', '3', '--max-replicas', '5']],
-    ['sidecar with a ServiceMonitor and identity msi-adapter', ['--mode', 'sidecar', '--upstream', 'http://127.0.0.1:8081', ...ENTRA, '--identity', 'msi-adapter', '--app-deployment', 'llama', '--app-container', 'server', '--app-labels', 'app=llama', '--service-monitor', '--listen', '0.0.0.0:8080']],
+    [
+      'gateway, msi-adapter, api keys, static RBAC file',
+      [
+        '--mode',
+        'gateway',
+        '--upstream',
+        'http://phi-4.foundry-local-operator.svc.cluster.local:5000',
+        '--tenant-id',
+        TENANT,
+        '--client-id',
+        CLIENT,
+        '--rbac',
+        'static',
+        '--role-assignments-file',
+        rbacFile,
+        '--api-keys-file',
+        '/keys/client-keys',
+        '--model-pod-labels',
+        'app=phi-4,tier=model',
+        '--name',
+        'fa',
+        '--namespace',
+        'edge',
+        '--replicas',
+        '3',
+        '--max-replicas',
+        '5',
+      ],
+    ],
+    [
+      'sidecar with a ServiceMonitor and identity msi-adapter',
+      [
+        '--mode',
+        'sidecar',
+        '--upstream',
+        'http://127.0.0.1:8081',
+        ...ENTRA,
+        '--identity',
+        'msi-adapter',
+        '--app-deployment',
+        'llama',
+        '--app-container',
+        'server',
+        '--app-labels',
+        'app=llama',
+        '--service-monitor',
+        '--listen',
+        '0.0.0.0:8080',
+      ],
+    ],
   ];
   // One at a time: on a loaded machine parallel renders once came back empty (cause not found; see the report).
   for (const [name, args] of variants) {
     const res = await renderCli(args);
-    if (res.code !== 0 || !res.stdout.includes('kind: Deployment')) throw new Error(`${name}: exit ${res.code}, ${res.stdout.length} bytes: ${res.stderr}`);
+    if (res.code !== 0 || !res.stdout.includes('kind: Deployment'))
+      throw new Error(`${name}: exit ${res.code}, ${res.stdout.length} bytes: ${res.stderr}`);
     rendered.set(name, { yaml: res.stdout, objects: parseDocuments(res.stdout) });
   }
 }, 120_000);
@@ -75,7 +133,7 @@ describe('every object of every mode', () => {
     expect(strictFieldProblems(all)).toEqual([]);
   });
 
-  it("the strict check rejects an unknown field at any depth, which the bundled schemas accept", async () => {
+  it('the strict check rejects an unknown field at any depth, which the bundled schemas accept', async () => {
     const gateway = find(rendered.get('gateway.yaml')!.objects, 'Deployment');
     const tampered = JSON.parse(JSON.stringify(gateway)) as { spec: { template: { spec: { containers: Record<string, unknown>[] } } } };
     tampered.spec.template.spec.containers[0]!['readinesProbe'] = { httpGet: { path: '/readyz', port: 'admin' } };
@@ -134,7 +192,10 @@ describe('what each topology holds', () => {
   it('gateway: the model key from <deployment>-api-keys, a policy that lets only foundry-auth reach the model pods, workload identity', () => {
     const { objects, yaml } = rendered.get('gateway.yaml')!;
     const deployment = podTemplates(objects)[0]!.spec;
-    expect(deployment.volumes).toContainEqual({ name: 'upstream-api-key-file', secret: { secretName: 'phi-4-api-keys', items: [{ key: 'primary', path: 'primary' }] } });
+    expect(deployment.volumes).toContainEqual({
+      name: 'upstream-api-key-file',
+      secret: { secretName: 'phi-4-api-keys', items: [{ key: 'primary', path: 'primary' }] },
+    });
     const settings = find(objects, 'ConfigMap', 'foundry-auth-settings') as unknown as { data: Record<string, string> };
     expect(settings.data['FOUNDRY_AUTH_UPSTREAM_API_KEY_FILE']).toBe('/var/run/secrets/foundry-auth/upstream-api-key-file/primary');
     expect(settings.data['FOUNDRY_AUTH_IDENTITY']).toBe('workload-identity');
@@ -142,18 +203,40 @@ describe('what each topology holds', () => {
     expect(protects.spec).toEqual({
       podSelector: { matchLabels: { app: 'phi-4' } },
       policyTypes: ['Ingress'],
-      ingress: [{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'foundry-auth', 'app.kubernetes.io/instance': 'foundry-auth' } } }], ports: [{ protocol: 'TCP', port: 5000 }] }],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'foundry-auth', 'app.kubernetes.io/instance': 'foundry-auth' } } }],
+          ports: [{ protocol: 'TCP', port: 5000 }],
+        },
+      ],
     });
-    const account = find(objects, 'ServiceAccount') as unknown as { metadata: { annotations: Record<string, string>; labels: Record<string, string> } };
+    const account = find(objects, 'ServiceAccount') as unknown as {
+      metadata: { annotations: Record<string, string>; labels: Record<string, string> };
+    };
     expect(account.metadata.annotations).toEqual({ 'azure.workload.identity/client-id': MI_CLIENT, 'azure.workload.identity/tenant-id': TENANT });
-    expect((find(objects, 'Deployment') as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels['azure.workload.identity/use']).toBe('true');
-    expect(objects.map((o) => o.kind)).toEqual(['ConfigMap', 'ServiceAccount', 'Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'NetworkPolicy', 'ServiceMonitor']);
+    expect(
+      (find(objects, 'Deployment') as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata
+        .labels['azure.workload.identity/use'],
+    ).toBe('true');
+    expect(objects.map((o) => o.kind)).toEqual([
+      'ConfigMap',
+      'ServiceAccount',
+      'Deployment',
+      'Service',
+      'PodDisruptionBudget',
+      'HorizontalPodAutoscaler',
+      'NetworkPolicy',
+      'NetworkPolicy',
+      'ServiceMonitor',
+    ]);
     expect(yaml).toContain('#   phi-4-api-keys (key primary) for --upstream-api-key-file');
   });
 
-  it('sidecar: a native sidecar (init container, restartPolicy Always) patched into the named Deployment, Service on foundry-auth\'s port', () => {
+  it("sidecar: a native sidecar (init container, restartPolicy Always) patched into the named Deployment, Service on foundry-auth's port", () => {
     const { objects } = rendered.get('sidecar.yaml')!;
-    const patch = find(objects, 'Deployment', 'vllm') as unknown as { spec: { selector: unknown; template: { spec: { initContainers: { name: string; restartPolicy: string }[]; containers: unknown[] } } } };
+    const patch = find(objects, 'Deployment', 'vllm') as unknown as {
+      spec: { selector: unknown; template: { spec: { initContainers: { name: string; restartPolicy: string }[]; containers: unknown[] } } };
+    };
     expect(patch.spec.selector).toEqual({ matchLabels: { app: 'vllm' } });
     expect(patch.spec.template.spec.initContainers.map((c) => [c.name, c.restartPolicy])).toEqual([['foundry-auth', 'Always']]);
     expect(patch.spec.template.spec.containers).toEqual([{ name: 'vllm' }]);
@@ -178,8 +261,20 @@ describe('what each topology holds', () => {
 
   it('settings from a --config file and from FOUNDRY_AUTH_* variables render the same as flags', async () => {
     const config = join(dir, 'serve.yaml');
-    writeFileSync(config, `upstream: https://phi-4.foundry-local-operator.svc.cluster.local:5000\ntenantId: ${TENANT}\nclientId: ${CLIENT}\nrbacScope: ${SCOPE}\nrbacAllowTtl: 120s\n`);
-    const viaFile = await renderCli(['--mode', 'gateway', '--config', config, '--workload-identity-client-id', MI_CLIENT, '--model-pod-labels', 'app=phi-4']);
+    writeFileSync(
+      config,
+      `upstream: https://phi-4.foundry-local-operator.svc.cluster.local:5000\ntenantId: ${TENANT}\nclientId: ${CLIENT}\nrbacScope: ${SCOPE}\nrbacAllowTtl: 120s\n`,
+    );
+    const viaFile = await renderCli([
+      '--mode',
+      'gateway',
+      '--config',
+      config,
+      '--workload-identity-client-id',
+      MI_CLIENT,
+      '--model-pod-labels',
+      'app=phi-4',
+    ]);
     const viaEnv = await renderCli(['--mode', 'gateway', '--workload-identity-client-id', MI_CLIENT, '--model-pod-labels', 'app=phi-4'], {
       FOUNDRY_AUTH_UPSTREAM: 'https://phi-4.foundry-local-operator.svc.cluster.local:5000',
       FOUNDRY_AUTH_TENANT_ID: TENANT,
@@ -196,11 +291,29 @@ describe('what each topology holds', () => {
 
   it('with --shared-cache: more replicas and a higher ceiling, egress to Redis, and a URL with a password only as a Secret reference', () => {
     // Rendered in-process: the settings map is what the loader returns, whichever flags this build's table has.
-    const loaded = loadServeConfig({ flags: { upstream: 'https://phi-4.foundry-local-operator.svc.cluster.local:5000', 'tenant-id': TENANT, 'client-id': CLIENT, 'rbac-scope': SCOPE }, env: {} });
+    const loaded = loadServeConfig({
+      flags: {
+        upstream: 'https://phi-4.foundry-local-operator.svc.cluster.local:5000',
+        'tenant-id': TENANT,
+        'client-id': CLIENT,
+        'rbac-scope': SCOPE,
+      },
+      env: {},
+    });
     if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
     const given = new Map(loaded.given as ReadonlyMap<string, string>);
     given.set('shared-cache', 'rediss://:s3cret-pass@redis.cache.svc.cluster.local:6380');
-    const options: ManifestOptions = { mode: 'gateway', namespace: 'foundry-local-operator', name: 'foundry-auth', image: 'foundry-auth:test', version: 'test', serviceMonitor: false, workloadIdentityClientId: MI_CLIENT, secretNames: new Map(), modelPodLabels: { app: 'phi-4' } };
+    const options: ManifestOptions = {
+      mode: 'gateway',
+      namespace: 'foundry-local-operator',
+      name: 'foundry-auth',
+      image: 'foundry-auth:test',
+      version: 'test',
+      serviceMonitor: false,
+      workloadIdentityClientId: MI_CLIENT,
+      secretNames: new Map(),
+      modelPodLabels: { app: 'phi-4' },
+    };
     // Until the shared cache's flag is in this build's table, describe it as the loader would.
     const table: OptionSpec[] = [...SERVE_OPTIONS];
     if (!table.some((o) => o.flag === 'shared-cache')) table.push({ flag: 'shared-cache', kind: 'url', description: 'Redis URL' });
@@ -212,7 +325,10 @@ describe('what each topology holds', () => {
     const hpa = find(objects, 'HorizontalPodAutoscaler') as unknown as { spec: { minReplicas: number; maxReplicas: number } };
     expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual([3, 10]);
     const container = foundryAuthContainer(podTemplates(objects)[0]!.spec);
-    expect(container.env).toContainEqual({ name: 'FOUNDRY_AUTH_SHARED_CACHE', valueFrom: { secretKeyRef: { name: 'foundry-auth-shared-cache', key: 'value' } } });
+    expect(container.env).toContainEqual({
+      name: 'FOUNDRY_AUTH_SHARED_CACHE',
+      valueFrom: { secretKeyRef: { name: 'foundry-auth-shared-cache', key: 'value' } },
+    });
     const policy = find(objects, 'NetworkPolicy', 'foundry-auth') as unknown as { spec: { egress: { ports: { port: number }[] }[] } };
     expect(policy.spec.egress.flatMap((e) => e.ports.map((p) => p.port))).toContain(6380);
     expect(result.secrets).toContainEqual({ flag: 'shared-cache', secret: 'foundry-auth-shared-cache', key: 'value' });
@@ -224,12 +340,50 @@ describe('invalid settings exit 2 naming the flag, as serve does', () => {
     ['a bad --upstream', [...GATEWAY, '--upstream', 'ftp://x'], {}, '--upstream / FOUNDRY_AUTH_UPSTREAM: must use http:// or https://'],
     ['a bad --rbac-scope', [...GATEWAY, '--rbac-scope', 'nope'], {}, '--rbac-scope / FOUNDRY_AUTH_RBAC_SCOPE: must be an ARM resource ID'],
     ['a bad variable', GATEWAY, { FOUNDRY_AUTH_CLOCK_SKEW: 'soon' }, '--clock-skew / FOUNDRY_AUTH_CLOCK_SKEW: must be a duration'],
-    ['Entra ID half configured', ['--mode', 'sidecar', '--upstream', 'http://127.0.0.1:8000', '--tenant-id', TENANT, '--app-deployment', 'a', '--app-container', 'a', '--app-labels', 'a=b'], {}, '--client-id / FOUNDRY_AUTH_CLIENT_ID: Entra ID needs both'],
+    [
+      'Entra ID half configured',
+      [
+        '--mode',
+        'sidecar',
+        '--upstream',
+        'http://127.0.0.1:8000',
+        '--tenant-id',
+        TENANT,
+        '--app-deployment',
+        'a',
+        '--app-container',
+        'a',
+        '--app-labels',
+        'a=b',
+      ],
+      {},
+      '--client-id / FOUNDRY_AUTH_CLIENT_ID: Entra ID needs both',
+    ],
     ['no --model-pod-labels in gateway mode', GATEWAY.slice(0, -2), {}, '--model-pod-labels: required in gateway mode'],
-    ['no managed identity for workload identity', GATEWAY.filter((a, i, all) => a !== MI_CLIENT && all[i + 1] !== MI_CLIENT), {}, '--workload-identity-client-id: required'],
-    ['--identity azure-cli', [...GATEWAY, '--identity', 'azure-cli'], {}, '--identity / FOUNDRY_AUTH_IDENTITY: azure-cli is for runs on a workstation'],
-    ['a --secret-name for a setting that is not secret', [...GATEWAY, '--secret-name', 'upstream=x'], {}, '--secret-name: expected <secret setting>=<Secret name>'],
-    ['an unreadable file to ship', [...GATEWAY, '--routes-file', '/nonexistent/routes.yaml'], {}, '--routes-file / FOUNDRY_AUTH_ROUTES_FILE: cannot read /nonexistent/routes.yaml'],
+    [
+      'no managed identity for workload identity',
+      GATEWAY.filter((a, i, all) => a !== MI_CLIENT && all[i + 1] !== MI_CLIENT),
+      {},
+      '--workload-identity-client-id: required',
+    ],
+    [
+      '--identity azure-cli',
+      [...GATEWAY, '--identity', 'azure-cli'],
+      {},
+      '--identity / FOUNDRY_AUTH_IDENTITY: azure-cli is for runs on a workstation',
+    ],
+    [
+      'a --secret-name for a setting that is not secret',
+      [...GATEWAY, '--secret-name', 'upstream=x'],
+      {},
+      '--secret-name: expected <secret setting>=<Secret name>',
+    ],
+    [
+      'an unreadable file to ship',
+      [...GATEWAY, '--routes-file', '/nonexistent/routes.yaml'],
+      {},
+      '--routes-file / FOUNDRY_AUTH_ROUTES_FILE: cannot read /nonexistent/routes.yaml',
+    ],
     ['bad labels', [...GATEWAY.slice(0, -2), '--model-pod-labels', 'app'], {}, '--model-pod-labels: expected key=value pairs'],
     ['an unknown flag', [...GATEWAY, '--tenant', TENANT], {}, "unknown option '--tenant'"],
     ['a bad --mode', ['--mode', 'mesh'], {}, "option '--mode <topology>' argument 'mesh' is invalid"],

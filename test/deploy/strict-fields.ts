@@ -55,7 +55,8 @@ export function strictFieldProblems(objects: readonly K8sObject[]): string[] {
   };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, version, ...rest) => (name === CHECK_FILE ? ts.createSourceFile(name, text, version) : getSourceFile(name, version, ...rest));
+  host.getSourceFile = (name, version, ...rest) =>
+    name === CHECK_FILE ? ts.createSourceFile(name, text, version) : getSourceFile(name, version, ...rest);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (name) => name === CHECK_FILE || fileExists(name);
   const readFile = host.readFile.bind(host);

@@ -47,9 +47,14 @@ function shell(command: string): Promise<Run> {
     `ADMIN_PASSWORD=${DEFAULT_SEED.adminPassword}`,
   ].join(' ');
   return new Promise((resolve) => {
-    execFile('sh', ['-c', `. ./.foundry-auth/az-env.sh && PATH=${dirname(AZ)}:$PATH && ${vars} && ${command}`], { cwd, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-    });
+    execFile(
+      'sh',
+      ['-c', `. ./.foundry-auth/az-env.sh && PATH=${dirname(AZ)}:$PATH && ${vars} && ${command}`],
+      { cwd, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -66,15 +71,26 @@ describe('the Azure CLI against the emulator', () => {
     const out = await shell(`${login!} && az account get-access-token --resource api://$CLIENT_ID --query accessToken -o tsv`);
     expect(out.code, out.stderr).toBe(0);
     const token = out.stdout.trim();
-    expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())).toMatchObject({ ver: '2.0', scp: 'foundry_access', aud: dev.devJson.clientId });
+    expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())).toMatchObject({
+      ver: '2.0',
+      scp: 'foundry_access',
+      aud: dev.devJson.clientId,
+    });
     expect(await sidecarStatus(token)).toBe(200);
   }, 120_000);
 
   it('az login --use-device-code, approved as carol through the admin API (no role, so --allow-no-subscriptions, as on Azure): her token gets 403 at the sidecar', async () => {
-    const child = spawn('sh', ['-c', `. ./.foundry-auth/az-env.sh && ${AZ} login --use-device-code --tenant ${dev.devJson.tenantId} --allow-no-subscriptions -o none && ${AZ} account get-access-token --resource api://${dev.devJson.clientId} --query accessToken -o tsv`], {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        `. ./.foundry-auth/az-env.sh && ${AZ} login --use-device-code --tenant ${dev.devJson.tenantId} --allow-no-subscriptions -o none && ${AZ} account get-access-token --resource api://${dev.devJson.clientId} --query accessToken -o tsv`,
+      ],
+      {
+        cwd,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -82,7 +98,8 @@ describe('the Azure CLI against the emulator', () => {
     const exited = once(child, 'exit');
     const deadline = Date.now() + 60_000;
     let code: string | undefined;
-    while (Date.now() < deadline && (code = /enter the code ([A-Z0-9]+) to authenticate/.exec(stderr)?.[1]) === undefined) await new Promise((r) => setTimeout(r, 200));
+    while (Date.now() < deadline && (code = /enter the code ([A-Z0-9]+) to authenticate/.exec(stderr)?.[1]) === undefined)
+      await new Promise((r) => setTimeout(r, 200));
     expect(code, stderr).toBeDefined();
     const approve = await request(`${dev.stack.emulatorAdmin}/device-codes`, {
       method: 'POST',
@@ -96,7 +113,11 @@ describe('the Azure CLI against the emulator', () => {
   }, 120_000);
 
   it('as the emulator admin: az ad sp show, az rest for the app role and the role assignment, az resource show for the cluster identity', async () => {
-    const mi = await request(`${dev.stack.emulatorAdmin}/managed-identities`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'batch-job' }) });
+    const mi = await request(`${dev.stack.emulatorAdmin}/managed-identities`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'batch-job' }),
+    });
     const identity = (await mi.body.json()) as { principalId: string; clientId: string };
     const script = [
       `az login --tenant ${dev.devJson.tenantId} --username admin@${DEFAULT_SEED.tenantDomain} --password "$ADMIN_PASSWORD" -o none`,

@@ -51,7 +51,9 @@ function input(stateDir: string, cwd: string): BannerInput {
 }
 
 function sh(command: string, cwd: string): Promise<string> {
-  return new Promise((resolve, reject) => execFile('sh', ['-c', command], { cwd }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))));
+  return new Promise((resolve, reject) =>
+    execFile('sh', ['-c', command], { cwd }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
+  );
 }
 
 describe('the banner commands', () => {

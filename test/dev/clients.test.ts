@@ -38,7 +38,11 @@ function openai(token: string): OpenAI {
 /** Runs an ES module snippet with the repository's node_modules, as a user's script would. */
 function runNode(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -48,7 +52,11 @@ function runNode(script: string, env: Record<string, string>): Promise<{ code: n
 }
 
 async function admin(path: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await request(`${dev.stack.emulatorAdmin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await request(`${dev.stack.emulatorAdmin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   const json = (await res.body.json()) as Record<string, unknown>;
   expect(res.statusCode, JSON.stringify(json)).toBe(201);
   return json;
@@ -74,7 +82,10 @@ describe('real clients against the dev stack', () => {
   it('the openai SDK surfaces carol’s 403 with the missing role in error.message', async () => {
     const err = await openai(dev.devJson.tokens.carol)
       .chat.completions.create({ model: 'phi-4-mini', messages: [{ role: 'user', content: 'hi' }] })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(PermissionDeniedError);
     const denied = err as PermissionDeniedError;
     expect(denied.status).toBe(403);
@@ -95,7 +106,10 @@ describe('real clients against the dev stack', () => {
     // grant's library code, as `foundry-auth grant --assignee <appId> --access inference` runs it.
     const endpoints = JSON.parse(readFileSync(join(cwd, '.foundry-auth/run/emulator.ready.json'), 'utf8')) as EmulatorReady;
     const emulator = new EmulatorClient(endpoints, readFileSync(endpoints.caCert, 'utf8'));
-    const granted = await runGrant({ clientId: dev.devJson.clientId, clusterId: dev.devJson.clusterId, assignee: appId, access: 'inference' }, adminClients(emulator));
+    const granted = await runGrant(
+      { clientId: dev.devJson.clientId, clusterId: dev.devJson.clusterId, assignee: appId, access: 'inference' },
+      adminClients(emulator),
+    );
     await emulator.close();
     expect(granted.principal.id).toBe(spId);
     expect(granted.steps.map((s) => [s.step, s.outcome])).toEqual([

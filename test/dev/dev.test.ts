@@ -23,7 +23,8 @@ const dirs: string[] = [];
 const running: ReadyDev[] = [];
 
 afterAll(() => {
-  for (const d of running) for (const pid of [d.child.pid, ...Object.values(d.stack.children)]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const d of running)
+    for (const pid of [d.child.pid, ...Object.values(d.stack.children)]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -36,7 +37,10 @@ function sh(command: string, cwd: string): Promise<{ code: number; stdout: strin
 }
 
 /** The body and the `HTTP nnn` line the banner's `-w` option prints. */
-function statusAndBody(stdout: string): { status: number; body: { error?: { code: string; message: string; type: string } } & Record<string, unknown> } {
+function statusAndBody(stdout: string): {
+  status: number;
+  body: { error?: { code: string; message: string; type: string } } & Record<string, unknown>;
+} {
   const match = /\nHTTP (\d{3})\n?$/.exec(stdout);
   expect(match, stdout).not.toBeNull();
   return { status: Number(match![1]), body: JSON.parse(stdout.slice(0, match!.index)) as never };
@@ -56,7 +60,14 @@ describe('foundry-auth dev', () => {
     expect(dev.devJson.backend).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.devJson.emulator).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.devJson.clusterId).toMatch(/\/providers\/Microsoft\.Kubernetes\/connectedClusters\/arc-cluster$/);
-    expect(dev.commands.map((c) => c.id)).toEqual(['alice-chat-stream', 'carol-denied', 'bob-control-plane', 'bob-model-not-allowed', 'alice-token-limit', 'v1-token-mistake']);
+    expect(dev.commands.map((c) => c.id)).toEqual([
+      'alice-chat-stream',
+      'carol-denied',
+      'bob-control-plane',
+      'bob-model-not-allowed',
+      'alice-token-limit',
+      'v1-token-mistake',
+    ]);
     // The machine-readable list is what the banner shows.
     for (const c of dev.commands) expect(dev.stdout).toContain(c.command);
     expect(dev.stdout).toContain('logs/sidecar.log');
@@ -73,7 +84,10 @@ describe('foundry-auth dev', () => {
 
     const alice = await sh(command('alice-chat-stream'), cwd);
     expect(alice.code, alice.stderr).toBe(0);
-    const events = alice.stdout.split('\n\n').map((e) => e.trim()).filter((e) => e !== '');
+    const events = alice.stdout
+      .split('\n\n')
+      .map((e) => e.trim())
+      .filter((e) => e !== '');
     expect(events.length).toBeGreaterThan(3);
     expect(events.every((e) => e.startsWith('data: '))).toBe(true);
     expect(events.at(-1)).toBe('data: [DONE]');
@@ -131,7 +145,11 @@ describe('foundry-auth dev', () => {
     expect(statSync(secrets).mode & 0o777).toBe(0o600);
     expect(statSync(`${cwd}/.foundry-auth/dev.json`).mode & 0o777).toBe(0o600);
     const { passwords } = JSON.parse(readFileSync(secrets, 'utf8')) as { passwords: Record<string, string> };
-    const everything = [dev.stdout, dev.stderr, ...['sidecar', 'backend', 'emulator'].map((n) => readFileSync(`${cwd}/.foundry-auth/logs/${n}.log`, 'utf8'))].join('\n');
+    const everything = [
+      dev.stdout,
+      dev.stderr,
+      ...['sidecar', 'backend', 'emulator'].map((n) => readFileSync(`${cwd}/.foundry-auth/logs/${n}.log`, 'utf8')),
+    ].join('\n');
     expect(Object.keys(passwords).sort()).toEqual(['alice', 'bob', 'carol']);
     for (const p of Object.values(passwords)) expect(everything).not.toContain(p);
     for (const t of Object.values(dev.devJson.tokens)) expect(everything).not.toContain(t.split('.')[2]);

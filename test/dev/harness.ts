@@ -12,7 +12,18 @@ import { fileURLToPath } from 'node:url';
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export const FREE_PORTS = ['--sidecar-port', '0', '--admin-port', '0', '--backend-port', '0', '--emulator-https-port', '0', '--emulator-http-port', '0'];
+export const FREE_PORTS = [
+  '--sidecar-port',
+  '0',
+  '--admin-port',
+  '0',
+  '--backend-port',
+  '0',
+  '--emulator-https-port',
+  '0',
+  '--emulator-http-port',
+  '0',
+];
 
 export interface DevJson {
   readonly sidecar: string;
@@ -79,7 +90,8 @@ export function spawnDev(cwd: string, args: readonly string[] = FREE_PORTS): Dev
 export async function until(proc: DevProcess, condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (proc.child.exitCode !== null) throw new Error(`dev exited (${proc.child.exitCode}) before ${what}\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`);
+    if (proc.child.exitCode !== null)
+      throw new Error(`dev exited (${proc.child.exitCode}) before ${what}\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`);
     if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -18,7 +18,8 @@ const dirs: string[] = [];
 const started: ReadyDev[] = [];
 
 afterAll(() => {
-  for (const d of started) for (const pid of [d.child.pid, ...Object.values(d.stack.children)]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const d of started)
+    for (const pid of [d.child.pid, ...Object.values(d.stack.children)]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -67,7 +68,10 @@ describe('every command the dev stack prints, pasted as printed', () => {
     return json.access_token;
   }
 
-  async function inspect(args: string): Promise<{ code: number; report: { verdict: { reason?: string; message: string; signatureVerified: boolean }; fix?: string; checks: { check: string; ok: boolean }[] } }> {
+  async function inspect(args: string): Promise<{
+    code: number;
+    report: { verdict: { reason?: string; message: string; signatureVerified: boolean }; fix?: string; checks: { check: string; ok: boolean }[] };
+  }> {
     const out = await pasted(`foundry-auth token inspect --json ${args}`, cwd);
     return { code: out.code, report: JSON.parse(out.stdout) as never };
   }
@@ -89,7 +93,9 @@ describe('every command the dev stack prints, pasted as printed', () => {
     expect(status(denied.stdout)).toBe(403);
     const message = (JSON.parse(denied.stdout.replace(/\nHTTP \d{3}\s*$/, '')) as { error: { message: string } }).error.message;
     const grant = /\((foundry-auth grant [^)]+)\)/.exec(message)?.[1];
-    expect(grant).toBe(`foundry-auth grant --dev .foundry-auth --client-id ${dev.devJson.clientId} --cluster-id ${dev.devJson.clusterId} --assignee c0ffee00-0000-4000-8000-0000000000c1 --access inference`);
+    expect(grant).toBe(
+      `foundry-auth grant --dev .foundry-auth --client-id ${dev.devJson.clientId} --cluster-id ${dev.devJson.clusterId} --assignee c0ffee00-0000-4000-8000-0000000000c1 --access inference`,
+    );
     const granted = await pasted(grant!, cwd);
     expect(granted.code, granted.stdout + granted.stderr).toBe(0);
     expect(granted.stdout).toMatch(/created\s+\[6\] Cognitive Services OpenAI User for user carol@/);
@@ -131,7 +137,12 @@ describe('every command the dev stack prints, pasted as printed', () => {
   });
 
   it('an expired dev token: verdict expiry, the signature checked against the emulator', async () => {
-    const token = await testToken({ principal: `alice@${DEFAULT_SEED.tenantDomain}`, scope: `api://${dev.devJson.clientId}/.default`, listener: 'https', ageSeconds: 3 * 3600 });
+    const token = await testToken({
+      principal: `alice@${DEFAULT_SEED.tenantDomain}`,
+      scope: `api://${dev.devJson.clientId}/.default`,
+      listener: 'https',
+      ageSeconds: 3 * 3600,
+    });
     // From stdin, as a careful user passes it.
     const out = await pasted(`printf %s '${token}' | foundry-auth token inspect --json --dev .foundry-auth -`, cwd);
     expect(out.code).toBe(1);
@@ -143,11 +154,23 @@ describe('every command the dev stack prints, pasted as printed', () => {
 
   it('doctor --dev names a broken setting and the setup that repairs it; pasted, doctor passes again', async () => {
     const graph = `${dev.devJson.emulator}/graph/v1.0`;
-    const adminToken = await testToken({ principal: `${DEFAULT_SEED.adminUserName}@${DEFAULT_SEED.tenantDomain}`, scope: `${dev.devJson.emulator}/graph/.default`, listener: 'https' });
+    const adminToken = await testToken({
+      principal: `${DEFAULT_SEED.adminUserName}@${DEFAULT_SEED.tenantDomain}`,
+      scope: `${dev.devJson.emulator}/graph/.default`,
+      listener: 'https',
+    });
     const headers = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
-    const list = await request(`${graph}/applications?$filter=${encodeURIComponent(`appId eq '${dev.devJson.clientId}'`)}`, { headers, dispatcher: agent });
+    const list = await request(`${graph}/applications?$filter=${encodeURIComponent(`appId eq '${dev.devJson.clientId}'`)}`, {
+      headers,
+      dispatcher: agent,
+    });
     const app = ((await list.body.json()) as { value: { id: string }[] }).value[0]!;
-    const patch = await request(`${graph}/applications/${app.id}`, { method: 'PATCH', headers, body: JSON.stringify({ api: { requestedAccessTokenVersion: null } }), dispatcher: agent });
+    const patch = await request(`${graph}/applications/${app.id}`, {
+      method: 'PATCH',
+      headers,
+      body: JSON.stringify({ api: { requestedAccessTokenVersion: null } }),
+      dispatcher: agent,
+    });
     await patch.body.dump();
     expect(patch.statusCode).toBe(204);
 
@@ -156,14 +179,19 @@ describe('every command the dev stack prints, pasted as printed', () => {
     const checks = (JSON.parse(broken.stdout) as { checks: { name: string; status: string; fix?: string }[] }).checks;
     expect(checks.filter((c) => c.status === 'fail').map((c) => c.name)).toEqual(['token_version']);
     const fix = checks.find((c) => c.name === 'token_version')!.fix!;
-    expect(fix).toBe(`foundry-auth setup --app-name foundry-auth-dev --client-id ${dev.devJson.clientId} --cluster-id ${dev.devJson.clusterId} --dev .foundry-auth`);
+    expect(fix).toBe(
+      `foundry-auth setup --app-name foundry-auth-dev --client-id ${dev.devJson.clientId} --cluster-id ${dev.devJson.clusterId} --dev .foundry-auth`,
+    );
     const repaired = await pasted(fix, cwd);
     expect(repaired.code, repaired.stdout + repaired.stderr).toBe(0);
     expect((await pasted('foundry-auth doctor --dev .foundry-auth', cwd)).code).toBe(0);
   });
 
   it('doctor --dev --token --endpoint: the token and the live call are checked first', async () => {
-    const out = await pasted(`foundry-auth doctor --dev .foundry-auth --json --endpoint ${dev.devJson.sidecar} --token "$(node -p "require('./.foundry-auth/dev.json').tokens.bob")"`, cwd);
+    const out = await pasted(
+      `foundry-auth doctor --dev .foundry-auth --json --endpoint ${dev.devJson.sidecar} --token "$(node -p "require('./.foundry-auth/dev.json').tokens.bob")"`,
+      cwd,
+    );
     const checks = (JSON.parse(out.stdout) as { checks: { name: string; status: string }[] }).checks;
     expect(checks.slice(0, 2).map((c) => [c.name, c.status])).toEqual([
       ['token', 'pass'],

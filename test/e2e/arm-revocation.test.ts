@@ -23,7 +23,11 @@ let appId: string;
 const clock = new ManualClock(Date.now());
 
 async function admin(path: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${emulator.endpoints.admin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${emulator.endpoints.admin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   expect(res.status, text).toBeLessThan(300);
   return JSON.parse(text) as Record<string, unknown>;
@@ -31,16 +35,23 @@ async function admin(path: string, body: unknown): Promise<Record<string, unknow
 
 async function removeAssignment(name: string): Promise<void> {
   const { access_token } = await admin('/tokens', { principal: `admin@${DOMAIN}`, scope: 'https://management.azure.com/.default', listener: 'http' });
-  const res = await fetch(`${emulator.endpoints.armHttp}${CLUSTER}/providers/Microsoft.Authorization/roleAssignments/${name}?api-version=2022-04-01`, {
-    method: 'DELETE',
-    headers: { authorization: `Bearer ${String(access_token)}` },
-  });
+  const res = await fetch(
+    `${emulator.endpoints.armHttp}${CLUSTER}/providers/Microsoft.Authorization/roleAssignments/${name}?api-version=2022-04-01`,
+    {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${String(access_token)}` },
+    },
+  );
   expect(res.status).toBe(200);
 }
 
 async function chat(principal: string): Promise<number> {
   const { access_token } = await admin('/tokens', { principal, scope: `api://${appId}/.default`, listener: 'http' });
-  const res = await request(`${sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${String(access_token)}` }, body: '{}' });
+  const res = await request(`${sidecar.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${String(access_token)}` },
+    body: '{}',
+  });
   await res.body.dump();
   return res.statusCode;
 }
@@ -66,7 +77,12 @@ beforeAll(async () => {
     createServicePrincipal: true,
   });
   await admin('/oauth2-permission-grants', { clientAppId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', resourceAppId: appId, scope: 'foundry_access' });
-  await admin('/role-assignments', { scope: CLUSTER, roleName: 'Cognitive Services OpenAI User', principalId: DEFAULT_SEED.clusterPrincipalId, principalType: 'ServicePrincipal' });
+  await admin('/role-assignments', {
+    scope: CLUSTER,
+    roleName: 'Cognitive Services OpenAI User',
+    principalId: DEFAULT_SEED.clusterPrincipalId,
+    principalType: 'ServicePrincipal',
+  });
   const loaded = loadServeConfig({
     flags: {
       listen: '127.0.0.1:0',

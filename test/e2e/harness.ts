@@ -145,7 +145,9 @@ export const SUBSCRIPTION_ID = '00000000-1111-2222-3333-444444444444';
 export const SCOPE = `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/edge/providers/Microsoft.Kubernetes/connectedClusters/store-42`;
 
 /** A role assignments file for `--rbac static` in a new temporary directory; by default the fixture's user holds OpenAI User. */
-export function roleAssignmentsFile(assignments: readonly string[] = [`{ principalId: ${TEST_USER_OID}, role: Cognitive Services OpenAI User }`]): string {
+export function roleAssignmentsFile(
+  assignments: readonly string[] = [`{ principalId: ${TEST_USER_OID}, role: Cognitive Services OpenAI User }`],
+): string {
   const file = join(mkdtempSync(join(tmpdir(), 'fa-e2e-')), 'rbac.yaml');
   writeFileSync(file, `scope: ${SCOPE}\nroleAssignments:\n${assignments.map((a) => `  - ${a}\n`).join('')}`);
   return file;
@@ -153,7 +155,14 @@ export function roleAssignmentsFile(assignments: readonly string[] = [`{ princip
 
 /** `serve` flags that trust the test IdP's tenant and app and decide with `--rbac static`. */
 export function staticServeFlags(idp: TestIdp, upstream: string, rbacFile = roleAssignmentsFile()): Record<string, string> {
-  return { upstream, 'tenant-id': TEST_TENANT_ID, 'client-id': TEST_CLIENT_ID, authority: idp.authority, rbac: 'static', 'role-assignments-file': rbacFile };
+  return {
+    upstream,
+    'tenant-id': TEST_TENANT_ID,
+    'client-id': TEST_CLIENT_ID,
+    authority: idp.authority,
+    rbac: 'static',
+    'role-assignments-file': rbacFile,
+  };
 }
 
 export interface StaticStack {
@@ -165,7 +174,9 @@ export interface StaticStack {
 }
 
 /** The test IdP, a recording upstream and a ready `serve --rbac static` in front of it. */
-export async function startStaticStack(opts: { tenants?: string[]; rbacFile?: string; flags?: Readonly<Record<string, string>> } = {}): Promise<StaticStack> {
+export async function startStaticStack(
+  opts: { tenants?: string[]; rbacFile?: string; flags?: Readonly<Record<string, string>> } = {},
+): Promise<StaticStack> {
   const idp = await TestIdp.start(opts.tenants ? { tenants: opts.tenants } : {});
   const up = await startUpstream();
   let sidecar: ServeProcess | undefined;
@@ -196,7 +207,11 @@ export async function rawRequest(url: string, bytes: string): Promise<RawRespons
 }
 
 /** Runs `foundry-auth <args>` to completion (for start-up errors and one-shot commands). */
-export async function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCli(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -44,19 +44,26 @@ async function exchange(bytes: string): Promise<{ status: number; headers: (name
 describe('Expect', () => {
   it('an expectation other than 100-continue: JSON 417 expectation_failed with x-request-id and an audit line; nothing upstream', async () => {
     const before = stack.up.requests.length;
-    const res = await exchange(`POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}`);
+    const res = await exchange(
+      `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}`,
+    );
     expect(res.status).toBe(417);
     expect(res.headers('content-type')).toBe('application/json');
     expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'expectation_failed', type: 'invalid_request_error' } });
     const requestId = res.headers('x-request-id');
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(await stack.sidecar.waitForLog((l) => l.msg === 'request' && l.requestId === requestId)).toMatchObject({ status: 417, code: 'expectation_failed' });
+    expect(await stack.sidecar.waitForLog((l) => l.msg === 'request' && l.requestId === requestId)).toMatchObject({
+      status: 417,
+      code: 'expectation_failed',
+    });
     expect(stack.up.requests.length).toBe(before);
   });
 
   it('100-continue still works', async () => {
     const c = await RawClient.connect(port);
-    c.write(`POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: 100-Continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n`);
+    c.write(
+      `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: 100-Continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n`,
+    );
     const deadline = Date.now() + 5000;
     while (!c.received.includes('100 Continue') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     c.write('{}');
@@ -77,24 +84,36 @@ describe('API keys', () => {
 });
 
 describe('identity headers under other names', () => {
-  it.each(['X-User', 'Remote-User', 'X-WEBAUTH-USER', 'X-Authenticated-User', 'X-Client-IP', 'True-Client-IP', 'X-Api-Key', 'x_webauth_user', 'REMOTE_USER', 'x-api_key'])(
-    '%s never reaches the upstream',
-    async (name) => {
-      stack.up.respond({ kind: 'echo' });
-      const res = await exchange(`GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\n${name}: admin\r\nConnection: close\r\n\r\n`);
-      expect(res.status).toBe(200);
-      const seen = stack.up.requests.at(-1)!;
-      expect(seen.header(name)).toEqual([]);
-      expect(seen.rawHeaders.filter((v, i) => i % 2 === 1 && v === 'admin')).toEqual([]);
-    },
-  );
+  it.each([
+    'X-User',
+    'Remote-User',
+    'X-WEBAUTH-USER',
+    'X-Authenticated-User',
+    'X-Client-IP',
+    'True-Client-IP',
+    'X-Api-Key',
+    'x_webauth_user',
+    'REMOTE_USER',
+    'x-api_key',
+  ])('%s never reaches the upstream', async (name) => {
+    stack.up.respond({ kind: 'echo' });
+    const res = await exchange(`GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\n${name}: admin\r\nConnection: close\r\n\r\n`);
+    expect(res.status).toBe(200);
+    const seen = stack.up.requests.at(-1)!;
+    expect(seen.header(name)).toEqual([]);
+    expect(seen.rawHeaders.filter((v, i) => i % 2 === 1 && v === 'admin')).toEqual([]);
+  });
 });
 
 describe("an upstream's interim 100 Continue", () => {
-  const post = (): string => `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{"input":1}`;
+  const post = (): string =>
+    `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{"input":1}`;
 
   it('in the same packet as the 200: the client gets the 200 and its body, not a 502', async () => {
-    stack.up.respond({ kind: 'raw', bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok' });
+    stack.up.respond({
+      kind: 'raw',
+      bytes: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok',
+    });
     const res = await exchange(post());
     expect(res.status).toBe(200);
     expect(res.body).toBe('ok');

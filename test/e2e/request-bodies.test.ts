@@ -159,7 +159,9 @@ describe('public paths: no body without authentication', () => {
   });
 
   it('Content-Length: 0 is no body: forwarded, and the connection stays usable', async () => {
-    const res = await send('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const res = await send(
+      'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
     expect(res.statuses).toEqual([200, 200]);
     expect(up.seen.slice(before).map((r) => `${r.method} ${r.target}`)).toEqual(['GET /healthz', 'GET /healthz']);
     expect(await auditOf(res.received)).toMatchObject({ status: 200, decision: 'public' });
@@ -190,7 +192,9 @@ describe('authenticated GET/HEAD/DELETE: a body is refused too', () => {
   });
 
   it('a POST body is forwarded as one framed request', async () => {
-    const res = await send(`POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked('{"input":1}')}`);
+    const res = await send(
+      `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked('{"input":1}')}`,
+    );
     expect(res.statuses).toEqual([200]);
     expect(up.seen.slice(before).map((r) => `${r.method} ${r.target}`)).toEqual(['POST /v1/embeddings']);
   });
@@ -216,7 +220,9 @@ describe('the audit line records the status the client received', () => {
 
 describe("the request-line leniencies of Node's parser", () => {
   it('HTTP/1.0 with Transfer-Encoding: one 400, closed, nothing upstream (the trailing bytes get no second answer)', async () => {
-    const res = await send(`POST /v1/embeddings HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(SMUGGLED)}`);
+    const res = await send(
+      `POST /v1/embeddings HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(SMUGGLED)}`,
+    );
     await settle();
     expect(res.statuses).toEqual([400]);
     expect(res.closed).toBe(true);

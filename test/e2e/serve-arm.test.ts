@@ -23,7 +23,11 @@ let sidecar: ServeProcess;
 let appId: string;
 
 async function admin(path: string, body: unknown, method = 'POST'): Promise<Record<string, unknown>> {
-  const res = await fetch(`${emulator.endpoints.admin}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${emulator.endpoints.admin}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   expect(res.status, text).toBeLessThan(300);
   return text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
@@ -124,14 +128,23 @@ beforeAll(async () => {
     createServicePrincipal: true,
   });
   appId = String((app.application as { appId: string }).appId);
-  const scopeId = String(((app.application as { api: { oauth2PermissionScopes: { id: string }[] } }).api.oauth2PermissionScopes[0] as { id: string }).id);
+  const scopeId = String(
+    ((app.application as { api: { oauth2PermissionScopes: { id: string }[] } }).api.oauth2PermissionScopes[0] as { id: string }).id,
+  );
   await admin(`/applications/${String((app.application as { id: string }).id)}`, {}, 'GET').catch(() => undefined);
   // Identifier URI and Azure CLI pre-authorization, as setup steps 2 and 5 do.
-  const { access_token: graphToken } = await admin('/tokens', { principal: `admin@${DOMAIN}`, scope: 'https://graph.microsoft.com/.default', listener: 'http' });
+  const { access_token: graphToken } = await admin('/tokens', {
+    principal: `admin@${DOMAIN}`,
+    scope: 'https://graph.microsoft.com/.default',
+    listener: 'http',
+  });
   const patch = await fetch(`${emulator.endpoints.graphHttp}/v1.0/applications(appId='${appId}')`, {
     method: 'PATCH',
     headers: { authorization: `Bearer ${String(graphToken)}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ identifierUris: [`api://${appId}`], api: { preAuthorizedApplications: [{ appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', delegatedPermissionIds: [scopeId] }] } }),
+    body: JSON.stringify({
+      identifierUris: [`api://${appId}`],
+      api: { preAuthorizedApplications: [{ appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', delegatedPermissionIds: [scopeId] }] },
+    }),
   });
   expect(patch.status, await patch.text()).toBeLessThan(300);
   // Step 7: the cluster's Arc identity may read role assignments at the cluster.
@@ -155,7 +168,7 @@ describe('readiness', () => {
 });
 
 describe('the semantics matrix (chat, embeddings, control read, control write)', () => {
-  it('OpenAI User at the cluster, the resource group and the subscription: data plane only, as the seed\'s access table says', async () => {
+  it("OpenAI User at the cluster, the resource group and the subscription: data plane only, as the seed's access table says", async () => {
     for (const scope of [CLUSTER, RG, SUB]) {
       const id = await userWith(`openai-user-${randomUUID().slice(0, 8)}`, 'Cognitive Services OpenAI User', scope);
       expect(await statuses(id)).toEqual([200, 200, 403, 403]);
@@ -187,11 +200,21 @@ describe('the semantics matrix (chat, embeddings, control read, control write)',
   it('a custom role with only the chat action; a role whose notDataActions exclude chat', async () => {
     const chatOnly = randomUUID();
     await armAsAdmin('PUT', `${SUB}/providers/Microsoft.Authorization/roleDefinitions/${chatOnly}?api-version=2022-04-01`, {
-      properties: { roleName: 'Chat Only', type: 'CustomRole', assignableScopes: [SUB], permissions: [{ actions: [], notActions: [], dataActions: [`${OPENAI}/deployments/chat/completions/action`], notDataActions: [] }] },
+      properties: {
+        roleName: 'Chat Only',
+        type: 'CustomRole',
+        assignableScopes: [SUB],
+        permissions: [{ actions: [], notActions: [], dataActions: [`${OPENAI}/deployments/chat/completions/action`], notDataActions: [] }],
+      },
     });
     const noChat = randomUUID();
     await armAsAdmin('PUT', `${SUB}/providers/Microsoft.Authorization/roleDefinitions/${noChat}?api-version=2022-04-01`, {
-      properties: { roleName: 'Everything But Chat', type: 'CustomRole', assignableScopes: [SUB], permissions: [{ actions: [], notActions: [], dataActions: [`${OPENAI}/*`], notDataActions: [`${OPENAI}/deployments/chat/*`] }] },
+      properties: {
+        roleName: 'Everything But Chat',
+        type: 'CustomRole',
+        assignableScopes: [SUB],
+        permissions: [{ actions: [], notActions: [], dataActions: [`${OPENAI}/*`], notDataActions: [`${OPENAI}/deployments/chat/*`] }],
+      },
     });
     const a = await userWith('chat-only', 'Chat Only');
     expect(await statuses(a)).toEqual([200, 403, 403, 403]);
@@ -200,7 +223,9 @@ describe('the semantics matrix (chat, embeddings, control read, control write)',
   });
 
   it('a conditional assignment grants nothing; an assignment on another cluster grants nothing', async () => {
-    const conditional = await userWith('conditional', 'Cognitive Services OpenAI User', CLUSTER, { condition: "@Resource[Microsoft.CognitiveServices/accounts:name] StringEquals 'x'" });
+    const conditional = await userWith('conditional', 'Cognitive Services OpenAI User', CLUSTER, {
+      condition: "@Resource[Microsoft.CognitiveServices/accounts:name] StringEquals 'x'",
+    });
     expect(await statuses(conditional)).toEqual([403, 403, 403, 403]);
     const elsewhere = await user('elsewhere');
     await admin('/clusters', { name: 'other-cluster', resourceGroup: DEFAULT_SEED.clusterResourceGroup });
@@ -295,11 +320,22 @@ describe('when ARM fails', () => {
   it("the sidecar's own identity refused (403): 500 with the fix in the log, recovers on the first good answer", async () => {
     const id = await userWith('identity-refused', 'Cognitive Services OpenAI User');
     const token = await tokenFor(id);
-    await withFault({ status: 403, body: { error: { code: 'AuthorizationFailed', message: 'The client does not have authorization to perform action Microsoft.Authorization/roleAssignments/read' } } }, async () => {
-      expect(await call(token, ...CHAT)).toMatchObject({ status: 500, code: 'rbac_check_unavailable' });
-      const line = await sidecar.waitForLog((l) => l.level === 40 && JSON.stringify(l).includes('identity_refused'));
-      expect(JSON.stringify(line)).toMatch(/Cognitive Services OpenAI User|Reader/);
-    });
+    await withFault(
+      {
+        status: 403,
+        body: {
+          error: {
+            code: 'AuthorizationFailed',
+            message: 'The client does not have authorization to perform action Microsoft.Authorization/roleAssignments/read',
+          },
+        },
+      },
+      async () => {
+        expect(await call(token, ...CHAT)).toMatchObject({ status: 500, code: 'rbac_check_unavailable' });
+        const line = await sidecar.waitForLog((l) => l.level === 40 && JSON.stringify(l).includes('identity_refused'));
+        expect(JSON.stringify(line)).toMatch(/Cognitive Services OpenAI User|Reader/);
+      },
+    );
     expect((await call(token, ...CHAT)).status).toBe(200);
   });
 

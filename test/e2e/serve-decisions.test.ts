@@ -109,7 +109,9 @@ describe('step 1: request target, method, upgrade', () => {
     const token = await idp.mint();
     for (const upgrade of ['websocket', 'h2c']) {
       const c = await RawClient.connect(Number(new URL(sidecar.url).port));
-      c.write(`GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${upgrade}\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+      c.write(
+        `GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${upgrade}\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+      );
       const res = await c.readResponse();
       expect(res.status).toBe(501);
       expect(JSON.parse(res.body.toString()).error.code).toBe('upgrade_not_supported');
@@ -203,11 +205,14 @@ describe('step 5: credentials', () => {
     expectRejected(res, 400, 'ambiguous_auth', 'invalid_request_error');
   });
 
-  it.each([['Basic dXNlcjpwYXNz'], ['Bearer'], ['Bearer  x.y.z'], ['Bearer x.y.z extra']])('rejects Authorization: %s with 401 invalid_token', async (value) => {
-    const res = await send('GET', '/v1/models', { authorization: value });
-    expectRejected(res, 401, 'invalid_token', 'authentication_error');
-    expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="foundry-local", error="invalid_token", error_description="/);
-  });
+  it.each([['Basic dXNlcjpwYXNz'], ['Bearer'], ['Bearer  x.y.z'], ['Bearer x.y.z extra']])(
+    'rejects Authorization: %s with 401 invalid_token',
+    async (value) => {
+      const res = await send('GET', '/v1/models', { authorization: value });
+      expectRejected(res, 401, 'invalid_token', 'authentication_error');
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="foundry-local", error="invalid_token", error_description="/);
+    },
+  );
 });
 
 describe('step 6: API keys', () => {
@@ -250,13 +255,15 @@ describe('step 7: Entra ID tokens (SPEC section 4 rules)', () => {
   }
   const now = () => Math.floor(Date.now() / 1000);
 
-  it('rejects an expired token', async () => expectInvalidToken(await idp.mint({ claims: { exp: now() - 301, iat: now() - 4000, nbf: now() - 4000 } }), /expired/i));
+  it('rejects an expired token', async () =>
+    expectInvalidToken(await idp.mint({ claims: { exp: now() - 301, iat: now() - 4000, nbf: now() - 4000 } }), /expired/i));
   it('accepts a token expired less than the clock skew ago', async () => {
     const token = await idp.mint({ claims: { exp: now() - 200, iat: now() - 4000, nbf: now() - 4000 } });
     expect((await send('GET', '/v1/models', bearer(token))).status).toBe(200);
   });
   it('rejects a token without exp', async () => expectInvalidToken(await idp.mint({ claims: { exp: undefined } }), /exp/));
-  it('rejects a token not yet valid beyond the skew', async () => expectInvalidToken(await idp.mint({ claims: { nbf: now() + 400 } }), /not (yet )?valid|nbf/i));
+  it('rejects a token not yet valid beyond the skew', async () =>
+    expectInvalidToken(await idp.mint({ claims: { nbf: now() + 400 } }), /not (yet )?valid|nbf/i));
   it('rejects exp as a string', async () => expectInvalidToken(await idp.mint({ claims: { exp: String(now() + 600) } }), /exp/));
   it('rejects a token for another audience (Microsoft Graph)', async () =>
     expectInvalidToken(await idp.mint({ claims: { aud: '00000003-0000-0000-c000-000000000000' } }), /another resource.*api:\/\//));
@@ -264,14 +271,23 @@ describe('step 7: Entra ID tokens (SPEC section 4 rules)', () => {
     expect((await send('GET', '/v1/models', bearer(await idp.mint({ claims: { aud: `api://${TEST_CLIENT_ID}` } })))).status).toBe(200);
   });
   it('rejects a v1 token and says to set accessTokenAcceptedVersion to 2', async () =>
-    expectInvalidToken(await idp.mint({ claims: { iss: `https://sts.windows.net/${TEST_TENANT_ID}/`, ver: '1.0', aud: `api://${TEST_CLIENT_ID}` } }), /accessTokenAcceptedVersion/));
+    expectInvalidToken(
+      await idp.mint({ claims: { iss: `https://sts.windows.net/${TEST_TENANT_ID}/`, ver: '1.0', aud: `api://${TEST_CLIENT_ID}` } }),
+      /accessTokenAcceptedVersion/,
+    ));
   it('rejects an issuer with a trailing slash', async () => expectInvalidToken(await idp.mint({ claims: { iss: `${idp.issuer()}/` } }), /issuer/i));
   it('rejects a tenant outside --allowed-tenants, with a valid signature', async () =>
     expectInvalidToken(await idp.mint({ tid: OTHER_TENANT_ID }), /tenant/i));
   it('rejects alg none and HS256', async () => {
-    await expectInvalidToken(idp.mintRaw({ header: { alg: 'none', typ: 'JWT' }, payload: idp.claims(), signature: { raw: '' } }), /not a well-formed JWT/);
+    await expectInvalidToken(
+      idp.mintRaw({ header: { alg: 'none', typ: 'JWT' }, payload: idp.claims(), signature: { raw: '' } }),
+      /not a well-formed JWT/,
+    );
     await expectInvalidToken(idp.mintRaw({ header: { alg: 'none', typ: 'JWT' }, payload: idp.claims(), signature: { raw: 'AAAA' } }), /RS256/);
-    await expectInvalidToken(idp.mintRaw({ header: idp.header(undefined, { alg: 'HS256' }), payload: idp.claims(), signature: { alg: 'HS256', secret: 'secret' } }), /RS256/);
+    await expectInvalidToken(
+      idp.mintRaw({ header: idp.header(undefined, { alg: 'HS256' }), payload: idp.claims(), signature: { alg: 'HS256', secret: 'secret' } }),
+      /RS256/,
+    );
   });
   it('rejects an unknown kid', async () => expectInvalidToken(await idp.mint({ header: { kid: 'not-a-known-key' } }), /key|kid/i));
   it('rejects a broken signature', async () => {
@@ -291,10 +307,16 @@ describe('step 7: Entra ID tokens (SPEC section 4 rules)', () => {
   });
   it('rejects an app token without the app role and names it', async () =>
     expectInvalidToken(await idp.mint({ kind: 'app', claims: { roles: ['Other'] } }), /FoundryInferenceAccess/));
-  it('rejects roles that is not an array of strings', async () => expectInvalidToken(await idp.mint({ kind: 'app', claims: { roles: 'FoundryInferenceAccess' } }), /roles/));
+  it('rejects roles that is not an array of strings', async () =>
+    expectInvalidToken(await idp.mint({ kind: 'app', claims: { roles: 'FoundryInferenceAccess' } }), /roles/));
   it('rejects an oid that is not a GUID', async () => expectInvalidToken(await idp.mint({ claims: { oid: 'alice@contoso.example' } }), /oid/));
   it('accepts a good user token and a good app token, and forwards their identity', async () => {
-    const user = await send('POST', '/v1/chat/completions', { ...bearer(await idp.mint()), 'content-type': 'application/json', 'x-ms-client-principal-id': CAROL }, chat);
+    const user = await send(
+      'POST',
+      '/v1/chat/completions',
+      { ...bearer(await idp.mint()), 'content-type': 'application/json', 'x-ms-client-principal-id': CAROL },
+      chat,
+    );
     expect(user.status).toBe(200);
     const seen = up.requests.at(-1)!;
     expect(seen.header('x-ms-client-principal-id')).toEqual([ALICE]);
@@ -304,7 +326,10 @@ describe('step 7: Entra ID tokens (SPEC section 4 rules)', () => {
     expect(seen.header('x-foundry-auth-tenant-id')).toEqual([TEST_TENANT_ID]);
     expect(seen.header('authorization')).toEqual([]);
     expect(seen.header('x-request-id')).toEqual([user.headers['x-request-id']]);
-    const principal = JSON.parse(Buffer.from(seen.header('x-ms-client-principal')[0]!, 'base64').toString()) as { auth_typ: string; claims: { typ: string; val: string }[] };
+    const principal = JSON.parse(Buffer.from(seen.header('x-ms-client-principal')[0]!, 'base64').toString()) as {
+      auth_typ: string;
+      claims: { typ: string; val: string }[];
+    };
     expect(principal.auth_typ).toBe('aad');
     expect(principal.claims).toContainEqual({ typ: 'oid', val: ALICE });
     expect(seen.body.toString()).toBe(chat);
@@ -316,7 +341,12 @@ describe('step 7: Entra ID tokens (SPEC section 4 rules)', () => {
 
 describe('step 8: authorization (static source)', () => {
   it('answers a principal without a role with 403 insufficient_permissions naming oid, action, scope and roles', async () => {
-    const res = await send('POST', '/v1/chat/completions', { ...bearer(await idp.mint({ claims: { oid: CAROL } })), 'content-type': 'application/json' }, chat);
+    const res = await send(
+      'POST',
+      '/v1/chat/completions',
+      { ...bearer(await idp.mint({ claims: { oid: CAROL } })), 'content-type': 'application/json' },
+      chat,
+    );
     expectRejected(res, 403, 'insufficient_permissions', 'permission_error');
     const message = res.json.error!.message;
     expect(message).toContain(CAROL);
@@ -329,14 +359,21 @@ describe('step 8: authorization (static source)', () => {
     const token = await idp.mint();
     expect((await send('POST', '/v1/embeddings', { ...bearer(token), 'content-type': 'application/json' }, '{"input":"x"}')).status).toBe(200);
     before = up.requests.length;
-    expectRejected(await send('POST', '/api/v1/namespaces/ns/deployments', { ...bearer(token), 'content-type': 'application/json' }, '{}'), 403, 'insufficient_permissions', 'permission_error');
+    expectRejected(
+      await send('POST', '/api/v1/namespaces/ns/deployments', { ...bearer(token), 'content-type': 'application/json' }, '{}'),
+      403,
+      'insufficient_permissions',
+      'permission_error',
+    );
     expectRejected(await send('DELETE', '/api/v1/namespaces/ns/deployments/d', bearer(token)), 403, 'insufficient_permissions', 'permission_error');
   });
 
   it('gives Cognitive Services Contributor (inherited from the resource group) both planes', async () => {
     const token = await idp.mint({ claims: { oid: BOB } });
     expect((await send('POST', '/v1/chat/completions', { ...bearer(token), 'content-type': 'application/json' }, chat)).status).toBe(200);
-    expect((await send('POST', '/api/v1/namespaces/ns/deployments', { ...bearer(token), 'content-type': 'application/json' }, '{}')).status).toBe(200);
+    expect((await send('POST', '/api/v1/namespaces/ns/deployments', { ...bearer(token), 'content-type': 'application/json' }, '{}')).status).toBe(
+      200,
+    );
     expect((await send('DELETE', '/api/v1/namespaces/ns/deployments/d', bearer(token))).status).toBe(200);
   });
 });

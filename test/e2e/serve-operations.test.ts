@@ -57,13 +57,25 @@ describe('start-up errors exit 2 and name the flag and env variable', () => {
   });
 
   it('bad GUID', async () => {
-    const r = await runCli(['serve', '--upstream', 'http://127.0.0.1:1', '--tenant-id', 'contoso', '--client-id', TEST_CLIENT_ID, '--rbac-scope', SCOPE]);
+    const r = await runCli([
+      'serve',
+      '--upstream',
+      'http://127.0.0.1:1',
+      '--tenant-id',
+      'contoso',
+      '--client-id',
+      TEST_CLIENT_ID,
+      '--rbac-scope',
+      SCOPE,
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--tenant-id \/ FOUNDRY_AUTH_TENANT_ID: must be a GUID/);
   });
 
   it('bad GUID from the environment', async () => {
-    const r = await runCli(['serve', '--upstream', 'http://127.0.0.1:1', '--tenant-id', TEST_TENANT_ID, '--rbac-scope', SCOPE], { FOUNDRY_AUTH_CLIENT_ID: 'app' });
+    const r = await runCli(['serve', '--upstream', 'http://127.0.0.1:1', '--tenant-id', TEST_TENANT_ID, '--rbac-scope', SCOPE], {
+      FOUNDRY_AUTH_CLIENT_ID: 'app',
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--client-id \/ FOUNDRY_AUTH_CLIENT_ID: must be a GUID/);
   });
@@ -83,8 +95,23 @@ describe('start-up errors exit 2 and name the flag and env variable', () => {
   it('an invalid role assignments file, one line per problem', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fa-ops-'));
     const file = join(dir, 'rbac.yaml');
-    writeFileSync(file, `scope: ${SCOPE}\nroleAssignments:\n  - { principalId: not-a-guid, role: Cognitive Services OpenAI User }\n  - { principalId: ${ALICE}, role: Cognitive Services OpenAI User, scope: /subscriptions/x/../y }\n`);
-    const r = await runCli(['serve', '--upstream', 'http://127.0.0.1:1', '--tenant-id', TEST_TENANT_ID, '--client-id', TEST_CLIENT_ID, '--rbac', 'static', '--role-assignments-file', file]);
+    writeFileSync(
+      file,
+      `scope: ${SCOPE}\nroleAssignments:\n  - { principalId: not-a-guid, role: Cognitive Services OpenAI User }\n  - { principalId: ${ALICE}, role: Cognitive Services OpenAI User, scope: /subscriptions/x/../y }\n`,
+    );
+    const r = await runCli([
+      'serve',
+      '--upstream',
+      'http://127.0.0.1:1',
+      '--tenant-id',
+      TEST_TENANT_ID,
+      '--client-id',
+      TEST_CLIENT_ID,
+      '--rbac',
+      'static',
+      '--role-assignments-file',
+      file,
+    ]);
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines.length).toBeGreaterThanOrEqual(2);

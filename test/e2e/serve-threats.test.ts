@@ -59,11 +59,17 @@ describe('H: request framing', () => {
     ['signed Content-Length (79)', 'Content-Length: +5\r\n', 'hello'],
     ['hex Content-Length (79)', 'Content-Length: 0x5\r\n', 'hello'],
     ['space before the colon (82)', 'Content-Length : 5\r\n', 'hello'],
-    ['TE chunked then chunked-false (78, CVE-2020-8287)', 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked-false\r\n', '1\r\nA\r\n0\r\n\r\n'],
+    [
+      'TE chunked then chunked-false (78, CVE-2020-8287)',
+      'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked-false\r\n',
+      '1\r\nA\r\n0\r\n\r\n',
+    ],
     ['TE via obs-fold (78)', 'Transfer-Encoding:\r\n chunked\r\n', '1\r\nA\r\n0\r\n\r\n'],
     ['obs-fold in any header (80)', 'X-Foo: a\r\n b\r\n', ''],
   ])('%s -> 400 and the connection closes, nothing forwarded', async (_name, headers, body) => {
-    const res = await exchange(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\n${headers}\r\n${body}GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const res = await exchange(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\n${headers}\r\n${body}GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
     expect(res.status).toBe(400);
     expect(res.closed).toBe(true);
     expect(up.requests.length).toBe(before);
@@ -72,7 +78,9 @@ describe('H: request framing', () => {
 
   it('TE obfuscation that is not chunked last (78) is refused, never forwarded ambiguously', async () => {
     for (const te of ['chunked, identity', 'xchunked', 'identity']) {
-      const res = await exchange(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: ${te}\r\n\r\n1\r\nA\r\n0\r\n\r\n`);
+      const res = await exchange(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: ${te}\r\n\r\n1\r\nA\r\n0\r\n\r\n`,
+      );
       expect([400, 501]).toContain(res.status);
     }
     expect(up.requests.length).toBe(before);
@@ -91,13 +99,20 @@ describe('H: request framing', () => {
   });
 
   it('an enormous chunk size (83) -> 400', async () => {
-    const res = await exchange(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nA\r\n0\r\n\r\n`);
+    const res = await exchange(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nA\r\n0\r\n\r\n`,
+    );
     expect(res.status).toBe(400);
     await stillServing();
   });
 
-  it.each([['HTTP/1.0 with Transfer-Encoding (84)', 'HTTP/1.0', 'Transfer-Encoding: chunked\r\n'], ['HTTP/2.0 on a TCP connection (84)', 'HTTP/2.0', '']])('%s is refused', async (_n, version, extra) => {
-    const res = await exchange(`POST /v1/chat/completions ${version}\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\n${extra}\r\n1\r\nA\r\n0\r\n\r\n`);
+  it.each([
+    ['HTTP/1.0 with Transfer-Encoding (84)', 'HTTP/1.0', 'Transfer-Encoding: chunked\r\n'],
+    ['HTTP/2.0 on a TCP connection (84)', 'HTTP/2.0', ''],
+  ])('%s is refused', async (_n, version, extra) => {
+    const res = await exchange(
+      `POST /v1/chat/completions ${version}\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\n${extra}\r\n1\r\nA\r\n0\r\n\r\n`,
+    );
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(up.requests.length).toBe(before);
   });
@@ -137,7 +152,9 @@ describe('H: request framing', () => {
     a.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 100\r\n\r\n{"partial":`);
     await up.nextRequest();
     a.destroy();
-    const b = await exchange(`POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{"input":1}`);
+    const b = await exchange(
+      `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{"input":1}`,
+    );
     expect(b.status).toBe(200);
     const seen = up.requests.at(-1)!;
     expect(seen.target).toBe('/v1/embeddings');
@@ -159,7 +176,9 @@ describe('I: hop-by-hop and identity spoofing', () => {
   });
 
   it('an empty Connection header followed by a real one (89, CVE-2021-33197) strips both', async () => {
-    const res = await exchange(`GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection:\r\nConnection: X-Secret\r\nX-Secret: 1\r\nAuthorization: Bearer ${alice}\r\n\r\n`);
+    const res = await exchange(
+      `GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection:\r\nConnection: X-Secret\r\nX-Secret: 1\r\nAuthorization: Bearer ${alice}\r\n\r\n`,
+    );
     expect(res.status).toBe(200);
     const seen = up.requests.at(-1)!;
     expect(seen.header('x-secret')).toEqual([]);
@@ -176,7 +195,12 @@ describe('I: hop-by-hop and identity spoofing', () => {
   });
 
   it('response hop-by-hop headers (91) never reach the client', async () => {
-    up.respond({ kind: 'fixed', status: 200, headers: { connection: 'X-Internal-Debug', 'x-internal-debug': 'secret', 'keep-alive': 'timeout=1', 'content-type': 'application/json' }, body: '{}' });
+    up.respond({
+      kind: 'fixed',
+      status: 200,
+      headers: { connection: 'X-Internal-Debug', 'x-internal-debug': 'secret', 'keep-alive': 'timeout=1', 'content-type': 'application/json' },
+      body: '{}',
+    });
     const res = await exchange(`GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`);
     expect(res.status).toBe(200);
     expect(res.raw.toLowerCase()).not.toContain('x-internal-debug');
@@ -206,7 +230,9 @@ describe('I: hop-by-hop and identity spoofing', () => {
       'X-HTTP-Method-Override: DELETE',
       'x-ms-client-principal-id: evil2',
     ];
-    const res = await exchange(`GET /v1/models HTTP/1.1\r\nHost: x\r\n${spoofed.join('\r\n')}\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`);
+    const res = await exchange(
+      `GET /v1/models HTTP/1.1\r\nHost: x\r\n${spoofed.join('\r\n')}\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`,
+    );
     expect(res.status).toBe(200);
     const seen = up.requests.at(-1)!;
     const values = seen.rawHeaders.filter((_, i) => i % 2 === 1);
@@ -226,7 +252,9 @@ describe('I: hop-by-hop and identity spoofing', () => {
   });
 
   it('X-Forwarded-For is appended, never replaced (96)', async () => {
-    const res = await exchange(`GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`);
+    const res = await exchange(
+      `GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`,
+    );
     expect(res.status).toBe(200);
     const seen = up.requests.at(-1)!;
     expect(seen.header('x-forwarded-for')).toEqual(['10.0.0.1, 127.0.0.1']);
@@ -268,7 +296,9 @@ describe('K: Host and Expect', () => {
 
   it('Expect: 100-continue with a valid token (111) -> 100 Continue, then forwarded', async () => {
     const c = await RawClient.connect(port);
-    c.write(`POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: 100-continue\r\nContent-Length: 11\r\nConnection: close\r\n\r\n`);
+    c.write(
+      `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: 100-continue\r\nContent-Length: 11\r\nConnection: close\r\n\r\n`,
+    );
     const deadline = Date.now() + 5000;
     while (!c.received.includes('100 Continue') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     expect(c.received).toMatch(/^HTTP\/1\.1 100 Continue\r\n/);
@@ -281,13 +311,17 @@ describe('K: Host and Expect', () => {
   });
 
   it('an unknown expectation (111) -> 417', async () => {
-    const res = await exchange(`POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}`);
+    const res = await exchange(
+      `POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}`,
+    );
     expect(res.status).toBe(417);
     expect(up.requests.length).toBe(before);
   });
 
   it('an OPTIONS preflight (112) gets no CORS answer and never reaches the upstream', async () => {
-    const res = await exchange('OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n');
+    const res = await exchange(
+      'OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n',
+    );
     expect(res.status).toBe(405);
     expect(res.raw.toLowerCase()).not.toContain('access-control-allow-origin');
     expect(up.requests.length).toBe(before);

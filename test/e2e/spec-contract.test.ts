@@ -9,7 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CONSUMERS_TENANT_ID, OTHER_TENANT_ID, TEST_APP_OID as APP, TEST_CLIENT_ID, TEST_TENANT_ID, TEST_USER_OID as ALICE, TestIdp } from '../fixtures/idp.js';
+import {
+  CONSUMERS_TENANT_ID,
+  OTHER_TENANT_ID,
+  TEST_APP_OID as APP,
+  TEST_CLIENT_ID,
+  TEST_TENANT_ID,
+  TEST_USER_OID as ALICE,
+  TestIdp,
+} from '../fixtures/idp.js';
 import { startUpstream, type Upstream } from '../fixtures/upstream.js';
 import { roleAssignmentsFile, runCli, startServe, staticServeFlags, type ServeProcess } from './harness.js';
 
@@ -123,7 +131,7 @@ describe('SPEC 2 + 4: non-default Entra settings reach the token validator', () 
   });
 
   it('--allowed-tenants: a second listed tenant is accepted, an unlisted one is refused even with a valid signature', async () => {
-    expect((await send('GET', '/v1/models', bearer(await userToken({}, OTHER_TENANT_ID))))).toMatchObject({ status: 200 });
+    expect(await send('GET', '/v1/models', bearer(await userToken({}, OTHER_TENANT_ID)))).toMatchObject({ status: 200 });
     expect(dataUp.requests.at(-1)!.header('x-foundry-auth-tenant-id')).toEqual([OTHER_TENANT_ID]);
     await expectInvalidToken(await userToken({}, CONSUMERS_TENANT_ID), /tenant/i);
   });
@@ -155,7 +163,7 @@ describe('SPEC 2 + 5 + 7: non-default forwarding settings', () => {
     expect(controlUp.requests.length).toBe(controlBefore + 1);
   });
 
-  it('--forward-authorization true passes the caller\'s Authorization upstream unchanged', async () => {
+  it("--forward-authorization true passes the caller's Authorization upstream unchanged", async () => {
     const token = await userToken();
     expect((await send('GET', '/v1/models', bearer(token))).status).toBe(200);
     expect(dataUp.requests.at(-1)!.header('authorization')).toEqual([`Bearer ${token}`]);
@@ -188,7 +196,11 @@ describe('SPEC 2 + 5 + 7: non-default forwarding settings', () => {
   it('5xx rows of SPEC 3 keep the error contract: 504 upstream_timeout is server_error JSON with x-request-id', async () => {
     dataUp.respond({ kind: 'hold' });
     const res = await send('GET', '/v1/models', bearer(await userToken()));
-    expect({ status: res.status, code: res.error?.code, type: res.error?.type }).toEqual({ status: 504, code: 'upstream_timeout', type: 'server_error' });
+    expect({ status: res.status, code: res.error?.code, type: res.error?.type }).toEqual({
+      status: 504,
+      code: 'upstream_timeout',
+      type: 'server_error',
+    });
     expect(res.headers['content-type']).toBe('application/json');
     expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.headers['www-authenticate']).toBeUndefined();
@@ -244,7 +256,11 @@ describe('SPEC 3 + 7: a refused upstream and SIGINT', () => {
     try {
       await dead.ready();
       const res = await send('GET', '/v1/models', bearer(await idp.mint()), undefined, dead.url);
-      expect({ status: res.status, code: res.error?.code, type: res.error?.type }).toEqual({ status: 502, code: 'upstream_unavailable', type: 'server_error' });
+      expect({ status: res.status, code: res.error?.code, type: res.error?.type }).toEqual({
+        status: 502,
+        code: 'upstream_unavailable',
+        type: 'server_error',
+      });
       expect(res.headers['content-type']).toBe('application/json');
       expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       expect(await dead.stop('SIGINT')).toBe(0);
@@ -263,7 +279,7 @@ describe('SPEC 5: --routes-file through the process', () => {
     return file;
   }
 
-  it('mode: replace routes and authorizes by the file\'s actions; the defaults are 404 and never forwarded', async () => {
+  it("mode: replace routes and authorizes by the file's actions; the defaults are 404 and never forwarded", async () => {
     const file = routesFile(`mode: replace
 routes:
   - methods: [POST]
@@ -295,7 +311,27 @@ routes:
 
   it('an invalid routes file stops start-up with exit 2, naming the flag and the env variable', async () => {
     const file = routesFile('routes:\n  - methods: [POST]\n    path: /v1/../admin\n    plane: data\n    action: x\n');
-    const r = await runCli(['serve', '--upstream', dataUp.url, '--tenant-id', TEST_TENANT_ID, '--client-id', TEST_CLIENT_ID, '--authority', idp.authority, '--rbac', 'static', '--role-assignments-file', rbacFile, '--routes-file', file, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0']);
+    const r = await runCli([
+      'serve',
+      '--upstream',
+      dataUp.url,
+      '--tenant-id',
+      TEST_TENANT_ID,
+      '--client-id',
+      TEST_CLIENT_ID,
+      '--authority',
+      idp.authority,
+      '--rbac',
+      'static',
+      '--role-assignments-file',
+      rbacFile,
+      '--routes-file',
+      file,
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+    ]);
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines.length).toBeGreaterThanOrEqual(1);

@@ -45,7 +45,11 @@ afterAll(async () => {
 
 async function chat(headers: Record<string, string>): Promise<number> {
   const before = up.requests.length;
-  const res = await request(`${sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"model":"m"}' });
+  const res = await request(`${sidecar.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: '{"model":"m"}',
+  });
   await res.body.text();
   expect(up.requests.length).toBe(before + 1);
   return res.statusCode;
@@ -89,7 +93,14 @@ describe('--upstream-api-key-file', () => {
   });
 
   it('refuses --forward-authorization with it (exit 2 naming the flag)', async () => {
-    const res = await runCli(['serve', ...Object.entries(staticServeFlags(idp, up.url)).flatMap(([k, v]) => [`--${k}`, v]), '--upstream-api-key-file', keyFile, '--forward-authorization', 'true']);
+    const res = await runCli([
+      'serve',
+      ...Object.entries(staticServeFlags(idp, up.url)).flatMap(([k, v]) => [`--${k}`, v]),
+      '--upstream-api-key-file',
+      keyFile,
+      '--forward-authorization',
+      'true',
+    ]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('--upstream-api-key-file / FOUNDRY_AUTH_UPSTREAM_API_KEY_FILE');
   });

@@ -51,8 +51,14 @@ describe('faults', () => {
 
   it('drops the connection', async () => {
     await emu.admin('POST', '/faults', { family: 'msi', drop: true, count: 1 });
-    await expect(call(`${emu.http}/msi/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, { headers: { Metadata: 'true' } })).rejects.toThrow();
-    const ok = await call(`${emu.http}/msi/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, { headers: { Metadata: 'true' } });
+    await expect(
+      call(`${emu.http}/msi/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, {
+        headers: { Metadata: 'true' },
+      }),
+    ).rejects.toThrow();
+    const ok = await call(`${emu.http}/msi/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, {
+      headers: { Metadata: 'true' },
+    });
     expect(ok.status).toBe(200);
   });
 
@@ -79,8 +85,20 @@ describe('counters', () => {
     expect(families['jwks']).toEqual({ total: 1, reads: 1, writes: 0 });
     expect(families['graph']).toEqual({ total: 0, reads: 0, writes: 0 });
     const routes = c.json['routes'] as Array<{ family: string; method: string; route: string; count: number; write: boolean }>;
-    expect(routes).toContainEqual({ family: 'arm', method: 'GET', route: '{scope}/providers/Microsoft.Authorization/roleAssignments', write: false, count: 2 });
-    expect(routes).toContainEqual({ family: 'arm', method: 'PUT', route: '{scope}/providers/Microsoft.Authorization/roleAssignments/{name}', write: true, count: 1 });
+    expect(routes).toContainEqual({
+      family: 'arm',
+      method: 'GET',
+      route: '{scope}/providers/Microsoft.Authorization/roleAssignments',
+      write: false,
+      count: 2,
+    });
+    expect(routes).toContainEqual({
+      family: 'arm',
+      method: 'PUT',
+      route: '{scope}/providers/Microsoft.Authorization/roleAssignments/{name}',
+      write: true,
+      count: 1,
+    });
   });
 });
 
@@ -119,7 +137,11 @@ describe('state file', () => {
       const kids2 = ((await call(`${second.http}/${TENANT}/discovery/v2.0/keys`)).json['keys'] as Array<{ kid: string }>).map((k) => k.kid);
       expect(kids2).toEqual(kids);
       // A token issued before the restart is still accepted, and the assignment is still there.
-      const r = await second.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '${userId}'`, await second.armTokenFor(ADMIN_UPN, ADMIN_PASSWORD));
+      const r = await second.arm(
+        'GET',
+        `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '${userId}'`,
+        await second.armTokenFor(ADMIN_UPN, ADMIN_PASSWORD),
+      );
       expect((r.json['value'] as unknown[]).length).toBe(1);
       expect((await second.admin('GET', '/clock')).json['offsetSeconds']).toBeGreaterThanOrEqual(60);
       const check = second.running.emulator.checkToken(token);
@@ -138,20 +160,37 @@ describe('test tokens', () => {
       requestedAccessTokenVersion: 2,
       scopes: [{ value: 'foundry_access', id: '3f7a0000-0000-4000-8000-000000000001' }],
       appRoles: [{ value: 'FoundryInferenceAccess' }],
-      preAuthorizedApplications: [{ appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', delegatedPermissionIds: ['3f7a0000-0000-4000-8000-000000000001'] }],
+      preAuthorizedApplications: [
+        { appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', delegatedPermissionIds: ['3f7a0000-0000-4000-8000-000000000001'] },
+      ],
     });
     expect(api.status, api.text).toBe(201);
     await emu.user('kate');
-    const user = await emu.admin('POST', '/tokens', { principal: 'kate@emulator.onmicrosoft.com', scope: 'api://tokens-api/.default', listener: 'https' });
+    const user = await emu.admin('POST', '/tokens', {
+      principal: 'kate@emulator.onmicrosoft.com',
+      scope: 'api://tokens-api/.default',
+      listener: 'https',
+    });
     expect(user.status, user.text).toBe(200);
     const uc = claimsOf(String(user.json['access_token']));
     expect(uc['scp']).toBe('foundry_access');
     expect(uc['iss']).toBe(`${emu.running.endpoints.https}/${TENANT}/v2.0`);
     const mi = await emu.admin('POST', '/managed-identities', { name: 'tokens-mi' });
-    await emu.admin('POST', '/app-role-assignments', { principalId: mi.json['principalId'], resourceAppId: (api.json['application'] as { appId: string }).appId, appRoleValue: 'FoundryInferenceAccess' });
+    await emu.admin('POST', '/app-role-assignments', {
+      principalId: mi.json['principalId'],
+      resourceAppId: (api.json['application'] as { appId: string }).appId,
+      appRoleValue: 'FoundryInferenceAccess',
+    });
     const app = await emu.admin('POST', '/tokens', { principal: mi.json['clientId'], scope: 'api://tokens-api/.default' });
     const ac = claimsOf(String(app.json['access_token']));
-    expect(ac).toMatchObject({ idtyp: 'app', oid: mi.json['principalId'], azp: mi.json['clientId'], azpacr: '2', roles: ['FoundryInferenceAccess'], iss: `${emu.http}/${TENANT}/v2.0` });
+    expect(ac).toMatchObject({
+      idtyp: 'app',
+      oid: mi.json['principalId'],
+      azp: mi.json['clientId'],
+      azpacr: '2',
+      roles: ['FoundryInferenceAccess'],
+      iss: `${emu.http}/${TENANT}/v2.0`,
+    });
   });
 });
 
@@ -167,7 +206,11 @@ describe('admin API guard', () => {
     const notJson = await call(`${emu.http}/_emulator/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1,2]' });
     expect(notJson.status).toBe(400);
     expect(errorOf(notJson).code).toBe('invalid_json');
-    const noTenant = await emu.admin('POST', '/users', { tenantId: 'c0ffee00-0000-4000-8000-0000000000ee', userPrincipalName: 'nobody', password: 'p' });
+    const noTenant = await emu.admin('POST', '/users', {
+      tenantId: 'c0ffee00-0000-4000-8000-0000000000ee',
+      userPrincipalName: 'nobody',
+      password: 'p',
+    });
     expect(noTenant.status).toBe(404);
     expect(errorOf(noTenant)).toEqual({ code: 'tenant_not_found', message: "no tenant 'c0ffee00-0000-4000-8000-0000000000ee'" });
     const taken = await emu.admin('POST', '/users', { userPrincipalName: 'admin', password: 'p' });
@@ -182,7 +225,11 @@ describe('admin API guard', () => {
     const method = await emu.admin('PUT', '/users');
     expect(method.status).toBe(405);
     expect(errorOf(method).code).toBe('method_not_allowed');
-    const sp = await emu.admin('POST', '/oauth2-permission-grants', { clientAppId: AZURE_CLI, resourceAppId: 'c0ffee00-0000-4000-8000-0000000000ef', scope: 'x' });
+    const sp = await emu.admin('POST', '/oauth2-permission-grants', {
+      clientAppId: AZURE_CLI,
+      resourceAppId: 'c0ffee00-0000-4000-8000-0000000000ef',
+      scope: 'x',
+    });
     expect(sp.status).toBe(404);
     expect(errorOf(sp).code).toBe('not_found');
     expect((await emu.admin('POST', '/clock', {})).status).toBe(400);

@@ -32,7 +32,11 @@ afterAll(async () => {
 
 describe('role assignment lists', () => {
   const list = (scope: string, filter?: string, token = adminToken) =>
-    emu.arm('GET', `${scope}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01${filter === undefined ? '' : `&$filter=${filter}`}`, token);
+    emu.arm(
+      'GET',
+      `${scope}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01${filter === undefined ? '' : `&$filter=${filter}`}`,
+      token,
+    );
 
   it('atScope() returns assignments at the scope and above, not below', async () => {
     const r = await list(CLUSTER_SCOPE, 'atScope()');
@@ -95,7 +99,9 @@ describe('role assignment lists', () => {
   });
 
   it("lets the cluster's Arc identity list assignments once it holds Cognitive Services OpenAI User at the cluster (the sidecar's call)", async () => {
-    const msi = await call(`${emu.http}/msi/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, { headers: { Metadata: 'true' } });
+    const msi = await call(`${emu.http}/msi/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, {
+      headers: { Metadata: 'true' },
+    });
     const token = String(msi.json['access_token']);
     expect((await list(CLUSTER_SCOPE, `atScope() and assignedTo('${ids['bob'] ?? ''}')`, token)).status).toBe(403);
     await emu.roleAssignment(CLUSTER_SCOPE, 'Cognitive Services OpenAI User', CLUSTER_PRINCIPAL);
@@ -106,7 +112,9 @@ describe('role assignment lists', () => {
   });
 
   it('sends the rate-limit header on reads and echoes x-ms-correlation-request-id', async () => {
-    const r = await emu.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleAssignments`, adminToken, undefined, { 'x-ms-correlation-request-id': 'corr-123' });
+    const r = await emu.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleAssignments`, adminToken, undefined, {
+      'x-ms-correlation-request-id': 'corr-123',
+    });
     expect(Number(r.headers.get('x-ms-ratelimit-remaining-subscription-reads'))).toBeGreaterThan(0);
     expect(r.headers.get('x-ms-correlation-request-id')).toBe('corr-123');
   });
@@ -115,7 +123,11 @@ describe('role assignment lists', () => {
 describe('role assignment writes', () => {
   const path = (name: string) => `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${name}`;
   const body = (principalId: string, role: string = ROLE_IDS.openAiUser) => ({
-    properties: { roleDefinitionId: `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${role}`, principalId, principalType: 'User' },
+    properties: {
+      roleDefinitionId: `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${role}`,
+      principalId,
+      principalType: 'User',
+    },
   });
 
   it('creates (201), refuses the same principal+role+scope under another name (409 RoleAssignmentExists), deletes (200 then 204)', async () => {
@@ -154,7 +166,9 @@ describe('role assignment writes', () => {
   it('refuses an unknown principal (PrincipalNotFound) and a wrong principalType (UnmatchedPrincipalType)', async () => {
     const unknown = await emu.arm('PUT', path('0b6f1e2a-1111-4a5b-9c8d-000000000004'), adminToken, body('11111111-2222-3333-4444-555555555555'));
     expect((unknown.json['error'] as { code: string }).code).toBe('PrincipalNotFound');
-    const wrong = await emu.arm('PUT', path('0b6f1e2a-1111-4a5b-9c8d-000000000005'), adminToken, { properties: { ...body(ids['outer'] ?? '').properties, principalType: 'User' } });
+    const wrong = await emu.arm('PUT', path('0b6f1e2a-1111-4a5b-9c8d-000000000005'), adminToken, {
+      properties: { ...body(ids['outer'] ?? '').properties, principalType: 'User' },
+    });
     expect((wrong.json['error'] as { code: string }).code).toBe('UnmatchedPrincipalType');
   });
 });
@@ -170,18 +184,29 @@ describe('role definitions', () => {
       expect(p['roleName']).toBe(role.roleName);
       expect(p['type']).toBe('BuiltInRole');
       expect(p['assignableScopes']).toEqual(['/']);
-      expect(p['permissions']).toEqual(role.permissions.map((b) => ({ actions: b.actions, notActions: b.notActions, dataActions: b.dataActions, notDataActions: b.notDataActions })));
+      expect(p['permissions']).toEqual(
+        role.permissions.map((b) => ({ actions: b.actions, notActions: b.notActions, dataActions: b.dataActions, notDataActions: b.notDataActions })),
+      );
     }
     const root = await emu.arm('GET', `/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.openAiUser}`, adminToken);
     expect(root.json['id']).toBe(`/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.openAiUser}`);
-    const byName = await emu.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleDefinitions?$filter=roleName%20eq%20'Cognitive%20Services%20Contributor'`, adminToken);
+    const byName = await emu.arm(
+      'GET',
+      `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleDefinitions?$filter=roleName%20eq%20'Cognitive%20Services%20Contributor'`,
+      adminToken,
+    );
     expect(names(byName)).toEqual([ROLE_IDS.cognitiveServicesContributor]);
   });
 
   it('creates a custom role by PUT and grants through it', async () => {
     const id = '7c0a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b';
     const r = await emu.arm('PUT', `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${id}`, adminToken, {
-      properties: { roleName: 'Assignment Reader', type: 'CustomRole', permissions: [{ actions: ['Microsoft.Authorization/roleAssignments/read'] }], assignableScopes: [`/subscriptions/${SUB}`] },
+      properties: {
+        roleName: 'Assignment Reader',
+        type: 'CustomRole',
+        permissions: [{ actions: ['Microsoft.Authorization/roleAssignments/read'] }],
+        assignableScopes: [`/subscriptions/${SUB}`],
+      },
     });
     expect(r.status, r.text).toBe(201);
     const dave = await emu.user('dave');
@@ -211,12 +236,21 @@ describe('deny assignments', () => {
       principals: [{ id: '00000000-0000-0000-0000-000000000000', type: 'SystemDefined' }],
       excludePrincipals: [{ id: ADMIN_ID, type: 'User' }],
     });
-    const listFor = (id: string) => emu.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/denyAssignments?$filter=atScope()+and+assignedTo('${id}')`, adminToken);
+    const listFor = (id: string) =>
+      emu.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/denyAssignments?$filter=atScope()+and+assignedTo('${id}')`, adminToken);
     const forErin = await listFor(erin);
     expect(forErin.status, forErin.text).toBe(200);
     expect(names(forErin)).toEqual([String(d.json['id']), String(everyone.json['id'])].sort());
-    const item = (forErin.json['value'] as Array<{ properties: Record<string, unknown> }>).find((v) => v.properties['denyAssignmentName'] === 'no role reads');
-    expect(item?.properties).toMatchObject({ scope: CLUSTER_SCOPE, doNotApplyToChildScopes: false, isSystemProtected: true, principals: [{ id: grp, type: 'Group' }], excludePrincipals: [] });
+    const item = (forErin.json['value'] as Array<{ properties: Record<string, unknown> }>).find(
+      (v) => v.properties['denyAssignmentName'] === 'no role reads',
+    );
+    expect(item?.properties).toMatchObject({
+      scope: CLUSTER_SCOPE,
+      doNotApplyToChildScopes: false,
+      isSystemProtected: true,
+      principals: [{ id: grp, type: 'Group' }],
+      excludePrincipals: [],
+    });
     expect(names(await listFor(ADMIN_ID))).toEqual([]);
     const erinToken = await emu.armTokenFor('erin@emulator.onmicrosoft.com', 'erin-password');
     const cluster = await emu.arm('GET', CLUSTER_SCOPE, erinToken);
@@ -240,7 +274,11 @@ describe('resources', () => {
     const mi = await emu.admin('POST', '/managed-identities', { name: 'inference-client' });
     const r = await emu.arm('GET', `${String(mi.json['resourceId'])}?api-version=2023-01-31`, adminToken);
     expect(r.status, r.text).toBe(200);
-    expect(r.json['properties']).toMatchObject({ clientId: mi.json['clientId'], principalId: mi.json['principalId'], tenantId: 'c0ffee00-0000-4000-8000-000000000001' });
+    expect(r.json['properties']).toMatchObject({
+      clientId: mi.json['clientId'],
+      principalId: mi.json['principalId'],
+      tenantId: 'c0ffee00-0000-4000-8000-000000000001',
+    });
   });
 });
 
@@ -264,9 +302,19 @@ describe('authentication', () => {
   it('refuses a token from another tenant with InvalidAuthenticationTokenTenant', async () => {
     const other = await emu.admin('POST', '/tenants', { id: 'c0ffee00-0000-4000-8000-0000000000ff' });
     expect(other.status, other.text).toBe(201);
-    const u = await emu.admin('POST', '/users', { tenantId: 'c0ffee00-0000-4000-8000-0000000000ff', userPrincipalName: 'mallory', password: 'mallory-password' });
+    const u = await emu.admin('POST', '/users', {
+      tenantId: 'c0ffee00-0000-4000-8000-0000000000ff',
+      userPrincipalName: 'mallory',
+      password: 'mallory-password',
+    });
     const token = await emu.accessToken(
-      { grant_type: 'password', client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', username: String(u.json['userPrincipalName']), password: 'mallory-password', scope: 'https://management.azure.com//.default' },
+      {
+        grant_type: 'password',
+        client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+        username: String(u.json['userPrincipalName']),
+        password: 'mallory-password',
+        scope: 'https://management.azure.com//.default',
+      },
       'c0ffee00-0000-4000-8000-0000000000ff',
     );
     const r = await emu.arm('GET', `${CLUSTER_SCOPE}/providers/Microsoft.Authorization/roleAssignments`, token);

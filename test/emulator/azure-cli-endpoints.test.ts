@@ -25,20 +25,29 @@ const port = (url: string): string => new URL(url).port;
 
 describe('instance discovery and user realm', () => {
   it('a loopback authorize endpoint (port dropped, as MSAL sends it) discovers the emulator on its HTTPS port', async () => {
-    const r = await call(`${emu.http}/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent(`https://localhost/${TENANT}/oauth2/v2.0/authorize`)}`);
+    const r = await call(
+      `${emu.http}/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent(`https://localhost/${TENANT}/oauth2/v2.0/authorize`)}`,
+    );
     expect(r.status).toBe(200);
-    expect(r.json['tenant_discovery_endpoint']).toBe(`https://localhost:${port(emu.running.endpoints.https)}/${TENANT}/v2.0/.well-known/openid-configuration`);
+    expect(r.json['tenant_discovery_endpoint']).toBe(
+      `https://localhost:${port(emu.running.endpoints.https)}/${TENANT}/v2.0/.well-known/openid-configuration`,
+    );
     expect((r.json['metadata'] as { aliases: string[] }[])[0]?.aliases).toContain('login.microsoftonline.com');
   });
 
   it('an unknown host is invalid_instance, as Entra answers', async () => {
-    const r = await call(`${emu.http}/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent('https://login.example.com/common/oauth2/authorize')}`);
+    const r = await call(
+      `${emu.http}/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent('https://login.example.com/common/oauth2/authorize')}`,
+    );
     expect(r.status).toBe(400);
     expect(r.json['error']).toBe('invalid_instance');
   });
 
   it('user realm: a tenant user is Managed, an unknown domain Unknown', async () => {
-    expect((await call(`${emu.http}/common/userrealm/alice@emulator.onmicrosoft.com?api-version=1.0`)).json).toMatchObject({ account_type: 'Managed', domain_name: 'emulator.onmicrosoft.com' });
+    expect((await call(`${emu.http}/common/userrealm/alice@emulator.onmicrosoft.com?api-version=1.0`)).json).toMatchObject({
+      account_type: 'Managed',
+      domain_name: 'emulator.onmicrosoft.com',
+    });
     expect((await call(`${emu.http}/common/userrealm/x@contoso.com?api-version=1.0`)).json).toMatchObject({ account_type: 'Unknown' });
   });
 });
@@ -51,7 +60,9 @@ function throughProxy(target: string, servername: string, path: string): Promise
     raw.once('data', (chunk: Buffer) => {
       const connect = chunk.toString('latin1');
       if (!connect.startsWith('HTTP/1.1 200')) return resolve({ connect, response: '' });
-      const tls = tlsConnect({ socket: raw, servername, ca: emu.running.caCertPem }, () => tls.end(`GET ${path} HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`));
+      const tls = tlsConnect({ socket: raw, servername, ca: emu.running.caCertPem }, () =>
+        tls.end(`GET ${path} HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`),
+      );
       let response = '';
       tls.setEncoding('utf8').on('data', (c: string) => (response += c));
       tls.once('error', reject);
@@ -62,7 +73,11 @@ function throughProxy(target: string, servername: string, path: string): Promise
 
 describe('the loopback HTTPS proxy', () => {
   it('answers CONNECT login.microsoftonline.com:443 itself, with a certificate from the emulator CA', async () => {
-    const { connect, response } = await throughProxy('login.microsoftonline.com:443', 'login.microsoftonline.com', `/common/discovery/instance?api-version=1.1&authorization_endpoint=https://localhost/${TENANT}/oauth2/v2.0/authorize`);
+    const { connect, response } = await throughProxy(
+      'login.microsoftonline.com:443',
+      'login.microsoftonline.com',
+      `/common/discovery/instance?api-version=1.1&authorization_endpoint=https://localhost/${TENANT}/oauth2/v2.0/authorize`,
+    );
     expect(connect).toMatch(/^HTTP\/1\.1 200/);
     expect(response).toMatch(/^HTTP\/1\.1 200/);
     expect(response).toContain('tenant_discovery_endpoint');
@@ -84,7 +99,10 @@ describe('the device-code flow', () => {
     const start = await call(`${emu.http}/${TENANT}/oauth2/v2.0/devicecode`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: AZURE_CLI, scope: 'https://management.core.windows.net//.default offline_access openid profile' }).toString(),
+      body: new URLSearchParams({
+        client_id: AZURE_CLI,
+        scope: 'https://management.core.windows.net//.default offline_access openid profile',
+      }).toString(),
     });
     expect(start.status).toBe(200);
     expect(start.json).toMatchObject({ verification_uri: 'https://microsoft.com/devicelogin', expires_in: 900, interval: 5 });
@@ -104,9 +122,17 @@ describe('the device-code flow', () => {
   });
 
   it('a declined code ends the flow with authorization_declined', async () => {
-    const start = await call(`${emu.http}/${TENANT}/oauth2/v2.0/devicecode`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `client_id=${AZURE_CLI}&scope=openid` });
+    const start = await call(`${emu.http}/${TENANT}/oauth2/v2.0/devicecode`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `client_id=${AZURE_CLI}&scope=openid`,
+    });
     await emu.admin('POST', '/device-codes', { userCode: String(start.json['user_code']), decline: true });
-    const r = await emu.token({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: AZURE_CLI, device_code: String(start.json['device_code']) });
+    const r = await emu.token({
+      grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+      client_id: AZURE_CLI,
+      device_code: String(start.json['device_code']),
+    });
     expect(r.json['error']).toBe('authorization_declined');
   });
 });
@@ -116,11 +142,16 @@ describe('ARM for az login', () => {
     const token = await emu.armTokenFor(ADMIN_UPN, ADMIN_PASSWORD);
     const tenants = await emu.arm('GET', '/tenants?api-version=2019-11-01', token);
     expect(tenants.status).toBe(200);
-    expect(tenants.json['value']).toEqual([expect.objectContaining({ id: `/tenants/${TENANT}`, tenantId: TENANT, defaultDomain: 'emulator.onmicrosoft.com', tenantCategory: 'Home' })]);
+    expect(tenants.json['value']).toEqual([
+      expect.objectContaining({ id: `/tenants/${TENANT}`, tenantId: TENANT, defaultDomain: 'emulator.onmicrosoft.com', tenantCategory: 'Home' }),
+    ]);
     expect((await emu.arm('GET', '/tenants?api-version=2019-11-01', undefined)).status).toBe(401);
     const meta = await emu.arm('GET', '/metadata/endpoints?api-version=2015-01-01', undefined);
     expect(meta.status).toBe(200);
-    expect(meta.json['authentication']).toMatchObject({ loginEndpoint: emu.running.endpoints.https, audiences: expect.arrayContaining(['https://management.core.windows.net/']) });
+    expect(meta.json['authentication']).toMatchObject({
+      loginEndpoint: emu.running.endpoints.https,
+      audiences: expect.arrayContaining(['https://management.core.windows.net/']),
+    });
   });
 });
 

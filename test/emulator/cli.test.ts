@@ -32,7 +32,10 @@ interface Ready {
 }
 
 async function startCli(args: string[]): Promise<{ child: ChildProcess; ready: Ready }> {
-  const child = spawn(process.execPath, ['dist/cli.js', 'emulator', '--https-port', '0', '--http-port', '0', '--log-level', 'warn', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['dist/cli.js', 'emulator', '--https-port', '0', '--http-port', '0', '--log-level', 'warn', ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -50,7 +53,11 @@ async function startCli(args: string[]): Promise<{ child: ChildProcess; ready: R
 
 function runNode(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -101,7 +108,11 @@ describe('foundry-auth emulator (spawned)', () => {
   });
 
   it('gives @azure/identity ClientSecretCredential an app-only token from the HTTPS authority', async () => {
-    const seeded = await call(`${ready.http}/_emulator/applications`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName: 'sdk-client', secret: 'sdk-secret-value' }) });
+    const seeded = await call(`${ready.http}/_emulator/applications`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ displayName: 'sdk-client', secret: 'sdk-secret-value' }),
+    });
     const appId = String((seeded.json['application'] as { appId: string }).appId);
     const script = `
       import { ClientSecretCredential } from '@azure/identity';
@@ -128,7 +139,8 @@ describe('foundry-auth emulator (spawned)', () => {
 
   it('stops on SIGTERM and restarts from the same --state with the same CA and keys', async () => {
     const ca = readFileSync(ready.caCert, 'utf8');
-    const kidsOf = async (base: string) => ((await call(`${base}/${TENANT}/discovery/v2.0/keys`)).json['keys'] as Array<{ kid: string }>).map((k) => k.kid);
+    const kidsOf = async (base: string) =>
+      ((await call(`${base}/${TENANT}/discovery/v2.0/keys`)).json['keys'] as Array<{ kid: string }>).map((k) => k.kid);
     const kids = await kidsOf(ready.http);
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
@@ -186,7 +198,11 @@ describe('@azure/identity in process', () => {
       });
       const t = await cred.getToken('https://management.azure.com/.default');
       expect(claimsOf(t.token)['appid']).toBe(appId);
-      const bad = new ClientSecretCredential(TENANT, appId, 'wrong', { authorityHost: emu.running.endpoints.authority, disableInstanceDiscovery: true, tlsOptions: { ca: emu.running.caCertPem } });
+      const bad = new ClientSecretCredential(TENANT, appId, 'wrong', {
+        authorityHost: emu.running.endpoints.authority,
+        disableInstanceDiscovery: true,
+        tlsOptions: { ca: emu.running.caCertPem },
+      });
       await expect(bad.getToken('https://management.azure.com/.default')).rejects.toThrow(/AADSTS7000215/);
     } finally {
       await emu.close();

@@ -31,7 +31,10 @@ async function resourceApi(version: number | null, extra: Record<string, unknown
     displayName: `api-${Math.random()}`,
     requestedAccessTokenVersion: version,
     scopes: [{ value: 'foundry_access' }, { value: 'disabled_scope', isEnabled: false }],
-    appRoles: [{ value: 'FoundryInferenceAccess', allowedMemberTypes: ['Application', 'User'] }, { value: 'Disabled', isEnabled: false }],
+    appRoles: [
+      { value: 'FoundryInferenceAccess', allowedMemberTypes: ['Application', 'User'] },
+      { value: 'Disabled', isEnabled: false },
+    ],
     ...extra,
   });
   expect(r.status, r.text).toBe(201);
@@ -99,11 +102,21 @@ describe('client credentials', () => {
     const api = await resourceApi(2);
     const client = await seedApp({ displayName: 'client', secret: 's3cret-value' });
     await emu.admin('POST', '/app-role-assignments', { principalId: client.spId, resourceAppId: api.appId, appRoleValue: 'FoundryInferenceAccess' });
-    const r = await emu.token({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 's3cret-value', scope: `api://${api.appId}/.default` });
+    const r = await emu.token({
+      grant_type: 'client_credentials',
+      client_id: client.appId,
+      client_secret: 's3cret-value',
+      scope: `api://${api.appId}/.default`,
+    });
     // The resource is found by appId only when api://<appId> is an identifier URI; it is not set yet.
     expect(r.status).toBe(400);
     expect(r.json['error']).toBe('invalid_resource');
-    const ok = await emu.token({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 's3cret-value', scope: `${api.appId}/.default` });
+    const ok = await emu.token({
+      grant_type: 'client_credentials',
+      client_id: client.appId,
+      client_secret: 's3cret-value',
+      scope: `${api.appId}/.default`,
+    });
     expect(ok.status, ok.text).toBe(200);
     expect(ok.json['token_type']).toBe('Bearer');
     expect(ok.json['expires_in']).toBe(3599);
@@ -128,7 +141,12 @@ describe('client credentials', () => {
     const r0 = await emu.admin('POST', '/applications', { displayName: 'api-v1', identifierUris: ['api://foundry-v1-api'] });
     expect(r0.status).toBe(201);
     const client = await seedApp({ displayName: 'client-v1', secret: 'another-secret' });
-    const ok = await emu.token({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 'another-secret', scope: 'api://foundry-v1-api/.default' });
+    const ok = await emu.token({
+      grant_type: 'client_credentials',
+      client_id: client.appId,
+      client_secret: 'another-secret',
+      scope: 'api://foundry-v1-api/.default',
+    });
     expect(ok.status, ok.text).toBe(200);
     const c = claimsOf(String(ok.json['access_token']));
     expect(c['ver']).toBe('1.0');
@@ -144,27 +162,53 @@ describe('client credentials', () => {
   it('carries no roles claim when no app role is assigned, and never a disabled role', async () => {
     const api = await resourceApi(2);
     const client = await seedApp({ displayName: 'no-roles', secret: 'no-roles-secret' });
-    const t1 = claimsOf(await emu.accessToken({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 'no-roles-secret', scope: `${api.appId}/.default` }));
+    const t1 = claimsOf(
+      await emu.accessToken({
+        grant_type: 'client_credentials',
+        client_id: client.appId,
+        client_secret: 'no-roles-secret',
+        scope: `${api.appId}/.default`,
+      }),
+    );
     expect(t1['roles']).toBeUndefined();
     await emu.admin('POST', '/app-role-assignments', { principalId: client.spId, resourceAppId: api.appId, appRoleValue: 'Disabled' });
-    const t2 = claimsOf(await emu.accessToken({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 'no-roles-secret', scope: `${api.appId}/.default` }));
+    const t2 = claimsOf(
+      await emu.accessToken({
+        grant_type: 'client_credentials',
+        client_id: client.appId,
+        client_secret: 'no-roles-secret',
+        scope: `${api.appId}/.default`,
+      }),
+    );
     expect(t2['roles']).toBeUndefined();
   });
 
   it('rejects a wrong secret with invalid_client AADSTS7000215 (401) in Entra error shape', async () => {
     const client = await seedApp({ displayName: 'bad-secret', secret: 'right' });
-    const r = await emu.token({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 'wrong', scope: 'https://management.azure.com/.default' });
+    const r = await emu.token({
+      grant_type: 'client_credentials',
+      client_id: client.appId,
+      client_secret: 'wrong',
+      scope: 'https://management.azure.com/.default',
+    });
     expect(r.status).toBe(401);
     expect(r.json['error']).toBe('invalid_client');
     expect(r.json['error_codes']).toEqual([7000215]);
-    expect(String(r.json['error_description'])).toMatch(/^AADSTS7000215: .*\r\nTrace ID: [0-9a-f-]{36}\r\nCorrelation ID: [0-9a-f-]{36}\r\nTimestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/s);
+    expect(String(r.json['error_description'])).toMatch(
+      /^AADSTS7000215: .*\r\nTrace ID: [0-9a-f-]{36}\r\nCorrelation ID: [0-9a-f-]{36}\r\nTimestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/s,
+    );
     expect(r.json['trace_id']).toBeTypeOf('string');
     expect(r.json['correlation_id']).toBeTypeOf('string');
     expect(r.json['timestamp']).toBeTypeOf('string');
   });
 
   it('rejects an unknown client with unauthorized_client AADSTS700016', async () => {
-    const r = await emu.token({ grant_type: 'client_credentials', client_id: '11111111-2222-3333-4444-555555555555', client_secret: 'x', scope: 'https://management.azure.com/.default' });
+    const r = await emu.token({
+      grant_type: 'client_credentials',
+      client_id: '11111111-2222-3333-4444-555555555555',
+      client_secret: 'x',
+      scope: 'https://management.azure.com/.default',
+    });
     expect(r.status).toBe(400);
     expect(r.json['error']).toBe('unauthorized_client');
     expect(r.json['error_codes']).toEqual([700016]);
@@ -172,7 +216,12 @@ describe('client credentials', () => {
 
   it('rejects an unknown resource with AADSTS500011', async () => {
     const client = await seedApp({ displayName: 'c500011', secret: 'x1' });
-    const r = await emu.token({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 'x1', scope: 'api://does-not-exist/.default' });
+    const r = await emu.token({
+      grant_type: 'client_credentials',
+      client_id: client.appId,
+      client_secret: 'x1',
+      scope: 'api://does-not-exist/.default',
+    });
     expect(r.status).toBe(400);
     expect(r.json['error']).toBe('invalid_resource');
     expect(r.json['error_codes']).toEqual([500011]);
@@ -182,7 +231,12 @@ describe('client credentials', () => {
   it('rejects a non-.default scope in client credentials with AADSTS1002012 invalid_scope', async () => {
     const api = await resourceApi(2);
     const client = await seedApp({ displayName: 'c1002012', secret: 'x2' });
-    const r = await emu.token({ grant_type: 'client_credentials', client_id: client.appId, client_secret: 'x2', scope: `${api.appId}/foundry_access` });
+    const r = await emu.token({
+      grant_type: 'client_credentials',
+      client_id: client.appId,
+      client_secret: 'x2',
+      scope: `${api.appId}/foundry_access`,
+    });
     expect(r.status).toBe(400);
     expect(r.json['error']).toBe('invalid_scope');
     expect(r.json['error_codes']).toEqual([1002012]);
@@ -241,7 +295,9 @@ describe('client credentials', () => {
 });
 
 describe('delegated tokens (password grant)', () => {
-  async function delegatedSetup(version: number | null): Promise<{ api: Awaited<ReturnType<typeof resourceApi>>; upn: string; password: string; userId: string }> {
+  async function delegatedSetup(
+    version: number | null,
+  ): Promise<{ api: Awaited<ReturnType<typeof resourceApi>>; upn: string; password: string; userId: string }> {
     const api = await resourceApi(version);
     const name = `u${Math.floor(Math.random() * 1e9)}`;
     const userId = await emu.user(name, 'pw-1');
@@ -262,11 +318,21 @@ describe('delegated tokens (password grant)', () => {
     const app = await emu.admin('POST', '/applications', {
       displayName: 'pre-authorized-api',
       requestedAccessTokenVersion: 2,
-      scopes: [{ value: 'foundry_access', id: '5a6b1c2d-0000-4000-8000-000000000001' }, { value: 'other', id: '5a6b1c2d-0000-4000-8000-000000000002' }],
+      scopes: [
+        { value: 'foundry_access', id: '5a6b1c2d-0000-4000-8000-000000000001' },
+        { value: 'other', id: '5a6b1c2d-0000-4000-8000-000000000002' },
+      ],
       preAuthorizedApplications: [{ appId: AZURE_CLI, delegatedPermissionIds: ['5a6b1c2d-0000-4000-8000-000000000001'] }],
     });
     const appId = (app.json['application'] as { appId: string }).appId;
-    const r = await emu.token({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: `${appId}/foundry_access openid profile offline_access`, client_info: '1' });
+    const r = await emu.token({
+      grant_type: 'password',
+      client_id: AZURE_CLI,
+      username: upn,
+      password,
+      scope: `${appId}/foundry_access openid profile offline_access`,
+      client_info: '1',
+    });
     expect(r.status, r.text).toBe(200);
     const c = claimsOf(String(r.json['access_token']));
     expect(c['scp']).toBe('foundry_access');
@@ -293,7 +359,11 @@ describe('delegated tokens (password grant)', () => {
 
   it('puts only consented, enabled scopes in scp after an admin consent grant (v1 token with upn)', async () => {
     const { api, upn, password } = await delegatedSetup(null);
-    await emu.admin('POST', '/oauth2-permission-grants', { clientAppId: AZURE_CLI, resourceAppId: api.appId, scope: 'foundry_access disabled_scope' });
+    await emu.admin('POST', '/oauth2-permission-grants', {
+      clientAppId: AZURE_CLI,
+      resourceAppId: api.appId,
+      scope: 'foundry_access disabled_scope',
+    });
     const r = await emu.token({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: `${api.appId}/.default` });
     expect(r.status, r.text).toBe(200);
     const c = claimsOf(String(r.json['access_token']));
@@ -308,20 +378,36 @@ describe('delegated tokens (password grant)', () => {
   it('gives a user roles only through an assignment (directly or through a group)', async () => {
     const { api, upn, password, userId } = await delegatedSetup(2);
     await emu.admin('POST', '/oauth2-permission-grants', { clientAppId: AZURE_CLI, resourceAppId: api.appId, scope: 'foundry_access' });
-    const before = claimsOf(await emu.accessToken({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: `${api.appId}/.default` }));
+    const before = claimsOf(
+      await emu.accessToken({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: `${api.appId}/.default` }),
+    );
     expect(before['roles']).toBeUndefined();
     const group = await emu.group(`g-${userId}`, [userId]);
     await emu.admin('POST', '/app-role-assignments', { principalId: group, resourceAppId: api.appId, appRoleValue: 'FoundryInferenceAccess' });
-    const after = claimsOf(await emu.accessToken({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: `${api.appId}/.default` }));
+    const after = claimsOf(
+      await emu.accessToken({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: `${api.appId}/.default` }),
+    );
     expect(after['roles']).toEqual(['FoundryInferenceAccess']);
   });
 
   it('rejects a wrong password with AADSTS50126 and an unknown user with AADSTS50034', async () => {
-    const bad = await emu.token({ grant_type: 'password', client_id: AZURE_CLI, username: ADMIN_UPN, password: 'wrong', scope: 'https://management.azure.com//.default' });
+    const bad = await emu.token({
+      grant_type: 'password',
+      client_id: AZURE_CLI,
+      username: ADMIN_UPN,
+      password: 'wrong',
+      scope: 'https://management.azure.com//.default',
+    });
     expect(bad.status).toBe(400);
     expect(bad.json['error']).toBe('invalid_grant');
     expect(bad.json['error_codes']).toEqual([50126]);
-    const unknown = await emu.token({ grant_type: 'password', client_id: AZURE_CLI, username: 'nobody@emulator.onmicrosoft.com', password: 'x', scope: 'https://management.azure.com//.default' });
+    const unknown = await emu.token({
+      grant_type: 'password',
+      client_id: AZURE_CLI,
+      username: 'nobody@emulator.onmicrosoft.com',
+      password: 'x',
+      scope: 'https://management.azure.com//.default',
+    });
     expect(unknown.json['error_codes']).toEqual([50034]);
   });
 
@@ -333,9 +419,20 @@ describe('delegated tokens (password grant)', () => {
   });
 
   it('redeems a refresh token for another resource', async () => {
-    const r = await emu.token({ grant_type: 'password', client_id: AZURE_CLI, username: ADMIN_UPN, password: ADMIN_PASSWORD, scope: 'https://management.azure.com//.default offline_access' });
+    const r = await emu.token({
+      grant_type: 'password',
+      client_id: AZURE_CLI,
+      username: ADMIN_UPN,
+      password: ADMIN_PASSWORD,
+      scope: 'https://management.azure.com//.default offline_access',
+    });
     const rt = String(r.json['refresh_token']);
-    const g = await emu.token({ grant_type: 'refresh_token', client_id: AZURE_CLI, refresh_token: rt, scope: 'https://graph.microsoft.com/.default' });
+    const g = await emu.token({
+      grant_type: 'refresh_token',
+      client_id: AZURE_CLI,
+      refresh_token: rt,
+      scope: 'https://graph.microsoft.com/.default',
+    });
     expect(g.status, g.text).toBe(200);
     expect(claimsOf(String(g.json['access_token']))['aud']).toBe('https://graph.microsoft.com');
   });
@@ -372,7 +469,10 @@ describe('managed identity endpoint (IMDS shape)', () => {
     expect(c['aud']).toBe('https://management.azure.com/');
     expect(c['idtyp']).toBe('app');
     expect(c['xms_mirid']).toBe(`/subscriptions/${SUB}/resourceGroups/foundry-local-rg/providers/Microsoft.Kubernetes/connectedClusters/arc-cluster`);
-    const perCluster = await call(`${emu.http}/msi/clusters/arc-cluster/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`, { headers: { Metadata: 'true' } });
+    const perCluster = await call(
+      `${emu.http}/msi/clusters/arc-cluster/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/`,
+      { headers: { Metadata: 'true' } },
+    );
     expect(claimsOf(String(perCluster.json['access_token']))['oid']).toBe('c0ffee00-0000-4000-8000-00000000000c');
   });
 

@@ -49,13 +49,23 @@ describe('applications and service principals (the setup flow)', () => {
     const created = await emu.graph('POST', '/applications', admin, { displayName: 'foundry-local-auth', signInAudience: 'AzureADMyOrg' });
     expect(created.status, created.text).toBe(201);
     expect(created.json['@odata.context']).toBe(`${emu.http}/graph/v1.0/$metadata#applications/$entity`);
-    expect(created.json['api']).toEqual({ acceptMappedClaims: null, knownClientApplications: [], requestedAccessTokenVersion: null, oauth2PermissionScopes: [], preAuthorizedApplications: [] });
+    expect(created.json['api']).toEqual({
+      acceptMappedClaims: null,
+      knownClientApplications: [],
+      requestedAccessTokenVersion: null,
+      oauth2PermissionScopes: [],
+      preAuthorizedApplications: [],
+    });
     const id = String(created.json['id']);
     const appId = String(created.json['appId']);
 
     const patch = await emu.graph('PATCH', `/applications/${id}`, admin, {
       identifierUris: [`api://${appId}`],
-      api: { requestedAccessTokenVersion: 2, oauth2PermissionScopes: [scope()], preAuthorizedApplications: [{ appId: AZURE_CLI, delegatedPermissionIds: [SCOPE_ID] }] },
+      api: {
+        requestedAccessTokenVersion: 2,
+        oauth2PermissionScopes: [scope()],
+        preAuthorizedApplications: [{ appId: AZURE_CLI, delegatedPermissionIds: [SCOPE_ID] }],
+      },
       appRoles: [role()],
     });
     expect(patch.status, patch.text).toBe(204);
@@ -67,7 +77,9 @@ describe('applications and service principals (the setup flow)', () => {
     expect((listed?.['api'] as Record<string, unknown>)['requestedAccessTokenVersion']).toBe(2);
     const byKey = await emu.graph('GET', `/applications(appId='${appId}')`, admin);
     expect(byKey.json['id']).toBe(id);
-    expect((await emu.graph('GET', `/applications?$filter=displayName eq 'foundry-local-auth'&$select=id,appId`, admin)).json['value']).toEqual([{ id, appId }]);
+    expect((await emu.graph('GET', `/applications?$filter=displayName eq 'foundry-local-auth'&$select=id,appId`, admin)).json['value']).toEqual([
+      { id, appId },
+    ]);
 
     const sp = await emu.graph('POST', '/servicePrincipals', admin, { appId });
     expect(sp.status, sp.text).toBe(201);
@@ -82,7 +94,15 @@ describe('applications and service principals (the setup flow)', () => {
 
     // The Azure CLI is pre-authorized: a user gets scp foundry_access in a v2 token.
     await emu.user('frank');
-    const userToken = claimsOf(await emu.accessToken({ grant_type: 'password', client_id: AZURE_CLI, username: 'frank@emulator.onmicrosoft.com', password: 'frank-password', scope: `api://${appId}/.default` }));
+    const userToken = claimsOf(
+      await emu.accessToken({
+        grant_type: 'password',
+        client_id: AZURE_CLI,
+        username: 'frank@emulator.onmicrosoft.com',
+        password: 'frank-password',
+        scope: `api://${appId}/.default`,
+      }),
+    );
     expect(userToken).toMatchObject({ aud: appId, ver: '2.0', scp: 'foundry_access' });
 
     // A client app with a secret from addPassword gets the app role once it is assigned through appRoleAssignedTo.
@@ -94,30 +114,50 @@ describe('applications and service principals (the setup flow)', () => {
     expect(pw.json['hint']).toBe(secret.slice(0, 3));
     const form = { grant_type: 'client_credentials', client_id: client.appId, client_secret: secret, scope: `api://${appId}/.default` };
     expect(claimsOf(await emu.accessToken(form))['roles']).toBeUndefined();
-    const assign = await emu.graph('POST', `/servicePrincipals/${String(sp.json['id'])}/appRoleAssignedTo`, admin, { principalId: clientSp.json['id'], resourceId: sp.json['id'], appRoleId: ROLE_ID });
+    const assign = await emu.graph('POST', `/servicePrincipals/${String(sp.json['id'])}/appRoleAssignedTo`, admin, {
+      principalId: clientSp.json['id'],
+      resourceId: sp.json['id'],
+      appRoleId: ROLE_ID,
+    });
     expect(assign.status, assign.text).toBe(201);
-    expect(assign.json).toMatchObject({ principalId: clientSp.json['id'], principalType: 'ServicePrincipal', resourceId: sp.json['id'], appRoleId: ROLE_ID, resourceDisplayName: 'foundry-local-auth' });
+    expect(assign.json).toMatchObject({
+      principalId: clientSp.json['id'],
+      principalType: 'ServicePrincipal',
+      resourceId: sp.json['id'],
+      appRoleId: ROLE_ID,
+      resourceDisplayName: 'foundry-local-auth',
+    });
     expect(claimsOf(await emu.accessToken(form))['roles']).toEqual(['FoundryInferenceAccess']);
-    const dup = await emu.graph('POST', `/servicePrincipals/${String(sp.json['id'])}/appRoleAssignedTo`, admin, { principalId: clientSp.json['id'], resourceId: sp.json['id'], appRoleId: ROLE_ID });
+    const dup = await emu.graph('POST', `/servicePrincipals/${String(sp.json['id'])}/appRoleAssignedTo`, admin, {
+      principalId: clientSp.json['id'],
+      resourceId: sp.json['id'],
+      appRoleId: ROLE_ID,
+    });
     expect(dup.status).toBe(400);
     const assignedTo = await emu.graph('GET', `/servicePrincipals/${String(sp.json['id'])}/appRoleAssignedTo`, admin);
     expect((assignedTo.json['value'] as unknown[]).length).toBe(1);
     const fromPrincipal = await emu.graph('GET', `/servicePrincipals/${String(clientSp.json['id'])}/appRoleAssignments`, admin);
     expect((fromPrincipal.json['value'] as Array<{ id: string }>)[0]?.id).toBe(assign.json['id']);
-    expect((await emu.graph('DELETE', `/servicePrincipals/${String(sp.json['id'])}/appRoleAssignedTo/${String(assign.json['id'])}`, admin)).status).toBe(204);
+    expect(
+      (await emu.graph('DELETE', `/servicePrincipals/${String(sp.json['id'])}/appRoleAssignedTo/${String(assign.json['id'])}`, admin)).status,
+    ).toBe(204);
     expect(claimsOf(await emu.accessToken(form))['roles']).toBeUndefined();
   });
 
   it('refuses to remove or change an enabled scope or app role in one PATCH (CannotDeleteOrUpdateEnabledEntitlement)', async () => {
     const { id } = await newApp('entitlements');
-    expect((await emu.graph('PATCH', `/applications/${id}`, admin, { api: { oauth2PermissionScopes: [scope()] }, appRoles: [role()] })).status).toBe(204);
+    expect((await emu.graph('PATCH', `/applications/${id}`, admin, { api: { oauth2PermissionScopes: [scope()] }, appRoles: [role()] })).status).toBe(
+      204,
+    );
     const remove = await emu.graph('PATCH', `/applications/${id}`, admin, { api: { oauth2PermissionScopes: [] } });
     expect(remove.status).toBe(400);
     expect((remove.json['error'] as { code: string; message: string }).code).toBe('CannotDeleteOrUpdateEnabledEntitlement');
     const rename = await emu.graph('PATCH', `/applications/${id}`, admin, { appRoles: [role({ value: 'Renamed' })] });
     expect((rename.json['error'] as { code: string }).code).toBe('CannotDeleteOrUpdateEnabledEntitlement');
     // Disable first, then remove: accepted.
-    expect((await emu.graph('PATCH', `/applications/${id}`, admin, { api: { oauth2PermissionScopes: [scope({ isEnabled: false })] } })).status).toBe(204);
+    expect((await emu.graph('PATCH', `/applications/${id}`, admin, { api: { oauth2PermissionScopes: [scope({ isEnabled: false })] } })).status).toBe(
+      204,
+    );
     expect((await emu.graph('PATCH', `/applications/${id}`, admin, { api: { oauth2PermissionScopes: [] } })).status).toBe(204);
     // Resending the same enabled role is not a change.
     expect((await emu.graph('PATCH', `/applications/${id}`, admin, { appRoles: [role()] })).status).toBe(204);
@@ -150,19 +190,37 @@ describe('permissions', () => {
     const seeded = await emu.admin('POST', '/applications', { displayName: 'automation', secret: 'automation-secret' });
     const appId = String((seeded.json['application'] as { appId: string }).appId);
     const spId = String((seeded.json['servicePrincipal'] as { id: string }).id);
-    const form = { grant_type: 'client_credentials', client_id: appId, client_secret: 'automation-secret', scope: 'https://graph.microsoft.com/.default' };
+    const form = {
+      grant_type: 'client_credentials',
+      client_id: appId,
+      client_secret: 'automation-secret',
+      scope: 'https://graph.microsoft.com/.default',
+    };
     const noRole = await emu.accessToken(form);
     const denied = await emu.graph('POST', '/applications', noRole, { displayName: 'x' });
     expect(denied.status).toBe(403);
-    expect(denied.json['error']).toMatchObject({ code: 'Authorization_RequestDenied', message: 'Insufficient privileges to complete the operation.' });
+    expect(denied.json['error']).toMatchObject({
+      code: 'Authorization_RequestDenied',
+      message: 'Insufficient privileges to complete the operation.',
+    });
     expect((await emu.graph('GET', '/applications', noRole)).status).toBe(403);
-    await emu.admin('POST', '/app-role-assignments', { principalId: spId, resourceAppId: GRAPH_SP_APP_ID, appRoleValue: 'Application.ReadWrite.All' });
+    await emu.admin('POST', '/app-role-assignments', {
+      principalId: spId,
+      resourceAppId: GRAPH_SP_APP_ID,
+      appRoleValue: 'Application.ReadWrite.All',
+    });
     const withRole = await emu.accessToken(form);
     expect(claimsOf(withRole)['roles']).toEqual(['Application.ReadWrite.All']);
     expect((await emu.graph('POST', '/applications', withRole, { displayName: 'by-automation' })).status).toBe(201);
     // Application.ReadWrite.All does not cover app role assignments.
-    const graphSp = (await emu.graph('GET', `/servicePrincipals?$filter=appId eq '${GRAPH_SP_APP_ID}'`, withRole)).json['value'] as Array<{ id: string }>;
-    const assign = await emu.graph('POST', `/servicePrincipals/${spId}/appRoleAssignments`, withRole, { principalId: spId, resourceId: graphSp[0]?.id, appRoleId: '06b708a9-e830-4db3-a914-8e69da51d44f' });
+    const graphSp = (await emu.graph('GET', `/servicePrincipals?$filter=appId eq '${GRAPH_SP_APP_ID}'`, withRole)).json['value'] as Array<{
+      id: string;
+    }>;
+    const assign = await emu.graph('POST', `/servicePrincipals/${spId}/appRoleAssignments`, withRole, {
+      principalId: spId,
+      resourceId: graphSp[0]?.id,
+      appRoleId: '06b708a9-e830-4db3-a914-8e69da51d44f',
+    });
     expect(assign.status).toBe(403);
 
     await emu.user('grace');
@@ -182,14 +240,22 @@ describe('directory objects', () => {
     const outer = await emu.group('ivy-outer', [inner]);
     expect((await emu.graph('GET', `/users/${ivy}`, admin)).json['userPrincipalName']).toBe('ivy@emulator.onmicrosoft.com');
     expect((await emu.graph('GET', '/users/ivy@emulator.onmicrosoft.com', admin)).json['id']).toBe(ivy);
-    expect(((await emu.graph('GET', `/users?$filter=userPrincipalName eq 'ivy@emulator.onmicrosoft.com'`, admin)).json['value'] as Array<{ id: string }>).map((u) => u.id)).toEqual([ivy]);
+    expect(
+      (
+        (await emu.graph('GET', `/users?$filter=userPrincipalName eq 'ivy@emulator.onmicrosoft.com'`, admin)).json['value'] as Array<{ id: string }>
+      ).map((u) => u.id),
+    ).toEqual([ivy]);
     expect((await emu.graph('GET', '/users/nobody@emulator.onmicrosoft.com', admin)).status).toBe(404);
-    expect(((await emu.graph('GET', `/groups?$filter=displayName eq 'ivy-outer'`, admin)).json['value'] as Array<{ id: string }>).map((g) => g.id)).toEqual([outer]);
+    expect(
+      ((await emu.graph('GET', `/groups?$filter=displayName eq 'ivy-outer'`, admin)).json['value'] as Array<{ id: string }>).map((g) => g.id),
+    ).toEqual([outer]);
     const direct = (await emu.graph('GET', `/groups/${outer}/members`, admin)).json['value'] as Array<Record<string, unknown>>;
     expect(direct.map((m) => [m['@odata.type'], m['id']])).toEqual([['#microsoft.graph.group', inner]]);
     const transitive = (await emu.graph('GET', `/groups/${outer}/transitiveMembers`, admin)).json['value'] as Array<Record<string, unknown>>;
     expect(transitive.map((m) => m['id']).sort()).toEqual([inner, ivy].sort());
-    expect(((await emu.graph('GET', `/users/${ivy}/transitiveMemberOf`, admin)).json['value'] as Array<{ id: string }>).map((g) => g.id).sort()).toEqual([inner, outer].sort());
+    expect(
+      ((await emu.graph('GET', `/users/${ivy}/transitiveMemberOf`, admin)).json['value'] as Array<{ id: string }>).map((g) => g.id).sort(),
+    ).toEqual([inner, outer].sort());
     expect((await emu.graph('GET', '/me', admin)).json['userPrincipalName']).toBe(ADMIN_UPN);
     const org = await emu.graph('GET', '/organization', admin);
     expect((org.json['value'] as Array<{ id: string }>)[0]?.id).toBe(TENANT);
@@ -199,7 +265,12 @@ describe('directory objects', () => {
     const mi = await emu.admin('POST', '/managed-identities', { name: 'inference-client' });
     const r = await emu.graph('GET', `/servicePrincipals?$filter=appId eq '${String(mi.json['clientId'])}'`, admin);
     const sp = (r.json['value'] as Array<Record<string, unknown>>)[0];
-    expect(sp).toMatchObject({ id: mi.json['principalId'], appId: mi.json['clientId'], servicePrincipalType: 'ManagedIdentity', displayName: 'inference-client' });
+    expect(sp).toMatchObject({
+      id: mi.json['principalId'],
+      appId: mi.json['clientId'],
+      servicePrincipalType: 'ManagedIdentity',
+      displayName: 'inference-client',
+    });
     expect(sp?.['alternativeNames']).toEqual(['isExplicit=True', mi.json['resourceId']]);
   });
 
@@ -215,18 +286,44 @@ describe('directory objects', () => {
 describe('admin consent (oauth2PermissionGrants)', () => {
   it('creates a grant that puts the scope in user tokens, lists it by clientId, and deletes it', async () => {
     const api = await newApp('consent-api');
-    await emu.graph('PATCH', `/applications/${api.id}`, admin, { identifierUris: [`api://${api.appId}`], api: { requestedAccessTokenVersion: 2, oauth2PermissionScopes: [scope()] } });
+    await emu.graph('PATCH', `/applications/${api.id}`, admin, {
+      identifierUris: [`api://${api.appId}`],
+      api: { requestedAccessTokenVersion: 2, oauth2PermissionScopes: [scope()] },
+    });
     const apiSp = await emu.graph('POST', '/servicePrincipals', admin, { appId: api.appId });
-    const cliSp = ((await emu.graph('GET', `/servicePrincipals?$filter=appId eq '${AZURE_CLI}'`, admin)).json['value'] as Array<{ id: string }>)[0]?.id ?? '';
+    const cliSp =
+      ((await emu.graph('GET', `/servicePrincipals?$filter=appId eq '${AZURE_CLI}'`, admin)).json['value'] as Array<{ id: string }>)[0]?.id ?? '';
     await emu.user('jack');
-    const form = { grant_type: 'password', client_id: AZURE_CLI, username: 'jack@emulator.onmicrosoft.com', password: 'jack-password', scope: `api://${api.appId}/.default` };
+    const form = {
+      grant_type: 'password',
+      client_id: AZURE_CLI,
+      username: 'jack@emulator.onmicrosoft.com',
+      password: 'jack-password',
+      scope: `api://${api.appId}/.default`,
+    };
     expect((await emu.token(form)).json['error_codes']).toEqual([65001]);
-    const grant = await emu.graph('POST', '/oauth2PermissionGrants', admin, { clientId: cliSp, consentType: 'AllPrincipals', principalId: null, resourceId: apiSp.json['id'], scope: 'foundry_access' });
+    const grant = await emu.graph('POST', '/oauth2PermissionGrants', admin, {
+      clientId: cliSp,
+      consentType: 'AllPrincipals',
+      principalId: null,
+      resourceId: apiSp.json['id'],
+      scope: 'foundry_access',
+    });
     expect(grant.status, grant.text).toBe(201);
     expect(claimsOf(await emu.accessToken(form))['scp']).toBe('foundry_access');
-    const listed = await emu.graph('GET', `/oauth2PermissionGrants?$filter=clientId eq '${cliSp}' and resourceId eq '${String(apiSp.json['id'])}'`, admin);
+    const listed = await emu.graph(
+      'GET',
+      `/oauth2PermissionGrants?$filter=clientId eq '${cliSp}' and resourceId eq '${String(apiSp.json['id'])}'`,
+      admin,
+    );
     expect((listed.json['value'] as Array<{ id: string }>).map((g) => g.id)).toEqual([grant.json['id']]);
-    const dup = await emu.graph('POST', '/oauth2PermissionGrants', admin, { clientId: cliSp, consentType: 'AllPrincipals', principalId: null, resourceId: apiSp.json['id'], scope: 'foundry_access' });
+    const dup = await emu.graph('POST', '/oauth2PermissionGrants', admin, {
+      clientId: cliSp,
+      consentType: 'AllPrincipals',
+      principalId: null,
+      resourceId: apiSp.json['id'],
+      scope: 'foundry_access',
+    });
     expect(dup.status).toBe(409);
     expect((await emu.graph('DELETE', `/oauth2PermissionGrants/${String(grant.json['id'])}`, admin)).status).toBe(204);
     expect((await emu.token(form)).json['error_codes']).toEqual([65001]);

@@ -19,7 +19,11 @@ export interface Reply {
   readonly text: string;
 }
 
-export async function call(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}, dispatcher?: Agent): Promise<Reply> {
+export async function call(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  dispatcher?: Agent,
+): Promise<Reply> {
   const res = await undiciFetch(url, { method: init.method ?? 'GET', headers: init.headers, body: init.body, dispatcher });
   const text = await res.text();
   let json: Record<string, unknown> = {};
@@ -50,12 +54,20 @@ export class TestEmulator {
   }
 
   async admin(method: string, path: string, body?: unknown): Promise<Reply> {
-    return call(`${this.http}/_emulator${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return call(`${this.http}/_emulator${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   }
 
   /** POST /{tenant}/oauth2/v2.0/token with a form body. */
   async token(form: Record<string, string>, tenant = TENANT): Promise<Reply> {
-    return call(`${this.http}/${tenant}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() });
+    return call(`${this.http}/${tenant}/oauth2/v2.0/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
   }
 
   async accessToken(form: Record<string, string>, tenant = TENANT): Promise<string> {
@@ -66,7 +78,13 @@ export class TestEmulator {
 
   /** A user's ARM token through the Azure CLI (password grant). */
   async armTokenFor(upn: string, password: string): Promise<string> {
-    return this.accessToken({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: 'https://management.azure.com//.default offline_access openid profile' });
+    return this.accessToken({
+      grant_type: 'password',
+      client_id: AZURE_CLI,
+      username: upn,
+      password,
+      scope: 'https://management.azure.com//.default offline_access openid profile',
+    });
   }
 
   async graphTokenFor(upn: string, password: string): Promise<string> {

@@ -15,7 +15,14 @@ import { roleAssignmentsFile, type ServeProcess } from '../e2e/harness.js';
 import { startForwardAuth } from './harness.js';
 
 const API_KEY = 'fndry-sk-0123456789abcdef0123456789abcdef';
-const IDENTITY = ['x-ms-client-principal-id', 'x-ms-client-principal-name', 'x-ms-client-principal-idp', 'x-ms-client-principal', 'x-foundry-auth-principal-type', 'x-foundry-auth-tenant-id'];
+const IDENTITY = [
+  'x-ms-client-principal-id',
+  'x-ms-client-principal-name',
+  'x-ms-client-principal-idp',
+  'x-ms-client-principal',
+  'x-foundry-auth-principal-type',
+  'x-foundry-auth-tenant-id',
+];
 
 let idp: TestIdp;
 let token: string;
@@ -54,11 +61,14 @@ interface Reply {
 function check(url: string, method: string, path: string, headers: Record<string, string>, localAddress?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = httpRequest({ host: u.hostname, port: u.port, method, path, headers, ...(localAddress !== undefined ? { localAddress } : {}) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = httpRequest(
+      { host: u.hostname, port: u.port, method, path, headers, ...(localAddress !== undefined ? { localAddress } : {}) },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -70,7 +80,13 @@ function codeOf(reply: Reply): string | undefined {
 
 describe('trusted proxies', () => {
   it('answers a check from outside --trusted-proxies with 403 untrusted_proxy and never evaluates it', async () => {
-    const reply = await check(nginxProfile.url, 'GET', '/auth', { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' }, '127.0.0.2');
+    const reply = await check(
+      nginxProfile.url,
+      'GET',
+      '/auth',
+      { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' },
+      '127.0.0.2',
+    );
     expect(reply.status).toBe(403);
     expect(codeOf(reply)).toBe('untrusted_proxy');
     expect(reply.headers['x-foundry-auth-error']).toBe('untrusted_proxy');
@@ -85,14 +101,24 @@ describe('trusted proxies', () => {
   });
 
   it('answers the same check from a trusted address', async () => {
-    const reply = await check(nginxProfile.url, 'GET', '/auth', { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' }, '127.0.0.1');
+    const reply = await check(
+      nginxProfile.url,
+      'GET',
+      '/auth',
+      { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' },
+      '127.0.0.1',
+    );
     expect(reply.status).toBe(200);
   });
 });
 
 describe('the answers', () => {
   it('allow: 200, empty body, every identity header, plane, action, request ID, cache lifetime, credential removal for Envoy', async () => {
-    const reply = await check(nginxProfile.url, 'GET', '/auth', { authorization: `Bearer ${token}`, 'x-original-method': 'POST', 'x-original-uri': '/v1/chat/completions?stream=true' });
+    const reply = await check(nginxProfile.url, 'GET', '/auth', {
+      authorization: `Bearer ${token}`,
+      'x-original-method': 'POST',
+      'x-original-uri': '/v1/chat/completions?stream=true',
+    });
     expect(reply.status).toBe(200);
     expect(reply.body).toBe('');
     expect(reply.headers['x-ms-client-principal-id']).toBe(ALICE);
@@ -113,7 +139,11 @@ describe('the answers', () => {
 
   it("allow: the lifetime is cut at the token's exp when that comes before the RBAC decision's end", async () => {
     const soon = await idp.mint({ claims: { exp: Math.floor(Date.now() / 1000) + 100 } });
-    const reply = await check(nginxProfile.url, 'GET', '/auth', { authorization: `Bearer ${soon}`, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' });
+    const reply = await check(nginxProfile.url, 'GET', '/auth', {
+      authorization: `Bearer ${soon}`,
+      'x-original-method': 'GET',
+      'x-original-uri': '/v1/models',
+    });
     expect(reply.status).toBe(200);
     const maxAge = Number(/^private, max-age=(\d+)$/.exec(String(reply.headers['cache-control']))?.[1]);
     expect(maxAge).toBeGreaterThanOrEqual(95);
@@ -138,7 +168,11 @@ describe('the answers', () => {
   });
 
   it('403: the deny lifetime; 401 and other refusals: no-store; every refusal names its code', async () => {
-    const denied = await check(nginxProfile.url, 'GET', '/auth', { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': '/api/v1/models' });
+    const denied = await check(nginxProfile.url, 'GET', '/auth', {
+      authorization: `Bearer ${token}`,
+      'x-original-method': 'GET',
+      'x-original-uri': '/api/v1/models',
+    });
     expect(denied.status).toBe(403);
     expect(denied.headers['x-foundry-auth-error']).toBe('insufficient_permissions');
     expect(denied.headers['cache-control']).toMatch(/^private, max-age=(30|29)$/);
@@ -151,7 +185,11 @@ describe('the answers', () => {
   });
 
   it('--forward-authorization: no x-envoy-auth-headers-to-remove', async () => {
-    const reply = await check(forwardedProfile.url, 'GET', '/', { authorization: `Bearer ${token}`, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/v1/models' });
+    const reply = await check(forwardedProfile.url, 'GET', '/', {
+      authorization: `Bearer ${token}`,
+      'x-forwarded-method': 'GET',
+      'x-forwarded-uri': '/v1/models',
+    });
     expect(reply.status).toBe(200);
     expect(reply.headers['x-envoy-auth-headers-to-remove']).toBeUndefined();
     expect(reply.headers['x-accel-expires']).toBeUndefined();
@@ -183,7 +221,9 @@ describe('the original request, per profile', () => {
   it('refuses two copies of the original URI rather than guess between them', async () => {
     const c = await RawClient.connect(Number(new URL(nginxProfile.url).port));
     try {
-      c.write(`GET /auth HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\nX-Original-URI: /healthz\r\n\r\n`);
+      c.write(
+        `GET /auth HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\nX-Original-URI: /healthz\r\n\r\n`,
+      );
       const res = await c.readResponse();
       expect(res.status).toBe(500);
       expect(res.header('x-foundry-auth-error')).toEqual(['forward_auth_misconfigured']);
@@ -193,7 +233,11 @@ describe('the original request, per profile', () => {
   });
 
   it('ignores the check method and path in the nginx profile', async () => {
-    const reply = await check(nginxProfile.url, 'DELETE', '/api/v1/everything', { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': '/v1/models' });
+    const reply = await check(nginxProfile.url, 'DELETE', '/api/v1/everything', {
+      authorization: `Bearer ${token}`,
+      'x-original-method': 'GET',
+      'x-original-uri': '/v1/models',
+    });
     expect(reply.status).toBe(200);
   });
 
@@ -201,7 +245,9 @@ describe('the original request, per profile', () => {
     const c = await RawClient.connect(Number(new URL(nginxProfile.url).port));
     try {
       // Announces a body that never comes: an answer proves it was not waited for.
-      c.write(`POST /auth HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\nContent-Length: 100000\r\n\r\n`);
+      c.write(
+        `POST /auth HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\nContent-Length: 100000\r\n\r\n`,
+      );
       const res = await c.readResponse();
       expect(res.status).toBe(200);
       await c.closed;
@@ -236,7 +282,10 @@ async function throughEnvoy(
     const value = answer.headers[name];
     if (typeof value === 'string') forwarded[name] = value;
   }
-  const toRemove = String(answer.headers['x-envoy-auth-headers-to-remove'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const toRemove = String(answer.headers['x-envoy-auth-headers-to-remove'] ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   for (const key of Object.keys(forwarded)) if (toRemove.includes(key.toLowerCase())) delete forwarded[key];
   return check(upstream.url, original.method, original.path, forwarded);
 }
@@ -268,7 +317,11 @@ describe('the envoy profile, with a check client behaving as Envoy ext_authz (HT
 
   it('passes a deny through: status, JSON body, x-foundry-auth-error; nothing forwarded', async () => {
     up.requests.length = 0;
-    const res = await throughEnvoy(envoyProfile.url, '/authz', up, { method: 'GET', path: '/api/v1/models', headers: { authorization: `Bearer ${token}` } });
+    const res = await throughEnvoy(envoyProfile.url, '/authz', up, {
+      method: 'GET',
+      path: '/api/v1/models',
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(403);
     expect((JSON.parse(res.body) as { error: { code: string } }).error.code).toBe('insufficient_permissions');
     expect(res.headers['x-foundry-auth-error']).toBe('insufficient_permissions');

@@ -5,7 +5,15 @@ import { runCli } from '../e2e/harness.js';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const CLIENT = '11111111-2222-3333-4444-555555555555';
-const BASE = { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '10.0.0.0/8', 'tenant-id': TENANT, 'client-id': CLIENT, rbac: 'static', 'role-assignments-file': '/dev/null' };
+const BASE = {
+  mode: 'forward-auth',
+  'forward-auth-profile': 'nginx',
+  'trusted-proxies': '10.0.0.0/8',
+  'tenant-id': TENANT,
+  'client-id': CLIENT,
+  rbac: 'static',
+  'role-assignments-file': '/dev/null',
+};
 
 function errorsOf(flags: Record<string, string>, env: Record<string, string> = {}): string {
   const result = loadServeConfig({ flags, env });
@@ -43,18 +51,29 @@ describe('forward-auth configuration', () => {
   });
 
   it('is proxy mode by default', () => {
-    const result = loadServeConfig({ flags: { upstream: 'http://127.0.0.1:5000', 'tenant-id': TENANT, 'client-id': CLIENT, rbac: 'static', 'role-assignments-file': '/dev/null' }, env: {} });
+    const result = loadServeConfig({
+      flags: { upstream: 'http://127.0.0.1:5000', 'tenant-id': TENANT, 'client-id': CLIENT, rbac: 'static', 'role-assignments-file': '/dev/null' },
+      env: {},
+    });
     expect(result.ok && result.config.mode).toBe('proxy');
   });
 
   it.each([
-    ['--trusted-proxies missing', { 'trusted-proxies': '' }, /--trusted-proxies \/ FOUNDRY_AUTH_TRUSTED_PROXIES: is required with --mode forward-auth/],
+    [
+      '--trusted-proxies missing',
+      { 'trusted-proxies': '' },
+      /--trusted-proxies \/ FOUNDRY_AUTH_TRUSTED_PROXIES: is required with --mode forward-auth/,
+    ],
     ['--forward-auth-profile missing', { 'forward-auth-profile': '' }, /--forward-auth-profile \/ FOUNDRY_AUTH_FORWARD_AUTH_PROFILE: is required/],
     ['an unknown profile', { 'forward-auth-profile': 'haproxy' }, /--forward-auth-profile .*must be one of envoy, nginx, forwarded/],
     ['--upstream', { upstream: 'http://127.0.0.1:5000' }, /--upstream \/ FOUNDRY_AUTH_UPSTREAM: forward-auth mode does not forward/],
     ['--control-upstream', { 'control-upstream': 'http://127.0.0.1:5000' }, /--control-upstream .*forward-auth mode does not forward/],
     ['a prefix outside the envoy profile', { 'forward-auth-path-prefix': '/authz' }, /--forward-auth-path-prefix .*envoy only/],
-    ['a prefix with a trailing slash', { 'forward-auth-profile': 'envoy', 'forward-auth-path-prefix': '/authz/' }, /--forward-auth-path-prefix .*canonical path/],
+    [
+      'a prefix with a trailing slash',
+      { 'forward-auth-profile': 'envoy', 'forward-auth-path-prefix': '/authz/' },
+      /--forward-auth-path-prefix .*canonical path/,
+    ],
     ['a bad address', { 'trusted-proxies': '10.0.0.0/8,proxy.example' }, /--trusted-proxies .*bad: "proxy.example"/],
   ])('refuses %s', (_what, override, message) => {
     // An empty value stands for "not given".
@@ -63,9 +82,16 @@ describe('forward-auth configuration', () => {
   });
 
   it('refuses forward-auth settings in proxy mode', () => {
-    expect(errorsOf({ upstream: 'http://127.0.0.1:5000', 'tenant-id': TENANT, 'client-id': CLIENT, rbac: 'static', 'role-assignments-file': '/dev/null', 'trusted-proxies': '10.0.0.1' })).toMatch(
-      /--trusted-proxies .*applies to --mode forward-auth only/,
-    );
+    expect(
+      errorsOf({
+        upstream: 'http://127.0.0.1:5000',
+        'tenant-id': TENANT,
+        'client-id': CLIENT,
+        rbac: 'static',
+        'role-assignments-file': '/dev/null',
+        'trusted-proxies': '10.0.0.1',
+      }),
+    ).toMatch(/--trusted-proxies .*applies to --mode forward-auth only/);
   });
 
   it.each([
@@ -79,7 +105,19 @@ describe('forward-auth configuration', () => {
     expect(parseTrustedProxy(entry)).toEqual(expected);
   });
 
-  it.each(['10.0.0.0/33', '::1/129', '10.0.0.0/', '10.0.0.0/8/8', '10.0.0.0/-1', '10.0.0', '256.0.0.1', 'fe80::1%eth0', 'localhost', '10.0.0.1 ', '/8'])('refuses %j', (entry) => {
+  it.each([
+    '10.0.0.0/33',
+    '::1/129',
+    '10.0.0.0/',
+    '10.0.0.0/8/8',
+    '10.0.0.0/-1',
+    '10.0.0',
+    '256.0.0.1',
+    'fe80::1%eth0',
+    'localhost',
+    '10.0.0.1 ',
+    '/8',
+  ])('refuses %j', (entry) => {
     expect(parseTrustedProxy(entry)).toBeUndefined();
   });
 
@@ -96,7 +134,21 @@ describe('forward-auth configuration', () => {
   });
 
   it('serve exits 2 naming the flag for a bad or missing --trusted-proxies, and for --upstream', async () => {
-    const base = ['serve', '--mode', 'forward-auth', '--forward-auth-profile', 'nginx', '--tenant-id', TENANT, '--client-id', CLIENT, '--rbac', 'static', '--role-assignments-file', '/dev/null'];
+    const base = [
+      'serve',
+      '--mode',
+      'forward-auth',
+      '--forward-auth-profile',
+      'nginx',
+      '--tenant-id',
+      TENANT,
+      '--client-id',
+      CLIENT,
+      '--rbac',
+      'static',
+      '--role-assignments-file',
+      '/dev/null',
+    ];
     const bad = await runCli([...base, '--trusted-proxies', '10.0.0.0/40']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--trusted-proxies \/ FOUNDRY_AUTH_TRUSTED_PROXIES: .*"10.0.0.0\/40"/);

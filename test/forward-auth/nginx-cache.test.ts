@@ -24,7 +24,10 @@ beforeAll(async () => {
   idp = await TestIdp.start();
   up = await startUpstream();
   // Clock skew 0: a token is refused the moment its exp passes, so a cached allow past exp would show.
-  const rbacFile = roleAssignmentsFile([`{ principalId: ${ALICE}, role: Cognitive Services OpenAI User }`, `{ principalId: ${BOB}, role: Cognitive Services OpenAI User }`]);
+  const rbacFile = roleAssignmentsFile([
+    `{ principalId: ${ALICE}, role: Cognitive Services OpenAI User }`,
+    `{ principalId: ${BOB}, role: Cognitive Services OpenAI User }`,
+  ]);
   fa = await startForwardAuth(idp, 'nginx', { rbacFile, flags: { 'rbac-allow-ttl': '4s', 'rbac-deny-ttl': '4s', 'clock-skew': '0s' } });
   await fa.ready();
   nginx = await startNginx({ foundryAuth: fa.url, upstream: up.url, cache: true });

@@ -25,7 +25,17 @@ const IDENTITY = [
   'x-request-id',
 ] as const;
 /** Identity headers of other gateways an upstream might trust. */
-const OTHER_IDENTITY = ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-remote-user', 'x-ms-token-aad-access-token', 'x-user', 'remote-user', 'x-webauth-user', 'x-authenticated-user'] as const;
+const OTHER_IDENTITY = [
+  'x-forwarded-user',
+  'x-forwarded-email',
+  'x-forwarded-groups',
+  'x-remote-user',
+  'x-ms-token-aad-access-token',
+  'x-user',
+  'remote-user',
+  'x-webauth-user',
+  'x-authenticated-user',
+] as const;
 
 interface Front {
   readonly name: string;
@@ -157,7 +167,9 @@ describe.each(['nginx', 'caddy'])('%s in front of foundry-auth (shipped configur
     expect(received(r, 'x-ms-client-principal-idp')).toEqual(['aad']);
     expect(received(r, 'x-foundry-auth-principal-type')).toEqual(['user']);
     expect(received(r, 'x-foundry-auth-tenant-id')).toEqual([TEST_TENANT_ID]);
-    const principal = JSON.parse(Buffer.from(received(r, 'x-ms-client-principal')[0]!, 'base64').toString()) as { claims: { typ: string; val: string }[] };
+    const principal = JSON.parse(Buffer.from(received(r, 'x-ms-client-principal')[0]!, 'base64').toString()) as {
+      claims: { typ: string; val: string }[];
+    };
     expect(principal.claims).toContainEqual({ typ: 'oid', val: ALICE });
     expect(received(r, 'x-request-id')[0]).toMatch(/^[0-9a-f-]{36}$/);
     expect(received(r, 'authorization')).toEqual([]);

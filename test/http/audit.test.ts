@@ -11,7 +11,13 @@ describe('the audit line', () => {
       route: 'POST /v1/chat/completions',
       plane: 'data',
       action: 'Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action',
-      principal: { type: 'user', oid: '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e', tid: '72f988bf-86f1-41af-91ab-2d7cd011db47', appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', name: 'alice' },
+      principal: {
+        type: 'user',
+        oid: '0b6c4d2e-8f1a-4b3c-9d5e-7f6a8b9c0d1e',
+        tid: '72f988bf-86f1-41af-91ab-2d7cd011db47',
+        appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+        name: 'alice',
+      },
       decision: 'allow',
       decisionSource: 'arm',
       authMs: 0.01234,
@@ -45,9 +51,27 @@ describe('the audit line', () => {
   });
 
   it('escapes whatever came from the request and omits what was never learned', () => {
-    const line = auditLine({ requestId: 'id', method: 'GET', startedAt: 0, path: '/a"b\\c\u2028', code: 'invalid_path', decision: 'rejected', reason: 'x"y' }, 400, 1, 0);
+    const line = auditLine(
+      { requestId: 'id', method: 'GET', startedAt: 0, path: '/a"b\\c\u2028', code: 'invalid_path', decision: 'rejected', reason: 'x"y' },
+      400,
+      1,
+      0,
+    );
     const parsed = JSON.parse(line) as Record<string, unknown>;
-    expect(parsed).toEqual({ level: 30, time: 0, msg: 'request', requestId: 'id', method: 'GET', path: '/a"b\\c\u2028', decision: 'rejected', status: 400, code: 'invalid_path', reason: 'x"y', timings: { totalMs: 1 }, cache: {} });
+    expect(parsed).toEqual({
+      level: 30,
+      time: 0,
+      msg: 'request',
+      requestId: 'id',
+      method: 'GET',
+      path: '/a"b\\c\u2028',
+      decision: 'rejected',
+      status: 400,
+      code: 'invalid_path',
+      reason: 'x"y',
+      timings: { totalMs: 1 },
+      cache: {},
+    });
   });
 
   it('names an API key principal without a tenant', () => {

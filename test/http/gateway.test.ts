@@ -24,7 +24,9 @@ class Recorder implements AuthenticationStage, Authorizer, ForwardingStage {
   authenticateRequest(raw: readonly string[]): AuthnOutcome {
     this.authn++;
     const auth = raw.find((v, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'authorization');
-    return auth === 'Bearer good' ? { ok: true, principal: ALICE, tokenCache: 'hit' } : { ok: false, rejection: rejection('missing_credentials', 'no credentials', { reason: 'missing' }) };
+    return auth === 'Bearer good'
+      ? { ok: true, principal: ALICE, tokenCache: 'hit' }
+      : { ok: false, rejection: rejection('missing_credentials', 'no credentials', { reason: 'missing' }) };
   }
   async authorize(): Promise<Decision> {
     this.authz++;
@@ -54,7 +56,9 @@ afterEach(async () => {
   }
 });
 
-async function start(opts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<{ port: number; stages: Recorder; metrics: Metrics }> {
+async function start(
+  opts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {},
+): Promise<{ port: number; stages: Recorder; metrics: Metrics }> {
   const stages = new Recorder();
   const metrics = new Metrics({ defaultMetrics: false });
   const decider = new DecisionCore({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages });
@@ -125,12 +129,20 @@ describe('a stage that throws (a bug)', () => {
     stages.failForward = 'before-head';
     const c = await RawClient.connect(port);
     c.write('GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n\r\n');
-    await until(async () => c.received, (r) => r.includes('}'), 'the error response');
+    await until(
+      async () => c.received,
+      (r) => r.includes('}'),
+      'the error response',
+    );
     expect(c.received).toMatch(/^HTTP\/1\.1 500 /);
     expect(c.received).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/i);
     expect(c.received).toContain('"code":"internal_error"');
     c.destroy();
-    const seen = await until(() => counted(metrics), (m) => m.requests.length > 0 && m.inflight === 0, 'the request to be counted');
+    const seen = await until(
+      () => counted(metrics),
+      (m) => m.requests.length > 0 && m.inflight === 0,
+      'the request to be counted',
+    );
     expect(seen.requests).toEqual(['500 internal_error']);
   });
 
@@ -142,7 +154,11 @@ describe('a stage that throws (a bug)', () => {
     await c.closed;
     // Destroyed at once: whatever of the started response had not left yet is cut, and nothing is appended.
     expect(c.received).not.toMatch(/HTTP\/1\.1 500|internal_error/);
-    const seen = await until(() => counted(metrics), (m) => m.requests.length > 0 && m.inflight === 0, 'the request to be counted');
+    const seen = await until(
+      () => counted(metrics),
+      (m) => m.requests.length > 0 && m.inflight === 0,
+      'the request to be counted',
+    );
     expect(seen.requests).toEqual(['200 ']);
   });
 });

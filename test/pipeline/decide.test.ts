@@ -36,14 +36,24 @@ class CachedTokens implements AuthenticationStage {
 function openAiUser(principal: Principal): AccessSnapshot {
   if (principal.oid !== ALICE.oid) return { assignments: [], denyAssignments: [] };
   const role = BUILT_IN_ROLES.find((r) => r.id === ROLE_IDS.openAiUser)!;
-  return { assignments: [{ roleDefinitionId: role.id, roleName: role.roleName, scope: CLUSTER, principalId: principal.oid, permissions: role.permissions }], denyAssignments: [] };
+  return {
+    assignments: [{ roleDefinitionId: role.id, roleName: role.roleName, scope: CLUSTER, principalId: principal.oid, permissions: role.permissions }],
+    denyAssignments: [],
+  };
 }
 
 function setup() {
   const clock = new ManualClock();
   const source = new CountingSource(openAiUser);
   const authn = new CachedTokens();
-  const authz = createAuthorizer({ rbac: rbacConfig({ mode: 'arm', scope: CLUSTER }), source, scope: CLUSTER, clock, log: capturingLogger().log, metrics: new Metrics({ defaultMetrics: false }) });
+  const authz = createAuthorizer({
+    rbac: rbacConfig({ mode: 'arm', scope: CLUSTER }),
+    source,
+    scope: CLUSTER,
+    clock,
+    log: capturingLogger().log,
+    metrics: new Metrics({ defaultMetrics: false }),
+  });
   const core = new DecisionCore({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn, authz });
   const decide = (method: string, target: string, authorization?: string, hasBody = false) =>
     core.decide({ method, target, rawHeaders: authorization !== undefined ? ['Host', 'x', 'Authorization', authorization] : ['Host', 'x'], hasBody });
@@ -94,20 +104,34 @@ describe('DecisionCore.decide', () => {
 
   it('an API key has no token exp and no decision expiry', () => {
     const { decide } = setup();
-    expect(decide('POST', '/v1/chat/completions', 'Bearer fndry-sk-1')).toMatchObject({ kind: 'allow', tokenExpiresAt: undefined, decision: { kind: 'allow', source: 'api-key' } });
+    expect(decide('POST', '/v1/chat/completions', 'Bearer fndry-sk-1')).toMatchObject({
+      kind: 'allow',
+      tokenExpiresAt: undefined,
+      decision: { kind: 'allow', source: 'api-key' },
+    });
   });
 
   it('public paths skip authentication, and refuse a body', () => {
     const { decide, authn } = setup();
     expect(decide('GET', '/healthz?probe=1')).toEqual({ kind: 'public', path: '/healthz', query: 'probe=1' });
-    expect(decide('HEAD', '/healthz', undefined, true)).toMatchObject({ kind: 'reject', rejection: { code: 'invalid_request', reason: 'public_body' } });
+    expect(decide('HEAD', '/healthz', undefined, true)).toMatchObject({
+      kind: 'reject',
+      rejection: { code: 'invalid_request', reason: 'public_body' },
+    });
     expect(authn.calls).toBe(0);
   });
 
   it('refuses a body on GET, HEAD and DELETE before authentication; POST bodies are fine', async () => {
     const { decide, authn } = setup();
-    for (const [method, target] of [['GET', '/v1/models'], ['HEAD', '/api/v1/models'], ['DELETE', '/api/v1/models/x']] as const) {
-      expect(decide(method, target, 'Bearer alice', true)).toMatchObject({ kind: 'reject', rejection: { code: 'invalid_request', reason: 'bodyless_method_body' } });
+    for (const [method, target] of [
+      ['GET', '/v1/models'],
+      ['HEAD', '/api/v1/models'],
+      ['DELETE', '/api/v1/models/x'],
+    ] as const) {
+      expect(decide(method, target, 'Bearer alice', true)).toMatchObject({
+        kind: 'reject',
+        rejection: { code: 'invalid_request', reason: 'bodyless_method_body' },
+      });
     }
     expect(authn.calls).toBe(0);
     expect(await decide('POST', '/v1/chat/completions', 'Bearer alice', true)).toMatchObject({ kind: 'allow' });
@@ -121,6 +145,10 @@ describe('DecisionCore.decide', () => {
     expect(decide('GET', '/nope', 'Bearer alice')).toMatchObject({ kind: 'reject', path: '/nope', rejection: { code: 'route_not_found' } });
     expect(decide('PUT', '/v1/models', 'Bearer alice')).toMatchObject({ kind: 'reject', rejection: { code: 'method_not_allowed', allow: ['GET'] } });
     expect(authn.calls).toBe(0);
-    expect(decide('GET', '/v1/models')).toMatchObject({ kind: 'reject', route: { name: 'GET /v1/models' }, rejection: { code: 'missing_credentials' } });
+    expect(decide('GET', '/v1/models')).toMatchObject({
+      kind: 'reject',
+      route: { name: 'GET /v1/models' },
+      rejection: { code: 'missing_credentials' },
+    });
   });
 });

@@ -92,7 +92,13 @@ describe('--routes-file', () => {
   });
 
   it('replaces the defaults with mode: replace', () => {
-    const file = write(JSON.stringify({ mode: 'replace', routes: [{ methods: ['POST'], path: '/score/{model}', plane: 'data', action: `${OPENAI}/deployments/completions/action` }] }), 'json');
+    const file = write(
+      JSON.stringify({
+        mode: 'replace',
+        routes: [{ methods: ['POST'], path: '/score/{model}', plane: 'data', action: `${OPENAI}/deployments/completions/action` }],
+      }),
+      'json',
+    );
     const loaded = loadRoutesFile(file);
     if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
     const t = new RouteTable(loaded.routes);

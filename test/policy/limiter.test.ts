@@ -24,14 +24,21 @@ describe('limit windows', () => {
   it('tokens per minute from charged usage; refused once spent, with Retry-After to the end of the minute', async () => {
     const { clock, limiter } = setup();
     const limits = { tokensPerMinute: 100 };
-    expect(sync(limiter.admit(ALICE, limits))).toMatchObject({ kind: 'admitted', state: { tokens: { limit: 100, remaining: 100, resetMs: 60_000 } } });
+    expect(sync(limiter.admit(ALICE, limits))).toMatchObject({
+      kind: 'admitted',
+      state: { tokens: { limit: 100, remaining: 100, resetMs: 60_000 } },
+    });
     await limiter.charge(ALICE, limits, 60);
     clock.advance(15_000);
     expect(sync(limiter.admit(ALICE, limits))).toMatchObject({ kind: 'admitted', state: { tokens: { remaining: 40, resetMs: 45_000 } } });
     // The last request of the window overshoots by its own size, and only once.
     await limiter.charge(ALICE, limits, 250);
     const refused = sync(limiter.admit(ALICE, limits));
-    expect(refused).toMatchObject({ kind: 'refused', rejection: { code: 'token_limit_exceeded', retryAfterSeconds: 45 }, state: { tokens: { remaining: 0 } } });
+    expect(refused).toMatchObject({
+      kind: 'refused',
+      rejection: { code: 'token_limit_exceeded', retryAfterSeconds: 45 },
+      state: { tokens: { remaining: 0 } },
+    });
     expect(refused.kind === 'refused' && refused.rejection.message).toMatch(/310 counted this minute/);
     // Other principals have their own windows.
     expect(sync(limiter.admit(BOB, limits)).kind).toBe('admitted');
@@ -45,7 +52,11 @@ describe('limit windows', () => {
     const limits = { requestsPerMinute: 3 };
     for (let i = 0; i < 3; i++) expect(sync(limiter.admit(ALICE, limits)).kind).toBe('admitted');
     const refused = sync(limiter.admit(ALICE, limits));
-    expect(refused).toMatchObject({ kind: 'refused', rejection: { code: 'request_limit_exceeded', retryAfterSeconds: 60 }, state: { requests: { limit: 3, remaining: 0 } } });
+    expect(refused).toMatchObject({
+      kind: 'refused',
+      rejection: { code: 'request_limit_exceeded', retryAfterSeconds: 60 },
+      state: { requests: { limit: 3, remaining: 0 } },
+    });
     clock.advance(60_000);
     expect(sync(limiter.admit(ALICE, limits))).toMatchObject({ kind: 'admitted', state: { requests: { remaining: 2 } } });
   });
@@ -69,11 +80,16 @@ describe('limit windows', () => {
     const { limiter } = setup();
     const key: Principal = { type: 'api-key', oid: 'key-3f9a1c2e', tid: '' };
     await limiter.charge(key, { requestsPerMinute: 5 }, 1_000_000);
-    expect(sync(limiter.admit(key, { requestsPerMinute: 5, tokensPerMinute: 10 }))).toMatchObject({ kind: 'admitted', state: { tokens: { remaining: 10 } } });
+    expect(sync(limiter.admit(key, { requestsPerMinute: 5, tokensPerMinute: 10 }))).toMatchObject({
+      kind: 'admitted',
+      state: { tokens: { remaining: 10 } },
+    });
   });
 
   it("OpenAI's x-ratelimit-* headers", () => {
-    expect(rateLimitHeaders({ requests: { limit: 60, remaining: 59, resetMs: 1_200 }, tokens: { limit: 20000, remaining: 19000, resetMs: 360_000 } })).toEqual([
+    expect(
+      rateLimitHeaders({ requests: { limit: 60, remaining: 59, resetMs: 1_200 }, tokens: { limit: 20000, remaining: 19000, resetMs: 360_000 } }),
+    ).toEqual([
       ['x-ratelimit-limit-requests', '60'],
       ['x-ratelimit-remaining-requests', '59'],
       ['x-ratelimit-reset-requests', '2s'],
@@ -102,11 +118,13 @@ describe('shared windows', () => {
     increment(increments: readonly WindowIncrement[]): Promise<readonly number[]> {
       if (this.hanging) return new Promise(() => undefined);
       if (this.failing) return Promise.reject(new Error('ECONNREFUSED'));
-      return Promise.resolve(increments.map(({ key, amount }) => {
-        const v = (this.counters.get(key) ?? 0) + amount;
-        this.counters.set(key, v);
-        return v;
-      }));
+      return Promise.resolve(
+        increments.map(({ key, amount }) => {
+          const v = (this.counters.get(key) ?? 0) + amount;
+          this.counters.set(key, v);
+          return v;
+        }),
+      );
     }
   }
 

@@ -34,8 +34,13 @@ beforeAll(async () => {
     policy,
     `limits:\n  - for: { default: true }\n    tokensPerMinute: 100\n  - for: { roles: [TwoAMinute] }\n    requestsPerMinute: 2\n  - for: { principals: ["${DAY_USER}"] }\n    tokensPerDay: 150\n`,
   );
-  const rbac = roleAssignmentsFile([...Array.from({ length: 10 }, (_, i) => ID(i + 1)), DAY_USER].map((oid) => `{ principalId: ${oid}, role: Cognitive Services OpenAI User }`));
-  const loaded = loadServeConfig({ flags: { ...staticServeFlags(idp, up.url, rbac), listen: '127.0.0.1:0', 'admin-listen': '127.0.0.1:0', 'policy-file': policy }, env: {} });
+  const rbac = roleAssignmentsFile(
+    [...Array.from({ length: 10 }, (_, i) => ID(i + 1)), DAY_USER].map((oid) => `{ principalId: ${oid}, role: Cognitive Services OpenAI User }`),
+  );
+  const loaded = loadServeConfig({
+    flags: { ...staticServeFlags(idp, up.url, rbac), listen: '127.0.0.1:0', 'admin-listen': '127.0.0.1:0', 'policy-file': policy },
+    env: {},
+  });
   if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
   sidecar = await startSidecar(loaded.config, { clock, log: silentLogger() });
 });
@@ -46,7 +51,13 @@ afterAll(async () => {
   await idp?.close();
 });
 
-const USAGE_60 = JSON.stringify({ id: 'c', object: 'chat.completion', model: 'phi-4-mini', choices: [], usage: { prompt_tokens: 20, completion_tokens: 40, total_tokens: 60 } });
+const USAGE_60 = JSON.stringify({
+  id: 'c',
+  object: 'chat.completion',
+  model: 'phi-4-mini',
+  choices: [],
+  usage: { prompt_tokens: 20, completion_tokens: 40, total_tokens: 60 },
+});
 
 interface Answer {
   status: number;
@@ -73,10 +84,19 @@ function errorCode(a: Answer): string | undefined {
 
 describe('limits', () => {
   it("tokens per minute from the upstream's usage; refused once spent (overshoot bounded by one request); the next minute starts over", async () => {
-    up.respond({ kind: 'fixed', status: 200, headers: { 'content-type': 'application/json', 'x-ratelimit-remaining-tokens': '999999' }, body: USAGE_60 });
+    up.respond({
+      kind: 'fixed',
+      status: 200,
+      headers: { 'content-type': 'application/json', 'x-ratelimit-remaining-tokens': '999999' },
+      body: USAGE_60,
+    });
     const first = await chat(ID(1));
     expect(first.status).toBe(200);
-    expect(first.headers).toMatchObject({ 'x-ratelimit-limit-tokens': '100', 'x-ratelimit-remaining-tokens': '100', 'x-ratelimit-reset-tokens': '1m0s' });
+    expect(first.headers).toMatchObject({
+      'x-ratelimit-limit-tokens': '100',
+      'x-ratelimit-remaining-tokens': '100',
+      'x-ratelimit-reset-tokens': '1m0s',
+    });
     clock.advance(10_000);
     const second = await chat(ID(1));
     expect(second.headers).toMatchObject({ 'x-ratelimit-remaining-tokens': '40', 'x-ratelimit-reset-tokens': '50s' });
@@ -116,7 +136,12 @@ describe('limits', () => {
     }
     const refused = await chat(DAY_USER);
     expect([refused.status, errorCode(refused)]).toEqual([429, 'token_limit_exceeded']);
-    expect(refused.headers).toMatchObject({ 'retry-after': String(7 * 60), 'x-ratelimit-limit-tokens': '150', 'x-ratelimit-remaining-tokens': '0', 'x-ratelimit-reset-tokens': '7m0s' });
+    expect(refused.headers).toMatchObject({
+      'retry-after': String(7 * 60),
+      'x-ratelimit-limit-tokens': '150',
+      'x-ratelimit-remaining-tokens': '0',
+      'x-ratelimit-reset-tokens': '7m0s',
+    });
     clock.set(Date.UTC(2026, 11, 7, 0, 0, 1));
     expect((await chat(DAY_USER)).status).toBe(200);
   });
@@ -140,7 +165,9 @@ describe('limits', () => {
   it('a stream with a usage chunk is charged what it reports; tokens and time to first token in the metrics, no principal label', async () => {
     clock.set(Date.UTC(2026, 11, 6, 14, 0, 0));
     up.respond({ kind: 'manual' });
-    const answered = chat(ID(5), { body: JSON.stringify({ model: 'phi-4-mini', stream: true, stream_options: { include_usage: true }, messages: [] }) });
+    const answered = chat(ID(5), {
+      body: JSON.stringify({ model: 'phi-4-mini', stream: true, stream_options: { include_usage: true }, messages: [] }),
+    });
     const ex = await up.nextExchange();
     ex.event(JSON.stringify({ model: 'phi-4-mini', choices: [{ index: 0, delta: { content: 'Hi' } }] }));
     ex.event(JSON.stringify({ model: 'phi-4-mini', choices: [], usage: { prompt_tokens: 7, completion_tokens: 5, total_tokens: 12 } }));
@@ -157,7 +184,12 @@ describe('limits', () => {
 
   it('an upstream error is not charged tokens', async () => {
     clock.set(Date.UTC(2026, 11, 6, 15, 0, 0));
-    up.respond({ kind: 'fixed', status: 400, headers: { 'content-type': 'application/json' }, body: '{"error":{"message":"bad","usage":{"prompt_tokens":500}}}' });
+    up.respond({
+      kind: 'fixed',
+      status: 400,
+      headers: { 'content-type': 'application/json' },
+      body: '{"error":{"message":"bad","usage":{"prompt_tokens":500}}}',
+    });
     expect((await chat(ID(6))).status).toBe(400);
     up.respond({ kind: 'fixed', status: 200, headers: { 'content-type': 'application/json' }, body: USAGE_60 });
     expect((await chat(ID(6))).headers['x-ratelimit-remaining-tokens']).toBe('100');

@@ -27,7 +27,10 @@ describe('the model of a JSON body', () => {
       kind: 'invalid',
       message: expect.stringContaining('byte order mark'),
     });
-    expect(modelOf(Buffer.from([0x7b, 0x22, 0x6d, 0xff, 0x22, 0x3a, 0x31, 0x7d]), JSON_TYPE)).toMatchObject({ kind: 'invalid', message: expect.stringContaining('UTF-8') });
+    expect(modelOf(Buffer.from([0x7b, 0x22, 0x6d, 0xff, 0x22, 0x3a, 0x31, 0x7d]), JSON_TYPE)).toMatchObject({
+      kind: 'invalid',
+      message: expect.stringContaining('UTF-8'),
+    });
     expect(json('{"model":"x"} {"model":"y"}')).toMatchObject({ kind: 'invalid' });
     expect(json('')).toMatchObject({ kind: 'invalid' });
   });
@@ -59,15 +62,35 @@ describe('the model of a multipart/form-data body', () => {
       { name: 'language', value: 'en' },
     ]);
     expect(modelOf(body, type)).toEqual({ kind: 'model', model: 'whisper-small' });
-    expect(modelOf(multipart([{ name: 'model', value: 'w' }], 'quoted b'), 'multipart/form-data; boundary="quoted b"')).toEqual({ kind: 'model', model: 'w' });
+    expect(modelOf(multipart([{ name: 'model', value: 'w' }], 'quoted b'), 'multipart/form-data; boundary="quoted b"')).toEqual({
+      kind: 'model',
+      model: 'w',
+    });
   });
 
   it('refuses two model fields, none, a missing boundary or a body cut short', () => {
-    expect(modelOf(multipart([{ name: 'model', value: 'a' }, { name: 'model', value: 'b' }]), type)).toMatchObject({ kind: 'invalid', message: expect.stringContaining('more than one') });
-    expect(modelOf(multipart([{ name: 'file', value: 'x', filename: 'a.wav' }]), type)).toMatchObject({ kind: 'invalid', message: expect.stringContaining('no "model"') });
-    expect(modelOf(multipart([{ name: 'model', value: 'a' }]), 'multipart/form-data')).toMatchObject({ kind: 'invalid', message: expect.stringContaining('boundary') });
+    expect(
+      modelOf(
+        multipart([
+          { name: 'model', value: 'a' },
+          { name: 'model', value: 'b' },
+        ]),
+        type,
+      ),
+    ).toMatchObject({ kind: 'invalid', message: expect.stringContaining('more than one') });
+    expect(modelOf(multipart([{ name: 'file', value: 'x', filename: 'a.wav' }]), type)).toMatchObject({
+      kind: 'invalid',
+      message: expect.stringContaining('no "model"'),
+    });
+    expect(modelOf(multipart([{ name: 'model', value: 'a' }]), 'multipart/form-data')).toMatchObject({
+      kind: 'invalid',
+      message: expect.stringContaining('boundary'),
+    });
     const whole = multipart([{ name: 'model', value: 'a' }]);
     expect(modelOf(whole.subarray(0, whole.length - 12), type)).toMatchObject({ kind: 'invalid' });
-    expect(modelOf(Buffer.from(`--${B}\r\nContent-Type: text/plain\r\n\r\nx\r\n--${B}--`), type)).toMatchObject({ kind: 'invalid', message: expect.stringContaining('Content-Disposition') });
+    expect(modelOf(Buffer.from(`--${B}\r\nContent-Type: text/plain\r\n\r\nx\r\n--${B}--`), type)).toMatchObject({
+      kind: 'invalid',
+      message: expect.stringContaining('Content-Disposition'),
+    });
   });
 });

@@ -107,7 +107,9 @@ describe('invalid policy files name the line', () => {
 
   it('an unknown key, a principal that is no object ID, a limit entry without a limit', () => {
     expect(errors('model:\n  - x\n')[0]).toMatch(/^p\.yaml:1: .*model/);
-    expect(errors('models:\n  - match: a\n    allow:\n      principals: [alice]\n')[0]).toMatch(/^p\.yaml:4: models\.0\.allow\.principals\.0: an object ID/);
+    expect(errors('models:\n  - match: a\n    allow:\n      principals: [alice]\n')[0]).toMatch(
+      /^p\.yaml:4: models\.0\.allow\.principals\.0: an object ID/,
+    );
     expect(errors('limits:\n  - for: { default: true }\n')[0]).toMatch(/^p\.yaml:2: limits\.0: a limit entry needs at least one/);
   });
 
@@ -141,7 +143,9 @@ describe('the policy file in force', () => {
     const failure = await pf.start().catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(PolicyFileError);
     expect((failure as PolicyFileError).problems).toEqual([expect.stringContaining(`${file}:3: limits.0.tokensPerDay`)]);
-    const missing = await new PolicyFile(join(dir, 'nope.yaml'), silentLogger(), new Metrics({ defaultMetrics: false })).start().catch((e: unknown) => e);
+    const missing = await new PolicyFile(join(dir, 'nope.yaml'), silentLogger(), new Metrics({ defaultMetrics: false }))
+      .start()
+      .catch((e: unknown) => e);
     expect((missing as PolicyFileError).problems[0]).toMatch(/cannot read .*ENOENT/);
   });
 

@@ -66,8 +66,18 @@ interface Sent {
   json: { error?: { code: string; message: string; type: string } } & Record<string, unknown>;
 }
 
-async function post(path: string, token: string, body: string | Buffer, contentType = 'application/json', extra: Record<string, string> = {}): Promise<Sent> {
-  const res = await request(`${sidecar.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType, ...extra }, body });
+async function post(
+  path: string,
+  token: string,
+  body: string | Buffer,
+  contentType = 'application/json',
+  extra: Record<string, string> = {},
+): Promise<Sent> {
+  const res = await request(`${sidecar.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': contentType, ...extra },
+    body,
+  });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, json: JSON.parse(text) as Sent['json'] };
 }
@@ -117,7 +127,10 @@ describe('model rules', () => {
 
   it('an app-only token: its roles claim allows the model', async () => {
     const app = await idp.mint({ kind: 'app' });
-    const body = multipart([{ name: 'file', value: 'RIFF....WAVE', filename: 'a.wav' }, { name: 'model', value: 'whisper-small' }]);
+    const body = multipart([
+      { name: 'file', value: 'RIFF....WAVE', filename: 'a.wav' },
+      { name: 'model', value: 'whisper-small' },
+    ]);
     const res = await post('/v1/audio/transcriptions', app, body, `multipart/form-data; boundary=${B}`);
     expect(res.status).toBe(200);
     expect(up.requests.at(-1)!.body.equals(body)).toBe(true);
@@ -129,7 +142,8 @@ describe('model rules', () => {
 const B = 'xYzZY0123';
 function multipart(parts: readonly { name: string; value: string; filename?: string }[]): Buffer {
   let text = '';
-  for (const p of parts) text += `--${B}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename ? `; filename="${p.filename}"` : ''}\r\n\r\n${p.value}\r\n`;
+  for (const p of parts)
+    text += `--${B}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename ? `; filename="${p.filename}"` : ''}\r\n\r\n${p.value}\r\n`;
   return Buffer.from(`${text}--${B}--\r\n`, 'latin1');
 }
 
@@ -149,7 +163,10 @@ describe('the model in the body', () => {
   });
 
   it('multipart: a second model field is 400', async () => {
-    const body = multipart([{ name: 'model', value: 'qwen' }, { name: 'model', value: 'phi-4' }]);
+    const body = multipart([
+      { name: 'model', value: 'qwen' },
+      { name: 'model', value: 'phi-4' },
+    ]);
     const res = await post('/v1/audio/transcriptions', await user(), body, `multipart/form-data; boundary=${B}`);
     expect(res.json.error?.code).toBe('invalid_request');
   });
@@ -158,7 +175,9 @@ describe('the model in the body', () => {
     const token = await user(['FoundryPhiUsers']);
     const c = await RawClient.connect(Number(new URL(sidecar.url).port));
     try {
-      c.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${16 * 1024 * 1024 + 1}\r\n\r\n`);
+      c.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${16 * 1024 * 1024 + 1}\r\n\r\n`,
+      );
       const res = await c.readResponse();
       expect(res.status).toBe(413);
       expect(JSON.parse(res.body.toString()).error.code).toBe('request_too_large');
@@ -169,7 +188,9 @@ describe('the model in the body', () => {
     // Chunked: no length announced, so the read stops at the limit.
     const chunked = await RawClient.connect(Number(new URL(sidecar.url).port));
     try {
-      chunked.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      chunked.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      );
       const mib = Buffer.alloc(1024 * 1024, 0x20);
       for (let i = 0; i < 16; i++) chunked.write(Buffer.concat([Buffer.from('100000\r\n'), mib, Buffer.from('\r\n')]));
       chunked.write('1\r\n \r\n');
@@ -192,7 +213,9 @@ describe('the model in the body', () => {
     const token = await user(['FoundryPhiUsers']);
     const c = await RawClient.connect(Number(new URL(sidecar.url).port));
     try {
-      c.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n`);
+      c.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n`,
+      );
       const cont = await c.readResponse();
       expect(cont.status).toBe(100);
       const part1 = '{"model":"phi-4",';
@@ -211,7 +234,10 @@ describe('the model in the body', () => {
 });
 
 describe('/v1/models', () => {
-  const list = { object: 'list', data: ['phi-4-mini', 'phi-3', 'qwen2.5-0.5b', 'llama-3-8b', 'whisper-small'].map((id) => ({ id, object: 'model', owned_by: 'x' })) };
+  const list = {
+    object: 'list',
+    data: ['phi-4-mini', 'phi-3', 'qwen2.5-0.5b', 'llama-3-8b', 'whisper-small'].map((id) => ({ id, object: 'model', owned_by: 'x' })),
+  };
 
   it('is filtered to the models the caller may use', async () => {
     up.respond({ kind: 'fixed', status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(list) });
@@ -248,13 +274,19 @@ describe('the policy file', () => {
     const metrics = await (await request(`${sidecar.adminUrl}/metrics`)).body.text();
     expect(metrics).toMatch(/foundry_auth_policy_reloads_total\{[^}]*outcome="invalid"[^}]*\} 1/);
     writePolicy(POLICY);
-    await sidecar.waitForLog((l) => l.msg === 'policy file reloaded' && l.modelRules === 4 && sidecar.logs.indexOf(l) > sidecar.logs.indexOf(warning), 3_000);
+    await sidecar.waitForLog(
+      (l) => l.msg === 'policy file reloaded' && l.modelRules === 4 && sidecar.logs.indexOf(l) > sidecar.logs.indexOf(warning),
+      3_000,
+    );
   });
 
   it('an invalid file at start-up exits 2 naming the line', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'models:\n  - match: "phi*"\n    allow: { roles: [A] }\nlimits:\n  - for: { roles: [A] }\n    tokensPerMinute: 0\n');
-    const run = await runCli(['serve', ...Object.entries({ ...staticServeFlags(idp, up.url), 'policy-file': bad }).flatMap(([k, v]) => [`--${k}`, v])]);
+    const run = await runCli([
+      'serve',
+      ...Object.entries({ ...staticServeFlags(idp, up.url), 'policy-file': bad }).flatMap(([k, v]) => [`--${k}`, v]),
+    ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`--policy-file / FOUNDRY_AUTH_POLICY_FILE: ${bad}:6: limits.0.tokensPerMinute`);
   });

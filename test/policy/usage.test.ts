@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { UsageMeter } from '../../src/policy/usage.js';
 
-const chunk = (content: string): string => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+const chunk = (content: string): string =>
+  `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
 
 function feed(meter: UsageMeter, text: string, pieceSize: number): void {
   const bytes = Buffer.from(text, 'utf8');
@@ -38,14 +39,22 @@ describe('usage from an SSE stream', () => {
   it('completions stream text; comments and event lines carry no tokens; an over-long line is skipped, not kept', () => {
     const meter = new UsageMeter(0);
     meter.onResponseHead('text/event-stream');
-    feed(meter, `: keep-alive\nevent: x\ndata: ${JSON.stringify({ choices: [{ text: 'a' }, { text: 'b' }] })}\n\ndata: ${'x'.repeat(300_000)}\n\n${chunk('c')}`, 4096);
+    feed(
+      meter,
+      `: keep-alive\nevent: x\ndata: ${JSON.stringify({ choices: [{ text: 'a' }, { text: 'b' }] })}\n\ndata: ${'x'.repeat(300_000)}\n\n${chunk('c')}`,
+      4096,
+    );
     expect(meter.finish()).toEqual({ input: 0, output: 3, estimated: true });
   });
 });
 
 describe('usage from a JSON response', () => {
   it('reads usage when the body ends; a body without usage is estimated from its size', () => {
-    const body = JSON.stringify({ id: 'x', choices: [{ message: { content: 'hi' } }], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } });
+    const body = JSON.stringify({
+      id: 'x',
+      choices: [{ message: { content: 'hi' } }],
+      usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 },
+    });
     const meter = new UsageMeter(100);
     meter.onResponseHead('application/json');
     feed(meter, body, 10);

@@ -21,7 +21,12 @@ afterEach(async () => {
 });
 
 /** Sends a request with the given body parts, writing part n+1 only after `between(n)` resolved. */
-function streamingUpload(url: string, headers: Record<string, string>, parts: Buffer[], between: (index: number) => Promise<void>): Promise<{ status: number; body: string }> {
+function streamingUpload(
+  url: string,
+  headers: Record<string, string>,
+  parts: Buffer[],
+  between: (index: number) => Promise<void>,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: 'POST', headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -72,13 +77,18 @@ describe('request forwarding', () => {
   it('streams a Content-Length upload: the upstream sees the first bytes before the client sent the rest', async () => {
     const parts = [Buffer.alloc(64 * 1024, 'a'), Buffer.alloc(64 * 1024, 'b'), Buffer.alloc(64 * 1024, 'c')];
     const total = parts.reduce((n, p) => n + p.length, 0);
-    const result = await streamingUpload(`${proxy.url}/v1/embeddings`, { 'content-type': 'application/octet-stream', 'content-length': String(total) }, parts, async (i) => {
-      const seen = up.requests[0] ?? (await up.nextRequest());
-      if (i === 0) await seen.firstBodyChunk;
-      // The upstream holds bytes of the part just written, and nothing of the next one.
-      await waitUntil(() => seen.body.length >= (i + 1) * 64 * 1024, 'upstream to receive the part');
-      expect(seen.complete).toBe(false);
-    });
+    const result = await streamingUpload(
+      `${proxy.url}/v1/embeddings`,
+      { 'content-type': 'application/octet-stream', 'content-length': String(total) },
+      parts,
+      async (i) => {
+        const seen = up.requests[0] ?? (await up.nextRequest());
+        if (i === 0) await seen.firstBodyChunk;
+        // The upstream holds bytes of the part just written, and nothing of the next one.
+        await waitUntil(() => seen.body.length >= (i + 1) * 64 * 1024, 'upstream to receive the part');
+        expect(seen.complete).toBe(false);
+      },
+    );
     expect(result.status).toBe(200);
     const seen = up.requests[0]!;
     expect(seen.body.equals(Buffer.concat(parts))).toBe(true);
@@ -88,11 +98,16 @@ describe('request forwarding', () => {
 
   it('streams a chunked upload as chunked, body intact', async () => {
     const parts = [Buffer.from('{"input":'), Buffer.from('"hello"}')];
-    const result = await streamingUpload(`${proxy.url}/v1/embeddings`, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, parts, async () => {
-      const seen = up.requests[0] ?? (await up.nextRequest());
-      await seen.firstBodyChunk;
-      expect(seen.complete).toBe(false);
-    });
+    const result = await streamingUpload(
+      `${proxy.url}/v1/embeddings`,
+      { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      parts,
+      async () => {
+        const seen = up.requests[0] ?? (await up.nextRequest());
+        await seen.firstBodyChunk;
+        expect(seen.complete).toBe(false);
+      },
+    );
     expect(result.status).toBe(200);
     const seen = up.requests[0]!;
     expect(seen.body.toString()).toBe('{"input":"hello"}');
@@ -115,7 +130,12 @@ describe('request forwarding', () => {
   });
 
   it('passes HEAD, 204 and 304 responses without a body', async () => {
-    up.respond({ kind: 'fixed', status: 200, headers: { 'content-type': 'application/json', 'content-length': '17' }, body: '{"a":"0123456789"}'.slice(0, 17) });
+    up.respond({
+      kind: 'fixed',
+      status: 200,
+      headers: { 'content-type': 'application/json', 'content-length': '17' },
+      body: '{"a":"0123456789"}'.slice(0, 17),
+    });
     const client = await RawClient.connect(proxy.port);
     client.write('HEAD /v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
     const head = await client.readResponse({ head: true });
@@ -139,7 +159,9 @@ describe('request forwarding', () => {
 
   it('answers pipelined client requests in order, each with its own upstream response', async () => {
     const client = await RawClient.connect(proxy.port);
-    client.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n');
+    client.write(
+      'GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
     const targets: string[] = [];
     for (let i = 0; i < 3; i++) targets.push((JSON.parse((await client.readResponse()).body.toString()) as { target: string; body: string }).target);
     expect(targets).toEqual(['/one', '/two', '/three']);
@@ -316,7 +338,11 @@ describe('aborts and failures', () => {
     closed.close();
     await proxy.close();
     proxy = await startHarness({ upstreamUrl: `http://127.0.0.1:${port}` });
-    const res = await request(`${proxy.url}/v1/chat/completions`, { method: 'POST', body: '{"messages":[]}', headers: { 'content-type': 'application/json' } });
+    const res = await request(`${proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: '{"messages":[]}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.statusCode).toBe(502);
     expect(res.headers['content-type']).toBe('application/json');
     const body = (await res.body.json()) as { error: { code: string; type: string; message: string } };
@@ -360,7 +386,11 @@ describe('aborts and failures', () => {
     a.destroy();
     await up.nextAbort(1_000);
     up.respond({ kind: 'echo' });
-    const b = await request(`${proxy.url}/v1/embeddings?who=b`, { method: 'POST', body: '{"model":"b"}', headers: { 'content-type': 'application/json' } });
+    const b = await request(`${proxy.url}/v1/embeddings?who=b`, {
+      method: 'POST',
+      body: '{"model":"b"}',
+      headers: { 'content-type': 'application/json' },
+    });
     const echoed = (await b.body.json()) as { method: string; target: string; body: string };
     expect(echoed).toMatchObject({ method: 'POST', target: '/v1/embeddings?who=b', body: '{"model":"b"}' });
     expect(up.requests).toHaveLength(2);

@@ -45,14 +45,16 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const server: Server = createServer({ joinDuplicateHeaders: false }, (req, res) => {
     const requestId = `req-${++counter}`;
     void (opts.beforeForward?.(req) ?? Promise.resolve())
-      .then(() => forwarder.forward({
-        req,
-        res,
-        plane: opts.plane?.(req) ?? 'data',
-        target: req.url ?? '/',
-        principal: opts.principal?.(req),
-        requestId,
-      }))
+      .then(() =>
+        forwarder.forward({
+          req,
+          res,
+          plane: opts.plane?.(req) ?? 'data',
+          target: req.url ?? '/',
+          principal: opts.principal?.(req),
+          requestId,
+        }),
+      )
       .then((result) => {
         if (result.rejection !== undefined && !res.headersSent) sendRejection(res, result.rejection, requestId, true);
         results.push(result);

@@ -26,7 +26,11 @@ let up: Upstream;
 let proxy: Harness;
 
 async function start(opts: { forwardAuthorization?: boolean; principal?: Principal } = {}): Promise<void> {
-  proxy = await startHarness({ upstreamUrl: up.url, forwardAuthorization: opts.forwardAuthorization ?? false, principal: () => opts.principal ?? ALICE });
+  proxy = await startHarness({
+    upstreamUrl: up.url,
+    forwardAuthorization: opts.forwardAuthorization ?? false,
+    principal: () => opts.principal ?? ALICE,
+  });
 }
 
 beforeEach(async () => {
@@ -169,8 +173,20 @@ describe('identity headers', () => {
     const seen = await send(spoofs);
     const names = seen.headerNames().map(normalizeHeaderName);
     // Each identity header exactly once...
-    for (const name of ['x-ms-client-principal', 'x-ms-client-principal-id', 'x-ms-client-principal-name', 'x-ms-client-principal-idp', 'x-foundry-auth-principal-type', 'x-foundry-auth-tenant-id', 'x-request-id', 'x-forwarded-proto']) {
-      expect(names.filter((n) => n === name), name).toHaveLength(1);
+    for (const name of [
+      'x-ms-client-principal',
+      'x-ms-client-principal-id',
+      'x-ms-client-principal-name',
+      'x-ms-client-principal-idp',
+      'x-foundry-auth-principal-type',
+      'x-foundry-auth-tenant-id',
+      'x-request-id',
+      'x-forwarded-proto',
+    ]) {
+      expect(
+        names.filter((n) => n === name),
+        name,
+      ).toHaveLength(1);
     }
     // ...with the sidecar's values, and no spoofed value anywhere.
     expect(seen.header('x-ms-client-principal-id')).toEqual([ALICE.oid]);
@@ -184,8 +200,22 @@ describe('identity headers', () => {
     for (const bad of ['admin', 'eyJ.fake', 'system:masters', '9999', 'attacker-chosen', 'https', '0000-000000000000', 'all']) {
       expect(values, bad).not.toContain(bad);
     }
-    for (const prefix of ['x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username', 'x-forwarded-access-token', 'x-auth-request-', 'x-remote-', 'x-ms-token-aad-', 'x-ms-client-principal-extra', 'x-foundry-auth-anything']) {
-      expect(names.filter((n) => n.startsWith(prefix)), prefix).toEqual([]);
+    for (const prefix of [
+      'x-forwarded-user',
+      'x-forwarded-email',
+      'x-forwarded-groups',
+      'x-forwarded-preferred-username',
+      'x-forwarded-access-token',
+      'x-auth-request-',
+      'x-remote-',
+      'x-ms-token-aad-',
+      'x-ms-client-principal-extra',
+      'x-foundry-auth-anything',
+    ]) {
+      expect(
+        names.filter((n) => n.startsWith(prefix)),
+        prefix,
+      ).toEqual([]);
     }
   });
 
@@ -212,7 +242,13 @@ describe('identity headers', () => {
   });
 
   it('identifies an app by its app ID and an API key by its key ID, without claims or tenant', async () => {
-    const app: Principal = { type: 'app', oid: '66666666-7777-8888-9999-000000000000', tid: ALICE.tid, appId: 'abcdefab-1234-5678-9abc-def012345678', claims: { oid: '66666666-7777-8888-9999-000000000000', tid: ALICE.tid, roles: ['FoundryInferenceAccess'], idtyp: 'app' } };
+    const app: Principal = {
+      type: 'app',
+      oid: '66666666-7777-8888-9999-000000000000',
+      tid: ALICE.tid,
+      appId: 'abcdefab-1234-5678-9abc-def012345678',
+      claims: { oid: '66666666-7777-8888-9999-000000000000', tid: ALICE.tid, roles: ['FoundryInferenceAccess'], idtyp: 'app' },
+    };
     await start({ principal: app });
     const seenApp = await send([]);
     expect(seenApp.header('x-ms-client-principal-name')).toEqual([app.appId]);
@@ -314,7 +350,8 @@ describe('response headers', () => {
     client.write('GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
     const res = await client.readResponse();
     expect(res.status).toBe(200);
-    for (const name of ['x-internal-debug', 'x-second', 'proxy-authenticate', 'proxy-connection', 'trailer']) expect(res.header(name), name).toEqual([]);
+    for (const name of ['x-internal-debug', 'x-second', 'proxy-authenticate', 'proxy-connection', 'trailer'])
+      expect(res.header(name), name).toEqual([]);
     // Node sets its own keep-alive headers for the client connection; none of the upstream's values survive.
     expect(res.header('keep-alive')).not.toContain('timeout=77');
     expect(res.header('connection').join()).not.toMatch(/x-internal-debug|x-second/i);
@@ -326,7 +363,10 @@ describe('response headers', () => {
   });
 
   it('re-frames a chunked upstream response for the client', async () => {
-    up.respond({ kind: 'raw', bytes: 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\nX-Trailer: t\r\n\r\n' });
+    up.respond({
+      kind: 'raw',
+      bytes: 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\nX-Trailer: t\r\n\r\n',
+    });
     const res = await request(`${proxy.url}/v1/models`);
     expect(await res.body.text()).toBe('abcdef');
     expect(res.trailers['x-trailer']).toBeUndefined();
@@ -344,12 +384,34 @@ describe('RequestHeaderPolicy (unit)', () => {
       requestId: 'r',
       contentLength: '5',
     });
-    expect(out).toEqual(['Accept', 'a', 'X-B', '1', 'x-b', '2', 'content-length', '5', 'x-forwarded-for', '192.0.2.1', 'x-forwarded-proto', 'http', 'x-forwarded-host', 'h', 'x-ms-client-principal-id', 'oid', 'x-request-id', 'r']);
+    expect(out).toEqual([
+      'Accept',
+      'a',
+      'X-B',
+      '1',
+      'x-b',
+      '2',
+      'content-length',
+      '5',
+      'x-forwarded-for',
+      '192.0.2.1',
+      'x-forwarded-proto',
+      'http',
+      'x-forwarded-host',
+      'h',
+      'x-ms-client-principal-id',
+      'oid',
+      'x-request-id',
+      'r',
+    ]);
   });
 
   it('response list: set-cookie arrays expanded, hop-by-hop dropped', () => {
-    expect(clientResponseHeaders({ 'set-cookie': ['a=1', 'b=2'], 'transfer-encoding': 'chunked', connection: 'x-y', 'x-y': '1', 'content-type': 't' }, 'r')).toEqual([
-      'set-cookie', 'a=1', 'set-cookie', 'b=2', 'content-type', 't', 'x-request-id', 'r',
-    ]);
+    expect(
+      clientResponseHeaders(
+        { 'set-cookie': ['a=1', 'b=2'], 'transfer-encoding': 'chunked', connection: 'x-y', 'x-y': '1', 'content-type': 't' },
+        'r',
+      ),
+    ).toEqual(['set-cookie', 'a=1', 'set-cookie', 'b=2', 'content-type', 't', 'x-request-id', 'r']);
   });
 });

@@ -47,7 +47,10 @@ describe('foundry-auth sample-backend', () => {
     const res = await request(`${url}/healthz`, { headers: { 'x-ms-client-principal-name': 'bob@contoso.example' } });
     expect(await res.body.json()).toEqual({ status: 'healthy' });
     await waitFor(() => started.stdout().includes('"path":"/healthz"'), 'the request log line');
-    const line = started.stdout().split('\n').find((l) => l.includes('"path":"/healthz"'))!;
+    const line = started
+      .stdout()
+      .split('\n')
+      .find((l) => l.includes('"path":"/healthz"'))!;
     expect(JSON.parse(line)).toMatchObject({ msg: 'request', status: 200, principalName: 'bob@contoso.example' });
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];

@@ -26,7 +26,11 @@ afterEach(async () => {
 });
 
 async function post(path: string, body: unknown): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
-  const res = await request(`${backend.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await request(`${backend.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
 
@@ -47,7 +51,13 @@ function sseData(text: string): string[] {
     });
 }
 
-const chat = { model: 'phi-4-mini', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello sidecar' }] };
+const chat = {
+  model: 'phi-4-mini',
+  messages: [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Hello sidecar' },
+  ],
+};
 
 describe('health', () => {
   it('answers /healthz and /readyz', async () => {
@@ -60,7 +70,10 @@ describe('/v1/models', () => {
   it('lists models in the OpenAI shape', async () => {
     const { status, json } = await get('/v1/models');
     expect(status).toBe(200);
-    expect(json).toMatchObject({ object: 'list', data: expect.arrayContaining([{ id: 'phi-4-mini', object: 'model', created: 1767225600, owned_by: 'foundry-local' }]) });
+    expect(json).toMatchObject({
+      object: 'list',
+      data: expect.arrayContaining([{ id: 'phi-4-mini', object: 'model', created: 1767225600, owned_by: 'foundry-local' }]),
+    });
   });
 
   it('returns one model, or a 404 in the OpenAI error shape', async () => {
@@ -77,7 +90,11 @@ describe('/v1/chat/completions', () => {
     const first = await post('/v1/chat/completions', chat);
     const second = await post('/v1/chat/completions', chat);
     expect(first.status).toBe(200);
-    const a = JSON.parse(first.text) as { object: string; choices: Array<{ message: { role: string; content: string }; finish_reason: string }>; usage: Record<string, number> };
+    const a = JSON.parse(first.text) as {
+      object: string;
+      choices: Array<{ message: { role: string; content: string }; finish_reason: string }>;
+      usage: Record<string, number>;
+    };
     const b = JSON.parse(second.text) as typeof a;
     expect(a.object).toBe('chat.completion');
     expect(a.choices[0]!.message.role).toBe('assistant');
@@ -90,7 +107,10 @@ describe('/v1/chat/completions', () => {
   });
 
   it('respects max_tokens (finish_reason length)', async () => {
-    const res = JSON.parse((await post('/v1/chat/completions', { ...chat, max_tokens: 3 })).text) as { choices: Array<{ message: { content: string }; finish_reason: string }>; usage: { completion_tokens: number } };
+    const res = JSON.parse((await post('/v1/chat/completions', { ...chat, max_tokens: 3 })).text) as {
+      choices: Array<{ message: { content: string }; finish_reason: string }>;
+      usage: { completion_tokens: number };
+    };
     expect(res.choices[0]!.message.content).toBe('You said: Hello');
     expect(res.choices[0]!.finish_reason).toBe('length');
     expect(res.usage.completion_tokens).toBe(3);
@@ -102,7 +122,15 @@ describe('/v1/chat/completions', () => {
     expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
     const events = sseData(res.text);
     expect(events.at(-1)).toBe('[DONE]');
-    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { id: string; object: string; choices: Array<{ delta: { role?: string; content?: string }; finish_reason: string | null }>; usage?: unknown });
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e) as {
+          id: string;
+          object: string;
+          choices: Array<{ delta: { role?: string; content?: string }; finish_reason: string | null }>;
+          usage?: unknown;
+        },
+    );
     expect(new Set(chunks.map((c) => c.object))).toEqual(new Set(['chat.completion.chunk']));
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
     expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
@@ -153,19 +181,29 @@ describe('/v1/chat/completions', () => {
 
 describe('/v1/completions', () => {
   it('answers JSON and SSE', async () => {
-    const json = JSON.parse((await post('/v1/completions', { model: 'qwen2.5-0.5b', prompt: 'Say hi', max_tokens: 3 })).text) as { object: string; choices: Array<{ text: string; finish_reason: string }> };
+    const json = JSON.parse((await post('/v1/completions', { model: 'qwen2.5-0.5b', prompt: 'Say hi', max_tokens: 3 })).text) as {
+      object: string;
+      choices: Array<{ text: string; finish_reason: string }>;
+    };
     expect(json.object).toBe('text_completion');
     expect(json.choices[0]).toMatchObject({ text: 'You said: Say', finish_reason: 'length' });
     const stream = sseData((await post('/v1/completions', { model: 'qwen2.5-0.5b', prompt: 'Say hi', max_tokens: 3, stream: true })).text);
     expect(stream.at(-1)).toBe('[DONE]');
-    const text = stream.slice(0, -1).map((e) => (JSON.parse(e) as { choices: Array<{ text: string }> }).choices[0]!.text).join('');
+    const text = stream
+      .slice(0, -1)
+      .map((e) => (JSON.parse(e) as { choices: Array<{ text: string }> }).choices[0]!.text)
+      .join('');
     expect(text).toBe('You said: Say');
   });
 });
 
 describe('/v1/embeddings', () => {
   it('returns deterministic unit vectors, as floats or base64', async () => {
-    const one = JSON.parse((await post('/v1/embeddings', { model: 'all-minilm-l6-v2', input: ['alpha', 'beta'] })).text) as { object: string; data: Array<{ index: number; embedding: number[] }>; usage: unknown };
+    const one = JSON.parse((await post('/v1/embeddings', { model: 'all-minilm-l6-v2', input: ['alpha', 'beta'] })).text) as {
+      object: string;
+      data: Array<{ index: number; embedding: number[] }>;
+      usage: unknown;
+    };
     const again = JSON.parse((await post('/v1/embeddings', { model: 'all-minilm-l6-v2', input: 'alpha' })).text) as typeof one;
     expect(one.object).toBe('list');
     expect(one.data.map((d) => d.index)).toEqual([0, 1]);
@@ -174,11 +212,17 @@ describe('/v1/embeddings', () => {
     expect(one.data[1]!.embedding).not.toEqual(one.data[0]!.embedding);
     const norm = Math.sqrt(one.data[0]!.embedding.reduce((n, v) => n + v * v, 0));
     expect(norm).toBeCloseTo(1, 5);
-    const b64 = JSON.parse((await post('/v1/embeddings', { model: 'all-minilm-l6-v2', input: 'alpha', encoding_format: 'base64', dimensions: 8 })).text) as { data: Array<{ embedding: string }> };
+    const b64 = JSON.parse(
+      (await post('/v1/embeddings', { model: 'all-minilm-l6-v2', input: 'alpha', encoding_format: 'base64', dimensions: 8 })).text,
+    ) as { data: Array<{ embedding: string }> };
     const bytes = Buffer.from(b64.data[0]!.embedding, 'base64');
     expect(bytes.length).toBe(32);
     expect(bytes.readFloatLE(0)).toBeCloseTo(
-      (JSON.parse((await post('/v1/embeddings', { model: 'all-minilm-l6-v2', input: 'alpha', dimensions: 8 })).text) as { data: Array<{ embedding: number[] }> }).data[0]!.embedding[0]!,
+      (
+        JSON.parse((await post('/v1/embeddings', { model: 'all-minilm-l6-v2', input: 'alpha', dimensions: 8 })).text) as {
+          data: Array<{ embedding: number[] }>;
+        }
+      ).data[0]!.embedding[0]!,
       6,
     );
   });
@@ -187,7 +231,11 @@ describe('/v1/embeddings', () => {
 describe('the official openai package against the sample backend', () => {
   it('streams a chat completion, lists models and embeds', async () => {
     const client = new OpenAI({ baseURL: `${backend.url}/v1`, apiKey: 'not-used', maxRetries: 0 });
-    const stream = await client.chat.completions.create({ model: 'phi-4-mini', messages: [{ role: 'user', content: 'Hello sidecar' }], stream: true });
+    const stream = await client.chat.completions.create({
+      model: 'phi-4-mini',
+      messages: [{ role: 'user', content: 'Hello sidecar' }],
+      stream: true,
+    });
     let text = '';
     let finish: string | null = null;
     for await (const chunk of stream) {
@@ -204,19 +252,35 @@ describe('the official openai package against the sample backend', () => {
 
   it('surfaces the OpenAI error message', async () => {
     const client = new OpenAI({ baseURL: `${backend.url}/v1`, apiKey: 'not-used', maxRetries: 0 });
-    await expect(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    await expect(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+      status: 404,
+      code: 'model_not_found',
+    });
   });
 });
 
 describe('request log', () => {
   it('logs one line per request with the identity the sidecar sent, never Authorization', async () => {
     const res = await request(`${backend.url}/v1/models`, {
-      headers: { authorization: 'Bearer eyJ.secret.token', 'x-ms-client-principal-name': 'alice@contoso.example', 'x-foundry-auth-principal-type': 'user', 'x-request-id': 'req-42' },
+      headers: {
+        authorization: 'Bearer eyJ.secret.token',
+        'x-ms-client-principal-name': 'alice@contoso.example',
+        'x-foundry-auth-principal-type': 'user',
+        'x-request-id': 'req-42',
+      },
     });
     await res.body.text();
     await waitUntil(() => logLines.length > 0);
     expect(logLines).toHaveLength(1);
-    expect(logLines[0]).toMatchObject({ msg: 'request', method: 'GET', path: '/v1/models', status: 200, principalName: 'alice@contoso.example', principalType: 'user', requestId: 'req-42' });
+    expect(logLines[0]).toMatchObject({
+      msg: 'request',
+      method: 'GET',
+      path: '/v1/models',
+      status: 200,
+      principalName: 'alice@contoso.example',
+      principalType: 'user',
+      requestId: 'req-42',
+    });
     expect(JSON.stringify(logLines)).not.toContain('secret');
   });
 
@@ -226,11 +290,16 @@ describe('request log', () => {
     backend = await startSampleBackend({
       port: 0,
       tokenRate: 200,
-      log: pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, cb) => (sink.push(JSON.parse(chunk.toString()) as Record<string, unknown>), cb()) })),
+      log: pino(
+        { level: 'info' },
+        new Writable({ write: (chunk: Buffer, _e, cb) => (sink.push(JSON.parse(chunk.toString()) as Record<string, unknown>), cb()) }),
+      ),
     });
     const client = await RawClient.connect(backend.port);
     const body = JSON.stringify({ ...chat, stream: true, max_tokens: 1000 });
-    client.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    client.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
     await waitUntil(() => (client.received.match(/data: /g) ?? []).length >= 3);
     client.destroy();
     await waitUntil(() => sink.length > 0);

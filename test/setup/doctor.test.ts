@@ -25,7 +25,10 @@ afterAll(async () => {
 });
 
 interface App {
-  api: { oauth2PermissionScopes: Array<Record<string, unknown>>; preAuthorizedApplications: Array<{ appId: string; delegatedPermissionIds: string[] }> };
+  api: {
+    oauth2PermissionScopes: Array<Record<string, unknown>>;
+    preAuthorizedApplications: Array<{ appId: string; delegatedPermissionIds: string[] }>;
+  };
   appRoles: Array<Record<string, unknown>>;
 }
 
@@ -48,7 +51,16 @@ describe('doctor after setup', () => {
   it('passes every check (one warning: the minimal role cannot read deny assignments) and exits 0', async () => {
     const out = await emu.cli(['doctor', '--client-id', clientId, '--cluster-id', CLUSTER, ...emu.flags]);
     expect(out.code, out.stdout + out.stderr).toBe(0);
-    for (const name of ['app_registration', 'identifier_uri', 'scope', 'token_version', 'app_role', 'azure_cli_preauthorized', 'service_principal', 'cluster_identity']) {
+    for (const name of [
+      'app_registration',
+      'identifier_uri',
+      'scope',
+      'token_version',
+      'app_role',
+      'azure_cli_preauthorized',
+      'service_principal',
+      'cluster_identity',
+    ]) {
       expect(out.stdout).toMatch(new RegExp(`^PASS  ${name} `, 'm'));
     }
     expect(out.stdout).toMatch(/^WARN {2}cluster_identity_role /m);
@@ -142,7 +154,9 @@ describe('what doctor shows a person', () => {
     expect(out.code).toBe(1);
     expect(out.stdout).toMatch(/^FAIL {2}token_version /m);
     expect(out.stdout).toContain('requestedAccessTokenVersion is 1: tokens are v1.0 and the sidecar rejects them');
-    expect(out.stdout).toContain(`fix: foundry-auth setup --app-name doctor-app --client-id ${clientId} --authority ${emu.endpoints.authority} --graph-endpoint ${emu.endpoints.graph} --arm-endpoint ${emu.endpoints.arm}`);
+    expect(out.stdout).toContain(
+      `fix: foundry-auth setup --app-name doctor-app --client-id ${clientId} --authority ${emu.endpoints.authority} --graph-endpoint ${emu.endpoints.graph} --arm-endpoint ${emu.endpoints.arm}`,
+    );
     expect(out.stdout).toContain('"accessTokenAcceptedVersion": 2');
     expect(out.stdout).toContain('1 check failed.');
     await runSetup({ appName: 'doctor-app', clientId }, emu.clients());
@@ -163,7 +177,16 @@ describe('what doctor shows a person', () => {
 
   it('with a signing-in identity that may not read the directory: exit 1 with the code and what to do', async () => {
     // The cluster's Arc identity through the emulator's IMDS endpoint: --credential managed-identity.
-    const out = await emu.cli(['doctor', '--client-id', clientId, '--credential', 'managed-identity', '--msi-endpoint', emu.endpoints.msiHttp, ...emu.flags]);
+    const out = await emu.cli([
+      'doctor',
+      '--client-id',
+      clientId,
+      '--credential',
+      'managed-identity',
+      '--msi-endpoint',
+      emu.endpoints.msiHttp,
+      ...emu.flags,
+    ]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain('Authorization_RequestDenied');
     expect(out.stderr).toContain('Directory.Read.All');

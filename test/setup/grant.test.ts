@@ -85,7 +85,13 @@ async function userToken(upn: string, password: string): Promise<string> {
   const res = await request(`${emu.endpoints.authorityHttp}/${TENANT}/oauth2/v2.0/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'password', client_id: AZURE_CLI, username: upn, password, scope: `api://${clientId}/foundry_access` }).toString(),
+    body: new URLSearchParams({
+      grant_type: 'password',
+      client_id: AZURE_CLI,
+      username: upn,
+      password,
+      scope: `api://${clientId}/foundry_access`,
+    }).toString(),
   });
   const json = (await res.body.json()) as Record<string, unknown>;
   if (res.statusCode !== 200) throw new Error(JSON.stringify(json));
@@ -97,12 +103,24 @@ function miToken(): Promise<string> {
   return emu.token(mi.clientId, `api://${clientId}/.default`, { listener: 'http' });
 }
 
-async function call(path: string, token: string, method: 'GET' | 'POST' = 'GET'): Promise<{ status: number; code?: string; message?: string; wwwAuthenticate?: string }> {
-  const res = await request(`${sidecar.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(method === 'POST' ? { body: '{}' } : {}) });
+async function call(
+  path: string,
+  token: string,
+  method: 'GET' | 'POST' = 'GET',
+): Promise<{ status: number; code?: string; message?: string; wwwAuthenticate?: string }> {
+  const res = await request(`${sidecar.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(method === 'POST' ? { body: '{}' } : {}),
+  });
   const text = await res.body.text();
   const body = res.statusCode >= 400 ? (JSON.parse(text) as { error: { code: string; message: string } }) : undefined;
   const www = res.headers['www-authenticate'];
-  return { status: res.statusCode, ...(body ? { code: body.error.code, message: body.error.message } : {}), ...(typeof www === 'string' ? { wwwAuthenticate: www } : {}) };
+  return {
+    status: res.statusCode,
+    ...(body ? { code: body.error.code, message: body.error.message } : {}),
+    ...(typeof www === 'string' ? { wwwAuthenticate: www } : {}),
+  };
 }
 
 function grantCli(args: string[]): ReturnType<SetupEmulator['cli']> {
@@ -151,7 +169,7 @@ describe('grant --access admin to a group (by object ID)', () => {
 });
 
 describe('grant --access inference to a managed identity (by client ID)', () => {
-  it('assigns the RBAC role and the app role; the identity\'s new token carries FoundryInferenceAccess and passes', async () => {
+  it("assigns the RBAC role and the app role; the identity's new token carries FoundryInferenceAccess and passes", async () => {
     const before = await miToken();
     expect(await call('/v1/models', before)).toMatchObject({ status: 401, code: 'invalid_token' });
 
@@ -160,7 +178,12 @@ describe('grant --access inference to a managed identity (by client ID)', () => 
       ['role_assignment', 'created'],
       ['app_role_assignment', 'created'],
     ]);
-    expect(doc['principal']).toMatchObject({ kind: 'servicePrincipal', id: mi.principalId, servicePrincipalType: 'ManagedIdentity', principalType: 'ServicePrincipal' });
+    expect(doc['principal']).toMatchObject({
+      kind: 'servicePrincipal',
+      id: mi.principalId,
+      servicePrincipalType: 'ManagedIdentity',
+      principalType: 'ServicePrincipal',
+    });
     const token = await miToken();
     expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())['roles']).toEqual(['FoundryInferenceAccess']);
     expect((await call('/v1/models', token)).status).toBe(200);
@@ -191,7 +214,11 @@ describe('--revoke', () => {
     clock.advance(ALLOW_TTL_MS + 1000);
     expect(await call('/v1/models', old)).toMatchObject({ status: 403, code: 'insufficient_permissions' });
     const fresh = await miToken();
-    expect(await call('/v1/models', fresh)).toMatchObject({ status: 401, code: 'invalid_token', message: expect.stringContaining('FoundryInferenceAccess') });
+    expect(await call('/v1/models', fresh)).toMatchObject({
+      status: 401,
+      code: 'invalid_token',
+      message: expect.stringContaining('FoundryInferenceAccess'),
+    });
   });
 
   it('a group keeps admin while an inference revoke for it changes nothing; --dry-run revokes nothing', async () => {
@@ -222,7 +249,19 @@ describe('the token version (step 3) as the sidecar sees it', () => {
 describe('doctor --endpoint: a live call explained', () => {
   it('a user without a role gets 403; doctor prints the grant that fixes it, and after running it the call passes', async () => {
     const token = await userToken('carol@emulator.onmicrosoft.com', 'carol-password');
-    const out = await emu.cli(['doctor', '--client-id', clientId, '--cluster-id', CLUSTER, '--endpoint', sidecar.url, '--token', token, '--json', ...emu.flags]);
+    const out = await emu.cli([
+      'doctor',
+      '--client-id',
+      clientId,
+      '--cluster-id',
+      CLUSTER,
+      '--endpoint',
+      sidecar.url,
+      '--token',
+      token,
+      '--json',
+      ...emu.flags,
+    ]);
     expect(out.code).toBe(1);
     const endpoint = (jsonOut(out)['checks'] as Array<Record<string, unknown>>).find((c) => c['name'] === 'endpoint')!;
     expect(endpoint).toMatchObject({ status: 'fail', detail: expect.stringContaining('403 insufficient_permissions') });
@@ -233,7 +272,10 @@ describe('doctor --endpoint: a live call explained', () => {
     const fix = await emu.cli(argv.slice(1));
     expect(fix.code, fix.stderr).toBe(0);
     clock.advance(DENY_TTL_MS + 1000);
-    const after = await runDoctor({ clientId, clusterId: CLUSTER, endpoint: sidecar.url, token, authority: emu.endpoints.authorityHttp }, emu.clients());
+    const after = await runDoctor(
+      { clientId, clusterId: CLUSTER, endpoint: sidecar.url, token, authority: emu.endpoints.authorityHttp },
+      emu.clients(),
+    );
     expect(after.checks.find((c) => c.name === 'endpoint')).toMatchObject({ status: 'pass' });
     expect(after.checks.find((c) => c.name === 'token')).toMatchObject({ status: 'pass' });
     expect(after.ok).toBe(true);

@@ -101,7 +101,14 @@ export class SetupEmulator {
         if (r.status !== 200) throw new Error(r.text);
         return { token: String(r.json['access_token']), expiresOnMs: Number(r.json['expires_on']) * 1000 };
       });
-    return createSetupClients({ graphEndpoint: e.graph, armEndpoint: e.arm, graphTokens: tokens(e.graph), armTokens: tokens(e.arm), dispatcher: this.agent, timeoutMs: 10_000 });
+    return createSetupClients({
+      graphEndpoint: e.graph,
+      armEndpoint: e.arm,
+      graphTokens: tokens(e.graph),
+      armTokens: tokens(e.arm),
+      dispatcher: this.agent,
+      timeoutMs: 10_000,
+    });
   }
 
   /** Graph as the admin, raw (to break settings the way a person in the portal would). */

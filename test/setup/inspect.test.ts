@@ -43,7 +43,8 @@ async function otherApi(name: string, version: 2 | null): Promise<void> {
   });
 }
 
-const mint = (principal: string, scope: string, client?: string): Promise<string> => emu.token(principal, scope, { listener: 'http', ...(client !== undefined ? { client } : {}) });
+const mint = (principal: string, scope: string, client?: string): Promise<string> =>
+  emu.token(principal, scope, { listener: 'http', ...(client !== undefined ? { client } : {}) });
 
 beforeAll(async () => {
   emu = await startSetupEmulator();
@@ -72,7 +73,19 @@ beforeAll(async () => {
   const app = await emu.application(clientId);
   const scopes = (app['api'] as { oauth2PermissionScopes: unknown[] }).oauth2PermissionScopes;
   const patched = await emu.graph('PATCH', `/applications/${String(app['id'])}`, {
-    api: { oauth2PermissionScopes: [...scopes, { id: '5c09e000-0000-4000-8000-000000000003', value: 'other_scope', type: 'User', isEnabled: true, adminConsentDisplayName: 'other', adminConsentDescription: 'other' }] },
+    api: {
+      oauth2PermissionScopes: [
+        ...scopes,
+        {
+          id: '5c09e000-0000-4000-8000-000000000003',
+          value: 'other_scope',
+          type: 'User',
+          isEnabled: true,
+          adminConsentDisplayName: 'other',
+          adminConsentDescription: 'other',
+        },
+      ],
+    },
   });
   expect(patched.status).toBe(204);
   const client = await seed('/applications', { displayName: 'some-client', isFallbackPublicClient: true });
@@ -86,7 +99,19 @@ beforeAll(async () => {
   up = await startUpstream();
   const e = emu.endpoints;
   const loaded = loadServeConfig({
-    flags: { upstream: up.url, listen: '127.0.0.1:0', 'admin-listen': '127.0.0.1:0', 'tenant-id': TENANT, 'client-id': clientId, authority: e.authorityHttp, 'rbac-scope': CLUSTER, 'arm-endpoint': e.armHttp, identity: 'msi-adapter', 'msi-endpoint': e.msiHttp, 'log-level': 'silent' },
+    flags: {
+      upstream: up.url,
+      listen: '127.0.0.1:0',
+      'admin-listen': '127.0.0.1:0',
+      'tenant-id': TENANT,
+      'client-id': clientId,
+      authority: e.authorityHttp,
+      'rbac-scope': CLUSTER,
+      'arm-endpoint': e.armHttp,
+      identity: 'msi-adapter',
+      'msi-endpoint': e.msiHttp,
+      'log-level': 'silent',
+    },
     env: {},
   });
   if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
@@ -156,7 +181,9 @@ describe('foundry-auth token inspect', () => {
     expect(out.stdout).toMatch(/^ {2}FAIL {4} version /m);
     expect(out.stdout).toContain('Verdict: the sidecar would answer 401 invalid_token');
     expect(out.stdout).toContain('accessTokenAcceptedVersion');
-    expect(out.stdout).toContain(`fix: the API app issues v1.0 tokens: set api.requestedAccessTokenVersion (accessTokenAcceptedVersion) to 2 with foundry-auth setup --client-id ${clientId}`);
+    expect(out.stdout).toContain(
+      `fix: the API app issues v1.0 tokens: set api.requestedAccessTokenVersion (accessTokenAcceptedVersion) to 2 with foundry-auth setup --client-id ${clientId}`,
+    );
     expect(out.stdout + out.stderr).not.toContain(token.split('.')[2]);
   });
 
@@ -168,7 +195,9 @@ describe('foundry-auth token inspect', () => {
     const doc = jsonOut(out);
     expect(doc['kind']).toBe('app');
     expect(doc['verdict']).toMatchObject({ status: 401, code: 'invalid_token', reason: 'missing_app_role' });
-    expect(doc['fix']).toContain(`foundry-auth grant --client-id ${clientId} --cluster-id <cluster resource ID> --assignee ${azp} --access inference`);
+    expect(doc['fix']).toContain(
+      `foundry-auth grant --client-id ${clientId} --cluster-id <cluster resource ID> --assignee ${azp} --access inference`,
+    );
   });
 
   it('a good token without --tenant-id/--client-id: both taken from the token and said so; signature verified; exit 0', async () => {
@@ -187,7 +216,15 @@ describe('foundry-auth token inspect', () => {
   });
 
   it('--offline: every claim check passes but the signature is not checked, so exit 1', async () => {
-    const out = await inspectCli(tokens['good']!, ['--tenant-id', TENANT, '--client-id', clientId, '--authority', emu.endpoints.authorityHttp, '--offline']);
+    const out = await inspectCli(tokens['good']!, [
+      '--tenant-id',
+      TENANT,
+      '--client-id',
+      clientId,
+      '--authority',
+      emu.endpoints.authorityHttp,
+      '--offline',
+    ]);
     expect(out.code).toBe(1);
     expect(out.stdout).toContain('Verdict: every claim check passes, but the signature was not checked');
     expect(out.stdout).toMatch(/SKIP {4} signature/);
@@ -200,7 +237,10 @@ describe('foundry-auth token inspect', () => {
     try {
       const report = await inspectForUser(tokens['expired']!, { tenantId: TENANT, clientId, authority });
       expect(report.verdict).toMatchObject({ status: 401, reason: 'expired' });
-      expect(report.notes.some((n) => n.includes(`could not be fetched from ${authority}`)), report.notes.join('; ')).toBe(true);
+      expect(
+        report.notes.some((n) => n.includes(`could not be fetched from ${authority}`)),
+        report.notes.join('; '),
+      ).toBe(true);
     } finally {
       await emu.admin('DELETE', '/faults');
     }

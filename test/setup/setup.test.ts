@@ -58,16 +58,32 @@ describe('setup on an empty tenant', () => {
     // What Graph and ARM now hold, read back independently.
     const app = await emu.application(clientId);
     expect(app['identifierUris']).toEqual([`api://${clientId}`]);
-    const api = app['api'] as { requestedAccessTokenVersion: number; oauth2PermissionScopes: Array<Record<string, unknown>>; preAuthorizedApplications: Array<{ appId: string; delegatedPermissionIds: string[] }> };
+    const api = app['api'] as {
+      requestedAccessTokenVersion: number;
+      oauth2PermissionScopes: Array<Record<string, unknown>>;
+      preAuthorizedApplications: Array<{ appId: string; delegatedPermissionIds: string[] }>;
+    };
     expect(api.requestedAccessTokenVersion).toBe(2);
     expect(api.oauth2PermissionScopes).toEqual([
-      expect.objectContaining({ value: 'foundry_access', type: 'Admin', isEnabled: true, adminConsentDisplayName: 'Access Foundry Local', adminConsentDescription: 'Allows the app to access Foundry Local inference endpoints' }),
+      expect.objectContaining({
+        value: 'foundry_access',
+        type: 'Admin',
+        isEnabled: true,
+        adminConsentDisplayName: 'Access Foundry Local',
+        adminConsentDescription: 'Allows the app to access Foundry Local inference endpoints',
+      }),
     ]);
     expect(api.preAuthorizedApplications).toEqual([{ appId: AZURE_CLI, delegatedPermissionIds: [api.oauth2PermissionScopes[0]!['id']] }]);
-    expect(app['appRoles']).toEqual([expect.objectContaining({ value: 'FoundryInferenceAccess', allowedMemberTypes: ['Application'], isEnabled: true })]);
+    expect(app['appRoles']).toEqual([
+      expect.objectContaining({ value: 'FoundryInferenceAccess', allowedMemberTypes: ['Application'], isEnabled: true }),
+    ]);
     expect((await emu.graph('GET', `/servicePrincipals?$filter=appId eq '${clientId}'`)).json['value']).toHaveLength(1);
-    const assignments = (await emu.arm('GET', `${CLUSTER}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '${CLUSTER_PRINCIPAL}'`)).json['value'] as Array<{ properties: Record<string, string> }>;
-    expect(assignments.map((a) => [a.properties['roleDefinitionId']?.split('/').pop(), a.properties['scope'], a.properties['principalType']])).toEqual([['5e0bd9bd-7b93-4f28-af87-19fc36ad61bd', CLUSTER, 'ServicePrincipal']]);
+    const assignments = (
+      await emu.arm('GET', `${CLUSTER}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '${CLUSTER_PRINCIPAL}'`)
+    ).json['value'] as Array<{ properties: Record<string, string> }>;
+    expect(
+      assignments.map((a) => [a.properties['roleDefinitionId']?.split('/').pop(), a.properties['scope'], a.properties['principalType']]),
+    ).toEqual([['5e0bd9bd-7b93-4f28-af87-19fc36ad61bd', CLUSTER, 'ServicePrincipal']]);
   });
 
   it('a second run reports every step unchanged and writes nothing to Graph or ARM', async () => {
@@ -83,7 +99,13 @@ describe('setup on an empty tenant', () => {
     expect(counters.families['graph']).toMatchObject({ writes: 0 });
     expect(counters.families['graph']!.reads).toBeGreaterThan(0);
     expect(counters.families['arm']).toMatchObject({ writes: 0 });
-    expect((doc['serve'] as { config: Record<string, string> }).config).toEqual({ tenantId: TENANT, clientId, rbacScope: CLUSTER, authority: emu.endpoints.authority, armEndpoint: emu.endpoints.arm });
+    expect((doc['serve'] as { config: Record<string, string> }).config).toEqual({
+      tenantId: TENANT,
+      clientId,
+      rbacScope: CLUSTER,
+      authority: emu.endpoints.authority,
+      armEndpoint: emu.endpoints.arm,
+    });
   });
 
   it('the printed --config file starts a valid serve configuration', async () => {
@@ -91,7 +113,12 @@ describe('setup on an empty tenant', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fa-setup-config-'));
     writeFileSync(join(dir, 'foundry-auth.yaml'), (doc['serve'] as { configYaml: string }).configYaml + `rbacScope: ${CLUSTER}\n`);
     const loaded = loadServeConfig({ flags: { config: join(dir, 'foundry-auth.yaml'), upstream: 'http://127.0.0.1:5000' }, env: {} });
-    expect(loaded.ok && loaded.config.entra).toMatchObject({ tenantId: TENANT, clientId, authority: emu.endpoints.authority, audiences: [clientId, `api://${clientId}`] });
+    expect(loaded.ok && loaded.config.entra).toMatchObject({
+      tenantId: TENANT,
+      clientId,
+      authority: emu.endpoints.authority,
+      audiences: [clientId, `api://${clientId}`],
+    });
     expect(loaded.ok && loaded.config.rbac).toMatchObject({ scope: CLUSTER, armEndpoint: emu.endpoints.arm });
   });
 });
@@ -101,7 +128,14 @@ describe('--dry-run', () => {
     await emu.resetCounters();
     const out = await emu.cli(['setup', '--app-name', 'not-yet', '--cluster-id', CLUSTER, '--dry-run', ...emu.flags]);
     expect(out.code, out.stderr).toBe(0);
-    for (const text of ['[1] app registration not-yet', '[1] service principal', '[2] identifier URI', '[2] scope foundry_access', '[4] app role', '[5] Azure CLI pre-authorized']) {
+    for (const text of [
+      '[1] app registration not-yet',
+      '[1] service principal',
+      '[2] identifier URI',
+      '[2] scope foundry_access',
+      '[4] app role',
+      '[5] Azure CLI pre-authorized',
+    ]) {
       expect(out.stdout.split('\n').find((l) => l.includes(text))).toMatch(/^would create /);
     }
     expect(out.stdout.split('\n').find((l) => l.includes('[3] access token version'))).toMatch(/^would update /);
@@ -132,7 +166,13 @@ describe('merge, never clobber', () => {
     const before = await emu.application(appId);
     const scopes = (before['api'] as { oauth2PermissionScopes: Array<{ id: string; value: string }> }).oauth2PermissionScopes;
     const other = scopes.find((s) => s.value === 'user_impersonation')!;
-    expect((await emu.graph('PATCH', `/applications/${String(before['id'])}`, { api: { preAuthorizedApplications: [{ appId: otherClient, delegatedPermissionIds: [other.id] }] } })).status).toBe(204);
+    expect(
+      (
+        await emu.graph('PATCH', `/applications/${String(before['id'])}`, {
+          api: { preAuthorizedApplications: [{ appId: otherClient, delegatedPermissionIds: [other.id] }] },
+        })
+      ).status,
+    ).toBe(204);
 
     const result = await runSetup({ appName: 'ignored when pinned', clientId: appId }, emu.clients());
     expect(result.steps.map((s) => [s.step, s.outcome, s.detail ?? ''])).toEqual([
@@ -146,10 +186,22 @@ describe('merge, never clobber', () => {
     ]);
     const after = await emu.application(appId);
     expect(after['identifierUris']).toEqual(['api://brownfield-legacy', `api://${appId}`]);
-    const api = after['api'] as { oauth2PermissionScopes: Array<Record<string, unknown>>; preAuthorizedApplications: Array<{ appId: string; delegatedPermissionIds: string[] }> };
+    const api = after['api'] as {
+      oauth2PermissionScopes: Array<Record<string, unknown>>;
+      preAuthorizedApplications: Array<{ appId: string; delegatedPermissionIds: string[] }>;
+    };
     const foundry = api.oauth2PermissionScopes.find((s) => s['value'] === 'foundry_access')!;
-    expect(foundry).toMatchObject({ type: 'Admin', isEnabled: true, adminConsentDisplayName: 'Their wording', adminConsentDescription: 'Their description' });
-    expect(api.oauth2PermissionScopes.find((s) => s['value'] === 'user_impersonation')).toMatchObject({ id: other.id, type: 'User', isEnabled: true });
+    expect(foundry).toMatchObject({
+      type: 'Admin',
+      isEnabled: true,
+      adminConsentDisplayName: 'Their wording',
+      adminConsentDescription: 'Their description',
+    });
+    expect(api.oauth2PermissionScopes.find((s) => s['value'] === 'user_impersonation')).toMatchObject({
+      id: other.id,
+      type: 'User',
+      isEnabled: true,
+    });
     expect(api.preAuthorizedApplications).toEqual([
       { appId: otherClient, delegatedPermissionIds: [other.id] },
       { appId: AZURE_CLI, delegatedPermissionIds: [foundry['id']] },
@@ -169,7 +221,9 @@ describe('merge, never clobber', () => {
     const result = await runSetup({ appName: 'role-fix' }, emu.clients());
     expect(result.steps.find((s) => s.step === 'app_role')).toMatchObject({ outcome: 'updated', detail: 'allowed member types + Application' });
     const roles = (await emu.application(appId))['appRoles'] as Array<Record<string, unknown>>;
-    expect(roles).toEqual([expect.objectContaining({ value: 'FoundryInferenceAccess', allowedMemberTypes: ['User', 'Application'], isEnabled: true })]);
+    expect(roles).toEqual([
+      expect.objectContaining({ value: 'FoundryInferenceAccess', allowedMemberTypes: ['User', 'Application'], isEnabled: true }),
+    ]);
   });
 
   it('waits for Entra to replicate a new app before creating its service principal', async () => {
@@ -179,14 +233,26 @@ describe('merge, never clobber', () => {
       pathContains: '/servicePrincipals',
       count: 2,
       status: 400,
-      body: { error: { code: 'Request_BadRequest', message: "The appId '00000000-0000-0000-0000-000000000000' of the service principal does not reference a valid application object." } },
+      body: {
+        error: {
+          code: 'Request_BadRequest',
+          message: "The appId '00000000-0000-0000-0000-000000000000' of the service principal does not reference a valid application object.",
+        },
+      },
     });
     expect(fault.status).toBe(201);
     const result = await runSetup({ appName: 'fresh-app', replicationRetryDelaysMs: [5, 5, 5] }, emu.clients());
     expect(result.steps.find((s) => s.step === 'service_principal')).toMatchObject({ outcome: 'created' });
     expect((await emu.admin('GET', '/faults')).json['value']).toEqual([]);
 
-    await emu.admin('POST', '/faults', { family: 'graph', method: 'POST', pathContains: '/servicePrincipals', status: 400, count: 5, body: { error: { code: 'Request_BadRequest', message: 'does not reference a valid application object' } } });
+    await emu.admin('POST', '/faults', {
+      family: 'graph',
+      method: 'POST',
+      pathContains: '/servicePrincipals',
+      status: 400,
+      count: 5,
+      body: { error: { code: 'Request_BadRequest', message: 'does not reference a valid application object' } },
+    });
     const err = await runSetup({ appName: 'never-replicated', replicationRetryDelaysMs: [5, 5] }, emu.clients()).catch((e: unknown) => e);
     expect(err).toMatchObject({ api: 'graph', status: 400 });
     await emu.admin('DELETE', '/faults');
@@ -210,7 +276,15 @@ describe('--credential environment (a pipeline with a client secret)', () => {
     const appId = String((deployer.json['application'] as Record<string, unknown>)['appId']);
     const spId = String((deployer.json['servicePrincipal'] as Record<string, unknown>)['id']);
     for (const role of ['Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All']) {
-      expect((await emu.admin('POST', '/app-role-assignments', { principalId: spId, resourceAppId: '00000003-0000-0000-c000-000000000000', appRoleValue: role })).status).toBe(201);
+      expect(
+        (
+          await emu.admin('POST', '/app-role-assignments', {
+            principalId: spId,
+            resourceAppId: '00000003-0000-0000-c000-000000000000',
+            appRoleValue: role,
+          })
+        ).status,
+      ).toBe(201);
     }
     await emu.admin('POST', '/role-assignments', { scope: `/subscriptions/${SUB}`, roleName: 'Owner', principalId: spId });
     const out = await emu.cli(['setup', '--app-name', 'ci-app', '--cluster-id', CLUSTER, '--credential', 'environment', '--json', ...emu.flags], {
@@ -237,10 +311,17 @@ describe('failures a user can act on', () => {
   });
 
   it('an app administrator without an Azure role to assign roles: ARM AuthorizationFailed and the roles that may assign', async () => {
-    const user = await emu.admin('POST', '/users', { userPrincipalName: 'appadmin@emulator.onmicrosoft.com', password: 'x-password', directoryRoles: ['Application Administrator'] });
+    const user = await emu.admin('POST', '/users', {
+      userPrincipalName: 'appadmin@emulator.onmicrosoft.com',
+      password: 'x-password',
+      directoryRoles: ['Application Administrator'],
+    });
     await emu.admin('POST', '/role-assignments', { scope: `/subscriptions/${SUB}`, roleName: 'Reader', principalId: String(user.json['id']) });
     expect((await emu.admin('POST', '/clusters', { name: 'second-cluster' })).status).toBe(201);
-    const out = await emu.cli(['setup', '--app-name', 'appadmin-app', '--cluster-id', CLUSTER.replace('arc-cluster', 'second-cluster'), ...emu.flags], { FAKE_AZ_PRINCIPAL: 'appadmin@emulator.onmicrosoft.com' });
+    const out = await emu.cli(
+      ['setup', '--app-name', 'appadmin-app', '--cluster-id', CLUSTER.replace('arc-cluster', 'second-cluster'), ...emu.flags],
+      { FAKE_AZ_PRINCIPAL: 'appadmin@emulator.onmicrosoft.com' },
+    );
     expect(out.code).toBe(1);
     expect(out.stdout).toMatch(/^created +\[5\] Azure CLI pre-authorized/m);
     expect(out.stderr).toContain('AuthorizationFailed');

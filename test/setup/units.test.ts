@@ -11,7 +11,9 @@ describe('flags', () => {
   it('endpoints: https, http only on loopback, no credentials or query; named in the error', () => {
     expect(commonSettings({ graphEndpoint: 'https://graph.microsoft.us/' }).graphEndpoint).toBe('https://graph.microsoft.us');
     expect(commonSettings({ armEndpoint: 'http://127.0.0.1:8444/arm' }).armEndpoint).toBe('http://127.0.0.1:8444/arm');
-    expect(() => commonSettings({ graphEndpoint: 'http://graph.example.com' })).toThrow(/--graph-endpoint: http:\/\/ is allowed only for loopback hosts/);
+    expect(() => commonSettings({ graphEndpoint: 'http://graph.example.com' })).toThrow(
+      /--graph-endpoint: http:\/\/ is allowed only for loopback hosts/,
+    );
     expect(() => commonSettings({ authority: 'https://user:pw@login.example.com' })).toThrow(/--authority must not contain credentials/);
     expect(() => commonSettings({ armEndpoint: 'https://management.azure.com/?x=1' })).toThrow(/--arm-endpoint must not contain a query/);
     expect(() => commonSettings({ tenantId: 'contoso.com' })).toThrow(UsageError);
@@ -19,14 +21,30 @@ describe('flags', () => {
 
   it('--cluster-id must be a connected cluster resource ID', () => {
     expect(clusterFlag(`${CLUSTER}/`)).toBe(CLUSTER);
-    expect(() => clusterFlag('/subscriptions/c0ffee00-0000-4000-8000-000000000002/resourceGroups/rg')).toThrow(/--cluster-id must be the ARM resource ID of an Arc connected cluster/);
+    expect(() => clusterFlag('/subscriptions/c0ffee00-0000-4000-8000-000000000002/resourceGroups/rg')).toThrow(
+      /--cluster-id must be the ARM resource ID of an Arc connected cluster/,
+    );
     expect(() => clusterFlag(`${CLUSTER}/../../x`)).toThrow(UsageError);
   });
 
   it('printed commands carry only the non-default common flags, quoted for a POSIX shell', () => {
-    const settings = commonSettings({ tenantId: 'C0FFEE00-0000-4000-8000-000000000001', graphEndpoint: 'https://graph.microsoft.com', armEndpoint: 'https://management.usgovcloudapi.net', credential: 'environment' });
-    expect(commonArgs(settings)).toEqual(['--tenant-id', 'c0ffee00-0000-4000-8000-000000000001', '--arm-endpoint', 'https://management.usgovcloudapi.net', '--credential', 'environment']);
-    expect(shellLine(['foundry-auth', 'setup', '--app-name', "Bob's app", '--x', 'a b'])).toBe(`foundry-auth setup --app-name 'Bob'\\''s app' --x 'a b'`);
+    const settings = commonSettings({
+      tenantId: 'C0FFEE00-0000-4000-8000-000000000001',
+      graphEndpoint: 'https://graph.microsoft.com',
+      armEndpoint: 'https://management.usgovcloudapi.net',
+      credential: 'environment',
+    });
+    expect(commonArgs(settings)).toEqual([
+      '--tenant-id',
+      'c0ffee00-0000-4000-8000-000000000001',
+      '--arm-endpoint',
+      'https://management.usgovcloudapi.net',
+      '--credential',
+      'environment',
+    ]);
+    expect(shellLine(['foundry-auth', 'setup', '--app-name', "Bob's app", '--x', 'a b'])).toBe(
+      `foundry-auth setup --app-name 'Bob'\\''s app' --x 'a b'`,
+    );
   });
 });
 
@@ -41,11 +59,17 @@ describe('role assignment names', () => {
 
 describe('plans', () => {
   it('an enabled scope that must change is disabled first; a disabled one is changed in one write', () => {
-    const enabled = planScope([{ id: 's1', value: 'foundry_access', type: 'User', isEnabled: true, adminConsentDisplayName: 'x', adminConsentDescription: 'y' }]);
+    const enabled = planScope([
+      { id: 's1', value: 'foundry_access', type: 'User', isEnabled: true, adminConsentDisplayName: 'x', adminConsentDescription: 'y' },
+    ]);
     expect(enabled.outcome).toBe('updated');
-    expect(enabled.disableFirst).toEqual([{ id: 's1', value: 'foundry_access', type: 'User', isEnabled: false, adminConsentDisplayName: 'x', adminConsentDescription: 'y' }]);
+    expect(enabled.disableFirst).toEqual([
+      { id: 's1', value: 'foundry_access', type: 'User', isEnabled: false, adminConsentDisplayName: 'x', adminConsentDescription: 'y' },
+    ]);
     expect(enabled.list[0]).toMatchObject({ type: 'Admin', isEnabled: true });
-    const disabled = planScope([{ id: 's1', value: 'foundry_access', type: 'Admin', isEnabled: false, adminConsentDisplayName: 'x', adminConsentDescription: 'y' }]);
+    const disabled = planScope([
+      { id: 's1', value: 'foundry_access', type: 'Admin', isEnabled: false, adminConsentDisplayName: 'x', adminConsentDescription: 'y' },
+    ]);
     expect(disabled).toMatchObject({ outcome: 'updated', detail: 'enabled' });
     expect(disabled.disableFirst).toBeUndefined();
     expect(planScope(disabled.list).outcome).toBe('unchanged');
@@ -61,7 +85,12 @@ describe('plans', () => {
 
 describe('serve settings', () => {
   it('defaults are left out; without a cluster the scope line is a comment', () => {
-    const s = serveSettings({ tenantId: 't', clientId: 'c', authority: 'https://login.microsoftonline.com/', armEndpoint: 'https://management.azure.com' });
+    const s = serveSettings({
+      tenantId: 't',
+      clientId: 'c',
+      authority: 'https://login.microsoftonline.com/',
+      armEndpoint: 'https://management.azure.com',
+    });
     expect(s.env).toEqual(['FOUNDRY_AUTH_TENANT_ID=t', 'FOUNDRY_AUTH_CLIENT_ID=c', expect.stringMatching(/^# FOUNDRY_AUTH_RBAC_SCOPE=/)]);
     expect(s.configYaml).toBe('tenantId: t\nclientId: c\n');
   });

@@ -25,7 +25,11 @@ export function armServeFlags(idp: TestIdp, arm: ArmFixture, upstream: string, o
 }
 
 /** Starts `count` replicas (once more if one was too slow to start on a busy machine). */
-export async function startReplicas(count: number, flags: Readonly<Record<string, string>>, env: Readonly<Record<string, string>> = {}): Promise<ServeProcess[]> {
+export async function startReplicas(
+  count: number,
+  flags: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string>> = {},
+): Promise<ServeProcess[]> {
   try {
     return await startReplicasOnce(count, flags, env);
   } catch {
@@ -33,7 +37,11 @@ export async function startReplicas(count: number, flags: Readonly<Record<string
   }
 }
 
-async function startReplicasOnce(count: number, flags: Readonly<Record<string, string>>, env: Readonly<Record<string, string>>): Promise<ServeProcess[]> {
+async function startReplicasOnce(
+  count: number,
+  flags: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string>>,
+): Promise<ServeProcess[]> {
   const started = await Promise.allSettled(Array.from({ length: count }, () => startServe(flags, { env })));
   const replicas = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');

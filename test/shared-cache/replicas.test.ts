@@ -29,7 +29,10 @@ const token = (oid: string): Promise<string> => idp.mint({ claims: { oid } });
 describe('three replicas, long TTLs', () => {
   let replicas: ServeProcess[];
   beforeAll(async () => {
-    replicas = await startReplicas(3, armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-timeout': '1s', 'arm-read-rate': '1000', 'rbac-deny-ttl': '300s' }));
+    replicas = await startReplicas(
+      3,
+      armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-timeout': '1s', 'arm-read-rate': '1000', 'rbac-deny-ttl': '300s' }),
+    );
   }, 30_000);
   afterAll(() => stopAll(replicas ?? []));
 
@@ -41,7 +44,10 @@ describe('three replicas, long TTLs', () => {
     const answers = await Promise.all(tokens.flatMap((t) => replicas.map((r) => chat(r, t))));
     // Named in the failure message: how each replica's misses were answered (hit, miss, waited, local) and its shared-cache errors.
     const outcomes = await Promise.all(
-      replicas.map(async (r) => [...(await Promise.all(['hit', 'miss', 'waited', 'local'].map((o) => metric(r, 'foundry_auth_shared_cache_lookups_total', `outcome="${o}"`)))), await metric(r, 'foundry_auth_shared_cache_errors_total')]),
+      replicas.map(async (r) => [
+        ...(await Promise.all(['hit', 'miss', 'waited', 'local'].map((o) => metric(r, 'foundry_auth_shared_cache_lookups_total', `outcome="${o}"`)))),
+        await metric(r, 'foundry_auth_shared_cache_errors_total'),
+      ]),
     );
     const reads = arm.calls.roleAssignments - before;
     const sum = (i: number): number => outcomes.reduce((n, o) => n + o[i]!, 0);
@@ -158,7 +164,8 @@ describe('three replicas, long TTLs', () => {
     for (const r of replicas) expect((await fetch(`${r.adminUrl}/readyz`)).status).toBe(200);
 
     await redis.restart();
-    for (const r of replicas) await waitUntil('the replica uses the shared cache again', async () => (await metric(r, 'foundry_auth_shared_cache_up')) === 1, 10_000);
+    for (const r of replicas)
+      await waitUntil('the replica uses the shared cache again', async () => (await metric(r, 'foundry_auth_shared_cache_up')) === 1, 10_000);
     const after = principal(5, 200);
     grantUser(arm, after);
     const afterToken = await token(after);
@@ -172,7 +179,16 @@ describe('three replicas, long TTLs', () => {
 describe('three replicas, short TTLs', () => {
   let replicas: ServeProcess[];
   beforeAll(async () => {
-    replicas = await startReplicas(3, armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-timeout': '1s', 'arm-read-rate': '1000', 'rbac-allow-ttl': '2s', 'rbac-deny-ttl': '1s' }));
+    replicas = await startReplicas(
+      3,
+      armServeFlags(idp, arm, up.url, {
+        'shared-cache': redis.url,
+        'shared-cache-timeout': '1s',
+        'arm-read-rate': '1000',
+        'rbac-allow-ttl': '2s',
+        'rbac-deny-ttl': '1s',
+      }),
+    );
   }, 30_000);
   afterAll(() => stopAll(replicas ?? []));
 
@@ -200,7 +216,10 @@ describe('three replicas, short TTLs', () => {
 describe('three replicas, --arm-read-rate 5', () => {
   let replicas: ServeProcess[];
   beforeAll(async () => {
-    replicas = await startReplicas(3, armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-timeout': '1s', 'arm-read-rate': '5', 'rbac-timeout': '3s' }));
+    replicas = await startReplicas(
+      3,
+      armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-timeout': '1s', 'arm-read-rate': '5', 'rbac-timeout': '3s' }),
+    );
   }, 30_000);
   afterAll(() => stopAll(replicas ?? []));
 

@@ -74,7 +74,10 @@ describe('a wrong password', () => {
   afterAll(() => stopAll(replicas));
 
   it('is a clear start-up warning, then per-process mode: ready, deciding, still running', async () => {
-    replicas = await startReplicas(1, armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-password-file': secretFile('wrong-password\n') }));
+    replicas = await startReplicas(
+      1,
+      armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-password-file': secretFile('wrong-password\n') }),
+    );
     const [replica] = replicas as [ServeProcess];
     const warning = await replica.waitForLog((l) => l.msg.startsWith('shared cache unavailable'));
     expect(String(warning.fix)).toContain('refused the credentials');
@@ -95,7 +98,14 @@ describe('the right password, and foundry-auth cache flush', () => {
   afterAll(() => stopAll(replicas));
 
   it('joins with the password from the file; cache flush reaches every replica; a non-GUID principal is a usage error', async () => {
-    replicas = await startReplicas(2, armServeFlags(idp, arm, up.url, { 'shared-cache': redis.url, 'shared-cache-timeout': '1s', 'shared-cache-password-file': secretFile('right-password\n') }));
+    replicas = await startReplicas(
+      2,
+      armServeFlags(idp, arm, up.url, {
+        'shared-cache': redis.url,
+        'shared-cache-timeout': '1s',
+        'shared-cache-password-file': secretFile('right-password\n'),
+      }),
+    );
     const [a, b] = replicas as [ServeProcess, ServeProcess];
     for (const r of replicas) expect(await metric(r, 'foundry_auth_shared_cache_up')).toBe(1);
     const oid = principal(8, 2);

@@ -53,7 +53,9 @@ describe('LocalReadBudget (injected clock and sleep)', () => {
     expect(await budget.take(clock.now() + 100)).toEqual({ kind: 'spent', retryAfterSeconds: 1 });
     budget.pause(clock.now() + 5000);
     expect(await budget.take(clock.now() + 10_000)).toEqual({ kind: 'paused', retryAfterSeconds: 5 });
-    expect((await metrics.registry.getSingleMetric('foundry_auth_arm_budget_waits_total')!.get()).values.map((v) => [v.labels.outcome, v.value])).toEqual([
+    expect(
+      (await metrics.registry.getSingleMetric('foundry_auth_arm_budget_waits_total')!.get()).values.map((v) => [v.labels.outcome, v.value]),
+    ).toEqual([
       ['granted', 1],
       ['spent', 1],
     ]);
@@ -87,15 +89,24 @@ describe('against a real redis-server', () => {
     const shared = decisions(connection, metrics, 300);
     const oid = '11111111-0000-4000-8000-000000000001';
     // A holder that took the lease and died: the lease key with nobody behind it.
-    await connection.run((c) => c.set(connection.key('rbac-lease', shared.keyOf(TID, oid)), 'dead-holder', { expiration: { type: 'PX', value: 200 } }));
+    await connection.run((c) =>
+      c.set(connection.key('rbac-lease', shared.keyOf(TID, oid)), 'dead-holder', { expiration: { type: 'PX', value: 200 } }),
+    );
     let reads = 0;
     const started = Date.now();
-    const { entry, outcome } = await shared.load(TID, oid, () => true, async () => (reads++, EMPTY));
+    const { entry, outcome } = await shared.load(
+      TID,
+      oid,
+      () => true,
+      async () => (reads++, EMPTY),
+    );
     expect(reads).toBe(1);
     expect(outcome).toBe('miss');
     expect(entry.snapshot).toEqual(EMPTY);
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
-    expect(await metrics.registry.getSingleMetricAsString('foundry_auth_shared_cache_lease_waits_total')).toContain('foundry_auth_shared_cache_lease_waits_total 1');
+    expect(await metrics.registry.getSingleMetricAsString('foundry_auth_shared_cache_lease_waits_total')).toContain(
+      'foundry_auth_shared_cache_lease_waits_total 1',
+    );
   });
 
   it('waiters in other replicas get the holder result by notification, and its failure too', async () => {
@@ -106,11 +117,21 @@ describe('against a real redis-server', () => {
     const oid = '11111111-0000-4000-8000-000000000002';
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const first = sa.load(TID, oid, () => true, async () => (await gate, EMPTY));
+    const first = sa.load(
+      TID,
+      oid,
+      () => true,
+      async () => (await gate, EMPTY),
+    );
     await new Promise((r) => setTimeout(r, 50));
-    const second = sb.load(TID, oid, () => true, async () => {
-      throw new Error('B must not read');
-    });
+    const second = sb.load(
+      TID,
+      oid,
+      () => true,
+      async () => {
+        throw new Error('B must not read');
+      },
+    );
     await new Promise((r) => setTimeout(r, 50));
     release();
     expect((await first).outcome).toBe('miss');
@@ -119,12 +140,22 @@ describe('against a real redis-server', () => {
     const failing = '11111111-0000-4000-8000-000000000003';
     let fail!: () => void;
     const failGate = new Promise<void>((r) => (fail = r));
-    const holder = sa.load(TID, failing, () => true, async () => {
-      await failGate;
-      throw new AccessSourceError('arm_timeout', 'ARM did not answer', undefined);
-    });
+    const holder = sa.load(
+      TID,
+      failing,
+      () => true,
+      async () => {
+        await failGate;
+        throw new AccessSourceError('arm_timeout', 'ARM did not answer', undefined);
+      },
+    );
     await new Promise((r) => setTimeout(r, 50));
-    const waiter = sb.load(TID, failing, () => true, async () => EMPTY);
+    const waiter = sb.load(
+      TID,
+      failing,
+      () => true,
+      async () => EMPTY,
+    );
     await new Promise((r) => setTimeout(r, 50));
     fail();
     await expect(holder).rejects.toThrow('ARM did not answer');
@@ -177,7 +208,9 @@ describe('against a real redis-server', () => {
       while (!connection.available && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(connection.available).toBe(true);
       expect(log.lines.some((l) => l.msg === 'shared cache in use')).toBe(true);
-      expect(await metrics.registry.getSingleMetricAsString('foundry_auth_shared_cache_errors_total')).not.toContain('foundry_auth_shared_cache_errors_total 0');
+      expect(await metrics.registry.getSingleMetricAsString('foundry_auth_shared_cache_errors_total')).not.toContain(
+        'foundry_auth_shared_cache_errors_total 0',
+      );
     } finally {
       await admin.close();
     }

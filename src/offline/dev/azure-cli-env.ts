@@ -16,7 +16,6 @@ import type { StateLayout } from './layout.js';
 
 export const AZ_CLOUD_NAME = 'FoundryAuthDev';
 
-
 export function writeAzureCliEnv(layout: StateLayout, endpoints: EmulatorReady): void {
   mkdirSync(layout.azConfigDir, { recursive: true, mode: 0o700 });
   const cloud = [

@@ -80,7 +80,10 @@ async function stateOf(emulator: EmulatorClient): Promise<StateView> {
  * Seeds what is missing (a reused emulator state already has it): the users with their passwords,
  * the managed identity, and the v1 app registration.
  */
-export async function seedDemoPrincipals(emulator: EmulatorClient, passwords: Record<DemoUserName, string>): Promise<{ users: Record<DemoUserName, DemoUser> }> {
+export async function seedDemoPrincipals(
+  emulator: EmulatorClient,
+  passwords: Record<DemoUserName, string>,
+): Promise<{ users: Record<DemoUserName, DemoUser> }> {
   const state = await stateOf(emulator);
   const domain = state.tenants.find((t) => t.id === emulator.tenantId)?.domain;
   if (domain === undefined) throw new Error(`the emulator has no tenant ${emulator.tenantId}`);
@@ -89,14 +92,23 @@ export async function seedDemoPrincipals(emulator: EmulatorClient, passwords: Re
     const user: DemoUser = { name, upn: `${name}@${domain}`, objectId: DEMO_USER_IDS[name], password: passwords[name] };
     const existing = state.users.find((u) => u.userPrincipalName.toLowerCase() === user.upn);
     if (existing === undefined) {
-      await emulator.admin('POST', '/users', { id: user.objectId, userPrincipalName: user.upn, password: user.password, displayName: name[0]!.toUpperCase() + name.slice(1) });
+      await emulator.admin('POST', '/users', {
+        id: user.objectId,
+        userPrincipalName: user.upn,
+        password: user.password,
+        displayName: name[0]!.toUpperCase() + name.slice(1),
+      });
     } else if (existing.id !== user.objectId) {
       throw new Error(`the emulator state has a user ${user.upn} that dev did not create; start over with --fresh`);
     }
     users[name] = user;
   }
   if (!state.managedIdentities.some((m) => m.clientId === INFERENCE_CLIENT.clientId)) {
-    await emulator.admin('POST', '/managed-identities', { name: INFERENCE_CLIENT.name, principalId: INFERENCE_CLIENT.principalId, clientId: INFERENCE_CLIENT.clientId });
+    await emulator.admin('POST', '/managed-identities', {
+      name: INFERENCE_CLIENT.name,
+      principalId: INFERENCE_CLIENT.principalId,
+      clientId: INFERENCE_CLIENT.clientId,
+    });
   }
   if (!state.applications.some((a) => a.appId === V1_APP.appId)) {
     await emulator.admin('POST', '/applications', {

@@ -25,7 +25,9 @@ export async function demoTokens(emulator: EmulatorClient, clientId: string, use
     ...DEMO_USERS.map((name) => emulator.passwordToken(users[name].upn, users[name].password, scope)),
     emulator.managedIdentityToken(INFERENCE_CLIENT.clientId, `api://${clientId}`),
     // What alice gets were the app left at token version 1 (Entra's default): the emulator's test-token API.
-    emulator.admin('POST', '/tokens', { principal: users.alice.upn, scope, tokenVersion: 1, listener: 'https' }).then((r) => ({ accessToken: TestToken.parse(r).access_token })),
+    emulator
+      .admin('POST', '/tokens', { principal: users.alice.upn, scope, tokenVersion: 1, listener: 'https' })
+      .then((r) => ({ accessToken: TestToken.parse(r).access_token })),
   ]);
   return {
     tokens: { alice: alice.accessToken, bob: bob.accessToken, carol: carol!.accessToken, 'inference-client': mi!.accessToken },

@@ -69,7 +69,11 @@ export class EmulatorClient {
     const parsed: unknown = text === '' ? {} : JSON.parse(text);
     if (res.statusCode >= 300) {
       const err = AdminError.safeParse(parsed);
-      throw new EmulatorCallError(res.statusCode, `emulator ${method} /_emulator${path}`, err.success ? `${err.data.error.code}: ${err.data.error.message}` : text.slice(0, 300));
+      throw new EmulatorCallError(
+        res.statusCode,
+        `emulator ${method} /_emulator${path}`,
+        err.success ? `${err.data.error.code}: ${err.data.error.message}` : text.slice(0, 300),
+      );
     }
     return parsed;
   }

@@ -22,11 +22,17 @@ export const POLICY_DEMO = {
 const StateGroups = z.object({ groups: z.array(z.object({ id: z.string() })) });
 
 /** Adds the app role to the dev app, the group with alice in it, the role's assignment to the group (each only when missing); writes the policy file. */
-export async function setUpPolicyDemo(emulator: EmulatorClient, clientId: string, users: Readonly<Record<DemoUserName, DemoUser>>, stateDir: string): Promise<string> {
+export async function setUpPolicyDemo(
+  emulator: EmulatorClient,
+  clientId: string,
+  users: Readonly<Record<DemoUserName, DemoUser>>,
+  stateDir: string,
+): Promise<string> {
   const { graph } = adminClients(emulator);
   const app = await graph.applicationByAppId(clientId);
   const sp = await graph.servicePrincipalByAppId(clientId);
-  if (app === null || sp === null) throw new Error(`the dev app registration ${clientId} or its service principal is missing; start over with --fresh`);
+  if (app === null || sp === null)
+    throw new Error(`the dev app registration ${clientId} or its service principal is missing; start over with --fresh`);
   let role = (app.appRoles ?? []).find((r) => r.value === POLICY_DEMO.role);
   if (role === undefined) {
     role = {
@@ -41,10 +47,15 @@ export async function setUpPolicyDemo(emulator: EmulatorClient, clientId: string
   }
   const { groups } = StateGroups.parse(await emulator.admin('GET', '/state'));
   if (!groups.some((g) => g.id === POLICY_DEMO.group.id)) {
-    await emulator.admin('POST', '/groups', { id: POLICY_DEMO.group.id, displayName: POLICY_DEMO.group.displayName, members: [users.alice.objectId] });
+    await emulator.admin('POST', '/groups', {
+      id: POLICY_DEMO.group.id,
+      displayName: POLICY_DEMO.group.displayName,
+      members: [users.alice.objectId],
+    });
   }
   const assigned = await graph.appRoleAssignedTo(sp.id);
-  if (!assigned.some((a) => a.principalId === POLICY_DEMO.group.id && a.appRoleId === role.id)) await graph.assignAppRole(sp.id, POLICY_DEMO.group.id, role.id);
+  if (!assigned.some((a) => a.principalId === POLICY_DEMO.group.id && a.appRoleId === role.id))
+    await graph.assignAppRole(sp.id, POLICY_DEMO.group.id, role.id);
 
   const file = join(stateDir, 'policy.yaml');
   writePrivate(

@@ -26,7 +26,10 @@ export async function checkPortFree(use: PortUse): Promise<void> {
     const probe = createServer();
     probe.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') reject(new PortInUseError(use));
-      else if (err.code === 'EACCES') reject(new Error(`port ${use.port} (${use.what}) needs privileges this user does not have: choose a port above 1023 with ${use.flag} <port>`));
+      else if (err.code === 'EACCES')
+        reject(
+          new Error(`port ${use.port} (${use.what}) needs privileges this user does not have: choose a port above 1023 with ${use.flag} <port>`),
+        );
       else reject(err);
     });
     probe.listen({ port: use.port, host: '127.0.0.1', exclusive: true }, () => probe.close(() => resolve()));

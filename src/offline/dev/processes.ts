@@ -66,7 +66,8 @@ export function deathMessage({ child, exit }: Death): string {
 export function startupDeathMessage(child: StackChild): string {
   const log = child.tail(20);
   let hint = '';
-  if (/EADDRINUSE|already in use/.test(log)) hint = `\n  a port it needs is already in use: choose another with ${portFlags(child.name)} <port>, or 0 for any free port`;
+  if (/EADDRINUSE|already in use/.test(log))
+    hint = `\n  a port it needs is already in use: choose another with ${portFlags(child.name)} <port>, or 0 for any free port`;
   else if (/state file/.test(log)) hint = '\n  its saved state cannot be used: start over with --fresh';
   return `foundry-auth dev: the ${child.name} stopped while starting${hint}\n  last lines of ${child.logFile}:\n${indent(child.tail())}\n`;
 }
@@ -78,5 +79,10 @@ function portFlags(name: string): string {
 }
 
 function indent(text: string): string {
-  return text === '' ? '    (empty)' : text.split('\n').map((l) => `    ${l}`).join('\n');
+  return text === ''
+    ? '    (empty)'
+    : text
+        .split('\n')
+        .map((l) => `    ${l}`)
+        .join('\n');
 }

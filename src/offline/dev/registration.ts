@@ -23,7 +23,10 @@ export interface Registration {
 }
 
 /** The emulator's seeded admin user: Global Administrator and subscription Owner. */
-export const EMULATOR_ADMIN: AdminCredential = { userPrincipalName: `${DEFAULT_SEED.adminUserName}@${DEFAULT_SEED.tenantDomain}`, password: DEFAULT_SEED.adminPassword };
+export const EMULATOR_ADMIN: AdminCredential = {
+  userPrincipalName: `${DEFAULT_SEED.adminUserName}@${DEFAULT_SEED.tenantDomain}`,
+  password: DEFAULT_SEED.adminPassword,
+};
 
 /** Tokens for `resource` as the admin signs in with the Azure CLI (password grant). */
 export function adminTokens(emulator: EmulatorClient, admin: AdminCredential, resource: string): TokenProvider {
@@ -45,7 +48,11 @@ export function adminClients(emulator: EmulatorClient): SetupClients {
 }
 
 /** setup's steps 1-5 and 7 for the demo app at the emulator's cluster, then grant's step 6 for the demo principals. */
-export async function registerAndGrant(emulator: EmulatorClient, clusterId: string, users: Readonly<Record<DemoUserName, DemoUser>>): Promise<Registration> {
+export async function registerAndGrant(
+  emulator: EmulatorClient,
+  clusterId: string,
+  users: Readonly<Record<DemoUserName, DemoUser>>,
+): Promise<Registration> {
   const clients = adminClients(emulator);
   const setup = await runSetup(
     { appName: DEV_APP_NAME, clusterId, tenantId: emulator.tenantId, authority: emulator.endpoints.authority, armEndpoint: emulator.endpoints.arm },
@@ -58,7 +65,12 @@ export async function registerAndGrant(emulator: EmulatorClient, clusterId: stri
 }
 
 /** Step 6 as `foundry-auth grant` does it: alice inference, bob admin, the managed identity inference (+ the app role). */
-async function grantDemoAccess(clients: SetupClients, clientId: string, clusterId: string, users: Readonly<Record<DemoUserName, DemoUser>>): Promise<string[]> {
+async function grantDemoAccess(
+  clients: SetupClients,
+  clientId: string,
+  clusterId: string,
+  users: Readonly<Record<DemoUserName, DemoUser>>,
+): Promise<string[]> {
   const grants: GrantOptions[] = [
     { clientId, clusterId, assignee: users.alice.upn, access: 'inference' },
     { clientId, clusterId, assignee: users.bob.upn, access: 'admin' },

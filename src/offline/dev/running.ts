@@ -17,7 +17,9 @@ export class StateDirLockedError extends Error {
     readonly dir: string,
     readonly pid: number,
   ) {
-    super(`another foundry-auth dev (PID ${pid}) is using the state directory ${dir}: stop it first (kill ${pid}), or give this one another --state-dir`);
+    super(
+      `another foundry-auth dev (PID ${pid}) is using the state directory ${dir}: stop it first (kill ${pid}), or give this one another --state-dir`,
+    );
     this.name = 'StateDirLockedError';
   }
 }
@@ -114,12 +116,22 @@ export function readDevStack(stateDir: string): DevStack {
   if (running === undefined) throw new NoDevStackError(stateDir, `no foundry-auth dev is running there (${layout.stackJson} is missing)`);
   if (!isAlive(running.pid)) throw new NoDevStackError(stateDir, `the foundry-auth dev that wrote ${layout.stackJson} (PID ${running.pid}) is gone`);
   const dev = readJsonFile(layout.devJson, DevJsonSchema);
-  if (running.emulator === undefined || running.admin === undefined || dev === undefined) throw new NoDevStackError(stateDir, 'the stack there is still starting');
+  if (running.emulator === undefined || running.admin === undefined || dev === undefined)
+    throw new NoDevStackError(stateDir, 'the stack there is still starting');
   let caCertPem: string;
   try {
     caCertPem = readFileSync(running.emulator.caCert, 'utf8');
   } catch {
     throw new NoDevStackError(stateDir, `the emulator's CA certificate ${running.emulator.caCert} cannot be read`);
   }
-  return { stateDir, sidecar: dev.sidecar, tenantId: dev.tenantId, clientId: dev.clientId, clusterId: dev.clusterId, emulator: running.emulator, caCertPem, admin: running.admin };
+  return {
+    stateDir,
+    sidecar: dev.sidecar,
+    tenantId: dev.tenantId,
+    clientId: dev.clientId,
+    clusterId: dev.clusterId,
+    emulator: running.emulator,
+    caCertPem,
+    admin: running.admin,
+  };
 }

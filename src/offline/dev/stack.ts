@@ -54,7 +54,9 @@ const DEMO_DEPLOYMENT = { namespace: 'default', name: 'phi-4-mini' } as const;
 
 const BackendReady = z.object({ url: z.string() });
 const SidecarListening = z.object({ msg: z.literal('foundry-auth serve listening'), listen: z.string(), admin: z.string() });
-const ClusterView = z.object({ clusters: z.array(z.object({ name: z.string(), subscriptionId: z.string(), resourceGroup: z.string(), isDefault: z.boolean() })) });
+const ClusterView = z.object({
+  clusters: z.array(z.object({ name: z.string(), subscriptionId: z.string(), resourceGroup: z.string(), isDefault: z.boolean() })),
+});
 
 /** Everything known once the stack is up. */
 interface RunningStack {
@@ -110,16 +112,39 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
   const emulatorProcess = processes.start({
     name: 'emulator',
     logFile: layout.log('emulator'),
-    args: ['emulator', '--host', '127.0.0.1', '--https-port', String(opts.emulatorHttpsPort), '--http-port', String(opts.emulatorHttpPort), '--state', layout.emulatorState, '--ready-file', layout.readyFile('emulator')],
+    args: [
+      'emulator',
+      '--host',
+      '127.0.0.1',
+      '--https-port',
+      String(opts.emulatorHttpsPort),
+      '--http-port',
+      String(opts.emulatorHttpPort),
+      '--state',
+      layout.emulatorState,
+      '--ready-file',
+      layout.readyFile('emulator'),
+    ],
   });
   const backendProcess = processes.start({
     name: 'sample backend',
     logFile: layout.log('backend'),
-    args: ['sample-backend', '--listen', `127.0.0.1:${opts.backendPort}`, '--ready-file', layout.readyFile('backend'), ...(opts.tokenRate === undefined ? [] : ['--token-rate', String(opts.tokenRate)])],
+    args: [
+      'sample-backend',
+      '--listen',
+      `127.0.0.1:${opts.backendPort}`,
+      '--ready-file',
+      layout.readyFile('backend'),
+      ...(opts.tokenRate === undefined ? [] : ['--token-rate', String(opts.tokenRate)]),
+    ],
   });
   const [endpoints, backendUrl] = await Promise.all([
     waitFor(() => readJsonFile(layout.readyFile('emulator'), EmulatorReadySchema), { ...waitOptions, what: 'the emulator', child: emulatorProcess }),
-    waitFor(() => readJsonFile(layout.readyFile('backend'), BackendReady)?.url, { ...waitOptions, what: 'the sample backend', child: backendProcess }),
+    waitFor(() => readJsonFile(layout.readyFile('backend'), BackendReady)?.url, {
+      ...waitOptions,
+      what: 'the sample backend',
+      child: backendProcess,
+    }),
   ]);
 
   const emulator = new EmulatorClient(endpoints, readFileSync(endpoints.caCert, 'utf8'));
@@ -139,30 +164,55 @@ async function bringUp(opts: DevOptions, layout: StateLayout, processes: Process
       env: { NODE_EXTRA_CA_CERTS: endpoints.caCert },
       args: [
         'serve',
-        '--listen', `127.0.0.1:${opts.sidecarPort}`,
-        '--admin-listen', `127.0.0.1:${opts.adminPort}`,
-        '--upstream', backendUrl,
-        '--tenant-id', endpoints.tenantId,
-        '--client-id', registration.clientId,
-        '--authority', endpoints.authority,
-        '--rbac', 'arm',
-        '--rbac-scope', clusterId,
-        '--arm-endpoint', endpoints.arm,
-        '--identity', 'msi-adapter',
-        '--msi-endpoint', endpoints.msiHttp,
-        '--policy-file', policyFile,
-        '--shutdown-grace', SIDECAR_SHUTDOWN_GRACE,
+        '--listen',
+        `127.0.0.1:${opts.sidecarPort}`,
+        '--admin-listen',
+        `127.0.0.1:${opts.adminPort}`,
+        '--upstream',
+        backendUrl,
+        '--tenant-id',
+        endpoints.tenantId,
+        '--client-id',
+        registration.clientId,
+        '--authority',
+        endpoints.authority,
+        '--rbac',
+        'arm',
+        '--rbac-scope',
+        clusterId,
+        '--arm-endpoint',
+        endpoints.arm,
+        '--identity',
+        'msi-adapter',
+        '--msi-endpoint',
+        endpoints.msiHttp,
+        '--policy-file',
+        policyFile,
+        '--shutdown-grace',
+        SIDECAR_SHUTDOWN_GRACE,
         // A grant pasted from a 403 shows at the next request, not 30 s later.
-        '--rbac-deny-ttl', DEV_DENY_TTL,
+        '--rbac-deny-ttl',
+        DEV_DENY_TTL,
         // The 403's grant command then says --dev and acts on this stack, as typed from where dev was started.
-        '--dev-state-dir', opts.stateDir,
-        '--log-format', 'json',
+        '--dev-state-dir',
+        opts.stateDir,
+        '--log-format',
+        'json',
       ],
     });
     const tokens = demoTokens(emulator, registration.clientId, users);
     tokens.catch(() => undefined); // awaited below; a failure while the sidecar starts must not go unhandled
-    const sidecar = await waitFor(() => findLogLine(layout.log('sidecar'), 'foundry-auth serve listening', SidecarListening), { ...waitOptions, what: 'the sidecar', child: sidecarProcess });
-    await waitFor(() => isReady(`${sidecar.admin}/readyz`), { ...waitOptions, what: 'the sidecar to be ready (/readyz)', child: sidecarProcess, intervalMs: 100 });
+    const sidecar = await waitFor(() => findLogLine(layout.log('sidecar'), 'foundry-auth serve listening', SidecarListening), {
+      ...waitOptions,
+      what: 'the sidecar',
+      child: sidecarProcess,
+    });
+    await waitFor(() => isReady(`${sidecar.admin}/readyz`), {
+      ...waitOptions,
+      what: 'the sidecar to be ready (/readyz)',
+      child: sidecarProcess,
+      intervalMs: 100,
+    });
     return { emulator, endpoints, backendUrl, sidecar, clientId: registration.clientId, clusterId, users, issued: await tokens };
   } catch (err) {
     await emulator.close();
@@ -339,7 +389,8 @@ function prepareStateDir(layout: StateLayout, fresh: boolean, output: DevOutput)
   const orphaned = !fresh && existsSync(layout.emulatorState) && !existsSync(layout.demoSecrets);
   if (orphaned) output.out(`foundry-auth dev: ${layout.demoSecrets} is missing, so the saved emulator state is discarded\n`);
   if (fresh || orphaned) {
-    for (const f of [layout.emulatorState, layout.emulatorCa, layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson, layout.azEnv]) rmSync(f, { force: true });
+    for (const f of [layout.emulatorState, layout.emulatorCa, layout.demoSecrets, layout.devJson, layout.v1Token, layout.commandsJson, layout.azEnv])
+      rmSync(f, { force: true });
     // The Azure CLI's sign-ins and token cache belong to the old tenant and CA.
     rmSync(layout.azConfigDir, { recursive: true, force: true });
   }
@@ -371,5 +422,6 @@ async function createDemoDeployment(backendUrl: string): Promise<void> {
     body: JSON.stringify({ name: DEMO_DEPLOYMENT.name, model: { catalog: DEMO_DEPLOYMENT.name } }),
   });
   const text = await res.body.text();
-  if (res.statusCode !== 201 && res.statusCode !== 409) throw new Error(`the sample backend refused the demo deployment: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+  if (res.statusCode !== 201 && res.statusCode !== 409)
+    throw new Error(`the sample backend refused the demo deployment: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
 }

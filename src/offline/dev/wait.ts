@@ -36,7 +36,8 @@ export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefi
     const value = await probe();
     if (value !== undefined) return value;
     if (!opts.child.running) throw new ChildDiedError(opts.child);
-    if (performance.now() > deadline) throw new Error(`${opts.what} was not ready within ${Math.round(opts.timeoutMs / 1000)} s; see ${opts.child.logFile}`);
+    if (performance.now() > deadline)
+      throw new Error(`${opts.what} was not ready within ${Math.round(opts.timeoutMs / 1000)} s; see ${opts.child.logFile}`);
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }

@@ -101,11 +101,13 @@ export class Emulator {
     const key = tenant.signingKeys.find((k) => k.kid === kid);
     if (key === undefined || !signatureValid(jwt, publicKeyOf(key.keyPem))) return { ok: false, reason: 'signature' };
     const iss = stringClaim(jwt.payload, 'iss');
-    const version = iss === `https://sts.windows.net/${tenant.id}/` ? 1 : this.allBases().some((b) => iss === this.v2Issuer(b, tenant.id)) ? 2 : undefined;
+    const version =
+      iss === `https://sts.windows.net/${tenant.id}/` ? 1 : this.allBases().some((b) => iss === this.v2Issuer(b, tenant.id)) ? 2 : undefined;
     if (version === undefined) return { ok: false, reason: 'issuer' };
     const now = this.nowSeconds();
     const exp = numberClaim(jwt.payload, 'exp');
-    if (exp === undefined || now > exp + CLOCK_SKEW_SECONDS) return exp === undefined ? { ok: false, reason: 'malformed' } : { ok: false, reason: 'expired', exp };
+    if (exp === undefined || now > exp + CLOCK_SKEW_SECONDS)
+      return exp === undefined ? { ok: false, reason: 'malformed' } : { ok: false, reason: 'expired', exp };
     const nbf = numberClaim(jwt.payload, 'nbf');
     if (nbf !== undefined && now + CLOCK_SKEW_SECONDS < nbf) return { ok: false, reason: 'not_yet_valid' };
     return { ok: true, claims: jwt.payload, tenant, version };

@@ -1,5 +1,17 @@
 import { ARM_APP_ID, FIRST_PARTY_APPS, GRAPH_APP_ID, firstPartyApp, type FirstPartyApp } from './first-party.js';
-import type { AppRole, Application, DirectoryObject, FederatedCredential, Group, PermissionScope, PreAuthorizedApplication, ServicePrincipal, State, Tenant, User } from './model.js';
+import type {
+  AppRole,
+  Application,
+  DirectoryObject,
+  FederatedCredential,
+  Group,
+  PermissionScope,
+  PreAuthorizedApplication,
+  ServicePrincipal,
+  State,
+  Tenant,
+  User,
+} from './model.js';
 
 /**
  * Read-only questions about the emulated directory: who an ID names, which groups contain it
@@ -167,7 +179,16 @@ export class Directory {
     const sp = this.s.servicePrincipals.find((p) => p.tenantId === tenantId && p.appId === key);
     if (sp) {
       const { appRoles, scopes } = this.exposed(sp);
-      return { appId: sp.appId, displayName: sp.displayName, tokenVersion: 1, scopes, appRoles, preAuthorizedApplications: [], sp, firstParty: undefined };
+      return {
+        appId: sp.appId,
+        displayName: sp.displayName,
+        tokenVersion: 1,
+        scopes,
+        appRoles,
+        preAuthorizedApplications: [],
+        sp,
+        firstParty: undefined,
+      };
     }
     return undefined;
   }
@@ -178,7 +199,16 @@ export class Directory {
     const sp = this.servicePrincipalByAppId(tenantId, key);
     const fp = firstPartyApp(key);
     if (fp) {
-      return { appId: fp.appId, displayName: fp.displayName, sp, application: undefined, firstParty: fp, publicClient: fp.publicClient, federatedIdentityCredentials: [], managedIdentityResourceId: undefined };
+      return {
+        appId: fp.appId,
+        displayName: fp.displayName,
+        sp,
+        application: undefined,
+        firstParty: fp,
+        publicClient: fp.publicClient,
+        federatedIdentityCredentials: [],
+        managedIdentityResourceId: undefined,
+      };
     }
     const app = this.applicationByAppId(tenantId, key);
     if (app) {
@@ -199,7 +229,20 @@ export class Directory {
   }
 
   /** A managed identity (user-assigned, or a cluster's system-assigned one) as a client: no secret, its resource ID for `xms_mirid`. */
-  identityClient(sp: ServicePrincipal, displayName: string = sp.displayName, federatedIdentityCredentials: readonly FederatedCredential[] = []): ClientApp {
-    return { appId: sp.appId, displayName, sp, application: undefined, firstParty: undefined, publicClient: false, federatedIdentityCredentials, managedIdentityResourceId: sp.alternativeNames[1] };
+  identityClient(
+    sp: ServicePrincipal,
+    displayName: string = sp.displayName,
+    federatedIdentityCredentials: readonly FederatedCredential[] = [],
+  ): ClientApp {
+    return {
+      appId: sp.appId,
+      displayName,
+      sp,
+      application: undefined,
+      firstParty: undefined,
+      publicClient: false,
+      federatedIdentityCredentials,
+      managedIdentityResourceId: sp.alternativeNames[1],
+    };
   }
 }

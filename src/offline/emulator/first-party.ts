@@ -66,7 +66,9 @@ export const FIRST_PARTY_APPS: readonly FirstPartyApp[] = [
     appId: GRAPH_APP_ID,
     displayName: 'Microsoft Graph',
     identifierUris: ['https://graph.microsoft.com', 'https://graph.microsoft.com/', 'https://graph.windows.net', 'https://graph.windows.net/'],
-    scopes: GRAPH_PERMISSIONS.filter(([, s]) => s !== null).map(([v, s]) => scope(s ?? '', v, v === 'User.Read' || v === 'openid' || v === 'profile' || v === 'email' || v === 'offline_access' ? 'User' : 'Admin')),
+    scopes: GRAPH_PERMISSIONS.filter(([, s]) => s !== null).map(([v, s]) =>
+      scope(s ?? '', v, v === 'User.Read' || v === 'openid' || v === 'profile' || v === 'email' || v === 'offline_access' ? 'User' : 'Admin'),
+    ),
     appRoles: GRAPH_PERMISSIONS.filter(([, , r]) => r !== null).map(([v, , r]) => role(r ?? '', v)),
     publicClient: false,
     serves: 'graph',
@@ -74,7 +76,12 @@ export const FIRST_PARTY_APPS: readonly FirstPartyApp[] = [
   {
     appId: ARM_APP_ID,
     displayName: 'Windows Azure Service Management API',
-    identifierUris: ['https://management.azure.com/', 'https://management.azure.com', 'https://management.core.windows.net/', 'https://management.core.windows.net'],
+    identifierUris: [
+      'https://management.azure.com/',
+      'https://management.azure.com',
+      'https://management.core.windows.net/',
+      'https://management.core.windows.net',
+    ],
     scopes: [scope('41094075-9dad-400e-a0bd-54e686782033', 'user_impersonation', 'User')],
     appRoles: [],
     publicClient: false,

@@ -82,7 +82,10 @@ function caPath(stateFile: string | undefined): { file: string; tempDir?: string
 
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<RunningEmulator> {
   const host = opts.host ?? '127.0.0.1';
-  if (!isLoopbackHost(host)) throw new Error(`--host must be a loopback address (127.0.0.0/8, ::1 or localhost), got "${host}": the emulator mints tokens for anyone who asks`);
+  if (!isLoopbackHost(host))
+    throw new Error(
+      `--host must be a loopback address (127.0.0.0/8, ::1 or localhost), got "${host}": the emulator mints tokens for anyone who asks`,
+    );
   const clock = opts.clock ?? systemClock;
   const log = opts.logger ?? silentLogger();
   const hosts = [...new Set([...LOOPBACK_NAMES, host])];

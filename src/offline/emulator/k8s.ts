@@ -59,7 +59,14 @@ export function mintServiceAccountToken(em: Emulator, r: ServiceAccountTokenRequ
 }
 
 export type AssertionCheck =
-  | { readonly ok: true; readonly iss: string; readonly sub: string; readonly aud: readonly string[]; readonly exp: number | undefined; readonly nbf: number | undefined }
+  | {
+      readonly ok: true;
+      readonly iss: string;
+      readonly sub: string;
+      readonly aud: readonly string[];
+      readonly exp: number | undefined;
+      readonly nbf: number | undefined;
+    }
   | { readonly ok: false; readonly reason: 'malformed' };
 
 /** Reads the claims a federated credential is matched on, without verifying anything yet. */

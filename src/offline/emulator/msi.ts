@@ -51,7 +51,12 @@ export function handleMsiToken(em: Emulator, ex: Exchange, clusterName: string |
   if (sp === undefined || tenant === undefined) return imdsError(ex, 400, 'invalid_request', 'Identity not found');
   const resource = em.directory.resource(tenant.id, resourceName, em.ownUrls());
   if (resource === undefined || resource.sp === undefined) {
-    return imdsError(ex, 400, 'invalid_resource', `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`);
+    return imdsError(
+      ex,
+      400,
+      'invalid_resource',
+      `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`,
+    );
   }
   const roles = assignedAppRoles(em, tenant.id, [sp.id], resource, 'Application');
   const t = mintAccessToken(em, {

@@ -22,7 +22,13 @@ export function newApplication(em: Emulator, input: ApplicationInput): Applicati
     identifierUris: [],
     signInAudience: 'AzureADMyOrg',
     isFallbackPublicClient: null,
-    api: { requestedAccessTokenVersion: null, oauth2PermissionScopes: [], preAuthorizedApplications: [], knownClientApplications: [], acceptMappedClaims: null },
+    api: {
+      requestedAccessTokenVersion: null,
+      oauth2PermissionScopes: [],
+      preAuthorizedApplications: [],
+      knownClientApplications: [],
+      acceptMappedClaims: null,
+    },
     appRoles: [],
     passwordCredentials: [],
     federatedIdentityCredentials: [],
@@ -47,20 +53,47 @@ export function newServicePrincipal(em: Emulator, tenantId: string, appId: strin
 }
 
 /** A client secret in Entra's format (40 characters, `~` at position 4) and its stored credential (hash and 3-character hint only). */
-export function newPasswordCredential(em: Emulator, displayName: string | null, endDateTime?: string, secretText?: string): { credential: PasswordCredential; secretText: string } {
+export function newPasswordCredential(
+  em: Emulator,
+  displayName: string | null,
+  endDateTime?: string,
+  secretText?: string,
+): { credential: PasswordCredential; secretText: string } {
   const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.';
   const random = (n: number): string => Array.from(randomBytes(n), (b) => alphabet[b % alphabet.length]).join('');
   const secret = secretText ?? `${random(3)}8Q~${random(36)}`;
   const start = new Date(em.now());
   const end = endDateTime ?? new Date(start.getTime() + 730 * 86_400_000).toISOString();
   return {
-    credential: { keyId: newGuid(), displayName, hint: secret.slice(0, 3), secretHash: hashSecret(secret), startDateTime: start.toISOString(), endDateTime: end },
+    credential: {
+      keyId: newGuid(),
+      displayName,
+      hint: secret.slice(0, 3),
+      secretHash: hashSecret(secret),
+      startDateTime: start.toISOString(),
+      endDateTime: end,
+    },
     secretText: secret,
   };
 }
 
-export function newAppRoleAssignment(em: Emulator, tenantId: string, principalId: string, principalType: AppRoleAssignment['principalType'], resourceId: string, appRoleId: string): AppRoleAssignment {
-  return { id: newOpaqueId(), tenantId, principalId: principalId.toLowerCase(), principalType, resourceId: resourceId.toLowerCase(), appRoleId: appRoleId.toLowerCase(), createdDateTime: new Date(em.now()).toISOString() };
+export function newAppRoleAssignment(
+  em: Emulator,
+  tenantId: string,
+  principalId: string,
+  principalType: AppRoleAssignment['principalType'],
+  resourceId: string,
+  appRoleId: string,
+): AppRoleAssignment {
+  return {
+    id: newOpaqueId(),
+    tenantId,
+    principalId: principalId.toLowerCase(),
+    principalType,
+    resourceId: resourceId.toLowerCase(),
+    appRoleId: appRoleId.toLowerCase(),
+    createdDateTime: new Date(em.now()).toISOString(),
+  };
 }
 
 /** Removes an application and what hangs off it in its tenant: its service principal, their app role assignments and grants. */

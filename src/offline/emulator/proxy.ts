@@ -41,7 +41,8 @@ export function acceptConnects(em: Emulator, http: HttpServer, https: HttpsServe
       https.emit('connection', socket);
       return;
     }
-    if (!isLoopbackTarget(host)) return refuse(socket, '403 Forbidden', `the emulator proxy reaches loopback hosts and ${INTERCEPTED_HOSTS[0]} only, not ${host}\n`);
+    if (!isLoopbackTarget(host))
+      return refuse(socket, '403 Forbidden', `the emulator proxy reaches loopback hosts and ${INTERCEPTED_HOSTS[0]} only, not ${host}\n`);
     const upstream: Socket = connect({ host: host === 'localhost' ? '127.0.0.1' : host, port }, () => {
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);

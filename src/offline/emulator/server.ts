@@ -27,8 +27,18 @@ interface Resolved {
 }
 
 const TENANT_PATHS: ReadonlyArray<readonly [RegExp, Family, string, (em: Emulator, ex: Exchange, tenant: string) => void]> = [
-  [/^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/, 'discovery', '/{tenant}/v2.0/.well-known/openid-configuration', (em, ex, t) => serveOpenIdConfiguration(em, ex, t, true)],
-  [/^\/([^/]+)\/\.well-known\/openid-configuration$/, 'discovery', '/{tenant}/.well-known/openid-configuration', (em, ex, t) => serveOpenIdConfiguration(em, ex, t, false)],
+  [
+    /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/,
+    'discovery',
+    '/{tenant}/v2.0/.well-known/openid-configuration',
+    (em, ex, t) => serveOpenIdConfiguration(em, ex, t, true),
+  ],
+  [
+    /^\/([^/]+)\/\.well-known\/openid-configuration$/,
+    'discovery',
+    '/{tenant}/.well-known/openid-configuration',
+    (em, ex, t) => serveOpenIdConfiguration(em, ex, t, false),
+  ],
   [/^\/([^/]+)\/discovery\/v2\.0\/keys$/, 'jwks', '/{tenant}/discovery/v2.0/keys', (em, ex, t) => serveJwks(em, ex, t, true)],
   [/^\/([^/]+)\/discovery\/keys$/, 'jwks', '/{tenant}/discovery/keys', (em, ex, t) => serveJwks(em, ex, t, false)],
   [/^\/([^/]+)\/oauth2\/v2\.0\/token$/, 'token', '/{tenant}/oauth2/v2.0/token', (em, ex, t) => handleTokenRequest(em, ex, t, false)],
@@ -42,7 +52,9 @@ const USER_REALM = /^\/common\/userrealm\/([^/]+)$/;
 const K8S = /^\/_emulator\/k8s\/([^/]+)\/(\.well-known\/openid-configuration|openid\/v1\/jwks)$/;
 
 function notFound(ex: Exchange): void {
-  sendJson(ex.res, 404, { error: { code: 'NotFound', message: `The emulator serves nothing at ${ex.method} ${ex.path}. See GET /_emulator/endpoints.` } });
+  sendJson(ex.res, 404, {
+    error: { code: 'NotFound', message: `The emulator serves nothing at ${ex.method} ${ex.path}. See GET /_emulator/endpoints.` },
+  });
 }
 
 function resolve(em: Emulator, admin: AdminContext, ex: Exchange): Resolved | undefined {
@@ -72,7 +84,8 @@ function resolve(em: Emulator, admin: AdminContext, ex: Exchange): Resolved | un
     const r = armRoute(m, path);
     return { family: 'arm', route: r?.pattern ?? '(unmatched)', run: () => handleArm(em, ex, r, path) };
   }
-  if (p === '/common/discovery/instance') return { family: 'discovery', route: '/common/discovery/instance', run: () => (m === 'GET' ? serveInstanceDiscovery(em, ex) : notFound(ex)) };
+  if (p === '/common/discovery/instance')
+    return { family: 'discovery', route: '/common/discovery/instance', run: () => (m === 'GET' ? serveInstanceDiscovery(em, ex) : notFound(ex)) };
   k = USER_REALM.exec(p);
   if (k) {
     const upn = decodeURIComponent(k[1] ?? '');
@@ -93,7 +106,8 @@ function resolve(em: Emulator, admin: AdminContext, ex: Exchange): Resolved | un
       family,
       route,
       run: () => {
-        if (isToken ? m !== 'POST' : m !== 'GET' && m !== 'HEAD') return sendJson(ex.res, 405, { error: 'invalid_request', error_description: `${m} is not supported on ${route}.` });
+        if (isToken ? m !== 'POST' : m !== 'GET' && m !== 'HEAD')
+          return sendJson(ex.res, 405, { error: 'invalid_request', error_description: `${m} is not supported on ${route}.` });
         handler(em, ex, tenant);
       },
     };
@@ -105,8 +119,20 @@ function resolve(em: Emulator, admin: AdminContext, ex: Exchange): Resolved | un
 function faultBody(family: Family, status: number, correlationId: string): unknown {
   switch (family) {
     case 'arm':
-      if (status === 429) return { error: { code: 'SubscriptionRequestsThrottled', message: "Number of 'read' requests for subscription actor exceeded. Please try again after some time. Refer to https://aka.ms/arm-throttling" } };
-      return { error: { code: status >= 500 ? 'InternalServerError' : 'InjectedFault', message: `Encountered an injected fault. Diagnostic information: correlation id '${correlationId}'.` } };
+      if (status === 429)
+        return {
+          error: {
+            code: 'SubscriptionRequestsThrottled',
+            message:
+              "Number of 'read' requests for subscription actor exceeded. Please try again after some time. Refer to https://aka.ms/arm-throttling",
+          },
+        };
+      return {
+        error: {
+          code: status >= 500 ? 'InternalServerError' : 'InjectedFault',
+          message: `Encountered an injected fault. Diagnostic information: correlation id '${correlationId}'.`,
+        },
+      };
     case 'graph':
       return {
         error: {
@@ -118,7 +144,11 @@ function faultBody(family: Family, status: number, correlationId: string): unkno
     case 'msi':
       return { error: status === 429 ? 'too_many_requests' : 'unknown', error_description: 'An injected fault.' };
     default:
-      return { error: status === 429 ? 'temporarily_unavailable' : 'server_error', error_description: `AADSTS90033: A transient error has occurred (injected fault). Please try again.\r\nTrace ID: ${correlationId}`, error_codes: [90033] };
+      return {
+        error: status === 429 ? 'temporarily_unavailable' : 'server_error',
+        error_description: `AADSTS90033: A transient error has occurred (injected fault). Please try again.\r\nTrace ID: ${correlationId}`,
+        error_codes: [90033],
+      };
   }
 }
 
@@ -217,7 +247,11 @@ export function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-export async function startListeners(em: Emulator, admin: AdminContext, opts: { host: string; httpsPort: number; httpPort: number }): Promise<Listeners> {
+export async function startListeners(
+  em: Emulator,
+  admin: AdminContext,
+  opts: { host: string; httpsPort: number; httpPort: number },
+): Promise<Listeners> {
   const handler = createHandler(em, admin);
   const https = createHttpsServer({ key: em.state.server.keyPem, cert: em.state.server.certPem }, handler);
   const http = createHttpServer(handler);

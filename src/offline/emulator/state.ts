@@ -84,7 +84,8 @@ const NO_KEYS: KeepKeys = { tenants: new Map(), clusters: new Map() };
 
 export async function newTenant(id: string, displayName: string, domain: string, now: number, keep: KeepKeys = NO_KEYS): Promise<Tenant> {
   const kept = keep.tenants.get(id);
-  const signingKeys = kept !== undefined && kept.length > 0 ? [...kept] : await Promise.all([newSigningKey(now - 1000, false), newSigningKey(now, true)]);
+  const signingKeys =
+    kept !== undefined && kept.length > 0 ? [...kept] : await Promise.all([newSigningKey(now - 1000, false), newSigningKey(now, true)]);
   return { id, displayName, domain, signingKeys };
 }
 
@@ -155,7 +156,12 @@ export interface InitialStateOptions {
 }
 
 /** The default seed (documented): tenant, first-party service principals, subscription, admin user (Global Administrator, Owner), one Arc cluster. */
-export async function seededState(base: Pick<State, 'ca' | 'server' | 'refreshTokenKey'>, tenantId: string, now: number, keep: KeepKeys = NO_KEYS): Promise<State> {
+export async function seededState(
+  base: Pick<State, 'ca' | 'server' | 'refreshTokenKey'>,
+  tenantId: string,
+  now: number,
+  keep: KeepKeys = NO_KEYS,
+): Promise<State> {
   const domain = tenantId === DEFAULT_SEED.tenantId ? DEFAULT_SEED.tenantDomain : tenantDomainFor(tenantId);
   const tenant = await newTenant(tenantId, 'Emulator Tenant', domain, now, keep);
   const at = new Date(now).toISOString();
@@ -227,7 +233,11 @@ export async function seededState(base: Pick<State, 'ca' | 'server' | 'refreshTo
 export async function initialState(opts: InitialStateOptions): Promise<State> {
   const ca = await newCertificateAuthority(new Date(opts.now));
   const server = await newServerCertificate(ca, opts.hosts, new Date(opts.now));
-  return seededState({ ca, server: { ...server, hosts: [...opts.hosts] }, refreshTokenKey: randomBytes(32).toString('hex') }, opts.tenantId, opts.now);
+  return seededState(
+    { ca, server: { ...server, hosts: [...opts.hosts] }, refreshTokenKey: randomBytes(32).toString('hex') },
+    opts.tenantId,
+    opts.now,
+  );
 }
 
 export function keysOf(state: State): KeepKeys {

@@ -27,5 +27,15 @@ export const CATALOG: readonly ModelRecord[] = [
 export const DEFAULT_CHAT_MODEL = 'phi-4-mini';
 
 function catalogModel(name: string, displayName: string, task: string, publisher: string): ModelRecord {
-  return { name, displayName, source: { type: 'foundry-local' }, task, publisher, compute: ['cpu', 'gpu'], version: '1', createdAt: CATALOG_DATE, updatedAt: CATALOG_DATE };
+  return {
+    name,
+    displayName,
+    source: { type: 'foundry-local' },
+    task,
+    publisher,
+    compute: ['cpu', 'gpu'],
+    version: '1',
+    createdAt: CATALOG_DATE,
+    updatedAt: CATALOG_DATE,
+  };
 }

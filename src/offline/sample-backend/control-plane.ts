@@ -13,7 +13,8 @@ import { afterToken, continueToken, deploymentKey, type ControlPlaneStore, type 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const MODEL_NAME = /^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$/;
 
-const PRIVATE_HOST = /^(localhost|.*\.localhost|127\.\d+\.\d+\.\d+|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(1[6-9]|2\d|3[01])\.\d+\.\d+|169\.254\.\d+\.\d+|0\.0\.0\.0|\[?::1?\]?)$/i;
+const PRIVATE_HOST =
+  /^(localhost|.*\.localhost|127\.\d+\.\d+\.\d+|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(1[6-9]|2\d|3[01])\.\d+\.\d+|169\.254\.\d+\.\d+|0\.0\.0\.0|\[?::1?\]?)$/i;
 
 /** A registry is a host name (optionally with a port), never a loopback or private address (SSRF). */
 const registry = z
@@ -31,13 +32,19 @@ const customModelBody = z.strictObject({
   }),
   task: z.string().min(1).max(100).optional(),
   publisher: z.string().min(1).max(100).optional(),
-  compute: z.array(z.enum(['cpu', 'gpu'])).min(1).optional(),
+  compute: z
+    .array(z.enum(['cpu', 'gpu']))
+    .min(1)
+    .optional(),
   version: z.string().min(1).max(50).optional(),
 });
 
 const modelReference = z
   .strictObject({ ref: z.string().min(1).optional(), catalog: z.string().min(1).optional(), custom: z.string().min(1).optional() })
-  .refine((m) => [m.ref, m.catalog, m.custom].filter((v) => v !== undefined).length === 1, 'set exactly one of model.ref, model.catalog, model.custom');
+  .refine(
+    (m) => [m.ref, m.catalog, m.custom].filter((v) => v !== undefined).length === 1,
+    'set exactly one of model.ref, model.catalog, model.custom',
+  );
 
 const env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _'), z.string());
 const resources = z.record(z.string(), z.unknown());
@@ -79,7 +86,8 @@ export async function handleControlPlane(ctx: RequestContext, segments: readonly
   const [first, second, third, fourth, ...rest] = segments;
   if (first === 'models' && second === undefined) return collection(ctx, { GET: () => listModels(ctx, store), POST: () => createModel(ctx, store) });
   if (first === 'models' && third !== undefined && fourth === undefined) {
-    if (second === 'foundry-local' || second === 'foundry') return collection(ctx, { GET: () => getModel(ctx, store.catalogModel(third), 'foundry-local', third) });
+    if (second === 'foundry-local' || second === 'foundry')
+      return collection(ctx, { GET: () => getModel(ctx, store.catalogModel(third), 'foundry-local', third) });
     if (second === 'custom') {
       return collection(ctx, {
         GET: () => getModel(ctx, store.customModel(third), 'custom', third),
@@ -91,7 +99,8 @@ export async function handleControlPlane(ctx: RequestContext, segments: readonly
   if (first === 'deployments' && second === undefined) return collection(ctx, { GET: () => listDeployments(ctx, store, undefined) });
   if (first === 'namespaces' && second !== undefined && third === 'deployments' && rest.length === 0) {
     if (!DNS_LABEL.test(second)) return invalidName(ctx, 'namespace', second);
-    if (fourth === undefined) return collection(ctx, { GET: () => listDeployments(ctx, store, second), POST: () => createDeployment(ctx, store, second) });
+    if (fourth === undefined)
+      return collection(ctx, { GET: () => listDeployments(ctx, store, second), POST: () => createDeployment(ctx, store, second) });
     return collection(ctx, {
       GET: () => getDeployment(ctx, store, second, fourth),
       PUT: () => replaceDeployment(ctx, store, second, fourth),
@@ -109,7 +118,9 @@ async function collection(ctx: RequestContext, handlers: Handlers): Promise<void
   const handler = handlers[method as keyof Handlers];
   if (handler !== undefined) return handler();
   const allow = Object.keys(handlers).join(', ');
-  sendControlError(ctx.res, 405, 'MethodNotAllowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allow}`, { allow: Object.keys(handlers) });
+  sendControlError(ctx.res, 405, 'MethodNotAllowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allow}`, {
+    allow: Object.keys(handlers),
+  });
 }
 
 function listModels(ctx: RequestContext, store: ControlPlaneStore): void {
@@ -123,16 +134,25 @@ function listModels(ctx: RequestContext, store: ControlPlaneStore): void {
     publisher: ctx.query.get('publisher')?.toLowerCase(),
     source: ctx.query.get('source'),
   };
-  const matching = store.models().filter(
-    (m) =>
-      (filters.name === undefined || m.name.includes(filters.name) || m.displayName.toLowerCase().includes(filters.name)) &&
-      (filters.compute == null || m.compute.includes(filters.compute as 'cpu' | 'gpu')) &&
-      (filters.task == null || m.task === filters.task) &&
-      (filters.publisher === undefined || m.publisher.toLowerCase() === filters.publisher) &&
-      (filters.source == null || m.source.type === filters.source),
-  );
+  const matching = store
+    .models()
+    .filter(
+      (m) =>
+        (filters.name === undefined || m.name.includes(filters.name) || m.displayName.toLowerCase().includes(filters.name)) &&
+        (filters.compute == null || m.compute.includes(filters.compute as 'cpu' | 'gpu')) &&
+        (filters.task == null || m.task === filters.task) &&
+        (filters.publisher === undefined || m.publisher.toLowerCase() === filters.publisher) &&
+        (filters.source == null || m.source.type === filters.source),
+    );
   const page = matching.slice(offset, offset + limit);
-  sendJson(ctx.res, 200, { models: page, total: matching.length, count: page.length, limit, offset, hasMore: offset + page.length < matching.length });
+  sendJson(ctx.res, 200, {
+    models: page,
+    total: matching.length,
+    count: page.length,
+    limit,
+    offset,
+    hasMore: offset + page.length < matching.length,
+  });
 }
 
 function getModel(ctx: RequestContext, model: ModelRecord | undefined, source: string, name: string): void {
@@ -190,7 +210,11 @@ async function createDeployment(ctx: RequestContext, store: ControlPlaneStore, n
   const body = await parseBody(ctx, deploymentBody);
   if (body === undefined) return;
   if (store.deployment(namespace, body.name) !== undefined) {
-    return sendControlError(ctx.res, 409, 'Conflict', `deployment "${body.name}" already exists in namespace "${namespace}"`, { resource: 'deployment', namespace, name: body.name });
+    return sendControlError(ctx.res, 409, 'Conflict', `deployment "${body.name}" already exists in namespace "${namespace}"`, {
+      resource: 'deployment',
+      namespace,
+      name: body.name,
+    });
   }
   if (!modelExists(ctx, store, body.model)) return;
   const { name, ...spec } = body;
@@ -225,9 +249,9 @@ async function patchDeployment(ctx: RequestContext, store: ControlPlaneStore, na
     runtime: existing.runtime,
     port: existing.port,
     replicas: body.replicas ?? existing.replicas,
-    ...(body.env ?? existing.env ? { env: body.env ?? existing.env } : {}),
-    ...(body.resources ?? existing.resources ? { resources: body.resources ?? existing.resources } : {}),
-    ...(body.endpoint ?? existing.endpoint ? { endpoint: body.endpoint ?? existing.endpoint } : {}),
+    ...((body.env ?? existing.env) ? { env: body.env ?? existing.env } : {}),
+    ...((body.resources ?? existing.resources) ? { resources: body.resources ?? existing.resources } : {}),
+    ...((body.endpoint ?? existing.endpoint) ? { endpoint: body.endpoint ?? existing.endpoint } : {}),
   };
   sendJson(ctx.res, 200, store.putDeployment(namespace, name, spec));
 }
@@ -251,14 +275,28 @@ function customModel(body: z.infer<typeof customModelBody>): Omit<ModelRecord, '
 
 /** The referenced model must exist where the reference says (ref: catalog or custom). */
 function modelExists(ctx: RequestContext, store: ControlPlaneStore, model: DeploymentSpec['model']): boolean {
-  const found = model.catalog !== undefined ? store.catalogModel(model.catalog) : model.custom !== undefined ? store.customModel(model.custom) : store.model(model.ref ?? '');
+  const found =
+    model.catalog !== undefined
+      ? store.catalogModel(model.catalog)
+      : model.custom !== undefined
+        ? store.customModel(model.custom)
+        : store.model(model.ref ?? '');
   if (found !== undefined) return true;
-  const [field, value] = model.catalog !== undefined ? ['model.catalog', model.catalog] : model.custom !== undefined ? ['model.custom', model.custom] : ['model.ref', model.ref ?? ''];
+  const [field, value] =
+    model.catalog !== undefined
+      ? ['model.catalog', model.catalog]
+      : model.custom !== undefined
+        ? ['model.custom', model.custom]
+        : ['model.ref', model.ref ?? ''];
   validationError(ctx, `model "${value}" does not exist`, [{ field, message: `no model named "${value}"` }]);
   return false;
 }
 
-async function parseBody<T extends z.ZodType>(ctx: RequestContext, schema: T, message = 'the request body is invalid'): Promise<z.infer<T> | undefined> {
+async function parseBody<T extends z.ZodType>(
+  ctx: RequestContext,
+  schema: T,
+  message = 'the request body is invalid',
+): Promise<z.infer<T> | undefined> {
   const body = await readJson(ctx.req);
   if (!body.ok) {
     if (body.status === 413) sendControlError(ctx.res, 413, 'PayloadTooLarge', body.message);

@@ -6,7 +6,8 @@ import type { ZodError } from 'zod';
 /** Larger than any prompt the sample backend needs; a bigger body is refused with 413. */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-export type BodyResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly status: 400 | 413; readonly message: string };
+export type BodyResult =
+  { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly status: 400 | 413; readonly message: string };
 
 /** Reads the whole request body (at most MAX_BODY_BYTES) and parses it as JSON. */
 export async function readJson(req: IncomingMessage): Promise<BodyResult> {
@@ -35,14 +36,27 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, ext
 export type OpenAiErrorType = 'invalid_request_error' | 'not_found_error' | 'server_error';
 
 /** The OpenAI error shape the chat server uses: `{"error":{"message","type","param","code"}}`. */
-export function sendOpenAiError(res: ServerResponse, status: number, message: string, code: string, param: string | null = null, type: OpenAiErrorType = 'invalid_request_error'): void {
+export function sendOpenAiError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  code: string,
+  param: string | null = null,
+  type: OpenAiErrorType = 'invalid_request_error',
+): void {
   sendJson(res, status, { error: { message, type, param, code } });
 }
 
 export type ControlErrorKind = 'NotFound' | 'Conflict' | 'ValidationError' | 'MethodNotAllowed' | 'PayloadTooLarge';
 
 /** The Foundry Local control-plane error shape: `{"error":"NotFound|Conflict|ValidationError","message","details"}`. */
-export function sendControlError(res: ServerResponse, status: number, error: ControlErrorKind, message: string, details: Record<string, unknown> = {}): void {
+export function sendControlError(
+  res: ServerResponse,
+  status: number,
+  error: ControlErrorKind,
+  message: string,
+  details: Record<string, unknown> = {},
+): void {
   sendJson(res, status, { error, message, details });
 }
 
@@ -74,7 +88,10 @@ export interface RequestContext {
 /** Path segments, percent-decoded; undefined when a segment is not valid percent-encoding. */
 export function pathSegments(path: string): string[] | undefined {
   try {
-    return path.split('/').slice(1).map((s) => decodeURIComponent(s));
+    return path
+      .split('/')
+      .slice(1)
+      .map((s) => decodeURIComponent(s));
   } catch {
     return undefined;
   }

@@ -62,7 +62,8 @@ export class DataPlane {
 
   getModel(ctx: RequestContext, id: string): void {
     const model = this.opts.store.model(id);
-    if (model === undefined) return sendOpenAiError(ctx.res, 404, `The model '${id}' does not exist`, 'model_not_found', 'model', 'invalid_request_error');
+    if (model === undefined)
+      return sendOpenAiError(ctx.res, 404, `The model '${id}' does not exist`, 'model_not_found', 'model', 'invalid_request_error');
     sendJson(ctx.res, 200, openAiModel(model));
   }
 
@@ -77,8 +78,11 @@ export class DataPlane {
     const usage = usageOf(promptTokens, completion);
     if (body.stream === true) {
       const base = { id, object: 'chat.completion.chunk', created, model: body.model, system_fingerprint: 'fp_sample' };
-      const chunks: unknown[] = [{ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }];
-      for (const token of completion.tokens) chunks.push({ ...base, choices: [{ index: 0, delta: { content: token }, logprobs: null, finish_reason: null }] });
+      const chunks: unknown[] = [
+        { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] },
+      ];
+      for (const token of completion.tokens)
+        chunks.push({ ...base, choices: [{ index: 0, delta: { content: token }, logprobs: null, finish_reason: null }] });
       chunks.push({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: completion.finishReason }] });
       if (body.stream_options?.include_usage === true) chunks.push({ ...base, choices: [], usage });
       return this.stream(ctx, chunks, completion.tokens.length);
@@ -89,7 +93,14 @@ export class DataPlane {
       created,
       model: body.model,
       system_fingerprint: 'fp_sample',
-      choices: [{ index: 0, message: { role: 'assistant', content: completion.tokens.join(''), refusal: null }, logprobs: null, finish_reason: completion.finishReason }],
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: completion.tokens.join(''), refusal: null },
+          logprobs: null,
+          finish_reason: completion.finishReason,
+        },
+      ],
       usage,
     });
   }
@@ -104,7 +115,10 @@ export class DataPlane {
     const usage = usageOf(countTokens(prompt), completion);
     if (body.stream === true) {
       const base = { id, object: 'text_completion', created, model: body.model };
-      const chunks: unknown[] = completion.tokens.map((token) => ({ ...base, choices: [{ index: 0, text: token, logprobs: null, finish_reason: null }] }));
+      const chunks: unknown[] = completion.tokens.map((token) => ({
+        ...base,
+        choices: [{ index: 0, text: token, logprobs: null, finish_reason: null }],
+      }));
       chunks.push({ ...base, choices: [{ index: 0, text: '', logprobs: null, finish_reason: completion.finishReason }] });
       if (body.stream_options?.include_usage === true) chunks.push({ ...base, choices: [], usage });
       return this.stream(ctx, chunks, completion.tokens.length);
@@ -181,7 +195,12 @@ export class DataPlane {
 }
 
 function openAiModel(model: ModelRecord): { id: string; object: 'model'; created: number; owned_by: string } {
-  return { id: model.name, object: 'model', created: Math.floor(Date.parse(model.createdAt || CATALOG_DATE) / 1000), owned_by: model.source.type === 'custom' ? 'custom' : 'foundry-local' };
+  return {
+    id: model.name,
+    object: 'model',
+    created: Math.floor(Date.parse(model.createdAt || CATALOG_DATE) / 1000),
+    owned_by: model.source.type === 'custom' ? 'custom' : 'foundry-local',
+  };
 }
 
 type Message = z.infer<typeof message>;
@@ -206,7 +225,7 @@ function embeddingInputs(input: z.infer<typeof embeddingRequest>['input']): stri
   if (typeof input === 'string') return [input];
   if (input.every((item): item is string => typeof item === 'string')) return input;
   if (input.every((item): item is number => typeof item === 'number')) return [JSON.stringify(input)];
-  return (input).map((tokens) => JSON.stringify(tokens));
+  return input.map((tokens) => JSON.stringify(tokens));
 }
 
 function write(res: ServerResponse, text: string): boolean {

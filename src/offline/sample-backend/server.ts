@@ -127,7 +127,8 @@ function logRequest(log: Logger, ctx: RequestContext, started: number): void {
     ...(ctx.tokens !== undefined ? { tokens: ctx.tokens } : {}),
     ...(clientAborted ? { clientAborted: true } : {}),
   };
-  if (clientAborted) log.warn(fields, ctx.tokens !== undefined ? `client aborted the stream after ${ctx.tokens} tokens` : 'client aborted the request');
+  if (clientAborted)
+    log.warn(fields, ctx.tokens !== undefined ? `client aborted the stream after ${ctx.tokens} tokens` : 'client aborted the request');
   else log.info(fields, 'request');
 }
 

@@ -4,12 +4,38 @@ import { appRoleAssignmentJson, applicationJson, permissionGrantJson, servicePri
 import { principalTypeOf, type Application } from '../model.js';
 import { newAppRoleAssignment, newApplication, newPasswordCredential, newServicePrincipal } from '../objects.js';
 import { DEFAULT_SEED, identityResourceId, newGuid, newOpaqueId } from '../state.js';
-import { body, conflict, FicInput, federatedCredentials, guid, idTaken, invalid, notFound, servicePrincipalOf, tenantOf, type AdminRoute } from './route.js';
+import {
+  body,
+  conflict,
+  FicInput,
+  federatedCredentials,
+  guid,
+  idTaken,
+  invalid,
+  notFound,
+  servicePrincipalOf,
+  tenantOf,
+  type AdminRoute,
+} from './route.js';
 
 /** Seeding identities and what they are granted in Entra ID: applications, service principals, managed identities, app role assignments, permission grants. */
 
-const ScopeInput = z.strictObject({ value: z.string().min(1), id: guid.optional(), type: z.enum(['User', 'Admin']).optional(), isEnabled: z.boolean().optional(), displayName: z.string().optional(), description: z.string().optional() });
-const AppRoleInput = z.strictObject({ value: z.string().min(1), id: guid.optional(), allowedMemberTypes: z.array(z.enum(['User', 'Application'])).optional(), isEnabled: z.boolean().optional(), displayName: z.string().optional(), description: z.string().optional() });
+const ScopeInput = z.strictObject({
+  value: z.string().min(1),
+  id: guid.optional(),
+  type: z.enum(['User', 'Admin']).optional(),
+  isEnabled: z.boolean().optional(),
+  displayName: z.string().optional(),
+  description: z.string().optional(),
+});
+const AppRoleInput = z.strictObject({
+  value: z.string().min(1),
+  id: guid.optional(),
+  allowedMemberTypes: z.array(z.enum(['User', 'Application'])).optional(),
+  isEnabled: z.boolean().optional(),
+  displayName: z.string().optional(),
+  description: z.string().optional(),
+});
 const ApplicationBody = z.strictObject({
   tenantId: guid.optional(),
   id: guid.optional(),
@@ -64,7 +90,8 @@ export const applicationRoutes: AdminRoute[] = [
     handler: (ctx, ex) => {
       const b = body(ex, ApplicationBody);
       const tenant = tenantOf(ctx, b.tenantId);
-      if (b.appId !== undefined && ctx.em.state.applications.some((a) => a.tenantId === tenant.id && a.appId === b.appId?.toLowerCase())) throw conflict(`application with appId ${b.appId} exists`);
+      if (b.appId !== undefined && ctx.em.state.applications.some((a) => a.tenantId === tenant.id && a.appId === b.appId?.toLowerCase()))
+        throw conflict(`application with appId ${b.appId} exists`);
       if (b.id !== undefined && idTaken(ctx, b.id.toLowerCase())) throw conflict(`object ${b.id} exists`);
       const app: Application = newApplication(ctx.em, { tenantId: tenant.id, id: b.id, appId: b.appId, displayName: b.displayName });
       app.identifierUris = b.identifierUris ?? [];
@@ -88,7 +115,10 @@ export const applicationRoutes: AdminRoute[] = [
         allowedMemberTypes: r.allowedMemberTypes ?? ['Application'],
         origin: 'Application',
       }));
-      app.api.preAuthorizedApplications = (b.preAuthorizedApplications ?? []).map((p) => ({ appId: p.appId.toLowerCase(), delegatedPermissionIds: p.delegatedPermissionIds.map((d) => d.toLowerCase()) }));
+      app.api.preAuthorizedApplications = (b.preAuthorizedApplications ?? []).map((p) => ({
+        appId: p.appId.toLowerCase(),
+        delegatedPermissionIds: p.delegatedPermissionIds.map((d) => d.toLowerCase()),
+      }));
       app.isFallbackPublicClient = b.isFallbackPublicClient ?? null;
       app.federatedIdentityCredentials = federatedCredentials(b.federatedIdentityCredentials);
       let secretText: string | undefined;
@@ -104,7 +134,11 @@ export const applicationRoutes: AdminRoute[] = [
         ctx.em.state.servicePrincipals.push(sp);
       }
       ctx.em.changed();
-      sendJson(ex.res, 201, { application: applicationJson(ctx.em, app), servicePrincipal: sp === undefined ? null : servicePrincipalJson(ctx.em, sp), secret: secretText ?? null });
+      sendJson(ex.res, 201, {
+        application: applicationJson(ctx.em, app),
+        servicePrincipal: sp === undefined ? null : servicePrincipalJson(ctx.em, sp),
+        secret: secretText ?? null,
+      });
     },
   },
   {
@@ -135,7 +169,8 @@ export const applicationRoutes: AdminRoute[] = [
       const principalId = b.principalId?.toLowerCase() ?? newGuid();
       const clientId = b.clientId?.toLowerCase() ?? newGuid();
       if (idTaken(ctx, principalId)) throw conflict(`object ${principalId} exists`);
-      if (ctx.em.state.servicePrincipals.some((p) => p.tenantId === tenant.id && p.appId === clientId)) throw conflict(`client ID ${clientId} is in use`);
+      if (ctx.em.state.servicePrincipals.some((p) => p.tenantId === tenant.id && p.appId === clientId))
+        throw conflict(`client ID ${clientId} is in use`);
       const mi = {
         principalId,
         tenantId: tenant.id,
@@ -166,7 +201,9 @@ export const applicationRoutes: AdminRoute[] = [
       const d = ctx.em.directory;
       const resource = servicePrincipalOf(ctx, tenant.id, b.resourceId, b.resourceAppId);
       if (resource === undefined) throw notFound('resourceId or resourceAppId must name a service principal in the tenant');
-      const role = d.exposed(resource).appRoles.find((r) => (b.appRoleId !== undefined ? r.id === b.appRoleId.toLowerCase() : r.value === b.appRoleValue));
+      const role = d
+        .exposed(resource)
+        .appRoles.find((r) => (b.appRoleId !== undefined ? r.id === b.appRoleId.toLowerCase() : r.value === b.appRoleValue));
       if (role === undefined) throw invalid('appRoleId or appRoleValue must name an app role of the resource');
       const obj = d.object(tenant.id, b.principalId);
       if (obj === undefined) throw notFound(`principal ${b.principalId} not found`);
@@ -187,7 +224,15 @@ export const applicationRoutes: AdminRoute[] = [
       const resource = servicePrincipalOf(ctx, tenant.id, b.resourceId, b.resourceAppId);
       if (client === undefined || resource === undefined) throw notFound('client and resource must name service principals in the tenant');
       const consentType = b.consentType ?? (b.principalId === undefined ? 'AllPrincipals' : 'Principal');
-      const g = { id: newOpaqueId(), tenantId: tenant.id, clientId: client.id, consentType, principalId: consentType === 'Principal' ? (b.principalId?.toLowerCase() ?? null) : null, resourceId: resource.id, scope: b.scope };
+      const g = {
+        id: newOpaqueId(),
+        tenantId: tenant.id,
+        clientId: client.id,
+        consentType,
+        principalId: consentType === 'Principal' ? (b.principalId?.toLowerCase() ?? null) : null,
+        resourceId: resource.id,
+        scope: b.scope,
+      };
       ctx.em.state.oauth2PermissionGrants.push(g);
       ctx.em.changed();
       sendJson(ex.res, 201, permissionGrantJson(g));

@@ -92,7 +92,12 @@ export const armRoutes: AdminRoute[] = [
     handler: (ctx, ex) => {
       const b = body(ex, RoleAssignmentBody);
       if (!isAssignableScope(b.scope)) throw invalid(`scope '${b.scope}' is not an ARM scope`);
-      const def = b.roleName !== undefined ? (builtInRoleByName(b.roleName)?.id ?? ctx.em.state.customRoles.find((r) => r.roleName.toLowerCase() === b.roleName?.toLowerCase())?.id) : b.roleDefinitionId !== undefined ? roleDefinition(ctx.em, b.roleDefinitionId)?.guid : undefined;
+      const def =
+        b.roleName !== undefined
+          ? (builtInRoleByName(b.roleName)?.id ?? ctx.em.state.customRoles.find((r) => r.roleName.toLowerCase() === b.roleName?.toLowerCase())?.id)
+          : b.roleDefinitionId !== undefined
+            ? roleDefinition(ctx.em, b.roleDefinitionId)?.guid
+            : undefined;
       if (def === undefined) throw invalid('roleName or roleDefinitionId must name a known role');
       const sub = ctx.em.state.subscriptions.find((s) => b.scope.toLowerCase().startsWith(`/subscriptions/${s.id}`));
       const obj = ctx.em.directory.object(sub?.tenantId ?? ctx.em.state.defaultTenantId, b.principalId);
@@ -132,7 +137,12 @@ export const armRoutes: AdminRoute[] = [
         denyAssignmentName: b.denyAssignmentName,
         description: b.description ?? null,
         scope: b.scope,
-        permissions: b.permissions.map((p) => ({ actions: p.actions ?? [], notActions: p.notActions ?? [], dataActions: p.dataActions ?? [], notDataActions: p.notDataActions ?? [] })),
+        permissions: b.permissions.map((p) => ({
+          actions: p.actions ?? [],
+          notActions: p.notActions ?? [],
+          dataActions: p.dataActions ?? [],
+          notDataActions: p.notDataActions ?? [],
+        })),
         principals: b.principals.map((p) => ({ id: p.id.toLowerCase(), type: p.type })),
         excludePrincipals: (b.excludePrincipals ?? []).map((p) => ({ id: p.id.toLowerCase(), type: p.type })),
         doNotApplyToChildScopes: b.doNotApplyToChildScopes ?? false,

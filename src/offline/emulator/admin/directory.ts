@@ -21,7 +21,13 @@ const UserBody = z.strictObject({
   directoryRoles: z.array(z.string()).optional(),
   accountEnabled: z.boolean().optional(),
 });
-const GroupBody = z.strictObject({ tenantId: guid.optional(), id: guid.optional(), displayName: z.string().min(1), description: z.string().optional(), members: z.array(guid).optional() });
+const GroupBody = z.strictObject({
+  tenantId: guid.optional(),
+  id: guid.optional(),
+  displayName: z.string().min(1),
+  description: z.string().optional(),
+  members: z.array(guid).optional(),
+});
 const MemberBody = z.strictObject({ id: guid.optional(), ids: z.array(guid).optional() });
 
 export const directoryRoutes: AdminRoute[] = [

@@ -58,14 +58,32 @@ export function tenantOf(ctx: AdminContext, id: string | undefined): Tenant {
 }
 
 /** A service principal named by object ID or, failing that, by app ID. */
-export function servicePrincipalOf(ctx: AdminContext, tenantId: string, id: string | undefined, appId: string | undefined): ServicePrincipal | undefined {
+export function servicePrincipalOf(
+  ctx: AdminContext,
+  tenantId: string,
+  id: string | undefined,
+  appId: string | undefined,
+): ServicePrincipal | undefined {
   const d = ctx.em.directory;
   return id !== undefined ? d.servicePrincipal(tenantId, id) : appId !== undefined ? d.servicePrincipalByAppId(tenantId, appId) : undefined;
 }
 
-export const FicInput = z.strictObject({ name: z.string().min(1), issuer: z.string().min(1), subject: z.string().min(1), audiences: z.array(z.string()).optional(), description: z.string().optional() });
+export const FicInput = z.strictObject({
+  name: z.string().min(1),
+  issuer: z.string().min(1),
+  subject: z.string().min(1),
+  audiences: z.array(z.string()).optional(),
+  description: z.string().optional(),
+});
 export const federatedCredentials = (inputs: ReadonlyArray<z.infer<typeof FicInput>> | undefined): FederatedCredential[] =>
-  (inputs ?? []).map((f) => ({ id: newGuid(), name: f.name, issuer: f.issuer, subject: f.subject, audiences: f.audiences ?? [TOKEN_EXCHANGE_AUDIENCE], description: f.description ?? null }));
+  (inputs ?? []).map((f) => ({
+    id: newGuid(),
+    name: f.name,
+    issuer: f.issuer,
+    subject: f.subject,
+    audiences: f.audiences ?? [TOKEN_EXCHANGE_AUDIENCE],
+    description: f.description ?? null,
+  }));
 
 export type Handler = (ctx: AdminContext, ex: Exchange, params: string[]) => void | Promise<void>;
 
@@ -82,5 +100,10 @@ export function uniqueUpn(ctx: AdminContext, tenantId: string, upn: string): boo
 
 export function idTaken(ctx: AdminContext, id: string): boolean {
   const s = ctx.em.state;
-  return s.users.some((u) => u.id === id) || s.groups.some((g) => g.id === id) || s.servicePrincipals.some((p) => p.id === id) || s.applications.some((a) => a.id === id);
+  return (
+    s.users.some((u) => u.id === id) ||
+    s.groups.some((g) => g.id === id) ||
+    s.servicePrincipals.some((p) => p.id === id) ||
+    s.applications.some((a) => a.id === id)
+  );
 }

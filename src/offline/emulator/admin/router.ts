@@ -23,7 +23,10 @@ async function answer(ex: Exchange, handler: () => void | Promise<void>): Promis
 }
 
 /** The admin route for a path under `/_emulator` (path without the prefix), for counters and dispatch. */
-export function adminRoute(method: string, path: string): { name: string; run: (ctx: AdminContext, ex: Exchange) => void | Promise<void> } | undefined {
+export function adminRoute(
+  method: string,
+  path: string,
+): { name: string; run: (ctx: AdminContext, ex: Exchange) => void | Promise<void> } | undefined {
   let pathMatched = false;
   for (const r of ROUTES) {
     const m = r.pattern.exec(path);
@@ -32,6 +35,7 @@ export function adminRoute(method: string, path: string): { name: string; run: (
     if (r.method !== method) continue;
     return { name: r.name, run: (ctx, ex) => answer(ex, () => r.handler(ctx, ex, m.slice(1))) };
   }
-  if (pathMatched) return { name: `/_emulator${path}`, run: (_ctx, ex) => fail(ex, 405, 'method_not_allowed', `${method} is not allowed on /_emulator${path}`) };
+  if (pathMatched)
+    return { name: `/_emulator${path}`, run: (_ctx, ex) => fail(ex, 405, 'method_not_allowed', `${method} is not allowed on /_emulator${path}`) };
   return undefined;
 }

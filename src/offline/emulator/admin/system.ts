@@ -23,14 +23,39 @@ export const systemRoutes: AdminRoute[] = [
         defaultTenantId: s.defaultTenantId,
         now: new Date(ctx.em.now()).toISOString(),
         settings: s.settings,
-        tenants: s.tenants.map((t) => ({ id: t.id, displayName: t.displayName, domain: t.domain, signingKeys: t.signingKeys.map((k) => ({ kid: k.kid, active: k.active, createdAt: k.createdAt })) })),
+        tenants: s.tenants.map((t) => ({
+          id: t.id,
+          displayName: t.displayName,
+          domain: t.domain,
+          signingKeys: t.signingKeys.map((k) => ({ kid: k.kid, active: k.active, createdAt: k.createdAt })),
+        })),
         subscriptions: s.subscriptions,
         users: s.users.map((u) => ({ ...userJson(u), tenantId: u.tenantId, directoryRoles: u.directoryRoles })),
         groups: s.groups.map((g) => ({ id: g.id, tenantId: g.tenantId, displayName: g.displayName, members: g.members })),
-        applications: s.applications.map((a) => ({ id: a.id, appId: a.appId, tenantId: a.tenantId, displayName: a.displayName, identifierUris: a.identifierUris })),
-        servicePrincipals: s.servicePrincipals.map((p) => ({ id: p.id, appId: p.appId, tenantId: p.tenantId, displayName: p.displayName, servicePrincipalType: p.servicePrincipalType })),
+        applications: s.applications.map((a) => ({
+          id: a.id,
+          appId: a.appId,
+          tenantId: a.tenantId,
+          displayName: a.displayName,
+          identifierUris: a.identifierUris,
+        })),
+        servicePrincipals: s.servicePrincipals.map((p) => ({
+          id: p.id,
+          appId: p.appId,
+          tenantId: p.tenantId,
+          displayName: p.displayName,
+          servicePrincipalType: p.servicePrincipalType,
+        })),
         managedIdentities: s.managedIdentities.map((m) => ({ ...m, resourceId: identityResourceId(m) })),
-        clusters: s.clusters.map((c) => ({ name: c.name, subscriptionId: c.subscriptionId, resourceGroup: c.resourceGroup, tenantId: c.tenantId, principalId: c.principalId, clientId: c.clientId, isDefault: c.isDefault })),
+        clusters: s.clusters.map((c) => ({
+          name: c.name,
+          subscriptionId: c.subscriptionId,
+          resourceGroup: c.resourceGroup,
+          tenantId: c.tenantId,
+          principalId: c.principalId,
+          clientId: c.clientId,
+          isDefault: c.isDefault,
+        })),
         roleAssignments: s.roleAssignments,
         customRoles: s.customRoles,
         denyAssignments: s.denyAssignments,
@@ -45,7 +70,12 @@ export const systemRoutes: AdminRoute[] = [
     name: '/_emulator/reset',
     handler: async (ctx, ex) => {
       const s = ctx.em.state;
-      const next = await seededState({ ca: s.ca, server: s.server, refreshTokenKey: s.refreshTokenKey }, s.defaultTenantId, ctx.em.now() - s.clockOffsetMs, keysOf(s));
+      const next = await seededState(
+        { ca: s.ca, server: s.server, refreshTokenKey: s.refreshTokenKey },
+        s.defaultTenantId,
+        ctx.em.now() - s.clockOffsetMs,
+        keysOf(s),
+      );
       ctx.em.state = next;
       ctx.em.faults.clear();
       ctx.em.counters.reset();
@@ -57,7 +87,12 @@ export const systemRoutes: AdminRoute[] = [
     method: 'GET',
     pattern: /^\/clock$/,
     name: '/_emulator/clock',
-    handler: (ctx, ex) => sendJson(ex.res, 200, { now: new Date(ctx.em.now()).toISOString(), epochSeconds: ctx.em.nowSeconds(), offsetSeconds: ctx.em.state.clockOffsetMs / 1000 }),
+    handler: (ctx, ex) =>
+      sendJson(ex.res, 200, {
+        now: new Date(ctx.em.now()).toISOString(),
+        epochSeconds: ctx.em.nowSeconds(),
+        offsetSeconds: ctx.em.state.clockOffsetMs / 1000,
+      }),
   },
   {
     method: 'POST',
@@ -74,7 +109,11 @@ export const systemRoutes: AdminRoute[] = [
       } else {
         throw invalid('give advanceSeconds or set');
       }
-      sendJson(ex.res, 200, { now: new Date(ctx.em.now()).toISOString(), epochSeconds: ctx.em.nowSeconds(), offsetSeconds: ctx.em.state.clockOffsetMs / 1000 });
+      sendJson(ex.res, 200, {
+        now: new Date(ctx.em.now()).toISOString(),
+        epochSeconds: ctx.em.nowSeconds(),
+        offsetSeconds: ctx.em.state.clockOffsetMs / 1000,
+      });
     },
   },
   {
@@ -89,7 +128,12 @@ export const systemRoutes: AdminRoute[] = [
       tenant.signingKeys.push(key);
       const retired = b.retireOldest === true && tenant.signingKeys.length > 1 ? tenant.signingKeys.shift() : undefined;
       ctx.em.changed();
-      sendJson(ex.res, 200, { tenantId: tenant.id, activeKid: key.kid, retiredKid: retired?.kid ?? null, kids: tenant.signingKeys.map((k) => k.kid) });
+      sendJson(ex.res, 200, {
+        tenantId: tenant.id,
+        activeKid: key.kid,
+        retiredKid: retired?.kid ?? null,
+        kids: tenant.signingKeys.map((k) => k.kid),
+      });
     },
   },
   { method: 'GET', pattern: /^\/faults$/, name: '/_emulator/faults', handler: (ctx, ex) => sendJson(ex.res, 200, { value: ctx.em.faults.all() }) },

@@ -9,9 +9,25 @@ import { AdminError, body, guid, invalid, notFound, tenantOf, type AdminContext,
 /** Test tokens without credentials: Entra ID access tokens for seeded principals and Kubernetes service-account tokens. */
 
 const Listener = z.enum(['https', 'http']).optional();
-const FederatedTokenBody = z.strictObject({ listener: Listener, cluster: z.string().optional(), subject: z.string().min(1), audience: z.string().optional(), expiresInSeconds: z.number().int().min(1).max(86_400 * 2).optional() });
+const FederatedTokenBody = z.strictObject({
+  listener: Listener,
+  cluster: z.string().optional(),
+  subject: z.string().min(1),
+  audience: z.string().optional(),
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(86_400 * 2)
+    .optional(),
+});
 /** The sign-in nobody can do at microsoft.com/devicelogin offline: `user` approves the code, `decline` refuses it. */
-const DeviceCodeBody = z.strictObject({ userCode: z.string().min(1), tenantId: guid.optional(), user: z.string().min(1).optional(), decline: z.boolean().optional() });
+const DeviceCodeBody = z.strictObject({
+  userCode: z.string().min(1),
+  tenantId: guid.optional(),
+  user: z.string().min(1).optional(),
+  decline: z.boolean().optional(),
+});
 const TokenBody = z.strictObject({
   listener: Listener,
   tenantId: guid.optional(),
@@ -21,7 +37,12 @@ const TokenBody = z.strictObject({
   /** The token the resource would issue were its requestedAccessTokenVersion this (1: the "v1 token" mistake). */
   tokenVersion: z.union([z.literal(1), z.literal(2)]).optional(),
   /** Issued this long ago: with an age beyond its lifetime, an expired token. */
-  ageSeconds: z.number().int().min(0).max(86_400 * 365).optional(),
+  ageSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(86_400 * 365)
+    .optional(),
 });
 
 export const tokenRoutes: AdminRoute[] = [
@@ -34,7 +55,13 @@ export const tokenRoutes: AdminRoute[] = [
       const cluster = clusterByName(ctx.em, b.cluster);
       if (cluster === undefined) throw notFound(`no cluster '${b.cluster ?? '(default)'}'`);
       const base = issuerBase(ctx, ex, b.listener);
-      const t = mintServiceAccountToken(ctx.em, { cluster, base, subject: b.subject, audience: b.audience ?? TOKEN_EXCHANGE_AUDIENCE, expiresInSeconds: b.expiresInSeconds ?? 3600 });
+      const t = mintServiceAccountToken(ctx.em, {
+        cluster,
+        base,
+        subject: b.subject,
+        audience: b.audience ?? TOKEN_EXCHANGE_AUDIENCE,
+        expiresInSeconds: b.expiresInSeconds ?? 3600,
+      });
       sendJson(ex.res, 200, { token: t.token, issuer: serviceAccountIssuer(base, cluster), expiresOn: t.expiresOn });
     },
   },
@@ -43,7 +70,15 @@ export const tokenRoutes: AdminRoute[] = [
     pattern: /^\/device-codes$/,
     name: '/_emulator/device-codes',
     handler: (ctx, ex) =>
-      sendJson(ex.res, 200, { value: pendingFlows(ctx.em).map((f) => ({ userCode: f.userCode, clientId: f.clientId, tenantId: f.tenantId ?? null, scope: f.scope, expiresOn: f.expiresAt })) }),
+      sendJson(ex.res, 200, {
+        value: pendingFlows(ctx.em).map((f) => ({
+          userCode: f.userCode,
+          clientId: f.clientId,
+          tenantId: f.tenantId ?? null,
+          scope: f.scope,
+          expiresOn: f.expiresAt,
+        })),
+      }),
   },
   {
     method: 'POST',
@@ -88,7 +123,12 @@ function issueTestToken(ctx: AdminContext, ex: Exchange): void {
   const resourceName = scope.endsWith('/.default') ? scope.slice(0, -'/.default'.length) : scope.slice(0, Math.max(0, scope.lastIndexOf('/')));
   const found = d.resource(tenant.id, resourceName, ctx.em.ownUrls());
   const resource = found === undefined || b.tokenVersion === undefined ? found : { ...found, tokenVersion: b.tokenVersion };
-  if (resource === undefined || resource.sp === undefined) throw new AdminError(400, 'invalid_resource', `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}.`);
+  if (resource === undefined || resource.sp === undefined)
+    throw new AdminError(
+      400,
+      'invalid_resource',
+      `AADSTS500011: The resource principal named ${resourceName} was not found in the tenant named ${tenant.id}.`,
+    );
   const user = d.user(tenant.id, b.principal);
   if (user !== undefined) {
     const client = d.client(tenant.id, b.client ?? AZURE_CLI_APP_ID);
@@ -96,15 +136,51 @@ function issueTestToken(ctx: AdminContext, ex: Exchange): void {
     const grantable = grantableScopes(ctx.em, tenant.id, client, resource, user);
     const roles = assignedAppRoles(ctx.em, tenant.id, [user.id, ...directGroups(ctx.em, tenant.id, user.id)], resource, 'User');
     if (grantable.length === 0 && roles.length === 0) {
-      throw new AdminError(400, 'consent_required', `AADSTS65001: The user or administrator has not consented to use the application with ID '${client.appId}' named '${client.displayName}'.`);
+      throw new AdminError(
+        400,
+        'consent_required',
+        `AADSTS65001: The user or administrator has not consented to use the application with ID '${client.appId}' named '${client.displayName}'.`,
+      );
     }
-    const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: client.publicClient ? 0 : 1, subject: { kind: 'user', user }, scp: grantable.map((s) => s.value), roles, expiresIn: USER_TOKEN_EXPIRES_IN, ...(b.ageSeconds !== undefined ? { ageSeconds: b.ageSeconds } : {}) });
-    return sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
+    const t = mintAccessToken(ctx.em, {
+      tenant,
+      base,
+      resource,
+      requestedResource: resourceName,
+      client,
+      clientAuth: client.publicClient ? 0 : 1,
+      subject: { kind: 'user', user },
+      scp: grantable.map((s) => s.value),
+      roles,
+      expiresIn: USER_TOKEN_EXPIRES_IN,
+      ...(b.ageSeconds !== undefined ? { ageSeconds: b.ageSeconds } : {}),
+    });
+    return sendJson(ex.res, 200, {
+      token_type: 'Bearer',
+      expires_in: t.expiresIn,
+      expires_on: t.expiresOn,
+      access_token: t.accessToken,
+      version: t.version,
+    });
   }
   const sp = d.servicePrincipal(tenant.id, b.principal) ?? d.servicePrincipalByAppId(tenant.id, b.principal);
-  const client = sp === undefined ? undefined : (d.client(tenant.id, sp.appId) ?? (sp.servicePrincipalType === 'ManagedIdentity' ? d.identityClient(sp) : undefined));
+  const client =
+    sp === undefined
+      ? undefined
+      : (d.client(tenant.id, sp.appId) ?? (sp.servicePrincipalType === 'ManagedIdentity' ? d.identityClient(sp) : undefined));
   if (sp === undefined || client === undefined) throw notFound(`no user, application or managed identity '${b.principal}' in tenant ${tenant.id}`);
   const roles = assignedAppRoles(ctx.em, tenant.id, [sp.id], resource, 'Application');
-  const t = mintAccessToken(ctx.em, { tenant, base, resource, requestedResource: resourceName, client, clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1, subject: { kind: 'app', objectId: sp.id }, roles, expiresIn: APP_TOKEN_EXPIRES_IN, ...(b.ageSeconds !== undefined ? { ageSeconds: b.ageSeconds } : {}) });
+  const t = mintAccessToken(ctx.em, {
+    tenant,
+    base,
+    resource,
+    requestedResource: resourceName,
+    client,
+    clientAuth: sp.servicePrincipalType === 'ManagedIdentity' ? 2 : 1,
+    subject: { kind: 'app', objectId: sp.id },
+    roles,
+    expiresIn: APP_TOKEN_EXPIRES_IN,
+    ...(b.ageSeconds !== undefined ? { ageSeconds: b.ageSeconds } : {}),
+  });
   sendJson(ex.res, 200, { token_type: 'Bearer', expires_in: t.expiresIn, expires_on: t.expiresOn, access_token: t.accessToken, version: t.version });
 }

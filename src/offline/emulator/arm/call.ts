@@ -14,7 +14,13 @@ export interface Caller {
 }
 
 /** Audiences ARM accepts (its resource URIs, with and without the trailing slash), plus the emulator's own ARM URLs. */
-const ARM_AUDIENCES = ['https://management.core.windows.net/', 'https://management.core.windows.net', 'https://management.azure.com/', 'https://management.azure.com', '797f4846-ba00-4fd7-ba43-dac1f8f63013'];
+const ARM_AUDIENCES = [
+  'https://management.core.windows.net/',
+  'https://management.core.windows.net',
+  'https://management.azure.com/',
+  'https://management.azure.com',
+  '797f4846-ba00-4fd7-ba43-dac1f8f63013',
+];
 
 const readsBySubscription = new WeakMap<Emulator, Map<string, number>>();
 
@@ -69,7 +75,12 @@ export class ArmCall {
       'www-authenticate': `Bearer authorization_uri="${this.ex.base}/${this.em.state.defaultTenantId}", error="invalid_token", error_description="${desc}"`,
     });
     if (token === undefined) {
-      this.error(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is missing.", challenge('The authentication failed because of missing \'Authorization\' header.'));
+      this.error(
+        401,
+        'AuthenticationFailed',
+        "Authentication failed. The 'Authorization' header is missing.",
+        challenge("The authentication failed because of missing 'Authorization' header."),
+      );
       return false;
     }
     const check = this.em.checkToken(token);
@@ -77,7 +88,12 @@ export class ArmCall {
       if (check.reason === 'expired') {
         const exp = new Date((check.exp ?? 0) * 1000).toISOString();
         const now = new Date(this.em.now()).toISOString();
-        this.error(401, 'ExpiredAuthenticationToken', `The access token expiry UTC time '${exp}' is earlier than current UTC time '${now}'.`, challenge('The access token has expired.'));
+        this.error(
+          401,
+          'ExpiredAuthenticationToken',
+          `The access token expiry UTC time '${exp}' is earlier than current UTC time '${now}'.`,
+          challenge('The access token has expired.'),
+        );
       } else {
         this.error(401, 'InvalidAuthenticationToken', 'The access token is invalid.', challenge('The access token is invalid.'));
       }

@@ -35,13 +35,19 @@ export function listDenyAssignments(call: ArmCall, scope: string): void {
       if (/^atScope\(\)$/i.test(term)) atScope = true;
       else if ((m = /^assignedTo\('([^']*)'\)$/i.exec(term)) !== null) assignedTo = (m[1] ?? '').toLowerCase();
       else if ((m = /^principalId\s+eq\s+'([^']*)'$/i.exec(term)) !== null) principalId = (m[1] ?? '').toLowerCase();
-      else if (!/^gdprExportPrincipalId\s+eq/i.test(term)) return call.error(400, 'UnsupportedQuery', `The filter '${raw}' is not supported. Supported filters are 'atScope()', 'assignedTo('{value}')' and 'principalId eq '{value}''.`);
+      else if (!/^gdprExportPrincipalId\s+eq/i.test(term))
+        return call.error(
+          400,
+          'UnsupportedQuery',
+          `The filter '${raw}' is not supported. Supported filters are 'atScope()', 'assignedTo('{value}')' and 'principalId eq '{value}''.`,
+        );
     }
   }
   if (!call.authorize(READ, scope)) return;
   const ids = assignedTo === undefined ? undefined : principalAndGroups(call.em, call.caller?.tenantId ?? '', assignedTo);
   const items = call.em.state.denyAssignments.filter((d) => {
-    if (!(covers(d.scope, scope) || (!atScope && covers(scope, d.scope))) || !scopeInTenant(call.em, d.scope, call.caller?.tenantId ?? '')) return false;
+    if (!(covers(d.scope, scope) || (!atScope && covers(scope, d.scope))) || !scopeInTenant(call.em, d.scope, call.caller?.tenantId ?? ''))
+      return false;
     if (ids !== undefined && !denyAppliesTo(d, ids)) return false;
     if (principalId !== undefined && !d.principals.some((p) => p.id === principalId)) return false;
     return true;

@@ -32,7 +32,12 @@ export function roleDefinitions(em: Emulator): RoleDefinitionView[] {
     roleName: r.roleName,
     description: r.description,
     type: 'BuiltInRole',
-    permissions: r.permissions.map((p) => ({ actions: [...p.actions], notActions: [...p.notActions], dataActions: [...p.dataActions], notDataActions: [...p.notDataActions] })),
+    permissions: r.permissions.map((p) => ({
+      actions: [...p.actions],
+      notActions: [...p.notActions],
+      dataActions: [...p.dataActions],
+      notDataActions: [...p.notDataActions],
+    })),
     assignableScopes: ['/'],
     createdOn: BUILT_IN_CREATED,
     updatedOn: BUILT_IN_UPDATED,
@@ -72,7 +77,9 @@ export function subscriptionOf(scope: string): string | undefined {
 /** `/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}` under a subscription, the tenant-level form otherwise. */
 export function roleDefinitionResourceId(scope: string, guid: string): string {
   const sub = subscriptionOf(scope);
-  return sub === undefined ? `/providers/Microsoft.Authorization/roleDefinitions/${guid}` : `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
+  return sub === undefined
+    ? `/providers/Microsoft.Authorization/roleDefinitions/${guid}`
+    : `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
 }
 
 /** True when the scope belongs to the tenant: tenant-level scopes belong to every tenant, subscription scopes to the subscription's. */

@@ -12,12 +12,19 @@ import { covers } from './rbac.js';
 const eq = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 function notFound(call: ArmCall, type: string, name: string, rg: string): void {
-  call.error(404, 'ResourceNotFound', `The Resource '${type}/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+  call.error(
+    404,
+    'ResourceNotFound',
+    `The Resource '${type}/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+  );
 }
 
 function resourceGroupKnown(call: ArmCall, sub: string, rg: string): boolean {
   const s = call.em.state;
-  return s.clusters.some((c) => eq(c.subscriptionId, sub) && eq(c.resourceGroup, rg)) || s.managedIdentities.some((m) => eq(m.subscriptionId, sub) && eq(m.resourceGroup, rg));
+  return (
+    s.clusters.some((c) => eq(c.subscriptionId, sub) && eq(c.resourceGroup, rg)) ||
+    s.managedIdentities.some((m) => eq(m.subscriptionId, sub) && eq(m.resourceGroup, rg))
+  );
 }
 
 export function subscriptionJson(s: { id: string; tenantId: string; displayName: string }): Record<string, unknown> {
@@ -74,7 +81,11 @@ export function listTenants(call: ArmCall): void {
 export function metadataEndpoints(call: ArmCall): void {
   const version = call.ex.query.get('api-version');
   if (version !== '2015-01-01' && version !== '2019-05-01') {
-    return call.error(400, 'InvalidApiVersionParameter', `The api-version '${version ?? ''}' is invalid. The supported versions are '2015-01-01,2019-05-01'.`);
+    return call.error(
+      400,
+      'InvalidApiVersionParameter',
+      `The api-version '${version ?? ''}' is invalid. The supported versions are '2015-01-01,2019-05-01'.`,
+    );
   }
   call.json(200, {
     galleryEndpoint: '',
@@ -86,7 +97,8 @@ export function metadataEndpoints(call: ArmCall): void {
 
 export function getSubscription(call: ArmCall, subId: string): void {
   const s = call.em.state.subscriptions.find((x) => eq(x.id, subId));
-  if (s === undefined || !canSeeSubscription(call, s.id)) return call.error(404, 'SubscriptionNotFound', `The subscription '${subId}' could not be found.`);
+  if (s === undefined || !canSeeSubscription(call, s.id))
+    return call.error(404, 'SubscriptionNotFound', `The subscription '${subId}' could not be found.`);
   call.json(200, subscriptionJson(s));
 }
 
@@ -94,7 +106,10 @@ export function getResourceGroup(call: ArmCall, sub: string, rg: string): void {
   const id = `/subscriptions/${sub}/resourceGroups/${rg}`;
   if (!call.authorize('Microsoft.Resources/subscriptions/resourceGroups/read', id)) return;
   if (!resourceGroupKnown(call, sub, rg)) return call.error(404, 'ResourceGroupNotFound', `Resource group '${rg}' could not be found.`);
-  const location = call.em.state.clusters.find((c) => eq(c.resourceGroup, rg))?.location ?? call.em.state.managedIdentities.find((m) => eq(m.resourceGroup, rg))?.location ?? 'eastus';
+  const location =
+    call.em.state.clusters.find((c) => eq(c.resourceGroup, rg))?.location ??
+    call.em.state.managedIdentities.find((m) => eq(m.resourceGroup, rg))?.location ??
+    'eastus';
   call.json(200, { id, name: rg, type: 'Microsoft.Resources/resourceGroups', location, properties: { provisioningState: 'Succeeded' } });
 }
 
@@ -123,7 +138,14 @@ export function clusterJson(base: string, c: Cluster): Record<string, unknown> {
       oidcIssuerProfile: { enabled: true, issuerUrl: serviceAccountIssuer(base, c), selfHostedIssuerUrl: null },
       securityProfile: { workloadIdentity: { enabled: true } },
     },
-    systemData: { createdBy: null, createdByType: null, createdAt: c.createdDateTime, lastModifiedBy: null, lastModifiedByType: null, lastModifiedAt: c.createdDateTime },
+    systemData: {
+      createdBy: null,
+      createdByType: null,
+      createdAt: c.createdDateTime,
+      lastModifiedBy: null,
+      lastModifiedByType: null,
+      lastModifiedAt: c.createdDateTime,
+    },
   };
 }
 
@@ -177,7 +199,9 @@ function ficJson(m: ManagedIdentity, f: ManagedIdentity['federatedIdentityCreden
   };
 }
 
-const FicBody = z.object({ properties: z.object({ issuer: z.string().min(1), subject: z.string().min(1), audiences: z.array(z.string()).optional() }) });
+const FicBody = z.object({
+  properties: z.object({ issuer: z.string().min(1), subject: z.string().min(1), audiences: z.array(z.string()).optional() }),
+});
 
 export function federatedCredentials(call: ArmCall, sub: string, rg: string, name: string, ficName: string | undefined): void {
   const id = `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`;
@@ -189,7 +213,10 @@ export function federatedCredentials(call: ArmCall, sub: string, rg: string, nam
   const list = m.federatedIdentityCredentials;
   if (ficName === undefined) return call.json(200, call.page(list.map((f) => ficJson(m, f))));
   const existing = list.find((f) => eq(f.name, ficName));
-  if (method === 'GET') return existing === undefined ? notFound(call, 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials', `${name}/${ficName}`, rg) : call.json(200, ficJson(m, existing));
+  if (method === 'GET')
+    return existing === undefined
+      ? notFound(call, 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials', `${name}/${ficName}`, rg)
+      : call.json(200, ficJson(m, existing));
   if (method === 'DELETE') {
     if (existing === undefined) return call.empty(204);
     list.splice(list.indexOf(existing), 1);
@@ -197,7 +224,8 @@ export function federatedCredentials(call: ArmCall, sub: string, rg: string, nam
     return call.empty(200);
   }
   const parsed = FicBody.safeParse(jsonObject(call.ex));
-  if (!parsed.success) return call.error(400, 'InvalidRequestContent', 'The request content was invalid: properties.issuer and properties.subject are required.');
+  if (!parsed.success)
+    return call.error(400, 'InvalidRequestContent', 'The request content was invalid: properties.issuer and properties.subject are required.');
   const p = parsed.data.properties;
   const audiences = p.audiences ?? [TOKEN_EXCHANGE_AUDIENCE];
   if (existing !== undefined) {

@@ -60,7 +60,11 @@ function parseFilter(raw: string | null): Filter | string {
 export function listRoleAssignments(call: ArmCall, scope: string): void {
   const filter = parseFilter(call.ex.query.get('$filter'));
   if (typeof filter === 'string') {
-    return call.error(400, 'UnsupportedQuery', `The filter '${filter}' is not supported. Supported filters are either 'atScope()' or 'principalId eq '{value}' or assignedTo('{value}')'.`);
+    return call.error(
+      400,
+      'UnsupportedQuery',
+      `The filter '${filter}' is not supported. Supported filters are either 'atScope()' or 'principalId eq '{value}' or assignedTo('{value}')'.`,
+    );
   }
   if (!call.authorize(READ, scope)) return;
   const tenantId = call.caller?.tenantId ?? '';
@@ -89,23 +93,38 @@ function sameScopeOrRoot(a: string, b: string): boolean {
 type PrincipalType = RoleAssignment['principalType'];
 
 export function putRoleAssignment(call: ArmCall, scope: string, name: string): void {
-  if (!GUID.test(name)) return call.error(400, 'InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
+  if (!GUID.test(name))
+    return call.error(400, 'InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
   const body = jsonObject(call.ex);
   const props = body?.['properties'];
-  if (typeof props !== 'object' || props === null) return call.error(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized: the properties object is missing.');
+  if (typeof props !== 'object' || props === null)
+    return call.error(
+      400,
+      'InvalidRequestContent',
+      'The request content was invalid and could not be deserialized: the properties object is missing.',
+    );
   const p = props as Record<string, unknown>;
   const roleDefinitionId = p['roleDefinitionId'];
   const principalId = p['principalId'];
   if (typeof roleDefinitionId !== 'string' || typeof principalId !== 'string' || !GUID.test(principalId)) {
-    return call.error(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized: properties.roleDefinitionId and a GUID properties.principalId are required.');
+    return call.error(
+      400,
+      'InvalidRequestContent',
+      'The request content was invalid and could not be deserialized: properties.roleDefinitionId and a GUID properties.principalId are required.',
+    );
   }
   if (!call.authorize('Microsoft.Authorization/roleAssignments/write', scope)) return;
   const m = ROLE_DEFINITION_ID.exec(roleDefinitionId);
   if (m === null) return call.error(400, 'InvalidRoleDefinitionId', `The role definition ID '${roleDefinitionId}' is not valid.`);
   const def = roleDefinition(call.em, m[1] ?? '');
-  if (def === undefined) return call.error(400, 'RoleDefinitionDoesNotExist', `The specified role definition with ID '${(m[1] ?? '').toLowerCase()}' does not exist.`);
+  if (def === undefined)
+    return call.error(400, 'RoleDefinitionDoesNotExist', `The specified role definition with ID '${(m[1] ?? '').toLowerCase()}' does not exist.`);
   if (!def.assignableScopes.some((s) => covers(s, scope))) {
-    return call.error(403, 'RoleAssignmentScopeNotAssignableToRoleDefinition', `The role ${def.roleName} is not available for assignment at the requested scope.`);
+    return call.error(
+      403,
+      'RoleAssignmentScopeNotAssignableToRoleDefinition',
+      `The role ${def.roleName} is not available for assignment at the requested scope.`,
+    );
   }
   const tenantId = call.em.state.subscriptions.find((s) => s.id === subscriptionOf(scope))?.tenantId ?? call.caller?.tenantId ?? '';
   const obj = call.em.directory.object(tenantId, principalId);
@@ -119,7 +138,11 @@ export function putRoleAssignment(call: ArmCall, scope: string, name: string): v
     );
   }
   if (typeof givenType === 'string' && givenType !== actualType) {
-    return call.error(400, 'UnmatchedPrincipalType', `The PrincipalId '${principalId.toLowerCase().replace(/-/g, '')}' has type '${actualType}' , which is different from specified PrincipalType '${givenType}'.`);
+    return call.error(
+      400,
+      'UnmatchedPrincipalType',
+      `The PrincipalId '${principalId.toLowerCase().replace(/-/g, '')}' has type '${actualType}' , which is different from specified PrincipalType '${givenType}'.`,
+    );
   }
   const condition = typeof p['condition'] === 'string' ? p['condition'] : null;
   const conditionVersion = typeof p['conditionVersion'] === 'string' ? p['conditionVersion'] : condition !== null ? '2.0' : null;
@@ -140,7 +163,12 @@ export function putRoleAssignment(call: ArmCall, scope: string, name: string): v
     return call.json(200, assignmentJson(existing));
   }
   const duplicate = list.find((a) => a.principalId === pid && a.roleDefinitionGuid === roleGuid && sameScopeOrRoot(a.scope, scope));
-  if (duplicate !== undefined) return call.error(409, 'RoleAssignmentExists', `The role assignment already exists. The ID of the existing role assignment is ${duplicate.name.replace(/-/g, '')}.`);
+  if (duplicate !== undefined)
+    return call.error(
+      409,
+      'RoleAssignmentExists',
+      `The role assignment already exists. The ID of the existing role assignment is ${duplicate.name.replace(/-/g, '')}.`,
+    );
   const created: RoleAssignment = {
     name: name.toLowerCase(),
     scope,

@@ -16,7 +16,12 @@ export function definitionJson(d: RoleDefinitionView, scope: string): Record<str
       type: d.type,
       description: d.description,
       assignableScopes: d.assignableScopes,
-      permissions: d.permissions.map((p) => ({ actions: p.actions, notActions: p.notActions, dataActions: p.dataActions, notDataActions: p.notDataActions })),
+      permissions: d.permissions.map((p) => ({
+        actions: p.actions,
+        notActions: p.notActions,
+        dataActions: p.dataActions,
+        notDataActions: p.notDataActions,
+      })),
       createdOn: d.createdOn,
       updatedOn: d.updatedOn,
       createdBy: d.createdBy,
@@ -46,7 +51,12 @@ export function listRoleDefinitions(call: ArmCall, scope: string): void {
     const byType = /^type\s+eq\s+'([^']*)'$/i.exec(raw.trim());
     if (byName) pick = (d) => d.roleName.toLowerCase() === (byName[1] ?? '').toLowerCase();
     else if (byType) pick = (d) => d.type.toLowerCase() === (byType[1] ?? '').toLowerCase();
-    else if (!/^atScopeAndBelow\(\)$/i.test(raw.trim())) return call.error(400, 'UnsupportedQuery', `The filter '${raw}' is not supported. Supported filters are 'roleName eq '{value}'', 'type eq '{value}'' and 'atScopeAndBelow()'.`);
+    else if (!/^atScopeAndBelow\(\)$/i.test(raw.trim()))
+      return call.error(
+        400,
+        'UnsupportedQuery',
+        `The filter '${raw}' is not supported. Supported filters are 'roleName eq '{value}'', 'type eq '{value}'' and 'atScopeAndBelow()'.`,
+      );
   }
   const items = roleDefinitions(call.em).filter((d) => visibleAt(d, scope) && pick(d));
   call.json(200, call.page(items.map((d) => definitionJson(d, scope))));
@@ -55,7 +65,8 @@ export function listRoleDefinitions(call: ArmCall, scope: string): void {
 export function getRoleDefinition(call: ArmCall, scope: string, id: string): void {
   if (!mayRead(call, scope)) return;
   const d = GUID.test(id) ? roleDefinition(call.em, id) : undefined;
-  if (d === undefined || !visibleAt(d, scope)) return call.error(404, 'RoleDefinitionDoesNotExist', `The specified role definition with ID '${id}' does not exist.`);
+  if (d === undefined || !visibleAt(d, scope))
+    return call.error(404, 'RoleDefinitionDoesNotExist', `The specified role definition with ID '${id}' does not exist.`);
   call.json(200, definitionJson(d, scope));
 }
 
@@ -72,26 +83,58 @@ const CustomRoleBody = z.object({
 export function putRoleDefinition(call: ArmCall, scope: string, id: string): void {
   if (!GUID.test(id)) return call.error(400, 'InvalidRoleDefinitionId', `The role definition ID '${id}' is not valid.`);
   const parsed = CustomRoleBody.safeParse(jsonObject(call.ex));
-  if (!parsed.success) return call.error(400, 'InvalidRequestContent', `The request content was invalid and could not be deserialized: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
+  if (!parsed.success)
+    return call.error(
+      400,
+      'InvalidRequestContent',
+      `The request content was invalid and could not be deserialized: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim(),
+    );
   if (!call.authorize('Microsoft.Authorization/roleDefinitions/write', scope)) return;
   const guid = id.toLowerCase();
   const existingDef = roleDefinition(call.em, guid);
   if (existingDef?.type === 'BuiltInRole') return call.error(400, 'RoleDefinitionCannotBeModified', 'Built-in role definitions cannot be modified.');
   const p = parsed.data.properties;
   const clash = call.em.state.customRoles.find((r) => r.id !== guid && r.roleName.toLowerCase() === p.roleName.toLowerCase());
-  if (clash !== undefined || roleDefinitions(call.em).some((d) => d.type === 'BuiltInRole' && d.roleName.toLowerCase() === p.roleName.toLowerCase())) {
-    return call.error(409, 'RoleDefinitionWithSameNameExists', 'A custom role with the same name already exists in this directory. Use a different name.');
+  if (
+    clash !== undefined ||
+    roleDefinitions(call.em).some((d) => d.type === 'BuiltInRole' && d.roleName.toLowerCase() === p.roleName.toLowerCase())
+  ) {
+    return call.error(
+      409,
+      'RoleDefinitionWithSameNameExists',
+      'A custom role with the same name already exists in this directory. Use a different name.',
+    );
   }
   const now = new Date(call.em.now()).toISOString();
-  const permissions = p.permissions.map((b) => ({ actions: b.actions ?? [], notActions: b.notActions ?? [], dataActions: b.dataActions ?? [], notDataActions: b.notDataActions ?? [] }));
+  const permissions = p.permissions.map((b) => ({
+    actions: b.actions ?? [],
+    notActions: b.notActions ?? [],
+    dataActions: b.dataActions ?? [],
+    notDataActions: b.notDataActions ?? [],
+  }));
   const existing = call.em.state.customRoles.find((r) => r.id === guid);
   if (existing !== undefined) {
-    Object.assign(existing, { roleName: p.roleName, description: p.description ?? null, permissions, assignableScopes: p.assignableScopes, updatedOn: now });
+    Object.assign(existing, {
+      roleName: p.roleName,
+      description: p.description ?? null,
+      permissions,
+      assignableScopes: p.assignableScopes,
+      updatedOn: now,
+    });
     call.em.changed();
     const view = roleDefinition(call.em, guid);
     return view === undefined ? call.empty(500) : call.json(200, definitionJson(view, scope));
   }
-  const role: CustomRole = { id: guid, roleName: p.roleName, description: p.description ?? null, assignableScopes: p.assignableScopes, permissions, createdOn: now, updatedOn: now, createdBy: call.caller?.oid ?? null };
+  const role: CustomRole = {
+    id: guid,
+    roleName: p.roleName,
+    description: p.description ?? null,
+    assignableScopes: p.assignableScopes,
+    permissions,
+    createdOn: now,
+    updatedOn: now,
+    createdBy: call.caller?.oid ?? null,
+  };
   call.em.state.customRoles.push(role);
   call.em.changed();
   const view = roleDefinition(call.em, guid);

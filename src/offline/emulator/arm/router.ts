@@ -2,7 +2,17 @@ import type { Emulator } from '../core.js';
 import type { Exchange } from '../exchange.js';
 import { ArmCall } from './call.js';
 import { getDenyAssignment, listDenyAssignments } from './deny-assignments.js';
-import { federatedCredentials, getCluster, getIdentity, getResourceGroup, getSubscription, listClusters, listSubscriptions, listTenants, metadataEndpoints } from './resources.js';
+import {
+  federatedCredentials,
+  getCluster,
+  getIdentity,
+  getResourceGroup,
+  getSubscription,
+  listClusters,
+  listSubscriptions,
+  listTenants,
+  metadataEndpoints,
+} from './resources.js';
 import { deleteRoleAssignment, getRoleAssignment, listRoleAssignments, putRoleAssignment } from './role-assignments.js';
 import { deleteRoleDefinition, getRoleDefinition, listRoleDefinitions, putRoleDefinition } from './role-definitions.js';
 
@@ -16,7 +26,8 @@ export interface ArmRoute {
 
 const AUTHZ = /^(.*?)\/providers\/Microsoft\.Authorization\/(roleAssignments|roleDefinitions|denyAssignments)(?:\/([^/]+))?$/i;
 const CLUSTERS = /^\/subscriptions\/([^/]+)(?:\/resourceGroups\/([^/]+))?\/providers\/Microsoft\.Kubernetes\/connectedClusters(?:\/([^/]+))?$/i;
-const IDENTITY = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/([^/]+)(\/federatedIdentityCredentials(?:\/([^/]+))?)?$/i;
+const IDENTITY =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/([^/]+)(\/federatedIdentityCredentials(?:\/([^/]+))?)?$/i;
 const SUBSCRIPTION = /^\/subscriptions(?:\/([^/]+))?$/i;
 const RESOURCE_GROUP = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)$/i;
 
@@ -30,8 +41,20 @@ interface AuthorizationKind {
 }
 
 const AUTHZ_KINDS: Readonly<Record<string, AuthorizationKind>> = {
-  roleassignments: { segment: 'roleAssignments', list: listRoleAssignments, get: getRoleAssignment, put: putRoleAssignment, delete: deleteRoleAssignment },
-  roledefinitions: { segment: 'roleDefinitions', list: listRoleDefinitions, get: getRoleDefinition, put: putRoleDefinition, delete: deleteRoleDefinition },
+  roleassignments: {
+    segment: 'roleAssignments',
+    list: listRoleAssignments,
+    get: getRoleAssignment,
+    put: putRoleAssignment,
+    delete: deleteRoleAssignment,
+  },
+  roledefinitions: {
+    segment: 'roleDefinitions',
+    list: listRoleDefinitions,
+    get: getRoleDefinition,
+    put: putRoleDefinition,
+    delete: deleteRoleDefinition,
+  },
   denyassignments: { segment: 'denyAssignments', list: listDenyAssignments, get: getDenyAssignment },
 };
 
@@ -103,7 +126,10 @@ export function armRoute(method: string, path: string): ArmRoute | undefined {
   m = RESOURCE_GROUP.exec(path);
   if (m) {
     const [, sub = '', rg = ''] = m;
-    return { pattern: '/subscriptions/{sub}/resourceGroups/{rg}', run: (call) => (method === 'GET' ? getResourceGroup(call, sub, rg) : methodNotAllowed(call)) };
+    return {
+      pattern: '/subscriptions/{sub}/resourceGroups/{rg}',
+      run: (call) => (method === 'GET' ? getResourceGroup(call, sub, rg) : methodNotAllowed(call)),
+    };
   }
   if (/^\/tenants$/i.test(path)) return { pattern: '/tenants', run: (call) => (method === 'GET' ? listTenants(call) : methodNotAllowed(call)) };
   m = SUBSCRIPTION.exec(path);
@@ -119,7 +145,8 @@ export function armRoute(method: string, path: string): ArmRoute | undefined {
 
 export function handleArm(em: Emulator, ex: Exchange, route: ArmRoute | undefined, path: string): void {
   const call = new ArmCall(em, ex, path);
-  if (!ex.query.get('api-version')) return call.error(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
+  if (!ex.query.get('api-version'))
+    return call.error(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
   // The one ARM resource read without a token: clients read it to learn where to sign in.
   if (/^\/metadata\/endpoints$/i.test(path) && ex.method === 'GET') return metadataEndpoints(call);
   if (!call.authenticate()) return;

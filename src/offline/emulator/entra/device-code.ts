@@ -27,7 +27,8 @@ export interface DeviceFlow {
   readonly clientId: string;
   readonly scope: string;
   readonly expiresAt: number;
-  state: { readonly kind: 'pending' } | { readonly kind: 'approved'; readonly userId: string; readonly tenantId: string } | { readonly kind: 'declined' };
+  state:
+    { readonly kind: 'pending' } | { readonly kind: 'approved'; readonly userId: string; readonly tenantId: string } | { readonly kind: 'declined' };
 }
 
 const flows = new WeakMap<Emulator, Map<string, DeviceFlow>>();
@@ -86,7 +87,11 @@ export function pendingFlows(em: Emulator): DeviceFlow[] {
 }
 
 /** Signs `user` in on the flow with `userCode` (or declines it); undefined when no such pending flow. */
-export function decideFlow(em: Emulator, userCode: string, decision: { readonly kind: 'approve'; readonly user: User } | { readonly kind: 'decline' }): DeviceFlow | undefined {
+export function decideFlow(
+  em: Emulator,
+  userCode: string,
+  decision: { readonly kind: 'approve'; readonly user: User } | { readonly kind: 'decline' },
+): DeviceFlow | undefined {
   const code = userCode.toUpperCase().replace(/[^A-Z0-9]/g, '');
   const flow = pendingFlows(em).find((f) => f.userCode === code);
   if (flow === undefined) return undefined;
@@ -102,7 +107,12 @@ export function deviceFlowTenant(em: Emulator, deviceCode: string): string | und
 }
 
 /** A poll: the signed-in user and the flow's scope, or the error the client keeps polling on (or gives up on). */
-export function redeemDeviceCode(em: Emulator, tenant: Tenant, clientId: string, deviceCode: string): { readonly user: User; readonly scope: string } | AadError {
+export function redeemDeviceCode(
+  em: Emulator,
+  tenant: Tenant,
+  clientId: string,
+  deviceCode: string,
+): { readonly user: User; readonly scope: string } | AadError {
   const all = flowsOf(em);
   const flow = all.get(deviceCode);
   if (flow === undefined || flow.clientId !== clientId.toLowerCase()) return aad.badDeviceCode();

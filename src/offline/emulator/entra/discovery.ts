@@ -6,7 +6,27 @@ import { aad, sendAadError } from './errors.js';
 
 /** OpenID Connect discovery (v1 and v2) and the JWKS, per tenant, shaped as Entra ID serves them. */
 
-const CLAIMS_SUPPORTED = ['sub', 'iss', 'cloud_instance_name', 'cloud_instance_host_name', 'cloud_graph_host_name', 'msgraph_host', 'aud', 'exp', 'iat', 'auth_time', 'acr', 'nonce', 'preferred_username', 'name', 'tid', 'ver', 'at_hash', 'c_hash', 'email'];
+const CLAIMS_SUPPORTED = [
+  'sub',
+  'iss',
+  'cloud_instance_name',
+  'cloud_instance_host_name',
+  'cloud_graph_host_name',
+  'msgraph_host',
+  'aud',
+  'exp',
+  'iat',
+  'auth_time',
+  'acr',
+  'nonce',
+  'preferred_username',
+  'name',
+  'tid',
+  'ver',
+  'at_hash',
+  'c_hash',
+  'email',
+];
 
 /** `common` / `organizations` / `consumers` document every tenant: issuer with the `{tenantid}` placeholder, keys of all tenants. */
 function isMultiTenant(segment: string): boolean {
@@ -71,7 +91,25 @@ export function serveOpenIdConfiguration(em: Emulator, ex: Exchange, segment: st
     http_logout_supported: true,
     frontchannel_logout_supported: true,
     end_session_endpoint: `${b}/${t}/oauth2/logout`,
-    claims_supported: ['sub', 'iss', 'cloud_instance_name', 'cloud_instance_host_name', 'cloud_graph_host_name', 'msgraph_host', 'aud', 'exp', 'iat', 'auth_time', 'acr', 'amr', 'nonce', 'email', 'given_name', 'family_name', 'nickname'],
+    claims_supported: [
+      'sub',
+      'iss',
+      'cloud_instance_name',
+      'cloud_instance_host_name',
+      'cloud_graph_host_name',
+      'msgraph_host',
+      'aud',
+      'exp',
+      'iat',
+      'auth_time',
+      'acr',
+      'amr',
+      'nonce',
+      'email',
+      'given_name',
+      'family_name',
+      'nickname',
+    ],
     check_session_iframe: `${b}/${t}/oauth2/checksession`,
     userinfo_endpoint: `${b}/${t}/openid/userinfo`,
     kerberos_endpoint: `${b}/${t}/kerberos`,

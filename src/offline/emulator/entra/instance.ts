@@ -36,7 +36,10 @@ export function serveInstanceDiscovery(em: Emulator, ex: Exchange): void {
   }
   const m = endpoint === undefined ? null : /^\/([^/]+)\/oauth2\/(v2\.0\/)?authorize$/.exec(endpoint.pathname);
   if (endpoint === undefined || m === null) {
-    return sendJson(ex.res, 400, { error: 'invalid_instance', error_description: "AADSTS50049: Unknown or invalid instance. The 'authorization_endpoint' parameter is missing or not an authorize endpoint." });
+    return sendJson(ex.res, 400, {
+      error: 'invalid_instance',
+      error_description: "AADSTS50049: Unknown or invalid instance. The 'authorization_endpoint' parameter is missing or not an authorize endpoint.",
+    });
   }
   const tenant = m[1] ?? 'common';
   const wellKnown = `${tenant}/${m[2] === undefined ? '' : 'v2.0/'}.well-known/openid-configuration`;

@@ -144,7 +144,13 @@ export function mintIdToken(em: Emulator, tenant: Tenant, base: string, user: Us
  * user the groups it is a direct member of: Entra does not pass app roles through nested groups),
  * whose `allowedMemberTypes` admit the caller.
  */
-export function assignedAppRoles(em: Emulator, tenantId: string, principalIds: readonly string[], resource: ResourceApp, memberType: 'User' | 'Application'): string[] {
+export function assignedAppRoles(
+  em: Emulator,
+  tenantId: string,
+  principalIds: readonly string[],
+  resource: ResourceApp,
+  memberType: 'User' | 'Application',
+): string[] {
   const sp = resource.sp;
   if (sp === undefined) return [];
   const ids = new Set(principalIds);

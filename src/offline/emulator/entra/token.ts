@@ -76,7 +76,13 @@ function tenantName(t: Tenant): string {
 }
 
 /** `client_id` + secret/assertion (form or HTTP Basic) -> the authenticated client and how it authenticated. */
-function authenticateClient(em: Emulator, ex: Exchange, tenant: Tenant, params: URLSearchParams, mustAuthenticate: boolean): { client: ClientApp; auth: ClientAuthMethod } {
+function authenticateClient(
+  em: Emulator,
+  ex: Exchange,
+  tenant: Tenant,
+  params: URLSearchParams,
+  mustAuthenticate: boolean,
+): { client: ClientApp; auth: ClientAuthMethod } {
   let clientId = params.get('client_id') ?? undefined;
   let secret = params.get('client_secret') ?? undefined;
   const basic = /^Basic\s+(\S+)$/i.exec(header(ex, 'authorization') ?? '');
@@ -174,7 +180,9 @@ function clientCredentials(em: Emulator, ex: Exchange, tenant: Tenant, params: U
 }
 
 function refreshTokenFor(em: Emulator, user: User, tenant: Tenant, clientAppId: string): string {
-  const payload = Buffer.from(JSON.stringify({ v: 1, uid: user.id, tid: tenant.id, cid: clientAppId, exp: em.nowSeconds() + REFRESH_TOKEN_LIFETIME })).toString('base64url');
+  const payload = Buffer.from(
+    JSON.stringify({ v: 1, uid: user.id, tid: tenant.id, cid: clientAppId, exp: em.nowSeconds() + REFRESH_TOKEN_LIFETIME }),
+  ).toString('base64url');
   return `${payload}.${refreshTokenMac(em, payload).toString('base64url')}`;
 }
 
@@ -195,13 +203,24 @@ function readRefreshToken(em: Emulator, token: string): { uid: string; tid: stri
   }
   if (typeof parsed !== 'object' || parsed === null) refuse(aad.badRefreshToken());
   const p = parsed as Record<string, unknown>;
-  if (typeof p['uid'] !== 'string' || typeof p['tid'] !== 'string' || typeof p['cid'] !== 'string' || typeof p['exp'] !== 'number') refuse(aad.badRefreshToken());
+  if (typeof p['uid'] !== 'string' || typeof p['tid'] !== 'string' || typeof p['cid'] !== 'string' || typeof p['exp'] !== 'number')
+    refuse(aad.badRefreshToken());
   if (p['exp'] < em.nowSeconds()) refuse(aad.expiredRefreshToken());
   return { uid: p['uid'], tid: p['tid'], cid: p['cid'] };
 }
 
 /** A delegated (user) token: the scope and consent rules, then the token, ID token and refresh token. */
-function delegated(em: Emulator, ex: Exchange, tenant: Tenant, client: ClientApp, auth: ClientAuthMethod, user: User, req: ScopeRequest, params: URLSearchParams, v1Endpoint: boolean): void {
+function delegated(
+  em: Emulator,
+  ex: Exchange,
+  tenant: Tenant,
+  client: ClientApp,
+  auth: ClientAuthMethod,
+  user: User,
+  req: ScopeRequest,
+  params: URLSearchParams,
+  v1Endpoint: boolean,
+): void {
   const resource = resolveResource(em, tenant, req.resource);
   const grantable = grantableScopes(em, tenant.id, client, resource, user);
   const roles = assignedAppRoles(em, tenant.id, [user.id, ...directGroups(em, tenant.id, user.id)], resource, 'User');
@@ -303,7 +322,10 @@ export function handleTokenRequest(em: Emulator, ex: Exchange, tenantSegment: st
     const scopeParam = v1Endpoint ? params.get('resource') : params.get('scope');
     let req: ScopeRequest;
     if (v1Endpoint) {
-      req = scopeParam === null || scopeParam === '' ? { resource: GRAPH_APP_ID, names: ['.default'], oidc: new Set(), implicitGraph: true } : { resource: scopeParam, names: ['.default'], oidc: new Set(), implicitGraph: false };
+      req =
+        scopeParam === null || scopeParam === ''
+          ? { resource: GRAPH_APP_ID, names: ['.default'], oidc: new Set(), implicitGraph: true }
+          : { resource: scopeParam, names: ['.default'], oidc: new Set(), implicitGraph: false };
     } else {
       if (scopeParam === null || scopeParam.trim() === '') refuse(aad.missingParameter('scope'));
       req = parseScopes(scopeParam);

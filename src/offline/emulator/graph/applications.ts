@@ -11,7 +11,21 @@ import { applicationJson, federatedCredentialJson, passwordCredentialJson } from
 
 const READ_ONLY = new Set(['id', 'appId', 'createdDateTime', 'deletedDateTime', 'publisherDomain', 'passwordCredentials', 'keyCredentials']);
 /** Properties stored as sent (shape not interpreted by the emulator). */
-const PASS_THROUGH = new Set(['description', 'notes', 'tags', 'web', 'spa', 'publicClient', 'requiredResourceAccess', 'optionalClaims', 'groupMembershipClaims', 'info', 'serviceManagementReference', 'isDeviceOnlyAuthSupported', 'defaultRedirectUri']);
+const PASS_THROUGH = new Set([
+  'description',
+  'notes',
+  'tags',
+  'web',
+  'spa',
+  'publicClient',
+  'requiredResourceAccess',
+  'optionalClaims',
+  'groupMembershipClaims',
+  'info',
+  'serviceManagementReference',
+  'isDeviceOnlyAuthSupported',
+  'defaultRedirectUri',
+]);
 
 export function findApplication(call: GraphCall, key: { id?: string; appId?: string }): Application {
   const d = call.em.directory;
@@ -40,14 +54,16 @@ function guidOf(v: unknown, prop: string): string {
 }
 
 function objects(v: unknown, prop: string): Array<Record<string, unknown>> {
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'object' || x === null || Array.isArray(x))) throw badRequest(`Invalid value specified for property '${prop}' of resource 'Application'.`);
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'object' || x === null || Array.isArray(x)))
+    throw badRequest(`Invalid value specified for property '${prop}' of resource 'Application'.`);
   return v as Array<Record<string, unknown>>;
 }
 
 function parseScopes(v: unknown): PermissionScope[] {
   const out = objects(v, 'api.oauth2PermissionScopes').map((s) => {
     const value = str(s['value'], 'oauth2PermissionScopes.value');
-    if (value === '' || /\s/.test(value) || value.startsWith('.')) throw badRequest(`Invalid value specified for property 'value' of resource 'PermissionScope'.`);
+    if (value === '' || /\s/.test(value) || value.startsWith('.'))
+      throw badRequest(`Invalid value specified for property 'value' of resource 'PermissionScope'.`);
     const type = s['type'] ?? 'User';
     if (type !== 'User' && type !== 'Admin') throw badRequest(`Invalid value specified for property 'type' of resource 'PermissionScope'.`);
     return {
@@ -61,17 +77,25 @@ function parseScopes(v: unknown): PermissionScope[] {
       userConsentDescription: nullableStr(s['userConsentDescription'], 'userConsentDescription'),
     } satisfies PermissionScope;
   });
-  unique(out.map((s) => s.id), 'oauth2PermissionScopes.id');
-  unique(out.map((s) => s.value), 'oauth2PermissionScopes.value');
+  unique(
+    out.map((s) => s.id),
+    'oauth2PermissionScopes.id',
+  );
+  unique(
+    out.map((s) => s.value),
+    'oauth2PermissionScopes.value',
+  );
   return out;
 }
 
 function parseAppRoles(v: unknown): AppRole[] {
   const out = objects(v, 'appRoles').map((r) => {
     const types = r['allowedMemberTypes'];
-    if (!Array.isArray(types) || types.length === 0 || types.some((t) => t !== 'User' && t !== 'Application')) throw badRequest(`Invalid value specified for property 'allowedMemberTypes' of resource 'AppRole'.`);
+    if (!Array.isArray(types) || types.length === 0 || types.some((t) => t !== 'User' && t !== 'Application'))
+      throw badRequest(`Invalid value specified for property 'allowedMemberTypes' of resource 'AppRole'.`);
     const value = nullableStr(r['value'], 'appRoles.value');
-    if (value !== null && (/\s/.test(value) || value.startsWith('.'))) throw badRequest(`Invalid value specified for property 'value' of resource 'AppRole'.`);
+    if (value !== null && (/\s/.test(value) || value.startsWith('.')))
+      throw badRequest(`Invalid value specified for property 'value' of resource 'AppRole'.`);
     return {
       id: guidOf(r['id'], 'appRoles.id'),
       value,
@@ -82,13 +106,20 @@ function parseAppRoles(v: unknown): AppRole[] {
       origin: 'Application',
     } satisfies AppRole;
   });
-  unique(out.map((r) => r.id), 'appRoles.id');
-  unique(out.flatMap((r) => (r.value === null ? [] : [r.value])), 'appRoles.value');
+  unique(
+    out.map((r) => r.id),
+    'appRoles.id',
+  );
+  unique(
+    out.flatMap((r) => (r.value === null ? [] : [r.value])),
+    'appRoles.value',
+  );
   return out;
 }
 
 function unique(values: string[], prop: string): void {
-  if (new Set(values.map((v) => v.toLowerCase())).size !== values.length) throw badRequest(`Request contains a property with duplicate values: '${prop}'.`);
+  if (new Set(values.map((v) => v.toLowerCase())).size !== values.length)
+    throw badRequest(`Request contains a property with duplicate values: '${prop}'.`);
 }
 
 function canonical(o: object): string {
@@ -101,7 +132,12 @@ function guardEnabledEntitlements<T extends { id: string; isEnabled: boolean }>(
     if (!old.isEnabled) continue;
     const next = after.find((n) => n.id === old.id);
     const same = next !== undefined && canonical({ ...next, isEnabled: true }) === canonical({ ...old, isEnabled: true });
-    if (!same) throw new GraphError(400, 'CannotDeleteOrUpdateEnabledEntitlement', 'Permission (scope or role) cannot be deleted or updated unless disabled first.');
+    if (!same)
+      throw new GraphError(
+        400,
+        'CannotDeleteOrUpdateEnabledEntitlement',
+        'Permission (scope or role) cannot be deleted or updated unless disabled first.',
+      );
   }
 }
 
@@ -118,11 +154,22 @@ function checkIdentifierUris(call: GraphCall, app: Application, uris: string[]):
       const host = parsed.hostname.toLowerCase();
       const domain = tenant.domain.toLowerCase();
       if (host !== domain && !host.endsWith(`.${domain}`)) {
-        throw new GraphError(400, 'HostNameNotOnVerifiedDomain', `Values of identifierUris property must use a verified domain of the organization or its subdomain: '${uri}'`);
+        throw new GraphError(
+          400,
+          'HostNameNotOnVerifiedDomain',
+          `Values of identifierUris property must use a verified domain of the organization or its subdomain: '${uri}'`,
+        );
       }
     }
-    const clash = call.em.state.applications.find((a) => a !== app && a.tenantId === app.tenantId && a.identifierUris.some((u) => u.toLowerCase() === uri.toLowerCase()));
-    if (clash !== undefined) throw new GraphError(400, 'Request_MultipleObjectsWithSameKeyValue', 'Another object with the same value for property identifierUris already exists.');
+    const clash = call.em.state.applications.find(
+      (a) => a !== app && a.tenantId === app.tenantId && a.identifierUris.some((u) => u.toLowerCase() === uri.toLowerCase()),
+    );
+    if (clash !== undefined)
+      throw new GraphError(
+        400,
+        'Request_MultipleObjectsWithSameKeyValue',
+        'Another object with the same value for property identifierUris already exists.',
+      );
   }
   unique(uris, 'identifierUris');
 }
@@ -139,12 +186,14 @@ function applyChanges(call: GraphCall, app: Application, body: Record<string, un
         if (next.displayName.trim() === '') throw badRequest(`Invalid value specified for property 'displayName' of resource 'Application'.`);
         break;
       case 'identifierUris':
-        if (!Array.isArray(value) || value.some((u) => typeof u !== 'string')) throw badRequest(`Invalid value specified for property 'identifierUris' of resource 'Application'.`);
+        if (!Array.isArray(value) || value.some((u) => typeof u !== 'string'))
+          throw badRequest(`Invalid value specified for property 'identifierUris' of resource 'Application'.`);
         checkIdentifierUris(call, app, value as string[]);
         next.identifierUris = value as string[];
         break;
       case 'signInAudience':
-        if (!['AzureADMyOrg', 'AzureADMultipleOrgs', 'AzureADandPersonalMicrosoftAccount', 'PersonalMicrosoftAccount'].includes(String(value))) throw badRequest(`Invalid value specified for property 'signInAudience' of resource 'Application'.`);
+        if (!['AzureADMyOrg', 'AzureADMultipleOrgs', 'AzureADandPersonalMicrosoftAccount', 'PersonalMicrosoftAccount'].includes(String(value)))
+          throw badRequest(`Invalid value specified for property 'signInAudience' of resource 'Application'.`);
         next.signInAudience = String(value);
         break;
       case 'isFallbackPublicClient':
@@ -154,17 +203,23 @@ function applyChanges(call: GraphCall, app: Application, body: Record<string, un
         next.appRoles = parseAppRoles(value);
         break;
       case 'api': {
-        if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest(`Invalid value specified for property 'api' of resource 'Application'.`);
+        if (typeof value !== 'object' || value === null || Array.isArray(value))
+          throw badRequest(`Invalid value specified for property 'api' of resource 'Application'.`);
         for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
           if (k === 'requestedAccessTokenVersion') {
-            if (v !== null && v !== 1 && v !== 2) throw badRequest(`Invalid value specified for property 'requestedAccessTokenVersion' of resource 'ApiApplication'.`);
+            if (v !== null && v !== 1 && v !== 2)
+              throw badRequest(`Invalid value specified for property 'requestedAccessTokenVersion' of resource 'ApiApplication'.`);
             next.api.requestedAccessTokenVersion = v;
           } else if (k === 'oauth2PermissionScopes') next.api.oauth2PermissionScopes = parseScopes(v);
           else if (k === 'preAuthorizedApplications') {
             next.api.preAuthorizedApplications = objects(v, 'api.preAuthorizedApplications').map((p) => {
               const ids = p['delegatedPermissionIds'];
-              if (!Array.isArray(ids)) throw badRequest(`Invalid value specified for property 'delegatedPermissionIds' of resource 'PreAuthorizedApplication'.`);
-              return { appId: guidOf(p['appId'], 'preAuthorizedApplications.appId'), delegatedPermissionIds: ids.map((i) => guidOf(i, 'delegatedPermissionIds')) };
+              if (!Array.isArray(ids))
+                throw badRequest(`Invalid value specified for property 'delegatedPermissionIds' of resource 'PreAuthorizedApplication'.`);
+              return {
+                appId: guidOf(p['appId'], 'preAuthorizedApplications.appId'),
+                delegatedPermissionIds: ids.map((i) => guidOf(i, 'delegatedPermissionIds')),
+              };
             });
           } else if (k === 'knownClientApplications') {
             if (!Array.isArray(v)) throw badRequest(`Invalid value specified for property 'knownClientApplications' of resource 'ApiApplication'.`);
@@ -186,7 +241,10 @@ function applyChanges(call: GraphCall, app: Application, body: Record<string, un
   const scopeIds = new Set(next.api.oauth2PermissionScopes.map((s) => s.id));
   for (const p of next.api.preAuthorizedApplications) {
     for (const id of p.delegatedPermissionIds) {
-      if (!scopeIds.has(id)) throw badRequest(`Property 'api.preAuthorizedApplications.delegatedPermissionIds' references permission '${id}', which is not defined in api.oauth2PermissionScopes.`);
+      if (!scopeIds.has(id))
+        throw badRequest(
+          `Property 'api.preAuthorizedApplications.delegatedPermissionIds' references permission '${id}', which is not defined in api.oauth2PermissionScopes.`,
+        );
     }
   }
   return next;
@@ -195,7 +253,8 @@ function applyChanges(call: GraphCall, app: Application, body: Record<string, un
 export function createApplication(call: GraphCall): void {
   call.require('applications', true);
   const body = call.body();
-  if (typeof body['displayName'] !== 'string' || body['displayName'].trim() === '') throw badRequest("Invalid value specified for property 'displayName' of resource 'Application'.");
+  if (typeof body['displayName'] !== 'string' || body['displayName'].trim() === '')
+    throw badRequest("Invalid value specified for property 'displayName' of resource 'Application'.");
   const base = newApplication(call.em, { tenantId: call.tenantId, displayName: body['displayName'] });
   const app = applyChanges(call, base, body, true);
   call.em.state.applications.push(app);
@@ -206,7 +265,10 @@ export function createApplication(call: GraphCall): void {
 export function listApplications(call: GraphCall): void {
   call.require('applications', false);
   const pick = odataFilter(call.ex.query.get('$filter'));
-  const items = call.em.state.applications.filter((a) => a.tenantId === call.tenantId).map((a) => applicationJson(call.em, a)).filter(pick);
+  const items = call.em.state.applications
+    .filter((a) => a.tenantId === call.tenantId)
+    .map((a) => applicationJson(call.em, a))
+    .filter(pick);
   call.list('applications', items);
 }
 
@@ -238,9 +300,13 @@ export function addPassword(call: GraphCall, key: { id?: string; appId?: string 
   call.require('applications', true);
   const app = findApplication(call, key);
   const body = call.body();
-  const pc = typeof body['passwordCredential'] === 'object' && body['passwordCredential'] !== null ? (body['passwordCredential'] as Record<string, unknown>) : {};
+  const pc =
+    typeof body['passwordCredential'] === 'object' && body['passwordCredential'] !== null
+      ? (body['passwordCredential'] as Record<string, unknown>)
+      : {};
   const end = pc['endDateTime'];
-  if (end !== undefined && (typeof end !== 'string' || !Number.isFinite(Date.parse(end)))) throw badRequest("Invalid value specified for property 'endDateTime' of resource 'PasswordCredential'.");
+  if (end !== undefined && (typeof end !== 'string' || !Number.isFinite(Date.parse(end))))
+    throw badRequest("Invalid value specified for property 'endDateTime' of resource 'PasswordCredential'.");
   const { credential, secretText } = newPasswordCredential(call.em, typeof pc['displayName'] === 'string' ? pc['displayName'] : null, end);
   app.passwordCredentials.push(credential);
   call.em.changed();
@@ -271,10 +337,18 @@ export function federatedCredentials(call: GraphCall, key: { id?: string; appId?
     const name = b['name'];
     const issuer = b['issuer'];
     const subject = b['subject'];
-    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$/.test(name)) throw badRequest("Invalid value specified for property 'name' of resource 'FederatedIdentityCredential'.");
-    if (typeof issuer !== 'string' || typeof subject !== 'string') throw badRequest("Properties 'issuer' and 'subject' are required on 'FederatedIdentityCredential'.");
-    if (list.some((f) => f.name.toLowerCase() === name.toLowerCase())) throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', 'FederatedIdentityCredential with name ' + name + ' already exists.');
-    if (list.some((f) => f.issuer === issuer && f.subject === subject)) throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', 'FederatedIdentityCredential with the same issuer and subject already exists.');
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$/.test(name))
+      throw badRequest("Invalid value specified for property 'name' of resource 'FederatedIdentityCredential'.");
+    if (typeof issuer !== 'string' || typeof subject !== 'string')
+      throw badRequest("Properties 'issuer' and 'subject' are required on 'FederatedIdentityCredential'.");
+    if (list.some((f) => f.name.toLowerCase() === name.toLowerCase()))
+      throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', 'FederatedIdentityCredential with name ' + name + ' already exists.');
+    if (list.some((f) => f.issuer === issuer && f.subject === subject))
+      throw new GraphError(
+        409,
+        'Request_MultipleObjectsWithSameKeyValue',
+        'FederatedIdentityCredential with the same issuer and subject already exists.',
+      );
     if (list.length >= 20) throw badRequest('An application can have at most 20 federated identity credentials.');
     const audiences = Array.isArray(b['audiences']) ? b['audiences'].filter((a): a is string => typeof a === 'string') : [TOKEN_EXCHANGE_AUDIENCE];
     const f = { id: newGuid(), name, issuer, subject, audiences, description: typeof b['description'] === 'string' ? b['description'] : null };

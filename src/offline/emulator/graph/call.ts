@@ -20,7 +20,13 @@ export type PermissionArea = 'applications' | 'appRoleAssignments' | 'grants' | 
 /** Application permissions (or delegated scopes) that allow reading / writing each area. */
 const READ: Record<PermissionArea, readonly string[]> = {
   applications: ['Application.Read.All', 'Application.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
-  appRoleAssignments: ['Application.Read.All', 'Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
+  appRoleAssignments: [
+    'Application.Read.All',
+    'Application.ReadWrite.All',
+    'AppRoleAssignment.ReadWrite.All',
+    'Directory.Read.All',
+    'Directory.ReadWrite.All',
+  ],
   grants: ['DelegatedPermissionGrant.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
   users: ['User.Read.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
   groups: ['Group.Read.All', 'GroupMember.Read.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
@@ -33,7 +39,13 @@ const WRITE: Record<PermissionArea, readonly string[]> = {
   groups: ['Group.ReadWrite.All', 'Directory.ReadWrite.All'],
 };
 
-const GRAPH_AUDIENCES = ['https://graph.microsoft.com', 'https://graph.microsoft.com/', GRAPH_APP_ID, 'https://graph.windows.net', 'https://graph.windows.net/'];
+const GRAPH_AUDIENCES = [
+  'https://graph.microsoft.com',
+  'https://graph.microsoft.com/',
+  GRAPH_APP_ID,
+  'https://graph.windows.net',
+  'https://graph.windows.net/',
+];
 
 export class GraphError extends Error {
   constructor(
@@ -45,7 +57,12 @@ export class GraphError extends Error {
   }
 }
 
-export const notFound = (id: string): GraphError => new GraphError(404, 'Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
+export const notFound = (id: string): GraphError =>
+  new GraphError(
+    404,
+    'Request_ResourceNotFound',
+    `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`,
+  );
 export const badRequest = (message: string): GraphError => new GraphError(400, 'Request_BadRequest', message);
 
 export class GraphCall {
@@ -64,14 +81,29 @@ export class GraphCall {
   }
 
   private headers(): Record<string, string> {
-    return { 'request-id': this.ex.requestId, 'client-request-id': this.clientRequestId, 'x-ms-ags-diagnostic': '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"emulator"}}', 'odata-version': '4.0' };
+    return {
+      'request-id': this.ex.requestId,
+      'client-request-id': this.clientRequestId,
+      'x-ms-ags-diagnostic': '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"emulator"}}',
+      'odata-version': '4.0',
+    };
   }
 
   error(e: GraphError, extra: Record<string, string> = {}): void {
     sendJson(
       this.ex.res,
       e.status,
-      { error: { code: e.code, message: e.message, innerError: { date: new Date(this.em.now()).toISOString().slice(0, 19), 'request-id': this.ex.requestId, 'client-request-id': this.clientRequestId } } },
+      {
+        error: {
+          code: e.code,
+          message: e.message,
+          innerError: {
+            date: new Date(this.em.now()).toISOString().slice(0, 19),
+            'request-id': this.ex.requestId,
+            'client-request-id': this.clientRequestId,
+          },
+        },
+      },
       { ...this.headers(), ...extra },
     );
   }
@@ -81,7 +113,12 @@ export class GraphCall {
   }
 
   entity(fragment: string, status: number, body: Record<string, unknown>): void {
-    sendJson(this.ex.res, status, { '@odata.context': this.context(`${fragment}/$entity`), ...select(body, this.ex.query.get('$select')) }, this.headers());
+    sendJson(
+      this.ex.res,
+      status,
+      { '@odata.context': this.context(`${fragment}/$entity`), ...select(body, this.ex.query.get('$select')) },
+      this.headers(),
+    );
   }
 
   raw(status: number, body: Record<string, unknown>): void {
@@ -119,7 +156,9 @@ export class GraphCall {
   authenticate(): boolean {
     const token = bearerToken(this.ex);
     const fail = (message: string): false => {
-      this.error(new GraphError(401, 'InvalidAuthenticationToken', message), { 'www-authenticate': `Bearer realm="", authorization_uri="${this.ex.base}/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"` });
+      this.error(new GraphError(401, 'InvalidAuthenticationToken', message), {
+        'www-authenticate': `Bearer realm="", authorization_uri="${this.ex.base}/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"`,
+      });
       return false;
     };
     if (token === undefined) return fail('Access token is empty.');
@@ -127,7 +166,8 @@ export class GraphCall {
     if (!check.ok) return fail(check.reason === 'expired' ? 'Lifetime validation failed, the token is expired.' : 'Access token validation failure.');
     const aud = stringClaim(check.claims, 'aud') ?? '';
     const own = this.em.ownUrls().graph.flatMap((u) => [u, `${u}/`]);
-    if (![...GRAPH_AUDIENCES, ...own].some((a) => a.toLowerCase() === aud.toLowerCase())) return fail('Access token validation failure. Invalid audience.');
+    if (![...GRAPH_AUDIENCES, ...own].some((a) => a.toLowerCase() === aud.toLowerCase()))
+      return fail('Access token validation failure. Invalid audience.');
     const oid = stringClaim(check.claims, 'oid') ?? '';
     const rolesClaim = check.claims['roles'];
     const roles = new Set(Array.isArray(rolesClaim) ? rolesClaim.filter((r): r is string => typeof r === 'string') : []);

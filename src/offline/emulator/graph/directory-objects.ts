@@ -9,7 +9,13 @@ import { directoryObjectJson, groupJson, permissionGrantJson, userJson } from '.
 export function listUsers(call: GraphCall): void {
   call.require('users', false);
   const pick = odataFilter(call.ex.query.get('$filter'));
-  call.list('users', call.em.state.users.filter((u) => u.tenantId === call.tenantId).map(userJson).filter(pick));
+  call.list(
+    'users',
+    call.em.state.users
+      .filter((u) => u.tenantId === call.tenantId)
+      .map(userJson)
+      .filter(pick),
+  );
 }
 
 function findUser(call: GraphCall, idOrUpn: string) {
@@ -25,7 +31,8 @@ export function getUser(call: GraphCall, idOrUpn: string): void {
 
 export function getMe(call: GraphCall): void {
   const c = call.caller;
-  if (c?.kind !== 'user' || c.user === undefined) throw new GraphError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
+  if (c?.kind !== 'user' || c.user === undefined)
+    throw new GraphError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
   call.entity('users', 200, userJson(c.user));
 }
 
@@ -36,7 +43,9 @@ function objectsJson(call: GraphCall, objs: DirectoryObject[]): Array<Record<str
 export function userMemberOf(call: GraphCall, idOrUpn: string, transitive: boolean): void {
   call.require('users', false);
   const u = findUser(call, idOrUpn);
-  const ids = transitive ? [...call.em.directory.transitiveGroups(call.tenantId, u.id)] : call.em.state.groups.filter((g) => g.tenantId === call.tenantId && g.members.includes(u.id)).map((g) => g.id);
+  const ids = transitive
+    ? [...call.em.directory.transitiveGroups(call.tenantId, u.id)]
+    : call.em.state.groups.filter((g) => g.tenantId === call.tenantId && g.members.includes(u.id)).map((g) => g.id);
   const groups = ids.flatMap((id) => {
     const g = call.em.directory.group(call.tenantId, id);
     return g === undefined ? [] : [{ kind: 'group' as const, group: g }];
@@ -47,7 +56,13 @@ export function userMemberOf(call: GraphCall, idOrUpn: string, transitive: boole
 export function listGroups(call: GraphCall): void {
   call.require('groups', false);
   const pick = odataFilter(call.ex.query.get('$filter'));
-  call.list('groups', call.em.state.groups.filter((g) => g.tenantId === call.tenantId).map(groupJson).filter(pick));
+  call.list(
+    'groups',
+    call.em.state.groups
+      .filter((g) => g.tenantId === call.tenantId)
+      .map(groupJson)
+      .filter(pick),
+  );
 }
 
 function findGroup(call: GraphCall, id: string) {
@@ -120,7 +135,13 @@ export function permissionGrants(call: GraphCall, id: string | undefined): void 
     if (method === 'GET') {
       call.require('grants', false);
       const pick = odataFilter(call.ex.query.get('$filter'));
-      return call.list('oauth2PermissionGrants', list.filter((g) => g.tenantId === call.tenantId).map(permissionGrantJson).filter(pick));
+      return call.list(
+        'oauth2PermissionGrants',
+        list
+          .filter((g) => g.tenantId === call.tenantId)
+          .map(permissionGrantJson)
+          .filter(pick),
+      );
     }
     if (method !== 'POST') throw new GraphError(405, 'Request_BadRequest', `${method} is not supported on this resource.`);
     call.require('grants', true);
@@ -131,14 +152,33 @@ export function permissionGrants(call: GraphCall, id: string | undefined): void 
     const scope = b['scope'];
     const principalId = b['principalId'] ?? null;
     if (typeof clientId !== 'string' || call.em.directory.servicePrincipal(call.tenantId, clientId) === undefined) throw notFound(String(clientId));
-    if (typeof resourceId !== 'string' || call.em.directory.servicePrincipal(call.tenantId, resourceId) === undefined) throw notFound(String(resourceId));
-    if (consentType !== 'AllPrincipals' && consentType !== 'Principal') throw badRequest("Invalid value specified for property 'consentType' of resource 'OAuth2PermissionGrant'.");
-    if (consentType === 'Principal' && (typeof principalId !== 'string' || call.em.directory.user(call.tenantId, principalId) === undefined)) throw badRequest("Property 'principalId' must name a user when consentType is 'Principal'.");
-    if (consentType === 'AllPrincipals' && principalId !== null) throw badRequest("Property 'principalId' must be null when consentType is 'AllPrincipals'.");
+    if (typeof resourceId !== 'string' || call.em.directory.servicePrincipal(call.tenantId, resourceId) === undefined)
+      throw notFound(String(resourceId));
+    if (consentType !== 'AllPrincipals' && consentType !== 'Principal')
+      throw badRequest("Invalid value specified for property 'consentType' of resource 'OAuth2PermissionGrant'.");
+    if (consentType === 'Principal' && (typeof principalId !== 'string' || call.em.directory.user(call.tenantId, principalId) === undefined))
+      throw badRequest("Property 'principalId' must name a user when consentType is 'Principal'.");
+    if (consentType === 'AllPrincipals' && principalId !== null)
+      throw badRequest("Property 'principalId' must be null when consentType is 'AllPrincipals'.");
     if (typeof scope !== 'string') throw badRequest("Invalid value specified for property 'scope' of resource 'OAuth2PermissionGrant'.");
-    const dup = list.some((g) => g.tenantId === call.tenantId && g.clientId === clientId.toLowerCase() && g.resourceId === resourceId.toLowerCase() && g.consentType === consentType && g.principalId === (typeof principalId === 'string' ? principalId.toLowerCase() : null));
+    const dup = list.some(
+      (g) =>
+        g.tenantId === call.tenantId &&
+        g.clientId === clientId.toLowerCase() &&
+        g.resourceId === resourceId.toLowerCase() &&
+        g.consentType === consentType &&
+        g.principalId === (typeof principalId === 'string' ? principalId.toLowerCase() : null),
+    );
     if (dup) throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', 'Permission entry already exists.');
-    const g = { id: newOpaqueId(), tenantId: call.tenantId, clientId: clientId.toLowerCase(), consentType, principalId: typeof principalId === 'string' ? principalId.toLowerCase() : null, resourceId: resourceId.toLowerCase(), scope } as const;
+    const g = {
+      id: newOpaqueId(),
+      tenantId: call.tenantId,
+      clientId: clientId.toLowerCase(),
+      consentType,
+      principalId: typeof principalId === 'string' ? principalId.toLowerCase() : null,
+      resourceId: resourceId.toLowerCase(),
+      scope,
+    } as const;
     list.push({ ...g });
     call.em.changed();
     return call.entity('oauth2PermissionGrants', 201, permissionGrantJson({ ...g }));

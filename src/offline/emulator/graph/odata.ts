@@ -17,7 +17,11 @@ function term(t: string): Predicate {
   if (m) {
     const path = (m[1] ?? '').split('/');
     const v = unquote(m[2] ?? '');
-    return (o) => ieq(path.reduce<unknown>((acc, k) => (acc !== null && typeof acc === 'object' ? (acc as Record<string, unknown>)[k] : undefined), o), v);
+    return (o) =>
+      ieq(
+        path.reduce<unknown>((acc, k) => (acc !== null && typeof acc === 'object' ? (acc as Record<string, unknown>)[k] : undefined), o),
+        v,
+      );
   }
   m = /^([A-Za-z]\w*)\s+eq\s+(true|false|null)$/.exec(t);
   if (m) {
@@ -29,7 +33,7 @@ function term(t: string): Predicate {
   if (m) {
     const prop = m[1] ?? '';
     const v = unquote(m[2] ?? '').toLowerCase();
-    return (o) => typeof o[prop] === 'string' && (o[prop]).toLowerCase().startsWith(v);
+    return (o) => typeof o[prop] === 'string' && o[prop].toLowerCase().startsWith(v);
   }
   m = new RegExp(`^([A-Za-z]\\w*)/any\\((\\w+):\\s*\\2\\s+eq\\s+${STRING}\\)$`).exec(t);
   if (m) {
@@ -43,6 +47,9 @@ function term(t: string): Predicate {
 /** A predicate for `$filter`; everything passes when there is none. Throws a Graph 400 for what it cannot evaluate. */
 export function odataFilter(raw: string | null): Predicate {
   if (raw === null || raw.trim() === '') return () => true;
-  const terms = raw.trim().split(/\s+and\s+/i).map((t) => term(t.trim().replace(/^\((.*)\)$/, '$1')));
+  const terms = raw
+    .trim()
+    .split(/\s+and\s+/i)
+    .map((t) => term(t.trim().replace(/^\((.*)\)$/, '$1')));
   return (o) => terms.every((p) => p(o));
 }

@@ -1,9 +1,37 @@
 import type { Emulator } from '../core.js';
 import { sendJson, type Exchange } from '../exchange.js';
-import { addPassword, createApplication, federatedCredentials, getApplication, listApplications, patchApplication, removeApplication, removePassword } from './applications.js';
+import {
+  addPassword,
+  createApplication,
+  federatedCredentials,
+  getApplication,
+  listApplications,
+  patchApplication,
+  removeApplication,
+  removePassword,
+} from './applications.js';
 import { GraphCall, GraphError } from './call.js';
-import { getByIds, getDirectoryObject, getGroup, getMe, getUser, groupMembers, listGroups, listUsers, organization, permissionGrants, userMemberOf } from './directory-objects.js';
-import { appRoleAssignments, createServicePrincipal, getServicePrincipal, listServicePrincipals, patchServicePrincipal, removeServicePrincipal } from './service-principals.js';
+import {
+  getByIds,
+  getDirectoryObject,
+  getGroup,
+  getMe,
+  getUser,
+  groupMembers,
+  listGroups,
+  listUsers,
+  organization,
+  permissionGrants,
+  userMemberOf,
+} from './directory-objects.js';
+import {
+  appRoleAssignments,
+  createServicePrincipal,
+  getServicePrincipal,
+  listServicePrincipals,
+  patchServicePrincipal,
+  removeServicePrincipal,
+} from './service-principals.js';
 
 /** Microsoft Graph v1.0 under `/graph` (`--graph-endpoint https://127.0.0.1:P/graph` -> `/graph/v1.0/applications`). */
 
@@ -84,7 +112,13 @@ export function graphRoute(method: string, rawPath: string): GraphRoute | undefi
       run: (call) => {
         if (id === undefined) return method === 'GET' ? (kind === 'users' ? listUsers(call) : listGroups(call)) : unsupported(call);
         if (sub === undefined) return method === 'GET' ? (kind === 'users' ? getUser(call, id) : getGroup(call, id)) : unsupported(call);
-        if (sub === 'appRoleAssignments') return appRoleAssignments(call, { kind, key: { id: kind === 'users' ? (call.em.directory.user(call.tenantId, id)?.id ?? id) : id } }, false, subId);
+        if (sub === 'appRoleAssignments')
+          return appRoleAssignments(
+            call,
+            { kind, key: { id: kind === 'users' ? (call.em.directory.user(call.tenantId, id)?.id ?? id) : id } },
+            false,
+            subId,
+          );
         if (method !== 'GET' || subId !== undefined) return unsupported(call);
         if (kind === 'users' && (sub === 'memberOf' || sub === 'transitiveMemberOf')) return userMemberOf(call, id, sub === 'transitiveMemberOf');
         if (kind === 'groups' && (sub === 'members' || sub === 'transitiveMembers')) return groupMembers(call, id, sub === 'transitiveMembers');
@@ -97,7 +131,8 @@ export function graphRoute(method: string, rawPath: string): GraphRoute | undefi
     const id = r[1];
     return { pattern: `/v1.0/oauth2PermissionGrants${id === undefined ? '' : '/{id}'}`, run: (call) => permissionGrants(call, id) };
   }
-  if (rest === '/directoryObjects/getByIds') return { pattern: '/v1.0/directoryObjects/getByIds', run: (call) => (method === 'POST' ? getByIds(call) : unsupported(call)) };
+  if (rest === '/directoryObjects/getByIds')
+    return { pattern: '/v1.0/directoryObjects/getByIds', run: (call) => (method === 'POST' ? getByIds(call) : unsupported(call)) };
   if ((r = /^\/directoryObjects\/([^/]+)$/.exec(rest)) !== null) {
     const id = r[1] ?? '';
     return { pattern: '/v1.0/directoryObjects/{id}', run: (call) => (method === 'GET' ? getDirectoryObject(call, id) : unsupported(call)) };

@@ -20,11 +20,18 @@ export function createServicePrincipal(call: GraphCall): void {
   call.require('applications', true);
   const appId = call.body()['appId'];
   if (typeof appId !== 'string') throw badRequest("Invalid value specified for property 'appId' of resource 'ServicePrincipal'.");
-  const home = call.em.state.applications.find((a) => a.appId === appId.toLowerCase() && (a.tenantId === call.tenantId || a.signInAudience !== 'AzureADMyOrg'));
+  const home = call.em.state.applications.find(
+    (a) => a.appId === appId.toLowerCase() && (a.tenantId === call.tenantId || a.signInAudience !== 'AzureADMyOrg'),
+  );
   const fp = firstPartyApp(appId);
-  if (home === undefined && fp === undefined) throw badRequest(`The appId '${appId}' of the service principal does not reference a valid application object.`);
+  if (home === undefined && fp === undefined)
+    throw badRequest(`The appId '${appId}' of the service principal does not reference a valid application object.`);
   if (call.em.directory.servicePrincipalByAppId(call.tenantId, appId)) {
-    throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', `The service principal cannot be created, updated, or restored because the service principal name ${appId.toLowerCase()} is already in use.`);
+    throw new GraphError(
+      409,
+      'Request_MultipleObjectsWithSameKeyValue',
+      `The service principal cannot be created, updated, or restored because the service principal name ${appId.toLowerCase()} is already in use.`,
+    );
   }
   const sp = newServicePrincipal(call.em, call.tenantId, appId, home?.displayName ?? fp?.displayName ?? appId);
   if (home !== undefined && home.tenantId !== call.tenantId) sp.appOwnerOrganizationId = home.tenantId;
@@ -37,7 +44,13 @@ export function createServicePrincipal(call: GraphCall): void {
 export function listServicePrincipals(call: GraphCall): void {
   call.require('applications', false);
   const pick = odataFilter(call.ex.query.get('$filter'));
-  call.list('servicePrincipals', call.em.state.servicePrincipals.filter((p) => p.tenantId === call.tenantId).map((p) => servicePrincipalJson(call.em, p)).filter(pick));
+  call.list(
+    'servicePrincipals',
+    call.em.state.servicePrincipals
+      .filter((p) => p.tenantId === call.tenantId)
+      .map((p) => servicePrincipalJson(call.em, p))
+      .filter(pick),
+  );
 }
 
 export function getServicePrincipal(call: GraphCall, key: { id?: string; appId?: string }): void {
@@ -80,9 +93,12 @@ function createAssignment(call: GraphCall, fixed: { principalId?: string; resour
   const principalId = b['principalId'];
   const resourceId = b['resourceId'];
   const appRoleId = b['appRoleId'] ?? DEFAULT_ACCESS;
-  if (typeof principalId !== 'string' || typeof resourceId !== 'string' || typeof appRoleId !== 'string') throw badRequest('principalId, resourceId and appRoleId are required.');
-  if (fixed.principalId !== undefined && principalId.toLowerCase() !== fixed.principalId) throw badRequest('The principalId in the request body does not match the principal in the request URL.');
-  if (fixed.resourceId !== undefined && resourceId.toLowerCase() !== fixed.resourceId) throw badRequest('The resourceId in the request body does not match the resource in the request URL.');
+  if (typeof principalId !== 'string' || typeof resourceId !== 'string' || typeof appRoleId !== 'string')
+    throw badRequest('principalId, resourceId and appRoleId are required.');
+  if (fixed.principalId !== undefined && principalId.toLowerCase() !== fixed.principalId)
+    throw badRequest('The principalId in the request body does not match the principal in the request URL.');
+  if (fixed.resourceId !== undefined && resourceId.toLowerCase() !== fixed.resourceId)
+    throw badRequest('The resourceId in the request body does not match the resource in the request URL.');
   const type = principalType(call, principalId);
   const resource = call.em.directory.servicePrincipal(call.tenantId, resourceId);
   if (resource === undefined) throw notFound(resourceId);
@@ -90,9 +106,12 @@ function createAssignment(call: GraphCall, fixed: { principalId?: string; resour
   if (roleId !== DEFAULT_ACCESS) {
     const role = call.em.directory.exposed(resource).appRoles.find((r) => r.id === roleId);
     const member = type === 'ServicePrincipal' ? 'Application' : 'User';
-    if (role === undefined || !role.isEnabled || !role.allowedMemberTypes.includes(member)) throw badRequest(`Permission being assigned was not found on application '${resource.appId}'.`);
+    if (role === undefined || !role.isEnabled || !role.allowedMemberTypes.includes(member))
+      throw badRequest(`Permission being assigned was not found on application '${resource.appId}'.`);
   }
-  const dup = call.em.state.appRoleAssignments.some((a) => a.tenantId === call.tenantId && a.principalId === principalId.toLowerCase() && a.resourceId === resource.id && a.appRoleId === roleId);
+  const dup = call.em.state.appRoleAssignments.some(
+    (a) => a.tenantId === call.tenantId && a.principalId === principalId.toLowerCase() && a.resourceId === resource.id && a.appRoleId === roleId,
+  );
   if (dup) throw badRequest('Permission being assigned already exists on the object');
   const a = newAppRoleAssignment(call.em, call.tenantId, principalId, type, resource.id, roleId);
   call.em.state.appRoleAssignments.push(a);
@@ -114,11 +133,17 @@ function deleteAssignment(call: GraphCall, id: string, belongs: (a: AppRoleAssig
  * `/{servicePrincipals|users|groups}/{id}/appRoleAssignments[/{aid}]` (the object as principal) and
  * `/servicePrincipals/{id}/appRoleAssignedTo[/{aid}]` (the service principal as resource).
  */
-export function appRoleAssignments(call: GraphCall, owner: { kind: 'servicePrincipals' | 'users' | 'groups'; key: { id?: string; appId?: string } }, asResource: boolean, assignmentId: string | undefined): void {
+export function appRoleAssignments(
+  call: GraphCall,
+  owner: { kind: 'servicePrincipals' | 'users' | 'groups'; key: { id?: string; appId?: string } },
+  asResource: boolean,
+  assignmentId: string | undefined,
+): void {
   let ownerId: string;
   if (owner.kind === 'servicePrincipals') ownerId = findServicePrincipal(call, owner.key).id;
   else {
-    const obj = owner.kind === 'users' ? call.em.directory.user(call.tenantId, owner.key.id ?? '') : call.em.directory.group(call.tenantId, owner.key.id ?? '');
+    const obj =
+      owner.kind === 'users' ? call.em.directory.user(call.tenantId, owner.key.id ?? '') : call.em.directory.group(call.tenantId, owner.key.id ?? '');
     if (obj === undefined) throw notFound(owner.key.id ?? '');
     ownerId = obj.id;
   }
@@ -137,5 +162,11 @@ export function appRoleAssignments(call: GraphCall, owner: { kind: 'servicePrinc
   if (method !== 'GET') throw new GraphError(405, 'Request_BadRequest', `${method} is not supported on this resource.`);
   call.require('appRoleAssignments', false);
   const pick = odataFilter(call.ex.query.get('$filter'));
-  call.list(fragment, call.em.state.appRoleAssignments.filter((a) => a.tenantId === call.tenantId && belongs(a)).map((a) => appRoleAssignmentJson(call.em, a)).filter(pick));
+  call.list(
+    fragment,
+    call.em.state.appRoleAssignments
+      .filter((a) => a.tenantId === call.tenantId && belongs(a))
+      .map((a) => appRoleAssignmentJson(call.em, a))
+      .filter(pick),
+  );
 }

@@ -1,11 +1,28 @@
 import type { Emulator } from '../core.js';
 import { firstPartyApp } from '../first-party.js';
-import type { AppRoleAssignment, Application, FederatedCredential, Group, PasswordCredential, PermissionGrant, ServicePrincipal, User } from '../model.js';
+import type {
+  AppRoleAssignment,
+  Application,
+  FederatedCredential,
+  Group,
+  PasswordCredential,
+  PermissionGrant,
+  ServicePrincipal,
+  User,
+} from '../model.js';
 
 /** Microsoft Graph v1.0 JSON shapes of the directory objects (property order and nulls as Graph returns them). */
 
 export function passwordCredentialJson(c: PasswordCredential): Record<string, unknown> {
-  return { customKeyIdentifier: null, displayName: c.displayName, endDateTime: c.endDateTime, hint: c.hint, keyId: c.keyId, secretText: null, startDateTime: c.startDateTime };
+  return {
+    customKeyIdentifier: null,
+    displayName: c.displayName,
+    endDateTime: c.endDateTime,
+    hint: c.hint,
+    keyId: c.keyId,
+    secretText: null,
+    startDateTime: c.startDateTime,
+  };
 }
 
 export function applicationJson(em: Emulator, a: Application): Record<string, unknown> {
@@ -53,7 +70,13 @@ export function applicationJson(em: Emulator, a: Application): Record<string, un
     publicClient: x['publicClient'] ?? { redirectUris: [] },
     requiredResourceAccess: x['requiredResourceAccess'] ?? [],
     verifiedPublisher: { displayName: null, verifiedPublisherId: null, addedDateTime: null },
-    web: x['web'] ?? { homePageUrl: null, logoutUrl: null, redirectUris: [], implicitGrantSettings: { enableAccessTokenIssuance: false, enableIdTokenIssuance: false }, redirectUriSettings: [] },
+    web: x['web'] ?? {
+      homePageUrl: null,
+      logoutUrl: null,
+      redirectUris: [],
+      implicitGrantSettings: { enableAccessTokenIssuance: false, enableIdTokenIssuance: false },
+      redirectUriSettings: [],
+    },
     spa: x['spa'] ?? { redirectUris: [] },
   };
 }
@@ -157,7 +180,10 @@ export function groupJson(g: Group): Record<string, unknown> {
 }
 
 /** A directory object with its `@odata.type`, as member lists return them. */
-export function directoryObjectJson(em: Emulator, obj: { kind: 'user'; user: User } | { kind: 'group'; group: Group } | { kind: 'servicePrincipal'; sp: ServicePrincipal }): Record<string, unknown> {
+export function directoryObjectJson(
+  em: Emulator,
+  obj: { kind: 'user'; user: User } | { kind: 'group'; group: Group } | { kind: 'servicePrincipal'; sp: ServicePrincipal },
+): Record<string, unknown> {
   if (obj.kind === 'user') return { '@odata.type': '#microsoft.graph.user', ...userJson(obj.user) };
   if (obj.kind === 'group') return { '@odata.type': '#microsoft.graph.group', ...groupJson(obj.group) };
   return { '@odata.type': '#microsoft.graph.servicePrincipal', ...servicePrincipalJson(em, obj.sp) };
@@ -165,7 +191,8 @@ export function directoryObjectJson(em: Emulator, obj: { kind: 'user'; user: Use
 
 export function appRoleAssignmentJson(em: Emulator, a: AppRoleAssignment): Record<string, unknown> {
   const obj = em.directory.object(a.tenantId, a.principalId);
-  const principalDisplayName = obj === undefined ? null : obj.kind === 'user' ? obj.user.displayName : obj.kind === 'group' ? obj.group.displayName : obj.sp.displayName;
+  const principalDisplayName =
+    obj === undefined ? null : obj.kind === 'user' ? obj.user.displayName : obj.kind === 'group' ? obj.group.displayName : obj.sp.displayName;
   return {
     id: a.id,
     deletedDateTime: null,
