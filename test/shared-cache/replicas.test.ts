@@ -104,7 +104,8 @@ describe('three replicas, long TTLs', () => {
     const t = await token(oid);
     await chat(replicas[1]!, t);
     expect((await flushOn(replicas[2]!)).json).toMatchObject({ status: 'flushed', flushed: 'all', reach: 'shared' });
-    expect((await chat(replicas[1]!, t)).status).toBe(200);
+    // The flush reaches B's memory through pub/sub: within 1 s, B reads ARM again (once).
+    await waitUntil('replica B reads ARM again', async () => (await chat(replicas[1]!, t)).status === 200 && readsOf(arm, oid) >= 2, 1000);
     expect(readsOf(arm, oid)).toBe(2);
     expect((await flushOn(replicas[0]!, { principal: 'not-a-guid' })).status).toBe(400);
     expect((await flushOn(replicas[0]!, { other: 1 })).status).toBe(400);
