@@ -1,3 +1,4 @@
+import { GUID } from '../contracts/azure-ids.js';
 import { verify } from 'node:crypto';
 import type { EntraConfig } from '../config/config.js';
 import { rejection, type Rejection } from '../contracts/errors.js';
@@ -105,7 +106,6 @@ export interface TokenCheck {
 /** Header parameters that could point key selection elsewhere or change what is signed; Entra never sends them. */
 export const FORBIDDEN_HEADER_PARAMETERS = ['jku', 'x5u', 'jwk', 'x5c', 'crit', 'b64', 'zip', 'enc', 'cty'] as const;
 
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const KID = /^[\x21-\x7e]{1,256}$/;
 // Token-supplied values echoed in messages must be harmless in JSON and in WWW-Authenticate.
 const ECHOABLE = /^[A-Za-z0-9:/._-]{1,120}$/;

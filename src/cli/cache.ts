@@ -1,3 +1,4 @@
+import { GUID } from '../contracts/azure-ids.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { request } from 'undici';
 import { EXIT_USAGE } from '../config/exit-codes.js';
@@ -10,7 +11,6 @@ import { exitOnUsageError } from './usage.js';
  */
 
 const DEFAULT_ADMIN = 'http://127.0.0.1:9090';
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const TIMEOUT_MS = 10_000;
 
 interface FlushFlags {

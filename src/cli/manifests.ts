@@ -1,3 +1,4 @@
+import { GUID } from '../contracts/azure-ids.js';
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadServeConfig } from '../config/load.js';
@@ -130,7 +131,6 @@ export function command(): Command {
 }
 
 const DNS_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 function header(options: ManifestOptions, secrets: readonly { flag: string; secret: string; key: string }[]): string {
   const lines = [

@@ -1,3 +1,4 @@
+import { GUID } from '../contracts/azure-ids.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Metrics } from './metrics.js';
 
@@ -18,7 +19,6 @@ export interface FlushOutcome {
 /** Drops cached decisions of one principal (object ID) or, without one, of everyone. */
 export type CacheFlush = (oid: string | undefined) => Promise<FlushOutcome>;
 
-const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const MAX_FLUSH_BODY_BYTES = 4096;
 
 /**
