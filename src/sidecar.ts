@@ -20,7 +20,7 @@ import { Limiter } from './policy/limiter.js';
 import { PolicyFile, PolicyFileError } from './policy/policy-file.js';
 import { InProcessWindows, SharedCounterWindows, SharedWindows, type SharedCounter } from './policy/windows.js';
 import { Forwarder } from './proxy/forward.js';
-import { openSharedCache, type SharedCache } from './shared-cache/index.js';
+import { openSharedCache, SharedConnection, type SharedCache } from './shared-cache/index.js';
 import { UpstreamApiKey } from './proxy/upstream-key.js';
 
 /** A configuration problem found while building the stages (files, identity environment): exit 2. */
@@ -116,8 +116,7 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       gateway.startDraining();
       await drain(gateway.server, config.shutdownGraceMs, log);
       upstreamApiKey?.close();
-      policy?.file.close();
-      await Promise.allSettled([forwarder?.close(), authz.close(), authn.close()]);
+      await Promise.allSettled([policy?.close(), forwarder?.close(), authz.close(), authn.close()]);
       await shared?.close();
       await close(admin.server);
       log.info('stopped');
@@ -164,12 +163,15 @@ function grantArgs(config: ServeConfig): string[] {
   ];
 }
 
-/** `--policy-file`: read now (invalid = exit 2); limit windows in the shared cache when there is one (per process while it fails), else per process. */
+/**
+ * `--policy-file`: read now (invalid = exit 2); limit windows in the shared cache when there is one (per process while it fails), else per process.
+ * `shared` is the authorizer's connection (`--rbac arm`); in the other modes `--shared-cache` opens one for the windows alone, which `close` ends.
+ */
 async function buildPolicy(
   config: ServeConfig,
   deps: { clock: Clock; log: Logger; metrics: Metrics },
   shared: SharedCounter | undefined,
-): Promise<{ file: PolicyFile; stage: PolicyStage } | undefined> {
+): Promise<{ file: PolicyFile; stage: PolicyStage; close(): Promise<void> } | undefined> {
   if (config.policyFile === undefined) return undefined;
   const file = new PolicyFile(config.policyFile, deps.log, deps.metrics);
   try {
@@ -178,10 +180,20 @@ async function buildPolicy(
     if (err instanceof PolicyFileError) throw new StartupError(err.problems.map((p) => `--policy-file / FOUNDRY_AUTH_POLICY_FILE: ${p}`));
     throw err;
   }
+  const own =
+    shared === undefined && config.sharedCache !== undefined ? await SharedConnection.open({ config: config.sharedCache, ...deps }) : undefined;
+  const counter = shared ?? own;
   const local = new InProcessWindows(deps.clock);
-  const windows = shared === undefined ? local : new SharedWindows(new SharedCounterWindows(shared), local, deps.clock, deps.log, deps.metrics);
+  const windows = counter === undefined ? local : new SharedWindows(new SharedCounterWindows(counter), local, deps.clock, deps.log, deps.metrics);
   const limiter = new Limiter(windows, deps.clock);
-  return { file, stage: new PolicyStage({ file, limiter, metrics: deps.metrics, log: deps.log, maxBodyBytes: config.maxBodyBytes }) };
+  return {
+    file,
+    stage: new PolicyStage({ file, limiter, metrics: deps.metrics, log: deps.log, maxBodyBytes: config.maxBodyBytes }),
+    close: async () => {
+      file.close();
+      await own?.close();
+    },
+  };
 }
 
 interface BuiltAuthorizer {
@@ -214,7 +226,10 @@ async function buildAuthorizerOnly(
   const { rbac } = config;
   if (rbac.mode === 'static') {
     if (config.sharedCache !== undefined)
-      deps.log.warn({}, '--shared-cache is not used with --rbac static: decisions come from the local file, with no ARM reads to share');
+      deps.log.warn(
+        { sharedLimitWindows: config.policyFile !== undefined },
+        "--shared-cache is not used for RBAC with --rbac static: decisions come from the local file, with no ARM reads to share (a policy file's limit windows are still shared)",
+      );
     try {
       return { authz: await createStaticAuthorizer(rbac, deps) };
     } catch (err) {
