@@ -164,7 +164,7 @@ export class Gateway {
       target,
       principal: record.principal,
       requestId: record.requestId,
-      ...(tap !== undefined ? { tap } : {}),
+      tap,
     });
     record.upstreamOutcome = result.outcome;
     record.upstreamFirstByteMs = result.firstByteMs;
