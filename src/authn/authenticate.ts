@@ -6,7 +6,7 @@ import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { ApiKeys } from './api-keys.js';
-import { bearerSyntaxRejection, extractCredentialsForCache, isRejection } from './credentials.js';
+import { bearerSyntaxRejection, extractCredentials } from './credentials.js';
 import { tokenPolicy } from './token-checks.js';
 import { EntraTokenValidator, type TokenValidation } from './token-validator.js';
 import { SigningKeys, type SigningKeysOptions } from './signing-keys.js';
@@ -100,10 +100,15 @@ export class Authenticator implements AuthenticationStage {
   /** Extraction and authentication of one request, from Node's `req.rawHeaders` and the raw query (without `?`). */
   authenticateRequest(rawHeaders: readonly string[], rawQuery: string | undefined): AuthnOutcome | Promise<AuthnOutcome> {
     // A bearer token's characters are checked after the cache lookup, and only on a miss.
-    const credentials = extractCredentialsForCache(rawHeaders, rawQuery);
-    if (isRejection(credentials)) return this.failed(credentials);
-    if (credentials.kind === 'api-key') return this.authenticateApiKey(credentials.key, credentials.via);
-    return this.authenticateBearer(credentials.token);
+    const credentials = extractCredentials(rawHeaders, rawQuery);
+    switch (credentials.kind) {
+      case 'rejected':
+        return this.failed(credentials.rejection);
+      case 'api-key':
+        return this.authenticateApiKey(credentials.key, credentials.via);
+      case 'bearer':
+        return this.authenticateBearer(credentials.token);
+    }
   }
 
   private authenticateBearer(token: string): AuthnOutcome | Promise<AuthnOutcome> {

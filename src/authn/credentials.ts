@@ -7,6 +7,9 @@ import { rejection, type Rejection } from '../contracts/errors.js';
 export type Credentials =
   { readonly kind: 'bearer'; readonly token: string } | { readonly kind: 'api-key'; readonly key: string; readonly via: 'api-key-header' | 'bearer' };
 
+/** What extraction found, told apart by `kind`: the credentials, or why the request has none usable. */
+export type CredentialsOutcome = Credentials | { readonly kind: 'rejected'; readonly rejection: Rejection };
+
 /**
  * Longest bearer token or API key accepted, in characters. Entra access tokens are 1-4 KB (group
  * overage keeps them small); 16 KiB is also Node's default limit for all headers together, so a
@@ -55,31 +58,28 @@ const EMPTY_API_KEY = rejection('invalid_api_key', 'The api-key header is empty 
   reason: 'malformed',
 });
 
+// The refusals as extraction outcomes, built once: a refused request allocates nothing.
+const refuse = (r: Rejection): CredentialsOutcome => ({ kind: 'rejected', rejection: r });
+const REFUSED_MULTIPLE_AUTHORIZATION = refuse(MULTIPLE_AUTHORIZATION);
+const REFUSED_MULTIPLE_API_KEY = refuse(MULTIPLE_API_KEY);
+const REFUSED_TOKEN_IN_QUERY = refuse(TOKEN_IN_QUERY);
+const REFUSED_AMBIGUOUS = refuse(AMBIGUOUS);
+const REFUSED_MISSING = refuse(MISSING);
+const REFUSED_NOT_BEARER = refuse(NOT_BEARER);
+const REFUSED_OVERSIZED = refuse(OVERSIZED);
+const REFUSED_EMPTY_API_KEY = refuse(EMPTY_API_KEY);
+
 /**
  * Finds the one credential of a request in Node's `req.rawHeaders` (never `req.headers`, which
  * keeps only the first of duplicate Authorization headers) and the raw query string (without `?`).
  * Cookie, Proxy-Authorization, X-Api-Key and a query-only `access_token` are not credentials.
+ *
+ * A bearer token's characters are not checked here: the authenticator first looks the exact token
+ * up in the verified-token cache (a cached token passed the check before it was verified) and calls
+ * `bearerSyntaxRejection` on a miss. The check is a pass over every character of a 1-2 KB token,
+ * as costly as the cache lookup itself. An API key's characters are checked here.
  */
-export function extractCredentials(rawHeaders: readonly string[], rawQuery: string | undefined): Credentials | Rejection {
-  return findCredentials(rawHeaders, rawQuery, true);
-}
-
-/**
- * `extractCredentials` except that a bearer token's characters are not checked yet: for the
- * authenticator, which first looks the exact token up in the verified-token cache (a cached token
- * passed this check before it was verified) and calls `bearerSyntaxRejection` on a miss. The
- * check is a pass over every character of a 1-2 KB token, as costly as the cache lookup itself.
- */
-export function extractCredentialsForCache(rawHeaders: readonly string[], rawQuery: string | undefined): Credentials | Rejection {
-  return findCredentials(rawHeaders, rawQuery, false);
-}
-
-/** The rejection for a bearer token that is not an RFC 6750 b64token, or undefined when it is one. */
-export function bearerSyntaxRejection(token: string): Rejection | undefined {
-  return TOKEN68.test(token) ? undefined : NOT_BEARER;
-}
-
-function findCredentials(rawHeaders: readonly string[], rawQuery: string | undefined, checkBearerSyntax: boolean): Credentials | Rejection {
+export function extractCredentials(rawHeaders: readonly string[], rawQuery: string | undefined): CredentialsOutcome {
   let authorization: string | undefined;
   let apiKey: string | undefined;
   let authorizationCount = 0;
@@ -94,32 +94,31 @@ function findCredentials(rawHeaders: readonly string[], rawQuery: string | undef
       apiKey = rawHeaders[i + 1]!;
     }
   }
-  if (authorizationCount > 1) return MULTIPLE_AUTHORIZATION;
-  if (apiKeyCount > 1) return MULTIPLE_API_KEY;
+  if (authorizationCount > 1) return REFUSED_MULTIPLE_AUTHORIZATION;
+  if (apiKeyCount > 1) return REFUSED_MULTIPLE_API_KEY;
   const presented = authorizationCount + apiKeyCount;
-  if (presented > 0 && rawQuery !== undefined && rawQuery !== '' && hasAccessTokenParameter(rawQuery)) return TOKEN_IN_QUERY;
-  if (presented > 1) return AMBIGUOUS;
-  if (authorization !== undefined) return parseAuthorization(authorization, checkBearerSyntax);
+  if (presented > 0 && rawQuery !== undefined && rawQuery !== '' && hasAccessTokenParameter(rawQuery)) return REFUSED_TOKEN_IN_QUERY;
+  if (presented > 1) return REFUSED_AMBIGUOUS;
+  if (authorization !== undefined) return parseAuthorization(authorization);
   if (apiKey !== undefined) {
-    if (apiKey.length === 0 || apiKey.length > MAX_CREDENTIAL_CHARS) return EMPTY_API_KEY;
+    if (apiKey.length === 0 || apiKey.length > MAX_CREDENTIAL_CHARS) return REFUSED_EMPTY_API_KEY;
     return { kind: 'api-key', key: apiKey, via: 'api-key-header' };
   }
-  return MISSING;
+  return REFUSED_MISSING;
 }
 
-/** True when the value is a Rejection rather than Credentials. */
-export function isRejection(value: Credentials | Rejection): value is Rejection {
-  return 'code' in value;
+/** The rejection for a bearer token that is not an RFC 6750 b64token, or undefined when it is one. */
+export function bearerSyntaxRejection(token: string): Rejection | undefined {
+  return TOKEN68.test(token) ? undefined : NOT_BEARER;
 }
 
-function parseAuthorization(value: string, checkBearerSyntax: boolean): Credentials | Rejection {
-  if (value.length > 7 + MAX_CREDENTIAL_CHARS) return OVERSIZED;
-  if (value.length < 8 || value.charCodeAt(6) !== 0x20 || value.slice(0, 6).toLowerCase() !== 'bearer') return NOT_BEARER;
+function parseAuthorization(value: string): CredentialsOutcome {
+  if (value.length > 7 + MAX_CREDENTIAL_CHARS) return REFUSED_OVERSIZED;
+  if (value.length < 8 || value.charCodeAt(6) !== 0x20 || value.slice(0, 6).toLowerCase() !== 'bearer') return REFUSED_NOT_BEARER;
   const token = value.slice(7);
   if (token.startsWith(API_KEY_PREFIXES[0]) || token.startsWith(API_KEY_PREFIXES[1])) {
-    return TOKEN68.test(token) ? { kind: 'api-key', key: token, via: 'bearer' } : NOT_BEARER;
+    return TOKEN68.test(token) ? { kind: 'api-key', key: token, via: 'bearer' } : REFUSED_NOT_BEARER;
   }
-  if (checkBearerSyntax && !TOKEN68.test(token)) return NOT_BEARER;
   return { kind: 'bearer', token };
 }
 

@@ -1,11 +1,11 @@
 /**
  * Authenticator.authenticateRequest checks a bearer token's characters after the verified-token
  * cache lookup, on a miss only (a performance change, see docs/PERFORMANCE.md). These tests pin
- * down that the outcomes are those of extractCredentials checking first.
+ * down that the outcomes are those of checking the characters first, right after extraction.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Authenticator } from '../../src/authn/authenticate.js';
-import { extractCredentials } from '../../src/authn/credentials.js';
+import { bearerSyntaxRejection, extractCredentials } from '../../src/authn/credentials.js';
 import { ManualClock } from '../../src/ops/clock.js';
 import { silentLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
@@ -31,10 +31,12 @@ async function setup(entra = true) {
 const MALFORMED = ['Bearer abc def', 'Bearer abc!', 'Bearer =abc', 'Bearer ab=c', 'Bearer fndry-sk-abc!'];
 
 describe('bearer token characters checked after the cache lookup', () => {
-  it('a value that is not a b64token is malformed_authorization, as extractCredentials says, and counts no cache miss', async () => {
+  it('a value that is not a b64token is malformed_authorization, as checking it right after extraction says, and counts no cache miss', async () => {
     const { authn, metrics } = await setup();
     for (const value of MALFORMED) {
-      const expected = extractCredentials(['Authorization', value], undefined);
+      const found = extractCredentials(['Authorization', value], undefined);
+      // An API key's characters are checked by extraction itself, a bearer token's by bearerSyntaxRejection.
+      const expected = found.kind === 'rejected' ? found.rejection : found.kind === 'bearer' ? bearerSyntaxRejection(found.token) : undefined;
       expect(expected).toMatchObject({ reason: 'malformed_authorization' });
       expect(await authn.authenticateRequest(['Authorization', value], undefined)).toEqual({ ok: false, rejection: expected });
     }

@@ -1,19 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_CREDENTIAL_CHARS, extractCredentials, isRejection, type Credentials } from '../../src/authn/credentials.js';
+import {
+  MAX_CREDENTIAL_CHARS,
+  bearerSyntaxRejection,
+  extractCredentials,
+  type Credentials,
+  type CredentialsOutcome,
+} from '../../src/authn/credentials.js';
 import type { Rejection } from '../../src/contracts/errors.js';
 
 const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2ln';
 const OTHER_JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ5In0.c2ln';
 
-function rejected(headers: string[], query?: string): Rejection {
+/** Extraction, then the bearer syntax check the authenticator runs on a token-cache miss: what a request meets first. */
+function extract(headers: string[], query?: string): CredentialsOutcome {
   const result = extractCredentials(headers, query);
-  if (!isRejection(result)) throw new Error(`expected a rejection, got ${result.kind}`);
-  return result;
+  if (result.kind !== 'bearer') return result;
+  const malformed = bearerSyntaxRejection(result.token);
+  return malformed === undefined ? result : { kind: 'rejected', rejection: malformed };
+}
+
+function rejected(headers: string[], query?: string): Rejection {
+  const result = extract(headers, query);
+  if (result.kind !== 'rejected') throw new Error(`expected a rejection, got ${result.kind}`);
+  return result.rejection;
 }
 
 function accepted(headers: string[], query?: string): Credentials {
-  const result = extractCredentials(headers, query);
-  if (isRejection(result)) throw new Error(`expected credentials, got ${result.code}/${result.reason}`);
+  const result = extract(headers, query);
+  if (result.kind === 'rejected') throw new Error(`expected credentials, got ${result.rejection.code}/${result.rejection.reason}`);
   return result;
 }
 
