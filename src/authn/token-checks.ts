@@ -407,15 +407,25 @@ export const TOKEN_CHECKS: readonly TokenCheck[] = [
   checkPermission,
 ];
 
+/** A decoded token, or the `format` failure, told apart by `ok`. */
+export type TokenDecoding = { readonly ok: true; readonly jws: CompactJws } | { readonly ok: false; readonly failure: TokenFailure };
+
 /** Decodes a token for the checks; a failure is `format`. */
-export function decodeToken(token: string): CompactJws | TokenFailure {
+export function decodeToken(token: string): TokenDecoding {
   if (token.length > MAX_CREDENTIAL_CHARS) {
-    return fail('oversized', `The bearer token is longer than ${MAX_CREDENTIAL_CHARS} characters: send an Entra ID access token.`);
+    return {
+      ok: false,
+      failure: fail('oversized', `The bearer token is longer than ${MAX_CREDENTIAL_CHARS} characters: send an Entra ID access token.`),
+    };
   }
   const decoded = decodeCompactJws(token);
-  if (!decoded.ok)
-    return fail('malformed', `The bearer token is not a well-formed JWT (${decoded.detail}): send an access token issued by Entra ID.`);
-  return decoded.jws;
+  if (!decoded.ok) {
+    return {
+      ok: false,
+      failure: fail('malformed', `The bearer token is not a well-formed JWT (${decoded.detail}): send an access token issued by Entra ID.`),
+    };
+  }
+  return decoded;
 }
 
 /** The outcome of the signing-key step, told apart by `kind`. */

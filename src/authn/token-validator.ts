@@ -61,8 +61,9 @@ export class EntraTokenValidator {
   ) {}
 
   validate(token: string): TokenValidation | Promise<TokenValidation> {
-    const jws = decodeToken(token);
-    if ('reason' in jws) return { ok: false, rejection: rejectionOf(jws) };
+    const decoded = decodeToken(token);
+    if (!decoded.ok) return { ok: false, rejection: rejectionOf(decoded.failure) };
+    const jws = decoded.jws;
     const now = this.clock.now() / 1000;
     for (const check of TOKEN_CHECKS) {
       const failure = check.run(jws, this.policy, now);

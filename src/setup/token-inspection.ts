@@ -59,14 +59,16 @@ export async function inspectToken(
 ): Promise<TokenInspection> {
   const checks: CheckOutcome[] = [];
   const formatRule = `a compact JWS of at most ${MAX_CREDENTIAL_CHARS} characters: three canonical base64url parts, strict JSON objects`;
-  const jws = decodeToken(token);
-  if ('reason' in jws) {
-    checks.push({ check: 'format', ok: false, skipped: false, rule: formatRule, detail: jws.message, reason: jws.reason });
+  const decoded = decodeToken(token);
+  if (!decoded.ok) {
+    const { failure } = decoded;
+    checks.push({ check: 'format', ok: false, skipped: false, rule: formatRule, detail: failure.message, reason: failure.reason });
     for (const check of TOKEN_CHECKS) checks.push(skipped(check.name, check.rule(policy), 'the token could not be decoded'));
     checks.push(skipped('signing_key', 'kid is published by the tenant JWKS', 'the token could not be decoded'));
     checks.push(skipped('signature', 'RS256 signature verifies', 'the token could not be decoded'));
     return { checks, verdict: verdictOf(checks, false) };
   }
+  const { jws } = decoded;
   checks.push({ check: 'format', ok: true, skipped: false, rule: formatRule, detail: 'three canonical base64url parts, strict JSON objects' });
   const now = opts.nowMs / 1000;
   const failed = new Set<TokenCheckName>();
