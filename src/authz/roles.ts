@@ -184,12 +184,6 @@ export const ROLE_IDS = {
 const byId = new Map(BUILT_IN_ROLES.map((r) => [r.id, r]));
 const byName = new Map(BUILT_IN_ROLES.map((r) => [r.roleName.toLowerCase(), r]));
 
-/** The GUID at the end of a role definition ID (`/subscriptions/.../roleDefinitions/{guid}` or a bare GUID), lower case. */
-export function roleDefinitionGuid(id: string): string {
-  const last = id.slice(id.lastIndexOf('/') + 1);
-  return last.toLowerCase();
-}
-
 /** The built-in role with this role definition GUID (any letter case). */
 export function builtInRoleById(guid: string): RoleDefinition | undefined {
   return byId.get(guid.toLowerCase());

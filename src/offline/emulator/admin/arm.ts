@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { builtInRoleByName, roleDefinitionGuid } from '../../../authz/roles.js';
+import { builtInRoleByName } from '../../../authz/roles.js';
 import { isAssignableScope } from '../../../azure/scope.js';
 import { roleDefinition } from '../arm/rbac.js';
 import { sendJson } from '../exchange.js';
@@ -109,7 +109,7 @@ export const armRoutes: AdminRoute[] = [
       const a = {
         name,
         scope: b.scope,
-        roleDefinitionGuid: roleDefinitionGuid(def),
+        roleDefinitionGuid: def.toLowerCase(),
         principalId: b.principalId.toLowerCase(),
         principalType,
         condition: b.condition ?? null,

@@ -1,7 +1,7 @@
 import { grantedBy } from '../../../authz/actions.js';
-import { BUILT_IN_ROLES, roleDefinitionGuid } from '../../../authz/roles.js';
+import { BUILT_IN_ROLES } from '../../../authz/roles.js';
 import { sameScope, scopeCovers, scopeSegments } from '../../../azure/scope.js';
-import { EVERYONE_PRINCIPAL_ID } from '../../../contracts/azure-ids.js';
+import { EVERYONE_PRINCIPAL_ID, roleDefinitionGuid } from '../../../contracts/azure-ids.js';
 import type { Emulator } from '../core.js';
 import type { DenyAssignment, Permissions, RoleAssignment } from '../model.js';
 
@@ -59,6 +59,7 @@ export function roleDefinitions(em: Emulator): RoleDefinitionView[] {
 
 export function roleDefinition(em: Emulator, idOrGuid: string): RoleDefinitionView | undefined {
   const guid = roleDefinitionGuid(idOrGuid);
+  if (guid === undefined) return undefined;
   return roleDefinitions(em).find((r) => r.guid === guid);
 }
 
