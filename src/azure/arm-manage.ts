@@ -40,6 +40,18 @@ export interface ArmManagementClientOptions {
   readonly log?: Logger;
 }
 
+/** A role assignment to create: which role, for whom. */
+export interface NewRoleAssignment {
+  readonly roleGuid: string;
+  readonly principalId: string;
+  readonly principalType: PrincipalType;
+}
+
+/** The body of ARM's role assignment PUT. */
+export interface RoleAssignmentPutBody {
+  readonly properties: { readonly roleDefinitionId: string; readonly principalId: string; readonly principalType: PrincipalType };
+}
+
 export class ArmManagementClient {
   private readonly base: string;
   private readonly conn: AzureApiConnection;
@@ -94,31 +106,33 @@ export class ArmManagementClient {
    * PUT a role assignment named `name` (a GUID); `exists` when ARM answers 409 RoleAssignmentExists
    * (the same role for the same principal at the same scope under another name).
    */
-  async createRoleAssignment(
-    scope: string,
-    name: string,
-    assignment: { roleGuid: string; principalId: string; principalType: PrincipalType },
-  ): Promise<'created' | 'exists'> {
-    const subscription = /^\/subscriptions\/[^/]+/i.exec(scope)?.[0] ?? '';
-    const body = {
-      properties: {
-        roleDefinitionId: `${subscription}/providers/Microsoft.Authorization/roleDefinitions/${guid(assignment.roleGuid)}`,
-        principalId: guid(assignment.principalId),
-        principalType: assignment.principalType,
-      },
-    };
+  async createRoleAssignment(scope: string, name: string, assignment: NewRoleAssignment): Promise<'created' | 'exists'> {
+    const { url, body } = this.roleAssignmentPut(scope, name, assignment);
     try {
-      await this.send(
-        'arm.role_assignments.write',
-        'PUT',
-        `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments/${guid(name)}?api-version=${ARM_API_VERSION}`,
-        body,
-      );
+      await this.send('arm.role_assignments.write', 'PUT', url, body);
       return 'created';
     } catch (err) {
       if (err instanceof AzureApiError && err.status === 409 && err.code === 'RoleAssignmentExists') return 'exists';
       throw err;
     }
+  }
+
+  /**
+   * The URL and body of the PUT that creates a role assignment named `name` (a GUID): what
+   * `createRoleAssignment` sends, and what `az rest --method PUT` sends when a person runs it.
+   */
+  roleAssignmentPut(scope: string, name: string, assignment: NewRoleAssignment): { readonly url: string; readonly body: RoleAssignmentPutBody } {
+    const subscription = /^\/subscriptions\/[^/]+/i.exec(scope)?.[0] ?? '';
+    return {
+      url: `${this.base}${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments/${guid(name)}?api-version=${ARM_API_VERSION}`,
+      body: {
+        properties: {
+          roleDefinitionId: `${subscription}/providers/Microsoft.Authorization/roleDefinitions/${guid(assignment.roleGuid)}`,
+          principalId: guid(assignment.principalId),
+          principalType: assignment.principalType,
+        },
+      },
+    };
   }
 
   /** DELETE a role assignment by its full ID; gone already is fine. */

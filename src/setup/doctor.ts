@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { decodeCompactJws } from '../authn/jws.js';
 import { grantedBy } from '../authz/actions.js';
+import { ROLE_IDS } from '../authz/roles.js';
 import { ArmError, type RoleDefinition } from '../azure/arm.js';
 import { AzureApiError } from '../azure/api-call.js';
 import type { Application } from '../azure/graph.js';
@@ -10,7 +11,7 @@ import { adviceFor } from './advice.js';
 import type { SetupClients } from './clients.js';
 import { shellLine } from './command-line.js';
 import { inspectForUser } from './inspect.js';
-import { APP_ROLE_VALUE, AZURE_CLI_APP_ID, CLUSTER_IDENTITY_ROLE, SCOPE_VALUE } from './names.js';
+import { APP_ROLE_VALUE, AZURE_CLI_APP_ID, CLUSTER_IDENTITY_ROLE, roleAssignmentName, SCOPE_VALUE } from './names.js';
 
 /**
  * `foundry-auth doctor`: every setting the documentation names, checked where it lives (Graph for
@@ -328,26 +329,18 @@ async function clusterChecks(clusterId: string, clients: SetupClients, setup: re
     return out;
   }
   if (!can(READ_DENIES)) {
+    // `az rest` rather than `az role assignment create`: it works in every az release, including
+    // Debian's azure-cli 2.45, whose role commands fail against its packaged authorization SDK.
+    // The name is the one setup would give it, so running the command twice creates one assignment.
+    const reader = { roleGuid: ROLE_IDS.reader, principalId, principalType: 'ServicePrincipal' } as const;
+    const put = clients.arm.roleAssignmentPut(clusterId, roleAssignmentName(clusterId, principalId, ROLE_IDS.reader), reader);
     out.push(
       failed(
         'cluster_identity_role',
         roleTitle,
         `holds ${roles}; it cannot read deny assignments, so the sidecar decides without them (a warning, not a failure)`,
-        [
-          'az',
-          'role',
-          'assignment',
-          'create',
-          '--assignee-object-id',
-          principalId,
-          '--assignee-principal-type',
-          'ServicePrincipal',
-          '--role',
-          'Reader',
-          '--scope',
-          clusterId,
-        ],
-        undefined,
+        ['az', 'rest', '--method', 'PUT', '--uri', put.url, '--body', JSON.stringify(put.body)],
+        `az role assignment create --assignee-object-id ${principalId} --assignee-principal-type ServicePrincipal --role Reader --scope ${clusterId}`,
         'warn',
       ),
     );

@@ -147,4 +147,26 @@ describe('the Azure CLI against the emulator', () => {
     await agent.close();
     expect(await sidecarStatus(token)).toBe(200);
   }, 180_000);
+  it("doctor --dev's warning (the cluster identity cannot read deny assignments) prints an az command that Debian's az runs as printed; doctor then passes without it", async () => {
+    type Check = { name: string; status: string; fix?: string; alternative?: string };
+    const doctor = async (): Promise<Check[]> => {
+      const out = await shell('foundry-auth doctor --dev .foundry-auth --json');
+      expect(out.code, out.stderr).toBe(0);
+      return (JSON.parse(out.stdout) as { checks: Check[] }).checks;
+    };
+    const warned = (await doctor()).find((c) => c.name === 'cluster_identity_role')!;
+    expect(warned.status).toBe('warn');
+    expect(warned.fix).toMatch(/^az rest --method PUT --uri /);
+    expect(warned.alternative).toMatch(/^az role assignment create /);
+    const login = `az login --tenant ${dev.devJson.tenantId} --username admin@${DEFAULT_SEED.tenantDomain} --password "$ADMIN_PASSWORD" -o none`;
+    // Pasted as printed, twice: the assignment's name is fixed, so the second run changes nothing.
+    const first = await shell(`${login} && ${warned.fix!} --query properties.principalId -o tsv`);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout.trim()).toBe(DEFAULT_SEED.clusterPrincipalId);
+    const again = await shell(warned.fix!);
+    expect(again.code, again.stderr).toBe(0);
+    const after = (await doctor()).find((c) => c.name === 'cluster_identity_role')!;
+    expect(after).toMatchObject({ status: 'pass' });
+    expect(after.fix).toBeUndefined();
+  }, 180_000);
 });
