@@ -63,30 +63,28 @@ export class ForwardAuthServer {
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const record: RequestRecord = { requestId: randomUUID(), method: req.method ?? '', startedAt: performance.now(), mode: 'forward-auth' };
+    const answered = this.check(req, res, record);
+    if (answered === undefined) {
+      // Answered from the caches within this call: the answer is written, nothing is in flight to wait for.
+      writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
+      return;
+    }
     this.opts.metrics.inflight.inc();
     res.on('close', () => {
       if (!res.writableFinished) record.clientAborted = true;
       this.opts.metrics.inflight.dec();
       writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
     });
-    const answered = this.check(req, res, record);
-    if (answered instanceof Promise) {
-      answered.catch((err: unknown) => {
-        // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
-        this.opts.log.error(
-          { requestId: record.requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
-          'forward-auth check failed',
-        );
-        if (!res.headersSent)
-          this.refuse(
-            req,
-            res,
-            record,
-            rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'),
-          );
-        else res.destroy();
-      });
-    }
+    answered.catch((err: unknown) => {
+      // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
+      this.opts.log.error(
+        { requestId: record.requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
+        'forward-auth check failed',
+      );
+      if (!res.headersSent)
+        this.refuse(req, res, record, rejection('internal_error', 'internal error in foundry-auth; its log has the details under this x-request-id'));
+      else res.destroy();
+    });
   };
 
   /** Synchronous when the decision core answers from its caches: no promise on the hot path. */
