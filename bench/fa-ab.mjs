@@ -5,11 +5,9 @@
 // foundry-auth build (default dist/cli.js), `cache` turns its decision cache on. nginx proxy_pass
 // runs as the reference in every round; rounds interleaved; prints req/s, CPU per request (nginx
 // and foundry-auth together) and each path's median ratio to proxy_pass.
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createContext, startArmForRun } from './lib/context.mjs';
-import { proxyServer, startNginx, staticServer } from './lib/nginx.mjs';
-import { benchDir } from './lib/proc.mjs';
+import { forwardAuthNginx, proxyServer, startNginx, staticServer } from './lib/nginx.mjs';
 import { startSidecar } from './lib/sidecar.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { runWrk } from './lib/wrk.mjs';
@@ -53,9 +51,14 @@ for (const [i, v] of variants.entries()) {
     nodeArgs: profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
     flags: { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1' },
   });
-  const nginx = await startNginx(tools.nginx, `fa-ab-${i}`, (port, dir) => rendered(v.conf, port, dir, authz.url, upstream.port, v.cache), {
-    cpus: layout.proxy,
-  });
+  const nginx = await startNginx(
+    tools.nginx,
+    `fa-ab-${i}`,
+    (port, dir) => forwardAuthNginx(v.conf, { port, dir, authzUrl: authz.url, upstreamPort: upstream.port, cache: v.cache }),
+    {
+      cpus: layout.proxy,
+    },
+  );
   paths.push({
     name: v.name,
     url: nginx.url,
@@ -95,21 +98,4 @@ for (const p of paths) {
   console.log(
     `median ${p.name.padEnd(14)} ${Math.round(median(results[p.name].map((x) => x.rps)))} req/s, ${median(results[p.name].map((x) => x.cpuMicrosPerRequest)).toFixed(1)} µs/req, ${median(ratios).toFixed(3)} x proxy_pass`,
   );
-}
-
-/** The configuration file rendered for this run, as the forward-auth scenario renders the shipped one. */
-function rendered(file, port, dir, authzUrl, upstreamPort, cache) {
-  const cacheDir = join(dir, 'decisions');
-  mkdirSync(cacheDir, { recursive: true });
-  chmodSync(benchDir(), 0o755);
-  for (const d of [dir, cacheDir, join(dir, 'tmp')]) chmodSync(d, 0o777);
-  const values = {
-    LISTEN: `127.0.0.1:${port} reuseport`,
-    FOUNDRY_AUTH: new URL(authzUrl).host,
-    UPSTREAM: `127.0.0.1:${upstreamPort}`,
-    CACHE_PATH: cacheDir,
-    DECISION_CACHE: cache ? 'foundry_auth_decisions' : 'off',
-  };
-  const text = readFileSync(file, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => values[name]);
-  return `  access_log off;\n${text}`;
 }

@@ -1,6 +1,6 @@
 // nginx as the fast static upstream ("never the bottleneck") and as the reference proxy
 // (`proxy_pass` with upstream keepalive). Both run in the foreground with one worker.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { benchDir, childPids, freePort, startProcess, waitFor } from './proc.mjs';
@@ -94,4 +94,29 @@ export async function startNginx(nginxPath, name, serverBlock, opts = {}) {
     pids: () => [child.pid, ...childPids(child.pid)],
     stop: () => child.stop('SIGQUIT'),
   };
+}
+
+/**
+ * A forward-auth nginx configuration in the shipped file's format ({{LISTEN}}, {{FOUNDRY_AUTH}},
+ * {{UPSTREAM}}, {{CACHE_PATH}}, {{DECISION_CACHE}}) rendered for one run, with no access log (like
+ * the static upstream). `cache` turns the decision cache on.
+ */
+export function forwardAuthNginx(file, { port, dir, authzUrl, upstreamPort, cache }) {
+  const cacheDir = join(dir, 'decisions');
+  mkdirSync(cacheDir, { recursive: true });
+  // As root, nginx's workers run as nobody: they write the cache and temporary files.
+  chmodSync(benchDir(), 0o755);
+  for (const d of [dir, cacheDir, join(dir, 'tmp')]) chmodSync(d, 0o777);
+  const values = {
+    LISTEN: `127.0.0.1:${port} reuseport`,
+    FOUNDRY_AUTH: new URL(authzUrl).host,
+    UPSTREAM: `127.0.0.1:${upstreamPort}`,
+    CACHE_PATH: cacheDir,
+    DECISION_CACHE: cache ? 'foundry_auth_decisions' : 'off',
+  };
+  const text = readFileSync(file, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => {
+    if (values[name] === undefined) throw new Error(`${file}: no value for {{${name}}}`);
+    return values[name];
+  });
+  return `  access_log off;\n${text}`;
 }

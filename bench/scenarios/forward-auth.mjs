@@ -4,12 +4,12 @@
 // validating the RS256 token itself (jwt_verify against the IdP's public key, alg/iss/aud/exp
 // checked; no RBAC). Same token, same path, same wrk settings as the throughput scenario. Also
 // the CPU foundry-auth spends per check when its token and RBAC caches answer.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { startArmForRun } from '../lib/context.mjs';
 import { BENCH_CLIENT_ID } from '../lib/idp.mjs';
-import { proxyServer, startNginx, staticServer } from '../lib/nginx.mjs';
+import { forwardAuthNginx, proxyServer, startNginx, staticServer } from '../lib/nginx.mjs';
 import { benchDir, childPids, cpuSecondsOf, freePort, progress, ROOT, startBenchServer, startProcess, waitFor } from '../lib/proc.mjs';
 import { ScenarioResult } from '../lib/report.mjs';
 import { startSidecar } from '../lib/sidecar.mjs';
@@ -186,25 +186,9 @@ async function stopAll(started) {
   for (const proc of started.reverse()) await proc.stop().catch(() => {});
 }
 
-/** deploy/forward-auth/nginx.conf as shipped, rendered for this run (no access log, like the static upstream). */
+/** deploy/forward-auth/nginx.conf as shipped, rendered for this run. */
 function shippedNginx(port, dir, authzUrl, upstreamPort, cache) {
-  const cacheDir = join(dir, 'decisions');
-  mkdirSync(cacheDir, { recursive: true });
-  // As root, nginx's workers run as nobody: they write the cache and temporary files.
-  chmodSync(benchDir(), 0o755);
-  for (const d of [dir, cacheDir, join(dir, 'tmp')]) chmodSync(d, 0o777);
-  const values = {
-    LISTEN: `127.0.0.1:${port} reuseport`,
-    FOUNDRY_AUTH: new URL(authzUrl).host,
-    UPSTREAM: `127.0.0.1:${upstreamPort}`,
-    CACHE_PATH: cacheDir,
-    DECISION_CACHE: cache ? 'foundry_auth_decisions' : 'off',
-  };
-  const text = readFileSync(join(ROOT, 'deploy', 'forward-auth', 'nginx.conf'), 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => {
-    if (values[name] === undefined) throw new Error(`nginx.conf: no value for {{${name}}}`);
-    return values[name];
-  });
-  return `  access_log off;\n${text}`;
+  return forwardAuthNginx(join(ROOT, 'deploy', 'forward-auth', 'nginx.conf'), { port, dir, authzUrl, upstreamPort, cache });
 }
 
 /**
