@@ -1,4 +1,5 @@
-import type { AddressInfo } from 'node:net';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { connect, type AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Authenticator } from './authn/authenticate.js';
 import { createArmSource } from './authz/arm.js';
@@ -89,7 +90,8 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
 
   await authn.start();
   await upstreamApiKey?.start();
-  const url = await listen(gateway.server, config.listen.host, config.listen.port);
+  const socket = config.mode === 'forward-auth' ? config.forwardAuth.socket : undefined;
+  const url = socket !== undefined ? await listenUnix(gateway.server, socket) : await listen(gateway.server, config.listen.host, config.listen.port);
   const adminUrl = await listen(admin.server, config.adminListen.host, config.adminListen.port);
   log.info(
     {
@@ -98,7 +100,11 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
       mode: config.mode,
       ...(config.mode === 'proxy'
         ? { upstream: config.upstream.href, controlUpstream: config.controlUpstream.href }
-        : { profile: config.forwardAuth.profile, trustedProxies: config.forwardAuth.trustedProxies.map((p) => `${p.address}/${p.prefix}`) }),
+        : {
+            profile: config.forwardAuth.profile,
+            trustedProxies:
+              config.forwardAuth.socket !== undefined ? ['unix'] : config.forwardAuth.trustedProxies.map((p) => `${p.address}/${p.prefix}`),
+          }),
       entra: config.entra ? { tenantId: config.entra.tenantId, clientId: config.entra.clientId, authority: config.entra.authority } : undefined,
       apiKeys: config.apiKeysFile !== undefined,
       rbac: config.rbac.mode,
@@ -292,6 +298,47 @@ function listen(server: Server, host: string, port: number): Promise<string> {
       const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       resolve(`http://${shown}:${address.port}`);
     });
+  });
+}
+
+/**
+ * `--forward-auth-socket`: listen on a Unix socket. A socket file left by a process that is gone
+ * is replaced; a socket another process still answers on, or a file that is not a socket, stops
+ * start-up. The socket is made connectable for every user (0666): who can reach it is decided by
+ * the permissions of the directory it is in.
+ */
+async function listenUnix(server: Server, path: string): Promise<string> {
+  let isSocket: boolean | undefined;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StartupError([`--forward-auth-socket: cannot use ${path}: ${String(err)}`]);
+  }
+  if (isSocket === false) throw new StartupError([`--forward-auth-socket: ${path} exists and is not a socket: remove it or choose another path`]);
+  if (isSocket === true) {
+    if (await answers(path)) throw new StartupError([`--forward-auth-socket: ${path} is in use by another process`]);
+    unlinkSync(path);
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(path, 0o666);
+  return `unix:${path}`;
+}
+
+/** Whether something accepts connections on the Unix socket at `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
   });
 }
 

@@ -109,7 +109,8 @@ export function forwardAuthNginx(file, { port, dir, authzUrl, upstreamPort, cach
   for (const d of [dir, cacheDir, join(dir, 'tmp')]) chmodSync(d, 0o777);
   const values = {
     LISTEN: `127.0.0.1:${port} reuseport`,
-    FOUNDRY_AUTH: new URL(authzUrl).host,
+    // `unix:/path` for foundry-auth on --forward-auth-socket, as nginx's `server` takes it.
+    FOUNDRY_AUTH: authzUrl.startsWith('unix:') ? authzUrl : new URL(authzUrl).host,
     UPSTREAM: `127.0.0.1:${upstreamPort}`,
     CACHE_PATH: cacheDir,
     DECISION_CACHE: cache ? 'foundry_auth_decisions' : 'off',

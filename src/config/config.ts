@@ -62,8 +62,14 @@ export interface TrustedProxy {
 export interface ForwardAuthConfig {
   /** Where the original method, target and host are read from. */
   readonly profile: ForwardAuthProfile;
-  /** Peers allowed to ask; never empty. */
+  /** TCP peers allowed to ask; empty only when the checks come over `socket`. */
   readonly trustedProxies: readonly TrustedProxy[];
+  /**
+   * `--forward-auth-socket`: the Unix socket the checks are answered on instead of `--listen`. Its
+   * peers are trusted (`unix` in `--trusted-proxies` says so explicitly); who may connect is the
+   * socket directory's permissions.
+   */
+  readonly socket?: string;
   /** `envoy` only: what the proxy puts before the original path (Envoy `path_prefix`); `''` when none. */
   readonly pathPrefix: string;
 }

@@ -91,7 +91,7 @@ type ModeSettings =
   | Pick<ProxyServeConfig, 'mode' | 'upstream' | 'controlUpstream' | 'upstreamHeadersTimeoutMs' | 'upstreamBodyTimeoutMs' | 'upstreamApiKeyFile'>
   | Pick<ForwardAuthServeConfig, 'mode' | 'forwardAuth'>;
 
-const FORWARD_AUTH_FLAGS = ['forward-auth-profile', 'trusted-proxies', 'forward-auth-path-prefix'] as const;
+const FORWARD_AUTH_FLAGS = ['forward-auth-profile', 'trusted-proxies', 'forward-auth-socket', 'forward-auth-path-prefix'] as const;
 
 /** Proxy mode needs an upstream; forward-auth mode needs a profile and trusted proxies, and refuses an upstream. */
 function modeSection(r: SettingReader): ModeSettings | undefined {
@@ -135,7 +135,12 @@ function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
   }
   const trustedProxies: TrustedProxy[] = [];
   const bad: string[] = [];
+  let unix = false;
   for (const entry of entries) {
+    if (entry === UNIX_PEERS) {
+      unix = true;
+      continue;
+    }
     const parsed = parseTrustedProxy(entry);
     if (parsed === undefined) bad.push(entry);
     else trustedProxies.push(parsed);
@@ -143,8 +148,19 @@ function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
   if (bad.length > 0)
     r.fail(
       'trusted-proxies',
-      `every entry must be an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8 or fd00::/8 (bad: ${bad.map((b) => `"${clip(b)}"`).join(', ')})`,
+      `every entry must be an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8 or fd00::/8, or unix (bad: ${bad.map((b) => `"${clip(b)}"`).join(', ')})`,
     );
+  const socket = r.text('forward-auth-socket') || undefined;
+  if (socket !== undefined && !unix) {
+    r.fail(
+      'forward-auth-socket',
+      'the peers of the socket are not trusted yet: add unix to --trusted-proxies (whoever can open the socket file may then ask for decisions)',
+    );
+  }
+  if (unix && socket === undefined) r.fail('trusted-proxies', 'unix trusts the peers of --forward-auth-socket, which is not set');
+  if (socket !== undefined && trustedProxies.length > 0) {
+    r.fail('trusted-proxies', 'with --forward-auth-socket the checks come over the socket only: give unix alone, no addresses');
+  }
   const pathPrefix = r.text('forward-auth-path-prefix') ?? '';
   if (pathPrefix !== '' && profile !== undefined && profile !== 'envoy')
     r.fail('forward-auth-path-prefix', 'applies to --forward-auth-profile envoy only');
@@ -154,9 +170,14 @@ function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
       `must be a canonical path such as /authz: starting with "/", no trailing "/", query, fragment, dot or empty segments (got "${clip(pathPrefix)}")`,
     );
   }
-  if (profile === undefined || trustedProxies.length === 0 || bad.length > 0) return undefined;
-  return { mode: 'forward-auth', forwardAuth: { profile, trustedProxies, pathPrefix } };
+  if (profile === undefined || entries.length === 0 || bad.length > 0 || unix !== (socket !== undefined) || (unix && trustedProxies.length > 0)) {
+    return undefined;
+  }
+  return { mode: 'forward-auth', forwardAuth: { profile, trustedProxies, pathPrefix, ...(socket !== undefined ? { socket } : {}) } };
 }
+
+/** The `--trusted-proxies` entry that trusts the peers of `--forward-auth-socket`. */
+const UNIX_PEERS = 'unix';
 
 /**
  * One `--trusted-proxies` entry: an IPv4 or IPv6 address, or either with `/prefix`. Zone IDs

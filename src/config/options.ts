@@ -107,7 +107,18 @@ export const SERVE_OPTIONS = [
     choices: ['envoy', 'nginx', 'forwarded'],
     description: 'forward-auth: where the original request is read from; required in forward-auth mode',
   },
-  { flag: 'trusted-proxies', kind: 'list', description: 'forward-auth: comma list of IPs/CIDRs allowed to ask; required in forward-auth mode' },
+  {
+    flag: 'trusted-proxies',
+    kind: 'list',
+    description:
+      'forward-auth: comma list of IPs/CIDRs allowed to ask, or unix for the peers of --forward-auth-socket; required in forward-auth mode',
+  },
+  {
+    flag: 'forward-auth-socket',
+    kind: 'string',
+    description:
+      'forward-auth: answer the checks on this Unix socket instead of --listen (a proxy on the same host or in the same pod); needs unix in --trusted-proxies',
+  },
   {
     flag: 'forward-auth-path-prefix',
     kind: 'string',

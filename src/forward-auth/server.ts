@@ -41,9 +41,11 @@ export class ForwardAuthServer {
   private readonly trusted: TrustedProxies;
   private readonly readOriginal: OriginalRequestReader;
   private readonly answers: Answers;
+  private readonly unixPeers: boolean;
 
   constructor(private readonly opts: ForwardAuthOptions) {
     this.trusted = new TrustedProxies(opts.forwardAuth.trustedProxies);
+    this.unixPeers = opts.forwardAuth.socket !== undefined;
     this.readOriginal = originalRequestReader(opts.forwardAuth);
     this.answers = new Answers({ forwardAuthorization: opts.forwardAuthorization, accelExpires: opts.forwardAuth.profile === 'nginx' });
     this.server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: 1000 }, this.onRequest);
@@ -90,7 +92,8 @@ export class ForwardAuthServer {
   /** Synchronous when the decision core answers from its caches: no promise on the hot path. */
   private check(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void | Promise<void> {
     // Only the proxies named in --trusted-proxies may ask; anyone else could forge the original request.
-    if (!this.trusted.trusts(req.socket)) {
+    // On --forward-auth-socket every peer is one (`unix` in --trusted-proxies): there are no TCP peers.
+    if (!this.unixPeers && !this.trusted.trusts(req.socket)) {
       return this.refuse(
         req,
         res,

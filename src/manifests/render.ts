@@ -91,6 +91,11 @@ export function renderManifests(options: ManifestOptions, serve: ServeSettings):
       `--model-pod-labels: required in gateway mode: the labels of the model's pods, which the NetworkPolicy lets only foundry-auth reach (kubectl get pods -n ${FOUNDRY_NAMESPACE} --show-labels)`,
     );
   }
+  if (config.mode === 'forward-auth' && config.forwardAuth.socket !== undefined) {
+    errors.push(
+      "--forward-auth-socket: the manifests connect the gateway to foundry-auth through its Service over TCP; leave it out (and give the gateway's addresses in --trusted-proxies)",
+    );
+  }
   if (options.mode === 'sidecar' && (options.appDeployment === undefined || options.appLabels === undefined || options.appContainer === undefined)) {
     errors.push(
       '--app-deployment, --app-container and --app-labels: required in sidecar mode: the inference Deployment to patch, its container and its selector labels',

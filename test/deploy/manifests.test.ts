@@ -385,6 +385,12 @@ describe('invalid settings exit 2 naming the flag, as serve does', () => {
       '--routes-file / FOUNDRY_AUTH_ROUTES_FILE: cannot read /nonexistent/routes.yaml',
     ],
     ['bad labels', [...GATEWAY.slice(0, -2), '--model-pod-labels', 'app'], {}, '--model-pod-labels: expected key=value pairs'],
+    [
+      'forward-auth over a Unix socket (the gateway reaches foundry-auth through its Service)',
+      ['--mode', 'forward-auth', '--forward-auth-profile', 'nginx', '--trusted-proxies', 'unix', '--forward-auth-socket', '/run/fa.sock', ...ENTRA],
+      {},
+      '--forward-auth-socket: the manifests connect the gateway to foundry-auth through its Service over TCP',
+    ],
     ['an unknown flag', [...GATEWAY, '--tenant', TENANT], {}, "unknown option '--tenant'"],
     ['a bad --mode', ['--mode', 'mesh'], {}, "option '--mode <topology>' argument 'mesh' is invalid"],
   ] as [string, string[], Record<string, string>, string][])('%s', async (_name, args, env, message) => {

@@ -94,6 +94,46 @@ describe('forward-auth configuration', () => {
     ).toMatch(/--trusted-proxies .*applies to --mode forward-auth only/);
   });
 
+  it('--forward-auth-socket with unix alone in --trusted-proxies: the checks come over the socket; no TCP peer is trusted', () => {
+    const result = loadServeConfig({
+      flags: {},
+      env: {
+        FOUNDRY_AUTH_MODE: 'forward-auth',
+        FOUNDRY_AUTH_FORWARD_AUTH_PROFILE: 'nginx',
+        FOUNDRY_AUTH_TRUSTED_PROXIES: 'unix',
+        FOUNDRY_AUTH_FORWARD_AUTH_SOCKET: '/run/foundry-auth/check.sock',
+        FOUNDRY_AUTH_TENANT_ID: TENANT,
+        FOUNDRY_AUTH_CLIENT_ID: CLIENT,
+        FOUNDRY_AUTH_RBAC: 'static',
+        FOUNDRY_AUTH_ROLE_ASSIGNMENTS_FILE: '/dev/null',
+      },
+    });
+    if (!result.ok || result.config.mode !== 'forward-auth') throw new Error('expected forward-auth');
+    expect(result.config.forwardAuth).toEqual({ profile: 'nginx', trustedProxies: [], pathPrefix: '', socket: '/run/foundry-auth/check.sock' });
+  });
+
+  it.each([
+    [{ 'forward-auth-socket': '/run/fa.sock' }, /--forward-auth-socket .*add unix to --trusted-proxies/],
+    [{ 'trusted-proxies': 'unix' }, /--trusted-proxies .*unix trusts the peers of --forward-auth-socket, which is not set/],
+    [{ 'trusted-proxies': 'unix,10.0.0.1', 'forward-auth-socket': '/run/fa.sock' }, /--trusted-proxies .*give unix alone, no addresses/],
+    [{ 'trusted-proxies': 'UNIX', 'forward-auth-socket': '/run/fa.sock' }, /--trusted-proxies .*bad: "UNIX"/],
+  ])('refuses %j', (flags, message) => {
+    expect(errorsOf({ ...BASE, ...flags })).toMatch(message);
+  });
+
+  it('refuses --forward-auth-socket in proxy mode', () => {
+    expect(
+      errorsOf({
+        upstream: 'http://127.0.0.1:5000',
+        'tenant-id': TENANT,
+        'client-id': CLIENT,
+        rbac: 'static',
+        'role-assignments-file': '/dev/null',
+        'forward-auth-socket': '/run/fa.sock',
+      }),
+    ).toMatch(/--forward-auth-socket .*applies to --mode forward-auth only/);
+  });
+
   it.each([
     ['10.0.0.1', { family: 'ipv4', address: '10.0.0.1', prefix: 32 }],
     ['10.0.0.0/8', { family: 'ipv4', address: '10.0.0.0', prefix: 8 }],

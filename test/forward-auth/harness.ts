@@ -42,8 +42,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** nginx's `server` address for a URL, or a `unix:` address as it is. */
 function hostPort(url: string): string {
-  return new URL(url).host;
+  return url.startsWith('unix:') ? url : new URL(url).host;
 }
 
 export interface ProxyProcess {
