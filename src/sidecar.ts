@@ -320,9 +320,12 @@ async function listenUnix(server: Server, path: string): Promise<string> {
     unlinkSync(path);
   }
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new StartupError([`--forward-auth-socket: cannot listen on ${path}: ${err.code ?? err.message}`]));
+    };
+    server.once('error', onError);
     server.listen(path, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });

@@ -114,6 +114,14 @@ it('a file that is not a socket is never replaced: exit 2', async () => {
   expect(existsSync(file)).toBe(true);
 });
 
+it('a socket in a directory that does not exist: exit 2 naming the flag and the reason', async () => {
+  const missing = join(dir, 'no-such-dir', 'check.sock');
+  const out = await runCli([...SERVE, '--role-assignments-file', rbacFile, '--authority', idp.authority, '--forward-auth-socket', missing]);
+  expect(out.code).toBe(2);
+  // libuv reports the missing directory of a socket path as EACCES or ENOENT, depending on the platform.
+  expect(out.stderr).toContain(`--forward-auth-socket: cannot listen on ${missing}: E`);
+});
+
 it('SIGTERM removes the socket', async () => {
   await nginx.stop();
   expect(await fa.stop('SIGTERM')).toBe(0);
