@@ -151,16 +151,18 @@ function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
       `every entry must be an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8 or fd00::/8, or unix (bad: ${bad.map((b) => `"${clip(b)}"`).join(', ')})`,
     );
   const socket = r.text('forward-auth-socket') || undefined;
-  if (socket !== undefined && !unix) {
-    r.fail(
-      'forward-auth-socket',
-      'the peers of the socket are not trusted yet: add unix to --trusted-proxies (whoever can open the socket file may then ask for decisions)',
-    );
-  }
-  if (unix && socket === undefined) r.fail('trusted-proxies', 'unix trusts the peers of --forward-auth-socket, which is not set');
-  if (socket !== undefined && trustedProxies.length > 0) {
-    r.fail('trusted-proxies', 'with --forward-auth-socket the checks come over the socket only: give unix alone, no addresses');
-  }
+  const socketProblem: readonly [ServeFlag, string] | undefined =
+    socket !== undefined && !unix
+      ? [
+          'forward-auth-socket',
+          'the peers of the socket are not trusted yet: add unix to --trusted-proxies (whoever can open the socket file may then ask for decisions)',
+        ]
+      : unix && socket === undefined
+        ? ['trusted-proxies', 'unix trusts the peers of --forward-auth-socket, which is not set']
+        : socket !== undefined && trustedProxies.length > 0
+          ? ['trusted-proxies', 'with --forward-auth-socket the checks come over the socket only: give unix alone, no addresses']
+          : undefined;
+  if (socketProblem !== undefined) r.fail(...socketProblem);
   const pathPrefix = r.text('forward-auth-path-prefix') ?? '';
   if (pathPrefix !== '' && profile !== undefined && profile !== 'envoy')
     r.fail('forward-auth-path-prefix', 'applies to --forward-auth-profile envoy only');
@@ -170,9 +172,7 @@ function forwardAuthSection(r: SettingReader): ModeSettings | undefined {
       `must be a canonical path such as /authz: starting with "/", no trailing "/", query, fragment, dot or empty segments (got "${clip(pathPrefix)}")`,
     );
   }
-  if (profile === undefined || entries.length === 0 || bad.length > 0 || unix !== (socket !== undefined) || (unix && trustedProxies.length > 0)) {
-    return undefined;
-  }
+  if (profile === undefined || entries.length === 0 || bad.length > 0 || socketProblem !== undefined) return undefined;
   return { mode: 'forward-auth', forwardAuth: { profile, trustedProxies, pathPrefix, ...(socket !== undefined ? { socket } : {}) } };
 }
 

@@ -41,11 +41,9 @@ export class ForwardAuthServer {
   private readonly trusted: TrustedProxies;
   private readonly readOriginal: OriginalRequestReader;
   private readonly answers: Answers;
-  private readonly unixPeers: boolean;
 
   constructor(private readonly opts: ForwardAuthOptions) {
-    this.trusted = new TrustedProxies(opts.forwardAuth.trustedProxies);
-    this.unixPeers = opts.forwardAuth.socket !== undefined;
+    this.trusted = new TrustedProxies(opts.forwardAuth.trustedProxies, opts.forwardAuth.socket !== undefined);
     this.readOriginal = originalRequestReader(opts.forwardAuth);
     this.answers = new Answers({ forwardAuthorization: opts.forwardAuthorization, accelExpires: opts.forwardAuth.profile === 'nginx' });
     this.server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: 1000 }, this.onRequest);
@@ -92,8 +90,7 @@ export class ForwardAuthServer {
   /** Synchronous when the decision core answers from its caches: no promise on the hot path. */
   private check(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void | Promise<void> {
     // Only the proxies named in --trusted-proxies may ask; anyone else could forge the original request.
-    // On --forward-auth-socket every peer is one (`unix` in --trusted-proxies): there are no TCP peers.
-    if (!this.unixPeers && !this.trusted.trusts(req.socket)) {
+    if (!this.trusted.trusts(req.socket)) {
       return this.refuse(
         req,
         res,

@@ -11,12 +11,20 @@ export class TrustedProxies {
   private readonly list = new BlockList();
   private readonly verdicts = new WeakMap<Socket, boolean>();
 
-  constructor(entries: readonly TrustedProxy[]) {
+  /**
+   * `unixSocket`: the listener is `--forward-auth-socket` (`unix` in `--trusted-proxies`), so every
+   * peer is a peer of the socket, trusted; who can reach it is the socket directory's business.
+   */
+  constructor(
+    entries: readonly TrustedProxy[],
+    private readonly unixSocket = false,
+  ) {
     for (const entry of entries) this.list.addSubnet(entry.address, entry.prefix, entry.family);
   }
 
-  /** Whether the TCP peer may ask; a socket without an address (already gone) never may. */
+  /** Whether the peer may ask; a TCP socket without an address (already gone) never may. */
   trusts(socket: Socket): boolean {
+    if (this.unixSocket) return true;
     let verdict = this.verdicts.get(socket);
     if (verdict === undefined) {
       verdict = this.trustsAddress(socket.remoteAddress);
