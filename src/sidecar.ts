@@ -284,19 +284,26 @@ const NO_SOURCE = {
   close: async (): Promise<void> => {},
 };
 
-function listen(server: Server, host: string, port: number): Promise<string> {
+async function listen(server: Server, host: string, port: number): Promise<string> {
+  await listening(
+    server,
+    (done) => server.listen(port, host, done),
+    (err) =>
+      err.code === 'EADDRINUSE' ? new StartupError([`${host}:${port} is already in use: choose another port with --listen / --admin-listen`]) : err,
+  );
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${shown}:${address.port}`;
+}
+
+/** Starts listening; a listen error (port in use, no permission) becomes what `failure` makes of it. */
+function listening(server: Server, start: (done: () => void) => void, failure: (err: NodeJS.ErrnoException) => Error): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(
-        err.code === 'EADDRINUSE' ? new StartupError([`${host}:${port} is already in use: choose another port with --listen / --admin-listen`]) : err,
-      );
-    };
+    const onError = (err: NodeJS.ErrnoException): void => reject(failure(err));
     server.once('error', onError);
-    server.listen(port, host, () => {
+    start(() => {
       server.off('error', onError);
-      const address = server.address() as AddressInfo;
-      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      resolve(`http://${shown}:${address.port}`);
+      resolve();
     });
   });
 }
@@ -319,16 +326,11 @@ async function listenUnix(server: Server, path: string): Promise<string> {
     if (await answers(path)) throw new StartupError([`--forward-auth-socket: ${path} is in use by another process`]);
     unlinkSync(path);
   }
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new StartupError([`--forward-auth-socket: cannot listen on ${path}: ${err.code ?? err.message}`]));
-    };
-    server.once('error', onError);
-    server.listen(path, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  await listening(
+    server,
+    (done) => server.listen(path, done),
+    (err) => new StartupError([`--forward-auth-socket: cannot listen on ${path}: ${err.code ?? err.message}`]),
+  );
   chmodSync(path, 0o666);
   return `unix:${path}`;
 }
