@@ -47,6 +47,9 @@ export interface PolicyRecord {
 /** Distinct model label values kept in the metrics; later models are counted as `other`. */
 const MAX_MODEL_LABELS = 100;
 
+/** A request the policy lets through without looking at its exchange. */
+const FORWARD_UNTAPPED: PolicyVerdict = { kind: 'forward', exchange: undefined };
+
 export class PolicyStage {
   private readonly modelLabels = new Set<string>();
 
@@ -85,6 +88,8 @@ export class PolicyStage {
   ): PolicyVerdict | Promise<PolicyVerdict> {
     // Only POSTs to the data plane name a model (and are metered); other requests need the tap only for the limit headers.
     const modelRequest = route.plane === 'data' && req.method === 'POST';
+    // Nothing to meter, no limit to report, no model rule to apply: the common case allocates nothing.
+    if (state === undefined && !modelRequest && (!policy.hasModelRules || route.plane !== 'data')) return FORWARD_UNTAPPED;
     const exchange = (model: string | undefined, body: Buffer | undefined, listFilter?: Policy): PolicyExchange =>
       new PolicyExchange(this, principal, limits, state, model, body, listFilter, startedAt, modelRequest);
     const plain = (): PolicyVerdict => ({
