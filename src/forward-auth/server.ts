@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { ForwardAuthConfig } from '../config/config.js';
 import { rejection, type Rejection } from '../contracts/errors.js';
 import type { RequestDecider, RequestDecision } from '../contracts/request.js';
-import { recordDecision, writeAudit, type RequestRecord } from '../http/audit.js';
+import { AuditLog, recordDecision, type RequestRecord } from '../http/audit.js';
 import { sendOnSocket } from '../http/respond.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
@@ -41,10 +41,12 @@ export class ForwardAuthServer {
   private readonly trusted: TrustedProxies;
   private readonly readOriginal: OriginalRequestReader;
   private readonly answers: Answers;
+  private readonly audit: AuditLog;
 
   constructor(private readonly opts: ForwardAuthOptions) {
     this.trusted = new TrustedProxies(opts.forwardAuth.trustedProxies, opts.forwardAuth.socket !== undefined);
     this.readOriginal = originalRequestReader(opts.forwardAuth);
+    this.audit = new AuditLog(opts.log, opts.metrics);
     this.answers = new Answers({ forwardAuthorization: opts.forwardAuthorization, accelExpires: opts.forwardAuth.profile === 'nginx' });
     this.server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: 1000 }, this.onRequest);
     // A check's body is never read, so `Expect: 100-continue` gets the answer instead of a 100.
@@ -66,14 +68,14 @@ export class ForwardAuthServer {
     const answered = this.check(req, res, record);
     if (answered === undefined) {
       // Answered from the caches within this call: the answer is written, nothing is in flight to wait for.
-      writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
+      this.audit.write(record, res.statusCode, performance.now());
       return;
     }
     this.opts.metrics.inflight.inc();
     res.on('close', () => {
       if (!res.writableFinished) record.clientAborted = true;
       this.opts.metrics.inflight.dec();
-      writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
+      this.audit.write(record, res.statusCode, performance.now());
     });
     answered.catch((err: unknown) => {
       // A bug, not a user error: log it (no request data beyond the ID) and fail closed.
@@ -171,7 +173,7 @@ export class ForwardAuthServer {
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Socket): void => {
-    this.opts.metrics.requests.inc({ plane: 'none', status: '405', code: 'method_not_allowed' });
+    this.opts.metrics.countRequest('none', 405, 'method_not_allowed');
     sendOnSocket(socket, rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] }), randomUUID());
   };
 
@@ -181,7 +183,7 @@ export class ForwardAuthServer {
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    this.opts.metrics.requests.inc({ plane: 'none', status: String(status), code: 'invalid_request' });
+    this.opts.metrics.countRequest('none', status, 'invalid_request');
     sendOnSocket(socket, rejection('invalid_request', 'malformed, too large or too slow HTTP/1.1 check request'), randomUUID(), status);
   };
 }

@@ -8,7 +8,7 @@ import type { ForwardingStage } from '../contracts/stages.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { PolicyExchange, PolicyStage } from '../policy/enforce.js';
-import { recordDecision, writeAudit, type RequestRecord } from './audit.js';
+import { AuditLog, recordDecision, type RequestRecord } from './audit.js';
 import { sendOnSocket, sendRejection } from './respond.js';
 
 export interface GatewayOptions {
@@ -42,8 +42,10 @@ type TaggedResponse = ServerResponse & { [kRecord]?: RequestRecord };
 export class Gateway {
   readonly server: Server;
   private draining = false;
+  private readonly audit: AuditLog;
 
   constructor(private readonly opts: GatewayOptions) {
+    this.audit = new AuditLog(opts.log, opts.metrics);
     const headersTimeout = opts.headersTimeoutMs ?? 30_000;
     this.server = createServer(
       // Node checks the two timeouts on this interval (default 30 s); check often enough that they mean what they say.
@@ -78,7 +80,7 @@ export class Gateway {
       if (--pending > 0) return;
       if (socket[kResponse] === res) socket[kResponse] = undefined;
       this.opts.metrics.inflight.dec();
-      writeAudit(this.opts.log, this.opts.metrics, record, res.statusCode, performance.now());
+      this.audit.write(record, res.statusCode, performance.now());
     };
     // 'close' fires once per response: `on` spares the wrapper `once` allocates.
     res.on('close', () => {
@@ -187,7 +189,7 @@ export class Gateway {
 
   private readonly onConnect = (req: IncomingMessage, socket: Socket): void => {
     const requestId = randomUUID();
-    this.opts.metrics.requests.inc({ plane: 'none', status: '405', code: 'method_not_allowed' });
+    this.opts.metrics.countRequest('none', 405, 'method_not_allowed');
     this.opts.log.info({ requestId, method: 'CONNECT', status: 405, code: 'method_not_allowed' }, 'request');
     sendOnSocket(socket, rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] }), requestId);
   };
@@ -205,7 +207,7 @@ export class Gateway {
       return;
     }
     const requestId = randomUUID();
-    this.opts.metrics.requests.inc({ plane: 'none', status: String(status), code: 'invalid_request' });
+    this.opts.metrics.countRequest('none', status, 'invalid_request');
     this.opts.log.info({ requestId, status, code: 'invalid_request', reason: error.reason }, 'request');
     sendOnSocket(socket, error, requestId, status);
   };

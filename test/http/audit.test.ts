@@ -78,4 +78,24 @@ describe('the audit line', () => {
     const line = auditLine({ requestId: 'id', method: 'GET', startedAt: 0, principal: { type: 'api-key', oid: 'key-3f9a1c2e', tid: '' } }, 200, 0, 0);
     expect((JSON.parse(line) as { principal: unknown }).principal).toEqual({ type: 'api-key', oid: 'key-3f9a1c2e' });
   });
+
+  it('writes timings to the microsecond, rounded, as JSON numbers', () => {
+    const cases: [number, string][] = [
+      [0, '0'],
+      [0.0004, '0'],
+      [0.0005, '0.001'],
+      [0.007, '0.007'],
+      [0.07, '0.070'],
+      [0.7, '0.700'],
+      [1, '1'],
+      [1.0199, '1.020'],
+      [41.25, '41.250'],
+      [123456.789, '123456.789'],
+    ];
+    for (const [totalMs, text] of cases) {
+      const line = auditLine({ requestId: 'id', method: 'GET', startedAt: 0 }, 200, totalMs, 0);
+      expect(line).toContain(`"totalMs":${text}}`);
+      expect((JSON.parse(line) as { timings: { totalMs: number } }).timings.totalMs).toBe(Number(text));
+    }
+  });
 });
