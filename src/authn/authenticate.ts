@@ -57,13 +57,9 @@ export class Authenticator implements AuthenticationStage {
   readonly tokenCache: VerifiedTokenCache;
   private readonly validator: EntraTokenValidator | undefined;
   private readonly metrics: Metrics;
-  private readonly cacheHit;
-  private readonly cacheMiss;
 
   constructor(opts: AuthenticatorOptions) {
     this.metrics = opts.metrics;
-    this.cacheHit = opts.metrics.tokenCache.labels('hit');
-    this.cacheMiss = opts.metrics.tokenCache.labels('miss');
     this.tokenCache = new VerifiedTokenCache(opts.clock, { max: opts.tokenCacheMax ?? 10_000 });
     if (opts.entra) {
       const policy = tokenPolicy(opts.entra);
@@ -119,13 +115,13 @@ export class Authenticator implements AuthenticationStage {
     const key = tokenHash(token);
     const cached = this.tokenCache.get(key);
     if (cached !== undefined) {
-      this.cacheHit.inc();
+      this.metrics.countTokenCache('hit');
       return { ok: true, principal: cached.principal, tokenCache: 'hit' };
     }
     // Only verified tokens are cached, and each passed this check first: a hit needs no recheck.
     const malformed = bearerSyntaxRejection(token);
     if (malformed !== undefined) return this.failed(malformed);
-    this.cacheMiss.inc();
+    this.metrics.countTokenCache('miss');
     const validation = validator.validate(token);
     if (validation instanceof Promise) return validation.then((settled) => this.validated(key, settled));
     return this.validated(key, validation);

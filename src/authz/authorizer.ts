@@ -65,7 +65,7 @@ export function createAuthorizer(deps: AuthorizerDeps): CachingAuthorizer {
   let unexpectedFailureLoggedAt = Number.NEGATIVE_INFINITY;
 
   function count(decision: Decision, cacheOutcome: CacheOutcome): Decision {
-    metrics.rbacLookups.inc({ source: decision.source, cache: cacheOutcome, decision: decision.kind });
+    metrics.countRbacLookup(decision.source, cacheOutcome, decision.kind);
     return decision;
   }
 

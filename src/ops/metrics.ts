@@ -8,11 +8,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly requests = new Counter({
+  /** Requests by plane, status and code; counted with `countRequest`. */
+  private readonly requestTally = new Tally();
+  readonly requests: Counter<'plane' | 'status' | 'code'> = new Counter({
     name: 'foundry_auth_requests_total',
     help: 'Requests by plane, status and error code (code "" for forwarded requests).',
     labelNames: ['plane', 'status', 'code'] as const,
     registers: [this.registry],
+    collect: (): void => this.requestTally.publishTo(this.requests),
   });
   readonly authFailures = new Counter({
     name: 'foundry_auth_authentication_failures_total',
@@ -20,11 +23,14 @@ export class Metrics {
     labelNames: ['code', 'reason'] as const,
     registers: [this.registry],
   });
-  readonly tokenCache = new Counter({
+  /** Token-cache lookups by outcome; counted with `countTokenCache`. */
+  private readonly tokenCacheTally = new Tally();
+  readonly tokenCache: Counter<'outcome'> = new Counter({
     name: 'foundry_auth_token_cache_total',
     help: 'Verified-token cache lookups by outcome (hit, miss).',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
+    collect: (): void => this.tokenCacheTally.publishTo(this.tokenCache),
   });
   readonly jwksRefreshes = new Counter({
     name: 'foundry_auth_jwks_refreshes_total',
@@ -32,11 +38,14 @@ export class Metrics {
     labelNames: ['trigger', 'outcome'] as const,
     registers: [this.registry],
   });
-  readonly rbacLookups = new Counter({
+  /** Authorization decisions by source, cache outcome and decision; counted with `countRbacLookup`. */
+  private readonly rbacTally = new Tally();
+  readonly rbacLookups: Counter<'source' | 'cache' | 'decision'> = new Counter({
     name: 'foundry_auth_rbac_lookups_total',
     help: 'Authorization decisions by source (static, arm, api-key), cache outcome (hit, miss, stale, none) and decision (allow, deny, unavailable).',
     labelNames: ['source', 'cache', 'decision'] as const,
     registers: [this.registry],
+    collect: (): void => this.rbacTally.publishTo(this.rbacLookups),
   });
   readonly armCalls = new Counter({
     name: 'foundry_auth_arm_calls_total',
@@ -141,5 +150,43 @@ export class Metrics {
   constructor(opts: { defaultMetrics?: boolean; mode?: string } = {}) {
     if (opts.mode !== undefined) this.registry.setDefaultLabels({ mode: opts.mode });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'foundry_auth_' });
+  }
+
+  /** One request into `foundry_auth_requests_total`. */
+  countRequest(plane: string, status: number, code: string): void {
+    this.requestTally.add(`${plane}\n${status}\n${code}`, () => ({ plane, status: String(status), code }));
+  }
+
+  /** One verified-token cache lookup into `foundry_auth_token_cache_total`. */
+  countTokenCache(outcome: 'hit' | 'miss'): void {
+    this.tokenCacheTally.add(outcome, () => ({ outcome }));
+  }
+
+  /** One authorization decision into `foundry_auth_rbac_lookups_total`. */
+  countRbacLookup(source: string, cache: string, decision: string): void {
+    this.rbacTally.add(`${source}\n${cache}\n${decision}`, () => ({ source, cache, decision }));
+  }
+}
+
+/**
+ * Counts of a counter that moves on every request, kept by label values and handed to its
+ * prom-client counter when the registry is read. A count is one Map lookup by a key the caller
+ * builds from the label values (one key per set of values: they are bounded enums, none holds
+ * the separator); prom-client's own `inc` hashed and checked a label object on every call, about
+ * a microsecond per counter per request.
+ */
+class Tally {
+  private readonly counts = new Map<string, { readonly labels: Record<string, string>; count: number }>();
+
+  /** `labels` runs the first time `key` is seen. */
+  add(key: string, labels: () => Record<string, string>): void {
+    const entry = this.counts.get(key);
+    if (entry !== undefined) entry.count += 1;
+    else this.counts.set(key, { labels: labels(), count: 1 });
+  }
+
+  publishTo(counter: Counter<string>): void {
+    counter.reset();
+    for (const { labels, count } of this.counts.values()) counter.inc(labels, count);
   }
 }
