@@ -29,7 +29,7 @@ function flushAllAtExit(): void {
 
 /**
  * Log lines collected in memory and appended to a file descriptor in batches, like nginx's
- * buffered `access_log`: one `write(2)` per 16 KiB or per 100 ms, made from the event loop's own
+ * buffered `access_log`: one `write(2)` per 64 KiB or per 100 ms, made from the event loop's own
  * thread, and whatever is pending written before the process exits.
  *
  * Why not pino's own destination (sonic-boom): in its asynchronous mode every write is a hand-off
@@ -58,7 +58,7 @@ export class BatchedLineWriter implements LineDestination {
 
   constructor(opts: LineWriterOptions) {
     this.#fd = opts.fd;
-    this.#batchChars = opts.batchChars ?? 16 * 1024;
+    this.#batchChars = opts.batchChars ?? 64 * 1024;
     this.#intervalMs = opts.intervalMs ?? 100;
     this.#maxPendingChars = opts.maxPendingChars ?? 64 * 1024 * 1024;
     this.#writeSync = opts.writeSync ?? writeSync;

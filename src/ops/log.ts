@@ -26,7 +26,7 @@ export function createLogger(opts: { level: LogLevel; format: 'json' | 'pretty';
   if (opts.format === 'pretty') {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l' } } });
   }
-  // Lines collect in memory and are written 16 KiB at a time or at the latest every 100 ms: one
+  // Lines collect in memory and are written 64 KiB at a time or at the latest every 100 ms: one
   // write (one thread-pool round trip) per batch instead of per line. Exit flushes what is left.
   return pino(base, new BatchedLineWriter({ fd: 1 }));
 }
