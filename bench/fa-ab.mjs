@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { createContext, startArmForRun } from './lib/context.mjs';
 import { forwardAuthNginx, proxyServer, startNginx, staticServer } from './lib/nginx.mjs';
 import { startSidecar } from './lib/sidecar.mjs';
+import { cpuSecondsOf } from './lib/proc.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
@@ -63,6 +64,7 @@ for (const [i, v] of variants.entries()) {
     name: v.name,
     url: nginx.url,
     pids: () => [...nginx.pids(), ...authz.pids()],
+    authzPids: () => authz.pids(),
     stop: async () => (await nginx.stop(), await authz.stop()),
   });
 }
@@ -72,6 +74,7 @@ try {
   for (const p of paths) await runWrk(tools.wrk, { url: `${p.url}/v1/models`, token, threads: 2, connections: 64, cpus: layout.load, seconds: 2 });
   for (let r = 1; r <= rounds; r++) {
     for (const p of paths) {
+      const authzBefore = p.authzPids === undefined ? 0 : cpuSecondsOf(p.authzPids());
       const run = await runWrk(tools.wrk, {
         url: `${p.url}/v1/models`,
         token,
@@ -82,9 +85,12 @@ try {
         measure: p.pids,
       });
       if (run.errors > 0) throw new Error(`${p.name}: ${JSON.stringify(run.errorDetail)}`);
+      // foundry-auth's own share of the CPU per request (the rest is nginx's).
+      run.authzMicrosPerRequest = p.authzPids === undefined ? 0 : ((cpuSecondsOf(p.authzPids()) - authzBefore) / run.requests) * 1e6;
       results[p.name].push(run);
       console.log(
-        `round ${r} ${p.name.padEnd(14)} ${Math.round(run.rps).toString().padStart(6)} req/s ${run.cpuMicrosPerRequest.toFixed(1).padStart(6)} µs/req`,
+        `round ${r} ${p.name.padEnd(14)} ${Math.round(run.rps).toString().padStart(6)} req/s ${run.cpuMicrosPerRequest.toFixed(1).padStart(6)} µs/req` +
+          (p.authzPids === undefined ? '' : ` (foundry-auth ${run.authzMicrosPerRequest.toFixed(1)})`),
       );
     }
   }
@@ -96,6 +102,6 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const p of paths) {
   const ratios = results[p.name].map((run, i) => run.rps / results.proxy_pass[i].rps);
   console.log(
-    `median ${p.name.padEnd(14)} ${Math.round(median(results[p.name].map((x) => x.rps)))} req/s, ${median(results[p.name].map((x) => x.cpuMicrosPerRequest)).toFixed(1)} µs/req, ${median(ratios).toFixed(3)} x proxy_pass`,
+    `median ${p.name.padEnd(14)} ${Math.round(median(results[p.name].map((x) => x.rps)))} req/s, ${median(results[p.name].map((x) => x.cpuMicrosPerRequest)).toFixed(1)} µs/req (foundry-auth ${median(results[p.name].map((x) => x.authzMicrosPerRequest)).toFixed(1)}), ${median(ratios).toFixed(3)} x proxy_pass`,
   );
 }
