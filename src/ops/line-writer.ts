@@ -48,9 +48,16 @@ export class BatchedLineWriter implements LineDestination {
   readonly #intervalMs: number;
   readonly #maxPendingChars: number;
   readonly #writeSync: (fd: number, buffer: Buffer) => number;
-  #pending: string[] = [];
-  #pendingChars = 0;
-  /** Bytes a short write or EAGAIN left unwritten; they go out before anything pending. */
+  /**
+   * Lines not yet handed to write(2), UTF-8 encoded into this buffer as they come: no string per
+   * batch to join and encode again (half the cost per line of join + Buffer.from, measured).
+   */
+  readonly #batch: Buffer;
+  #used = 0;
+  /** Full batches copied out of `#batch` while the reader was behind, oldest first. */
+  #parked: Buffer[] = [];
+  #parkedBytes = 0;
+  /** Bytes a short write or EAGAIN left unwritten (always a copy); they go out before anything else. */
   #remainder: Buffer | undefined;
   #timer: NodeJS.Timeout | undefined;
   #dropped = 0;
@@ -62,6 +69,7 @@ export class BatchedLineWriter implements LineDestination {
     this.#intervalMs = opts.intervalMs ?? 100;
     this.#maxPendingChars = opts.maxPendingChars ?? 64 * 1024 * 1024;
     this.#writeSync = opts.writeSync ?? writeSync;
+    this.#batch = Buffer.allocUnsafe(Math.max(2 * this.#batchChars, 128 * 1024));
     writers.add(this);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -76,13 +84,18 @@ export class BatchedLineWriter implements LineDestination {
 
   write(line: string): boolean {
     if (this.#broken) return false;
-    if (this.#pendingChars + line.length > this.#maxPendingChars) {
+    if (this.#parkedBytes + this.#used + line.length > this.#maxPendingChars) {
       this.#dropped += 1;
       return false;
     }
-    this.#pending.push(line);
-    this.#pendingChars += line.length;
-    if (this.#pendingChars >= this.#batchChars && this.#remainder === undefined) this.#writeOut();
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: a line of this length always fits the rest of the batch.
+    if (line.length * 3 > this.#batch.length - this.#used) {
+      if (this.#remainder === undefined) this.#writeOut();
+      this.#park();
+    }
+    if (line.length * 3 > this.#batch.length) this.#parkBytes(Buffer.from(line, 'utf8'));
+    else this.#used += this.#batch.write(line, this.#used, 'utf8');
+    if (this.#used >= this.#batchChars && this.#remainder === undefined) this.#writeOut();
     else this.#timer ??= setTimeout(this.#onTimer, this.#intervalMs).unref();
     return true;
   }
@@ -101,13 +114,26 @@ export class BatchedLineWriter implements LineDestination {
   }
 
   #hasWork(): boolean {
-    return this.#remainder !== undefined || this.#pending.length > 0 || this.#dropped > 0;
+    return this.#remainder !== undefined || this.#parkedBytes > 0 || this.#used > 0 || this.#dropped > 0;
   }
 
   readonly #onTimer = (): void => {
     this.#timer = undefined;
     this.#writeOut();
   };
+
+  /** What is in the batch, copied out so the batch can take more lines while the reader is behind. */
+  #park(): void {
+    if (this.#used === 0) return;
+    this.#parkBytes(Buffer.from(this.#batch.subarray(0, this.#used)));
+    this.#used = 0;
+  }
+
+  /** Called with the batch empty (`#park` first), so the order of lines holds. */
+  #parkBytes(bytes: Buffer): void {
+    this.#parked.push(bytes);
+    this.#parkedBytes += bytes.length;
+  }
 
   /** One attempt to write everything; false when the reader was behind and something is left. */
   #writeOut(): boolean {
@@ -116,41 +142,47 @@ export class BatchedLineWriter implements LineDestination {
       this.#timer = undefined;
     }
     if (this.#broken) return true;
-    let buffer = this.#remainder ?? this.#takeBatch();
+    let buffer = this.#remainder ?? this.#next();
     this.#remainder = undefined;
     while (buffer !== undefined) {
+      const bytes = buffer;
       try {
-        const written = this.#writeSync(this.#fd, buffer);
-        buffer = written < buffer.length ? buffer.subarray(written) : this.#takeBatch();
+        const written = this.#writeSync(this.#fd, bytes);
+        // The batch's own bytes are overwritten by the next lines: what is left of them is kept as a copy.
+        buffer = written < bytes.length ? Buffer.from(bytes.subarray(written)) : this.#next();
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
-          this.#remainder = buffer;
+          this.#remainder = Buffer.from(bytes);
           this.#timer ??= setTimeout(this.#onTimer, RETRY_MS).unref();
           return false;
         }
         // EPIPE and the like: nobody reads the log any more. Stop writing rather than fail requests.
         this.#broken = true;
-        this.#pending = [];
-        this.#pendingChars = 0;
+        this.#parked = [];
+        this.#parkedBytes = 0;
+        this.#used = 0;
         return true;
       }
     }
     return true;
   }
 
-  /** Everything pending as one buffer (with the dropped-lines warning first), or undefined. */
-  #takeBatch(): Buffer | undefined {
+  /** The next bytes to write, in order: the dropped-lines warning, parked batches, the batch itself; undefined when nothing is pending. */
+  #next(): Buffer | undefined {
     if (this.#dropped > 0) {
-      this.#pending.unshift(
-        `{"level":40,"time":${Date.now()},"msg":"log lines dropped: the log's reader was not keeping up","dropped":${this.#dropped}}\n`,
-      );
+      const warning = `{"level":40,"time":${Date.now()},"msg":"log lines dropped: the log's reader was not keeping up","dropped":${this.#dropped}}\n`;
       this.#dropped = 0;
+      return Buffer.from(warning, 'utf8');
     }
-    if (this.#pending.length === 0) return undefined;
-    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
-    this.#pending = [];
-    this.#pendingChars = 0;
-    return Buffer.from(text, 'utf8');
+    const parked = this.#parked.shift();
+    if (parked !== undefined) {
+      this.#parkedBytes -= parked.length;
+      return parked;
+    }
+    if (this.#used === 0) return undefined;
+    const pending = this.#batch.subarray(0, this.#used);
+    this.#used = 0;
+    return pending;
   }
 }
 

@@ -75,6 +75,27 @@ describe('BatchedLineWriter', () => {
     expect(pipe.written).toBe(line(0) + line(1));
   });
 
+  it('keeps every line in order while the reader is behind for longer than one batch buffer holds', () => {
+    const writer = new BatchedLineWriter({ fd: 99, batchChars: 1, writeSync: pipe.write });
+    pipe.mode = 'full';
+    const lines = Array.from({ length: 15_000 }, (_, i) => line(i));
+    for (const l of lines) expect(writer.write(l)).toBe(true);
+    expect(lines.join('').length).toBeGreaterThan(4 * 128 * 1024);
+    pipe.mode = 'open';
+    vi.advanceTimersByTime(10);
+    expect(pipe.written).toBe(lines.join(''));
+  });
+
+  it('writes a line longer than its batch buffer whole, between the lines around it', () => {
+    const writer = new BatchedLineWriter({ fd: 99, batchChars: 4096, writeSync: pipe.write });
+    const long = `{"msg":"${'é'.repeat(100_000)}"}\n`;
+    writer.write(line(0));
+    writer.write(long);
+    writer.write(line(1));
+    writer.flushSync();
+    expect(pipe.written).toBe(line(0) + long + line(1));
+  });
+
   it('drops lines past its memory bound while the reader is behind, and says how many were dropped', () => {
     const writer = new BatchedLineWriter({ fd: 99, batchChars: 1, maxPendingChars: line(0).length * 2, writeSync: pipe.write });
     pipe.mode = 'full';
