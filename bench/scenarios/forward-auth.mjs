@@ -121,6 +121,8 @@ export async function forwardAuth(ctx) {
     ...arm.pids(),
   ];
   const best = {};
+  // Every round's runs, for the per-round ratios in the notes (this VM's speed shifts between rounds).
+  const rounds = [];
   let checkCpu;
   try {
     // Every path must allow the token before it is measured: a 401 is fast and would flatter it.
@@ -138,6 +140,8 @@ export async function forwardAuth(ctx) {
         seconds: s.warmupSeconds,
       });
     for (let r = 0; r < s.rounds; r++) {
+      const runs = {};
+      rounds.push(runs);
       for (const p of paths) {
         const authzCpuBefore = cpuSecondsOf(authz.pids());
         const run = await runWrk(tools.wrk, {
@@ -156,6 +160,7 @@ export async function forwardAuth(ctx) {
           const perCheck = ((cpuSecondsOf(authz.pids()) - authzCpuBefore) / run.requests) * 1e6;
           if (checkCpu === undefined || perCheck < checkCpu) checkCpu = perCheck;
         }
+        runs[p.id] = run;
         if (best[p.id] === undefined || run.rps > best[p.id].rps) best[p.id] = run;
       }
     }
@@ -189,6 +194,10 @@ export async function forwardAuth(ctx) {
     result.note(
       `other processes on this machine used CPU during: ${disturbed.map((p) => `${p.label} (${Math.round(best[p.id].foreignCpuShare * 100)}% of a CPU)`).join(', ')}: treat those numbers with care`,
     );
+  const perRound = (a, b) => rounds.map((runs) => (runs[a].rps / runs[b].rps).toFixed(2)).join(', ');
+  result.note(
+    `the same ratios round by round (each round runs every path once, a minute apart at most): no cache / HAProxy ${perRound('uncached', 'haproxy')}; over a Unix socket / HAProxy ${perRound('socket', 'haproxy')}; decision cache / HAProxy ${perRound('cached', 'haproxy')}; decision cache / proxy_pass ${perRound('cached', 'nginx')}`,
+  );
   result.note(
     'foundry-auth ran at --log-level info (one audit line per check) on the same CPU as the nginx in front of it; the nginx paths with foundry-auth log no access line, the nginx proxy_pass reference does',
   );
