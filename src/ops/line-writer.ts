@@ -95,7 +95,8 @@ export class BatchedLineWriter implements LineDestination {
     }
     if (line.length * 3 > this.#batch.length) this.#parkBytes(Buffer.from(line, 'utf8'));
     else this.#used += this.#batch.write(line, this.#used, 'utf8');
-    if (this.#used >= this.#batchChars && this.#remainder === undefined) this.#writeOut();
+    // A full batch, or bytes parked (a line longer than the batch) while the reader keeps up, go out now.
+    if ((this.#used >= this.#batchChars || this.#parkedBytes > 0) && this.#remainder === undefined) this.#writeOut();
     else this.#timer ??= setTimeout(this.#onTimer, this.#intervalMs).unref();
     return true;
   }

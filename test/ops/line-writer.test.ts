@@ -91,6 +91,7 @@ describe('BatchedLineWriter', () => {
     const long = `{"msg":"${'é'.repeat(100_000)}"}\n`;
     writer.write(line(0));
     writer.write(long);
+    expect(pipe.written).toBe(line(0) + long);
     writer.write(line(1));
     writer.flushSync();
     expect(pipe.written).toBe(line(0) + long + line(1));
