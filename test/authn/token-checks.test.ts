@@ -7,11 +7,14 @@ import {
   CONSUMERS_TENANT_ID,
   Canary,
   OTHER_TENANT_ID,
+  PKCS8_PEM,
   REQUIRED_APP_ROLE,
   REQUIRED_SCOPE,
   TEST_CLIENT_ID,
   TEST_TENANT_ID,
+  SPKI_PEM,
   b64url,
+  independentKeyPair,
   type IdpKey,
 } from '../fixtures/idp.js';
 import { entraConfig, expectInvalidToken, expectSafeMessage, harness, type Harness } from './harness.js';
@@ -238,7 +241,9 @@ describe('A. algorithm, key selection and signature', () => {
   });
 
   it('embedded jwk header with the attacker key, kid attacker or legitimate (13)', async () => {
-    const attacker = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const attacker = independentKeyPair(
+      generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: SPKI_PEM, privateKeyEncoding: PKCS8_PEM }),
+    );
     const jwk = attacker.publicKey.export({ format: 'jwk' });
     for (const kid of ['attacker', h.idp.signingKey().kid]) {
       const token = h.idp.mintRaw({
