@@ -20,8 +20,15 @@ const SHA256_WITH_RSA = sequence(oid('1.2.840.113549.1.1.11'), nullValue());
 const DAY_MS = 86_400_000;
 
 export async function newRsaKeyPem(): Promise<string> {
-  const { privateKey } = await generateRsa('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
-  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  // PEM straight from the generation: exporting a generated KeyObject can deadlock Node 20 when a
+  // garbage collection during the export finalizes the job that made the key (it takes the key's lock).
+  const { privateKey } = await generateRsa('rsa', {
+    modulusLength: 2048,
+    publicExponent: 0x10001,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return privateKey;
 }
 
 function name(commonName: string): Buffer {
