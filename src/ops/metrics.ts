@@ -9,7 +9,7 @@ export class Metrics {
   readonly registry = new Registry();
 
   /** Requests by plane, status and code; counted with `countRequest`. */
-  private readonly requestTally = new Tally();
+  private readonly requestTally = new Tally(['plane', 'status', 'code']);
   readonly requests: Counter<'plane' | 'status' | 'code'> = new Counter({
     name: 'foundry_auth_requests_total',
     help: 'Requests by plane, status and error code (code "" for forwarded requests).',
@@ -24,7 +24,7 @@ export class Metrics {
     registers: [this.registry],
   });
   /** Token-cache lookups by outcome; counted with `countTokenCache`. */
-  private readonly tokenCacheTally = new Tally();
+  private readonly tokenCacheTally = new Tally(['outcome']);
   readonly tokenCache: Counter<'outcome'> = new Counter({
     name: 'foundry_auth_token_cache_total',
     help: 'Verified-token cache lookups by outcome (hit, miss).',
@@ -39,7 +39,7 @@ export class Metrics {
     registers: [this.registry],
   });
   /** Authorization decisions by source, cache outcome and decision; counted with `countRbacLookup`. */
-  private readonly rbacTally = new Tally();
+  private readonly rbacTally = new Tally(['source', 'cache', 'decision']);
   readonly rbacLookups: Counter<'source' | 'cache' | 'decision'> = new Counter({
     name: 'foundry_auth_rbac_lookups_total',
     help: 'Authorization decisions by source (static, arm, api-key), cache outcome (hit, miss, stale, none) and decision (allow, deny, unavailable).',
@@ -154,17 +154,17 @@ export class Metrics {
 
   /** One request into `foundry_auth_requests_total`. */
   countRequest(plane: string, status: number, code: string): void {
-    this.requestTally.add(`${plane}\n${status}\n${code}`, () => ({ plane, status: String(status), code }));
+    this.requestTally.add(`${plane}\n${status}\n${code}`, plane, String(status), code);
   }
 
   /** One verified-token cache lookup into `foundry_auth_token_cache_total`. */
   countTokenCache(outcome: 'hit' | 'miss'): void {
-    this.tokenCacheTally.add(outcome, () => ({ outcome }));
+    this.tokenCacheTally.add(outcome, outcome);
   }
 
   /** One authorization decision into `foundry_auth_rbac_lookups_total`. */
   countRbacLookup(source: string, cache: string, decision: string): void {
-    this.rbacTally.add(`${source}\n${cache}\n${decision}`, () => ({ source, cache, decision }));
+    this.rbacTally.add(`${source}\n${cache}\n${decision}`, source, cache, decision);
   }
 }
 
@@ -176,17 +176,21 @@ export class Metrics {
  * a microsecond per counter per request.
  */
 class Tally {
-  private readonly counts = new Map<string, { readonly labels: Record<string, string>; count: number }>();
+  private readonly counts = new Map<string, { readonly values: readonly string[]; count: number }>();
 
-  /** `labels` runs the first time `key` is seen. */
-  add(key: string, labels: () => Record<string, string>): void {
+  constructor(private readonly labelNames: readonly string[]) {}
+
+  /** `key` stands for the label values (in `labelNames` order); they are kept the first time it is seen. */
+  add(key: string, a: string, b = '', c = ''): void {
     const entry = this.counts.get(key);
     if (entry !== undefined) entry.count += 1;
-    else this.counts.set(key, { labels: labels(), count: 1 });
+    else this.counts.set(key, { values: [a, b, c], count: 1 });
   }
 
   publishTo(counter: Counter<string>): void {
     counter.reset();
-    for (const { labels, count } of this.counts.values()) counter.inc(labels, count);
+    for (const { values, count } of this.counts.values()) {
+      counter.inc(Object.fromEntries(this.labelNames.map((name, i) => [name, values[i]!])), count);
+    }
   }
 }
