@@ -40,7 +40,9 @@ const ctx = await createContext({ pin: 'split', quick: false }, tools);
 const arm = await startArmForRun(ctx);
 const { layout } = ctx;
 const upstream = await startNginx(tools.nginx, 'fa-ab-upstream', staticServer, { cpus: layout.upstream });
-const reference = await startNginx(tools.nginx, 'fa-ab-proxy', (port, dir) => proxyServer(port, upstream.port, dir), { cpus: layout.proxy });
+const reference = await startNginx(tools.nginx, 'fa-ab-proxy', (port, dir) => proxyServer(port, upstream.port, dir, { tokenBuffers: true }), {
+  cpus: layout.proxy,
+});
 const paths = [{ name: 'proxy_pass', url: reference.url, pids: reference.pids, stop: () => reference.stop() }];
 for (const [i, v] of variants.entries()) {
   const authz = await startSidecar({
@@ -96,6 +98,7 @@ try {
   }
 } finally {
   for (const p of paths) await p.stop().catch(() => {});
+  await upstream.stop().catch(() => {});
   await ctx.close();
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

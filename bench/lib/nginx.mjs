@@ -45,9 +45,12 @@ export function staticServer(port) {
 /**
  * The reference proxy: one worker, HTTP/1.1 keepalive to the upstream, request and response
  * streamed (buffering off, as an SSE-capable proxy is configured), and an access log line per
- * request, buffered like the sidecar's asynchronous audit log.
+ * request, buffered like the sidecar's asynchronous audit log. `tokenBuffers` gives it the
+ * header buffers of the shipped forward-auth nginx.conf (a request with a token read at once),
+ * so that the forward-auth comparison is like for like.
  */
-export function proxyServer(port, upstreamPort, dir) {
+export function proxyServer(port, upstreamPort, dir, { tokenBuffers = false } = {}) {
+  const buffers = tokenBuffers ? '\n    client_header_buffer_size 4k;\n    large_client_header_buffers 4 16k;' : '';
   return `  log_format bench '$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time $upstream_response_time';
   access_log ${join(dir, 'access.log')} bench buffer=64k flush=1s;
   upstream backend {
@@ -56,7 +59,7 @@ export function proxyServer(port, upstreamPort, dir) {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port} reuseport;
+    listen 127.0.0.1:${port} reuseport;${buffers}
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;

@@ -2,7 +2,8 @@
 // shipped deploy/forward-auth/nginx.conf), with and without its decision cache, next to three
 // references to the same static upstream: nginx proxy_pass, the bare undici proxy, and HAProxy
 // validating the RS256 token itself (jwt_verify against the IdP's public key, alg/iss/aud/exp
-// checked; no RBAC). Same token, same path, same wrk settings as the throughput scenario. Also
+// checked; no RBAC). Same token, same path, same wrk settings as the throughput scenario; the
+// nginx proxy_pass reference has the shipped config's header buffers (like for like). Also
 // the path without the cache with nginx asking over a Unix socket (--forward-auth-socket), and
 // the CPU foundry-auth spends per check when its token and RBAC caches answer.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -46,7 +47,9 @@ export async function forwardAuth(ctx) {
   let upstream, nginx, bare, haproxy, authz, uncached, cached, socketAuthz, socketUncached;
   try {
     upstream = await start(startNginx(tools.nginx, 'fa-upstream', staticServer, { cpus: layout.upstream }));
-    nginx = await start(startNginx(tools.nginx, 'fa-nginx-proxy', (port, dir) => proxyServer(port, upstream.port, dir), { cpus: layout.proxy }));
+    nginx = await start(
+      startNginx(tools.nginx, 'fa-nginx-proxy', (port, dir) => proxyServer(port, upstream.port, dir, { tokenBuffers: true }), { cpus: layout.proxy }),
+    );
     bare = await start(
       startBenchServer('fa-bare-proxy', 'bare-proxy.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--upstream', upstream.url], {
         cpus: layout.proxy,

@@ -175,6 +175,15 @@ describe.each(['nginx', 'caddy'])('%s in front of foundry-auth (shipped configur
     expect(received(r, 'authorization')).toEqual([]);
   });
 
+  it('allows a token with the most group claims Entra puts in one (200, an 11 KB Authorization header)', async () => {
+    const groups = Array.from({ length: 200 }, (_, i) => `0000${i.toString(16).padStart(4, '0')}-0000-4000-8000-00000000000${i % 10}`);
+    const big = await idp.mint({ claims: { groups } });
+    expect(big.length).toBeGreaterThan(10_000);
+    const res = await send(url(), 'GET', '/v1/models', bearer(big));
+    expect(res.status).toBe(200);
+    expect(received(only(up.requests), 'x-ms-client-principal-id')).toEqual([ALICE]);
+  });
+
   it('allows an API key on the data plane: principal type api-key, no tenant', async () => {
     const res = await send(url(), 'GET', '/v1/models', { 'api-key': API_KEY, 'x-foundry-auth-tenant-id': 'spoofed' });
     expect(res.status).toBe(200);
