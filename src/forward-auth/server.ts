@@ -30,6 +30,14 @@ export interface ForwardAuthOptions {
 const API_KEY_ANSWER_SECONDS = 5;
 
 /**
+ * How long a proxy's idle keep-alive connection stays open: longer than the proxies keep theirs
+ * (nginx 60 s, Traefik 90 s, Caddy 2 min, Envoy 1 h), so the proxy always closes first and never
+ * sends a check down a connection foundry-auth is closing (Node's default, 5 s, races that: Envoy
+ * answers such a check with its status_on_error).
+ */
+export const IDLE_KEEPALIVE_MS = 65 * 60_000;
+
+/**
  * The forward-auth front: answers a proxy's authorization check about an original request that
  * the proxy forwards itself. Top to bottom: trusted peer -> this listener's own checks -> original
  * method and target (per profile) -> the decision core (steps 1-8, as in proxy mode) -> answer.
@@ -53,6 +61,7 @@ export class ForwardAuthServer {
     this.server.on('checkContinue', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
+    this.server.keepAliveTimeout = IDLE_KEEPALIVE_MS;
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 60_000;
     this.server.maxHeadersCount = 0;
@@ -92,6 +101,7 @@ export class ForwardAuthServer {
   /** Synchronous when the decision core answers from its caches: no promise on the hot path. */
   private check(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void | Promise<void> {
     // Only the proxies named in --trusted-proxies may ask; anyone else could forge the original request.
+    // Its connection ends with the answer: only a trusted proxy holds one open for the long keep-alive.
     if (!this.trusted.trusts(req.socket)) {
       return this.refuse(
         req,
@@ -100,6 +110,8 @@ export class ForwardAuthServer {
         rejection('untrusted_proxy', 'this address is not in --trusted-proxies: only the configured proxies may ask for authorization decisions', {
           reason: 'untrusted_peer',
         }),
+        undefined,
+        true,
       );
     }
     if (req.httpVersionMajor !== 1) {
@@ -157,11 +169,11 @@ export class ForwardAuthServer {
     this.refuse(req, res, record, decision.rejection, maxAge);
   }
 
-  private refuse(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection, maxAgeSeconds?: number): void {
+  private refuse(req: IncomingMessage, res: ServerResponse, record: RequestRecord, error: Rejection, maxAgeSeconds?: number, close = false): void {
     record.code = error.code;
     record.reason = error.reason;
     record.decision ??= 'rejected';
-    this.answers.refuse(res, error, record.requestId, this.closeAfter(req), maxAgeSeconds);
+    this.answers.refuse(res, error, record.requestId, close || this.closeAfter(req), maxAgeSeconds);
   }
 
   /** The body of a check is never read: a check that announces one ends its connection, as does draining. */

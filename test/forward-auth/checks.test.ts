@@ -3,7 +3,9 @@
  * trusted proxies, each profile's original-request headers, the Envoy ext_authz HTTP contract, the
  * answers' headers, and that the check's body is never read.
  */
+import { once } from 'node:events';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_TENANT_ID, TEST_USER_OID as ALICE, TestIdp } from '../fixtures/idp.js';
 import { RawClient, startUpstream, type Upstream } from '../fixtures/upstream.js';
 import { roleAssignmentsFile, type ServeProcess } from '../e2e/harness.js';
+import { IDLE_KEEPALIVE_MS } from '../../src/forward-auth/server.js';
 import { startForwardAuth } from './harness.js';
 
 const API_KEY = 'fndry-sk-0123456789abcdef0123456789abcdef';
@@ -91,6 +94,7 @@ describe('trusted proxies', () => {
     expect(codeOf(reply)).toBe('untrusted_proxy');
     expect(reply.headers['x-foundry-auth-error']).toBe('untrusted_proxy');
     expect(reply.headers['cache-control']).toBe('no-store');
+    expect(reply.headers.connection).toBe('close');
     for (const name of IDENTITY) expect(reply.headers[name]).toBeUndefined();
     const line = await nginxProfile.waitForLog((l) => l.msg === 'request' && l.requestId === reply.headers['x-request-id']);
     expect(line).toMatchObject({ mode: 'forward-auth', status: 403, code: 'untrusted_proxy' });
@@ -109,6 +113,23 @@ describe('trusted proxies', () => {
       '127.0.0.1',
     );
     expect(reply.status).toBe(200);
+    // Kept open longer than any proxy keeps an idle connection, so the proxy is the one to close it.
+    expect(reply.headers.connection).toBe('keep-alive');
+    expect(reply.headers['keep-alive']).toBe(`timeout=${IDLE_KEEPALIVE_MS / 1000}`);
+    expect(IDLE_KEEPALIVE_MS).toBeGreaterThan(60 * 60_000);
+  });
+
+  it('closes the connection of an untrusted peer after the answer', async () => {
+    const u = new URL(nginxProfile.url);
+    const socket = connect({ host: u.hostname, port: Number(u.port), localAddress: '127.0.0.2' });
+    let received = '';
+    socket.setEncoding('latin1').on('data', (chunk: string) => (received += chunk));
+    socket.write(`GET /auth HTTP/1.1\r\nHost: ${u.host}\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\n\r\n`);
+    // Resolves only when foundry-auth ends the connection.
+    await once(socket, 'end');
+    socket.destroy();
+    expect(received).toMatch(/^HTTP\/1\.1 403 /);
+    expect(received).toContain('x-foundry-auth-error: untrusted_proxy');
   });
 });
 
