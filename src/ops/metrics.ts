@@ -154,7 +154,7 @@ export class Metrics {
 
   /** One request into `foundry_auth_requests_total`. */
   countRequest(plane: string, status: number, code: string): void {
-    this.requestTally.add(`${plane}\n${status}\n${code}`, plane, String(status), code);
+    this.requestTally.add(`${plane}\n${status}\n${code}`, plane, status, code);
   }
 
   /** One verified-token cache lookup into `foundry_auth_token_cache_total`. */
@@ -173,24 +173,30 @@ export class Metrics {
  * prom-client counter when the registry is read. A count is one Map lookup by a key the caller
  * builds from the label values (one key per set of values: they are bounded enums, none holds
  * the separator); prom-client's own `inc` hashed and checked a label object on every call, about
- * a microsecond per counter per request.
+ * a microsecond per counter per request. Each read adds only what was counted since the last one,
+ * so the counter keeps its own semantics (a `reset()` of it or of the registry starts from zero).
  */
 class Tally {
-  private readonly counts = new Map<string, { readonly values: readonly string[]; count: number }>();
+  private readonly counts = new Map<string, { readonly labels: Record<string, string>; count: number; published: number }>();
 
   constructor(private readonly labelNames: readonly string[]) {}
 
-  /** `key` stands for the label values (in `labelNames` order); they are kept the first time it is seen. */
-  add(key: string, a: string, b = '', c = ''): void {
+  /** `key` stands for the label values (in `labelNames` order); they are turned into labels the first time it is seen. */
+  add(key: string, a: string, b: string | number = '', c = ''): void {
     const entry = this.counts.get(key);
     if (entry !== undefined) entry.count += 1;
-    else this.counts.set(key, { values: [a, b, c], count: 1 });
+    else this.counts.set(key, { labels: this.labelsOf([a, String(b), c]), count: 1, published: 0 });
   }
 
   publishTo(counter: Counter<string>): void {
-    counter.reset();
-    for (const { values, count } of this.counts.values()) {
-      counter.inc(Object.fromEntries(this.labelNames.map((name, i) => [name, values[i]!])), count);
+    for (const entry of this.counts.values()) {
+      if (entry.count === entry.published) continue;
+      counter.inc(entry.labels, entry.count - entry.published);
+      entry.published = entry.count;
     }
+  }
+
+  private labelsOf(values: readonly string[]): Record<string, string> {
+    return Object.fromEntries(this.labelNames.map((name, i) => [name, values[i]!]));
   }
 }

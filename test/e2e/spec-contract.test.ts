@@ -18,7 +18,7 @@ import {
   TEST_USER_OID as ALICE,
   TestIdp,
 } from '../fixtures/idp.js';
-import { startUpstream, type Upstream } from '../fixtures/upstream.js';
+import { RawClient, startUpstream, type Upstream } from '../fixtures/upstream.js';
 import { roleAssignmentsFile, runCli, startServe, staticServeFlags, type ServeProcess } from './harness.js';
 
 const BOB = 'b0b0b0b0-0000-4000-8000-000000000002'; // Cognitive Services Contributor
@@ -226,6 +226,27 @@ describe('SPEC 7: metrics and the audit line', () => {
     expect(delta('foundry_auth_upstream_duration_seconds_count{plane="data"}')).toBe(1);
     expect(delta('foundry_auth_requests_total{plane="data",status="200",code=""}')).toBe(1);
     expect(delta('foundry_auth_requests_total{plane="data",status="401",code="invalid_token"}')).toBe(1);
+  });
+
+  it('counts requests refused before any route under plane "none": CONNECT (405) and a malformed request (400)', async () => {
+    const port = Number(new URL(sidecar.url).port);
+    const before = await scrape();
+    const connect = await RawClient.connect(port);
+    connect.write('CONNECT upstream:8000 HTTP/1.1\r\nHost: upstream:8000\r\n\r\n');
+    expect((await connect.readResponse()).status).toBe(405);
+    await connect.closed;
+    const malformed = await RawClient.connect(port);
+    malformed.write('GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n');
+    expect((await malformed.readResponse()).status).toBe(400);
+    await malformed.closed;
+    const after = await scrape();
+    const delta = (series: string): number => value(after, series) - value(before, series);
+    expect(delta('foundry_auth_requests_total{plane="none",status="405",code="method_not_allowed"}')).toBe(1);
+    expect(delta('foundry_auth_requests_total{plane="none",status="400",code="invalid_request"}')).toBe(1);
+    // A second read adds nothing: each read publishes only what was counted since the last.
+    expect(value(await scrape(), 'foundry_auth_requests_total{plane="none",status="400",code="invalid_request"}')).toBe(
+      value(after, 'foundry_auth_requests_total{plane="none",status="400",code="invalid_request"}'),
+    );
   });
 
   it('the audit line names the route, the app ID, every timing and the cache outcomes', async () => {
