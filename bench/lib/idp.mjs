@@ -1,7 +1,7 @@
 // The benchmark's identity provider: Entra-shaped OIDC discovery and JWKS on loopback HTTP for one
 // tenant, counting every JWKS fetch, and an RS256 token minter that signs in worker threads (one
 // per CPU) because 200,000 distinct valid tokens cost 200,000 RSA-2048 signatures.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -15,14 +15,11 @@ export function principalOid(n) {
 }
 
 export async function startIdp(tenantId) {
-  // Read back from PEM: exporting a generated KeyObject as JWK can deadlock Node 20 (see test/fixtures/idp.ts).
-  const pair = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  });
-  const privateKey = createPrivateKey(pair.privateKey);
-  const publicKey = createPublicKey(pair.publicKey);
+  // From PEM (the emulator's key generation): exporting a generated KeyObject as JWK can deadlock Node 20.
+  // Imported here, not at the top: bench/run.mjs loads this module before it builds a missing dist/.
+  const { newRsaKeyPem } = await import('../../dist/offline/emulator/certificates.js');
+  const privateKey = createPrivateKey(await newRsaKeyPem());
+  const publicKey = createPublicKey(privateKey);
   const kid = randomBytes(20).toString('base64url');
   const jwk = { kty: 'RSA', use: 'sig', kid, x5t: kid, n: publicKey.export({ format: 'jwk' }).n, e: 'AQAB' };
   const fetches = { discovery: [], jwks: [] };

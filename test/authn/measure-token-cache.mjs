@@ -2,25 +2,21 @@
 // in tests). Run after `npm run build`:   node test/authn/measure-token-cache.mjs
 // Measures: a cached validation (hash + LRU hit + counter), a full validation (strict decode, all
 // claim checks, RS256 verify with a pre-imported KeyObject), and jose's jwtVerify for comparison.
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import { MockAgent } from 'undici';
 import { Authenticator } from '../../dist/authn/authenticate.js';
 import { decodeToken } from '../../dist/authn/token-checks.js';
+import { newRsaKeyPem } from '../../dist/offline/emulator/certificates.js';
 import { silentLogger } from '../../dist/ops/log.js';
 import { Metrics } from '../../dist/ops/metrics.js';
 
 const tenant = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const client = '6e0b1d2a-3c4f-4a5b-8c6d-7e8f9a0b1c2d';
 const authority = 'https://login.example.test';
-// Read back from PEM: exporting a generated KeyObject as JWK can deadlock Node 20 (see test/fixtures/idp.ts).
-const pair = generateKeyPairSync('rsa', {
-  modulusLength: 2048,
-  publicKeyEncoding: { type: 'spki', format: 'pem' },
-  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-});
-const privateKey = createPrivateKey(pair.privateKey);
-const publicKey = createPublicKey(pair.publicKey);
+// From PEM (the emulator's key generation): exporting a generated KeyObject as JWK can deadlock Node 20.
+const privateKey = createPrivateKey(await newRsaKeyPem());
+const publicKey = createPublicKey(privateKey);
 const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig' };
 
 const agent = new MockAgent();
