@@ -4,7 +4,8 @@
 // the profile-and-fix loop of docs/PERFORMANCE.md works on.
 //   node bench/check-ab.mjs [--rounds N] [--seconds S] NAME=CLI[=FLAG:VALUE,...] ...
 // CLI is a foundry-auth build (e.g. dist/cli.js, or a copy of an older dist); FLAG:VALUE pairs
-// are extra serve flags (e.g. log-level:warn). --perf starts each with --perf-basic-prof (for
+// are extra serve flags (e.g. log-level:warn), node:FLAG a node flag for that build alone
+// (e.g. node:--max-semi-space-size=32), exec:PATH another Node binary for that build. --perf starts each with --perf-basic-prof (for
 // `perf record`), --profile DIR with --cpu-prof into DIR.
 import { join, resolve } from 'node:path';
 import { createContext, startArmForRun } from './lib/context.mjs';
@@ -38,10 +39,17 @@ const [token] = await ctx.idp.mint([ctx.principals.forwardAuth]);
 const variants = [];
 try {
   for (const spec of argv) {
-    const [name, cli, extra = ''] = spec.split('=');
+    const [name, cli, ...rest] = spec.split('=');
     const flags = { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1' };
-    for (const pair of extra.split(',').filter(Boolean)) flags[pair.slice(0, pair.indexOf(':'))] = pair.slice(pair.indexOf(':') + 1);
-    const sidecar = await startSidecar({ idp: ctx.idp, arm, cpus: ctx.layout.proxy, cli: resolve(cli), flags, nodeArgs });
+    const variantNodeArgs = [...nodeArgs];
+    let node;
+    for (const pair of rest.join('=').split(',').filter(Boolean)) {
+      const [key, value] = [pair.slice(0, pair.indexOf(':')), pair.slice(pair.indexOf(':') + 1)];
+      if (key === 'node') variantNodeArgs.push(value);
+      else if (key === 'exec') node = value;
+      else flags[key] = value;
+    }
+    const sidecar = await startSidecar({ idp: ctx.idp, arm, cpus: ctx.layout.proxy, cli: resolve(cli), flags, nodeArgs: variantNodeArgs, node });
     variants.push({ name, sidecar, runs: [] });
   }
   const run = async (v, secs) => {

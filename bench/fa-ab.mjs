@@ -1,8 +1,9 @@
 // A/B of forward-auth set-ups behind nginx, for the profile-and-fix loop (the forward-auth
 // scenario's paths, with variants of the nginx configuration and of the foundry-auth build):
-//   node bench/fa-ab.mjs [--rounds N] [--seconds S] [--profile DIR] NAME=CONF[:CLI][:cache] ...
+//   node bench/fa-ab.mjs [--rounds N] [--seconds S] [--profile DIR] NAME=CONF[:CLI][:cache][:node=PATH] ...
 // CONF is an nginx.conf in the shipped file's format ({{LISTEN}}, {{FOUNDRY_AUTH}}, ...), CLI a
-// foundry-auth build (default dist/cli.js), `cache` turns its decision cache on. nginx proxy_pass
+// foundry-auth build (default dist/cli.js), `cache` turns its decision cache on, node=PATH runs
+// that foundry-auth on another Node binary. nginx proxy_pass
 // runs as the reference in every round; rounds interleaved; prints req/s, CPU per request (nginx
 // and foundry-auth together) and each path's median ratio to proxy_pass.
 import { resolve } from 'node:path';
@@ -27,11 +28,13 @@ const rounds = take('rounds', 3);
 const seconds = take('seconds', 6);
 const variants = argv.map((spec) => {
   const name = spec.slice(0, spec.indexOf('='));
-  const [conf, cli = 'dist/cli.js', cache] = spec.slice(spec.indexOf('=') + 1).split(':');
-  return { name, conf: resolve(conf), cli: resolve(cli), cache: cache === 'cache' };
+  const parts = spec.slice(spec.indexOf('=') + 1).split(':');
+  const node = parts.find((part) => part.startsWith('node='))?.slice('node='.length);
+  const [conf, cli = 'dist/cli.js', cache] = parts.filter((part) => !part.startsWith('node='));
+  return { name, conf: resolve(conf), cli: resolve(cli), cache: cache === 'cache', node: node ?? process.execPath };
 });
 if (variants.length === 0) {
-  process.stderr.write('usage: node bench/fa-ab.mjs [--rounds N] [--seconds S] NAME=CONF[:CLI][:cache] ...\n');
+  process.stderr.write('usage: node bench/fa-ab.mjs [--rounds N] [--seconds S] NAME=CONF[:CLI][:cache][:node=PATH] ...\n');
   process.exit(2);
 }
 
@@ -51,6 +54,7 @@ for (const [i, v] of variants.entries()) {
     upstream: undefined,
     cpus: layout.proxy,
     cli: v.cli,
+    node: v.node,
     nodeArgs: profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
     flags: { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1' },
   });

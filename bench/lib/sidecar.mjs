@@ -10,10 +10,10 @@ let instances = 0;
 
 /**
  * flags: serve flags (without `--`) merged over the defaults below; cpus pins it; nodeArgs adds
- * node flags (e.g. `--cpu-prof`); cli runs another build (A/B comparisons of a change); cgroup
+ * node flags (e.g. `--cpu-prof`); node runs another Node binary (default this one); cli runs another build (A/B comparisons of a change); cgroup
  * (proc.mjs memoryCgroup) runs it under a container-like memory limit.
  */
-export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeArgs = [], cli = CLI, logTo, cgroup }) {
+export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeArgs = [], node = process.execPath, cli = CLI, logTo, cgroup }) {
   const name = `sidecar-${++instances}`;
   const logFile = logTo ?? join(benchDir(), `${name}.log`);
   const port = await freePort();
@@ -36,7 +36,7 @@ export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeA
   // BENCH_SIDECAR_NODE_OPTIONS: node options for the sidecars alone (e.g. a heap limit), not the bench.
   const nodeOptions = process.env.BENCH_SIDECAR_NODE_OPTIONS;
   const env = nodeOptions !== undefined ? { NODE_OPTIONS: nodeOptions } : {};
-  const child = startProcess(process.execPath, args, { cpus, logFile, cwd: benchDir(), env, cgroup });
+  const child = startProcess(node, args, { cpus, logFile, cwd: benchDir(), env, cgroup });
   const listening = { listen: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
   // Readiness, not the start-up log line: at --log-level warn there is none.
   await waitFor(

@@ -5,7 +5,9 @@
 // checked; no RBAC). Same token, same path, same wrk settings as the throughput scenario; the
 // nginx proxy_pass reference has the shipped config's header buffers (like for like). Also
 // the path without the cache with nginx asking over a Unix socket (--forward-auth-socket), and
-// the CPU foundry-auth spends per check when its token and RBAC caches answer.
+// the CPU foundry-auth spends per check when its token and RBAC caches answer. foundry-auth runs
+// on the Node of the container image it ships in (the targets) and, when that is another major,
+// on this machine's Node too (reported beside them).
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -14,17 +16,18 @@ import { BENCH_CLIENT_ID } from '../lib/idp.mjs';
 import { forwardAuthNginx, proxyServer, startNginx, staticServer } from '../lib/nginx.mjs';
 import { benchDir, childPids, cpuSecondsOf, freePort, progress, ROOT, startBenchServer, startProcess, waitFor } from '../lib/proc.mjs';
 import { ScenarioResult } from '../lib/report.mjs';
+import { imageNode } from '../lib/image-node.mjs';
 import { startSidecar } from '../lib/sidecar.mjs';
 import { round } from '../lib/stats.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 import { SETTINGS as THROUGHPUT } from './throughput.mjs';
 
 const TARGETS = [
-  'nginx + foundry-auth, decision cache / HAProxy jwt_verify, req/s',
-  'nginx + foundry-auth, decision cache / nginx proxy_pass, req/s',
-  'nginx + foundry-auth, no cache / HAProxy jwt_verify, req/s',
-  'nginx + foundry-auth over a Unix socket, no cache / HAProxy jwt_verify, req/s',
-  'foundry-auth CPU per cached check',
+  "nginx + foundry-auth (the image's Node), decision cache / HAProxy jwt_verify, req/s",
+  "nginx + foundry-auth (the image's Node), decision cache / nginx proxy_pass, req/s",
+  "nginx + foundry-auth (the image's Node), no cache / HAProxy jwt_verify, req/s",
+  "nginx + foundry-auth (the image's Node) over a Unix socket, no cache / HAProxy jwt_verify, req/s",
+  "foundry-auth CPU per cached check (the image's Node)",
 ];
 
 export async function forwardAuth(ctx) {
@@ -37,6 +40,15 @@ export async function forwardAuth(ctx) {
   }
   const s = ctx.quick ? { ...THROUGHPUT, warmupSeconds: 1, seconds: 3, rounds: 1 } : THROUGHPUT;
   const arm = await startArmForRun(ctx);
+  // The targets are measured on the Node the container image ships; this machine's Node, when another major, beside them.
+  const image = await imageNode();
+  const runtimes = [{ key: '', node: image, label: `Node ${image.major}` }];
+  if (image.path !== process.execPath)
+    runtimes.push({
+      key: '-machine',
+      node: { path: process.execPath, version: process.version },
+      label: `Node ${process.versions.node.split('.')[0]}`,
+    });
   // Everything started here is stopped at the end, also when a later start fails.
   const started = [];
   const start = async (promise) => {
@@ -44,7 +56,7 @@ export async function forwardAuth(ctx) {
     started.push(proc);
     return proc;
   };
-  let upstream, nginx, bare, haproxy, authz, uncached, cached, socketAuthz, socketUncached;
+  let upstream, nginx, bare, haproxy;
   try {
     upstream = await start(startNginx(tools.nginx, 'fa-upstream', staticServer, { cpus: layout.upstream }));
     nginx = await start(
@@ -56,82 +68,52 @@ export async function forwardAuth(ctx) {
       }),
     );
     haproxy = await start(startHaproxy(tools.haproxy, ctx.idp, upstream.port, layout.proxy));
-    // foundry-auth shares the proxy's CPU: nginx and foundry-auth together are the system under test.
-    authz = await start(
-      startSidecar({
-        idp: ctx.idp,
-        arm,
-        upstream: undefined,
-        cpus: layout.proxy,
-        flags: { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': '127.0.0.1' },
-      }),
-    );
-    uncached = await start(
-      startNginx(tools.nginx, 'fa-nginx-check', (port, dir) => shippedNginx(port, dir, authz.url, upstream.port, false), { cpus: layout.proxy }),
-    );
-    cached = await start(
-      startNginx(tools.nginx, 'fa-nginx-cache', (port, dir) => shippedNginx(port, dir, authz.url, upstream.port, true), { cpus: layout.proxy }),
-    );
-    // The same without the cache, nginx and foundry-auth on one host talking over a Unix socket (--forward-auth-socket).
-    const socketDir = join(benchDir(), 'fa-socket');
-    mkdirSync(socketDir, { recursive: true });
-    chmodSync(socketDir, 0o755);
-    const socket = join(socketDir, 'check.sock');
-    socketAuthz = await start(
-      startSidecar({
-        idp: ctx.idp,
-        arm,
-        upstream: undefined,
-        cpus: layout.proxy,
-        flags: { mode: 'forward-auth', 'forward-auth-profile': 'nginx', 'trusted-proxies': 'unix', 'forward-auth-socket': socket },
-      }),
-    );
-    socketUncached = await start(
-      startNginx(tools.nginx, 'fa-nginx-socket', (port, dir) => shippedNginx(port, dir, `unix:${socket}`, upstream.port, false), {
-        cpus: layout.proxy,
-      }),
-    );
+    for (const runtime of runtimes) runtime.procs = await startForwardAuth(ctx, arm, runtime, upstream, start);
   } catch (err) {
     await stopAll(started);
     throw err;
   }
   const [token] = await ctx.idp.mint([ctx.principals.forwardAuth]);
 
-  const withAuthz = (proxy) => () => [...proxy.pids(), ...authz.pids()];
   const paths = [
     { id: 'nginx', label: 'nginx proxy_pass (no auth)', url: nginx.url, pids: nginx.pids },
     { id: 'bare', label: 'bare undici proxy (no auth)', url: bare.url, pids: bare.pids },
     { id: 'haproxy', label: 'HAProxy jwt_verify (RS256, no RBAC)', url: haproxy.url, pids: haproxy.pids },
-    { id: 'uncached', label: 'nginx + foundry-auth forward-auth', url: uncached.url, pids: withAuthz(uncached) },
-    { id: 'cached', label: 'nginx + foundry-auth forward-auth, decision cache', url: cached.url, pids: withAuthz(cached) },
-    {
-      id: 'socket',
-      label: 'nginx + foundry-auth forward-auth over a Unix socket',
-      url: socketUncached.url,
-      pids: () => [...socketUncached.pids(), ...socketAuthz.pids()],
-    },
   ];
-  const ownPids = () => [
-    ...upstream.pids(),
-    ...nginx.pids(),
-    ...bare.pids(),
-    ...haproxy.pids(),
-    ...authz.pids(),
-    ...uncached.pids(),
-    ...cached.pids(),
-    ...socketAuthz.pids(),
-    ...socketUncached.pids(),
-    ...arm.pids(),
-  ];
+  for (const { key, label, procs } of runtimes) {
+    const { authz, uncached, cached, socketAuthz, socketUncached } = procs;
+    paths.push(
+      {
+        id: `uncached${key}`,
+        label: `nginx + foundry-auth forward-auth (${label})`,
+        url: uncached.url,
+        pids: () => [...uncached.pids(), ...authz.pids()],
+      },
+      {
+        id: `cached${key}`,
+        label: `nginx + foundry-auth forward-auth, decision cache (${label})`,
+        url: cached.url,
+        pids: () => [...cached.pids(), ...authz.pids()],
+      },
+      {
+        id: `socket${key}`,
+        label: `nginx + foundry-auth forward-auth over a Unix socket (${label})`,
+        url: socketUncached.url,
+        pids: () => [...socketUncached.pids(), ...socketAuthz.pids()],
+      },
+    );
+  }
+  const ownPids = () => [...started.flatMap((proc) => proc.pids()), ...arm.pids()];
   const best = {};
   // Every round's runs, for the per-round ratios in the notes (this VM's speed shifts between rounds).
   const rounds = [];
-  let checkCpu;
+  // foundry-auth's CPU per check on the path without the cache (every check answered from its token and RBAC caches), per runtime.
+  const checkCpu = {};
   try {
     // Every path must allow the token before it is measured: a 401 is fast and would flatter it.
     for (const p of paths) await expectAllowed(p, token, s.path);
     progress(
-      `forward-auth: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up, ${s.rounds} interleaved round(s), the best kept`,
+      `forward-auth: wrk -t${s.threads} -c${s.connections}, ${s.seconds} s per path after ${s.warmupSeconds} s warm-up, ${s.rounds} interleaved round(s), the best kept; foundry-auth on ${runtimes.map((r) => r.node.version).join(' and ')}`,
     );
     for (const p of paths)
       await runWrk(tools.wrk, {
@@ -146,7 +128,8 @@ export async function forwardAuth(ctx) {
       const runs = {};
       rounds.push(runs);
       for (const p of paths) {
-        const authzCpuBefore = cpuSecondsOf(authz.pids());
+        const runtime = runtimes.find(({ key }) => p.id === `uncached${key}`);
+        const authzCpuBefore = runtime === undefined ? 0 : cpuSecondsOf(runtime.procs.authz.pids());
         const run = await runWrk(tools.wrk, {
           url: `${p.url}${s.path}`,
           token,
@@ -158,10 +141,9 @@ export async function forwardAuth(ctx) {
           measure: p.pids,
           label: p.label,
         });
-        if (p.id === 'uncached') {
-          // Every request is one check, answered from the token and RBAC caches.
-          const perCheck = ((cpuSecondsOf(authz.pids()) - authzCpuBefore) / run.requests) * 1e6;
-          if (checkCpu === undefined || perCheck < checkCpu) checkCpu = perCheck;
+        if (runtime !== undefined) {
+          const perCheck = ((cpuSecondsOf(runtime.procs.authz.pids()) - authzCpuBefore) / run.requests) * 1e6;
+          if (checkCpu[runtime.key] === undefined || perCheck < checkCpu[runtime.key]) checkCpu[runtime.key] = perCheck;
         }
         runs[p.id] = run;
         if (best[p.id] === undefined || run.rps > best[p.id].rps) best[p.id] = run;
@@ -180,7 +162,7 @@ export async function forwardAuth(ctx) {
   }
   for (const p of paths)
     result.measure(
-      `${p.label}: CPU per request${p.id === 'uncached' || p.id === 'cached' || p.id === 'socket' ? ' (nginx + foundry-auth)' : ''}`,
+      `${p.label}: CPU per request${p.id.startsWith('uncached') || p.id.startsWith('cached') || p.id.startsWith('socket') ? ' (nginx + foundry-auth)' : ''}`,
       `${best[p.id].cpuMicrosPerRequest.toFixed(1)} µs`,
     );
   const failed = paths.filter((p) => best[p.id].errors > 0);
@@ -191,23 +173,28 @@ export async function forwardAuth(ctx) {
   result.target(TARGETS[1], `${ratio('cached', 'nginx').toFixed(2)} x`, '>= 0.70 x', valid && ratio('cached', 'nginx') >= 0.7);
   result.target(TARGETS[2], `${ratio('uncached', 'haproxy').toFixed(2)} x`, '>= 0.60 x', valid && ratio('uncached', 'haproxy') >= 0.6);
   result.target(TARGETS[3], `${ratio('socket', 'haproxy').toFixed(2)} x`, '>= 0.60 x', valid && ratio('socket', 'haproxy') >= 0.6);
-  result.target(TARGETS[4], `${checkCpu.toFixed(1)} µs`, '<= 50 µs', valid && checkCpu <= 50);
+  result.target(TARGETS[4], `${checkCpu[''].toFixed(1)} µs`, '<= 50 µs', valid && checkCpu[''] <= 50);
+  for (const { key, node } of runtimes.slice(1))
+    result.note(
+      `the same on this machine's ${node.version} (not what the image runs; no target): decision cache / HAProxy ${ratio(`cached${key}`, 'haproxy').toFixed(2)} x, decision cache / proxy_pass ${ratio(`cached${key}`, 'nginx').toFixed(2)} x, no cache / HAProxy ${ratio(`uncached${key}`, 'haproxy').toFixed(2)} x, over a Unix socket / HAProxy ${ratio(`socket${key}`, 'haproxy').toFixed(2)} x, CPU per cached check ${checkCpu[key].toFixed(1)} µs`,
+    );
   const disturbed = paths.filter((p) => best[p.id].foreignCpuShare > 0.1);
   if (disturbed.length > 0)
     result.note(
       `other processes on this machine used CPU during: ${disturbed.map((p) => `${p.label} (${Math.round(best[p.id].foreignCpuShare * 100)}% of a CPU)`).join(', ')}: treat those numbers with care`,
     );
   const perRound = (a, b) => rounds.map((runs) => (runs[a].rps / runs[b].rps).toFixed(2)).join(', ');
-  result.note(
-    `the same ratios round by round (each round runs every path once, a minute apart at most): no cache / HAProxy ${perRound('uncached', 'haproxy')}; over a Unix socket / HAProxy ${perRound('socket', 'haproxy')}; decision cache / HAProxy ${perRound('cached', 'haproxy')}; decision cache / proxy_pass ${perRound('cached', 'nginx')}`,
-  );
+  for (const { key, node } of runtimes)
+    result.note(
+      `${node.version}, the same ratios round by round (each round runs every path once, two minutes apart at most): no cache / HAProxy ${perRound(`uncached${key}`, 'haproxy')}; over a Unix socket / HAProxy ${perRound(`socket${key}`, 'haproxy')}; decision cache / HAProxy ${perRound(`cached${key}`, 'haproxy')}; decision cache / proxy_pass ${perRound(`cached${key}`, 'nginx')}`,
+    );
   result.note(
     'foundry-auth ran at --log-level info (one audit line per check) on the same CPU as the nginx in front of it; the nginx paths with foundry-auth log no access line, the nginx proxy_pass reference does',
   );
   result.data = {
     settings: s,
     layout,
-    checkCpuMicros: round(checkCpu, 2),
+    runtimes: runtimes.map(({ key, node }) => ({ node: node.version, checkCpuMicros: round(checkCpu[key], 2) })),
     paths: Object.fromEntries(
       paths.map((p) => [
         p.id,
@@ -221,6 +208,38 @@ export async function forwardAuth(ctx) {
     ),
   };
   return result;
+}
+
+/**
+ * One runtime's foundry-auth set-up, all on the proxy's CPU: a forward-auth sidecar with the nginx
+ * of the shipped file in front of it without and with the decision cache, and the same without the
+ * cache over a Unix socket (--forward-auth-socket) with its own sidecar.
+ */
+async function startForwardAuth(ctx, arm, runtime, upstream, start) {
+  const { tools, layout } = ctx;
+  const name = `fa${runtime.key}`;
+  const sidecar = (flags) =>
+    startSidecar({
+      idp: ctx.idp,
+      arm,
+      upstream: undefined,
+      cpus: layout.proxy,
+      node: runtime.node.path,
+      flags: { mode: 'forward-auth', 'forward-auth-profile': 'nginx', ...flags },
+    });
+  const front = (id, authzUrl, cache) =>
+    startNginx(tools.nginx, `${name}-nginx-${id}`, (port, dir) => shippedNginx(port, dir, authzUrl, upstream.port, cache), { cpus: layout.proxy });
+  // foundry-auth shares the proxy's CPU: nginx and foundry-auth together are the system under test.
+  const authz = await start(sidecar({ 'trusted-proxies': '127.0.0.1' }));
+  const uncached = await start(front('check', authz.url, false));
+  const cached = await start(front('cache', authz.url, true));
+  const socketDir = join(benchDir(), `${name}-socket`);
+  mkdirSync(socketDir, { recursive: true });
+  chmodSync(socketDir, 0o755);
+  const socket = join(socketDir, 'check.sock');
+  const socketAuthz = await start(sidecar({ 'trusted-proxies': 'unix', 'forward-auth-socket': socket }));
+  const socketUncached = await start(front('socket', `unix:${socket}`, false));
+  return { authz, uncached, cached, socketAuthz, socketUncached };
 }
 
 /** Stops in reverse start order (proxies before what they front). */
