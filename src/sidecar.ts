@@ -75,10 +75,26 @@ export async function startSidecar(config: ServeConfig, overrides: SidecarOverri
   if (config.mode === 'proxy') {
     if (config.upstreamApiKeyFile !== undefined) upstreamApiKey = new UpstreamApiKey(config.upstreamApiKeyFile, log);
     forwarder = Forwarder.fromConfig(config, metrics, upstreamApiKey);
-    gateway = new Gateway({ decider, forwarder, log, metrics, ...(policy ? { policy: policy.stage } : {}) });
+    gateway = new Gateway({
+      decider,
+      forwarder,
+      log,
+      metrics,
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+      ...(policy ? { policy: policy.stage } : {}),
+    });
   } else {
     const { forwardAuth, forwardAuthorization } = config;
-    gateway = new ForwardAuthServer({ decider, forwardAuth, forwardAuthorization, clock, denyTtlMs: config.rbac.denyTtlMs, log, metrics });
+    gateway = new ForwardAuthServer({
+      decider,
+      forwardAuth,
+      forwardAuthorization,
+      clock,
+      denyTtlMs: config.rbac.denyTtlMs,
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+      log,
+      metrics,
+    });
   }
 
   const checks: ReadinessCheck[] = [];

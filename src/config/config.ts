@@ -88,6 +88,8 @@ interface CommonServeConfig {
   /** Largest request body read before forwarding when the policy has model rules. */
   readonly maxBodyBytes: number;
   readonly forwardAuthorization: boolean;
+  /** How long an idle keep-alive connection to the listener stays open. */
+  readonly keepAliveTimeoutMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
   readonly logFormat: 'json' | 'pretty';

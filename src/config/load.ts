@@ -16,6 +16,7 @@ import type {
   TrustedProxy,
 } from './config.js';
 import { envName, type ServeFlag } from './options.js';
+import { formatDuration } from './duration.js';
 import { SettingReader, clip, type RawValue, type Sources } from './setting-reader.js';
 
 export { parseHostPort, type RawValue } from './setting-reader.js';
@@ -362,8 +363,18 @@ function policySection(r: SettingReader): Pick<ServeConfig, 'policyFile' | 'maxB
   return { ...(policyFile !== undefined ? { policyFile } : {}), maxBodyBytes };
 }
 
-function timeoutsSection(r: SettingReader): Pick<ServeConfig, 'shutdownGraceMs'> | undefined {
-  return allRead({ shutdownGraceMs: r.duration('shutdown-grace') });
+/** Node's timers hold at most 2^31-1 ms (24.8 days); 0 would mean an idle connection is never closed. */
+const KEEP_ALIVE_RANGE_MS = { min: 1_000, max: 24 * 3_600_000 };
+
+function timeoutsSection(r: SettingReader): Pick<ServeConfig, 'shutdownGraceMs' | 'keepAliveTimeoutMs'> | undefined {
+  let keepAliveTimeoutMs = r.duration('keep-alive-timeout');
+  if (keepAliveTimeoutMs !== undefined && (keepAliveTimeoutMs < KEEP_ALIVE_RANGE_MS.min || keepAliveTimeoutMs > KEEP_ALIVE_RANGE_MS.max)) {
+    keepAliveTimeoutMs = r.fail(
+      'keep-alive-timeout',
+      `must be between 1s and 24h, and longer than the proxy or load balancer in front keeps its idle connections (got ${formatDuration(keepAliveTimeoutMs)})`,
+    );
+  }
+  return allRead({ shutdownGraceMs: r.duration('shutdown-grace'), keepAliveTimeoutMs });
 }
 
 function loggingSection(r: SettingReader): Pick<ServeConfig, 'logLevel' | 'logFormat'> | undefined {

@@ -128,6 +128,13 @@ export const SERVE_OPTIONS = [
   { flag: 'upstream-api-key-file', kind: 'path', secret: true, description: "the upstream's own API key, sent as api-key (re-read every 5 s)" },
   { flag: 'upstream-headers-timeout', kind: 'duration', default: '600s', description: 'longest wait for upstream response headers' },
   { flag: 'upstream-body-timeout', kind: 'duration', default: '300s', description: 'longest silence between two body chunks' },
+  {
+    flag: 'keep-alive-timeout',
+    kind: 'duration',
+    default: '65m',
+    description:
+      'how long an idle client or proxy connection stays open (1s-24h): longer than the proxy or load balancer in front keeps its idle connections',
+  },
   { flag: 'shutdown-grace', kind: 'duration', default: '30s', description: 'drain time after SIGTERM' },
   {
     flag: 'log-level',

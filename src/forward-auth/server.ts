@@ -22,20 +22,19 @@ export interface ForwardAuthOptions {
   readonly clock: Clock;
   /** `--rbac-deny-ttl`: the longest a proxy may reuse a 403. */
   readonly denyTtlMs: number;
+  /**
+   * `--keep-alive-timeout`: how long a proxy's idle connection stays open. The default (65 minutes)
+   * is longer than nginx (60 s), Traefik (90 s), Caddy (2 min) and Envoy (1 h) keep theirs, so the
+   * proxy always closes first and never sends a check down a connection foundry-auth is closing
+   * (Envoy answers such a check with its status_on_error).
+   */
+  readonly keepAliveTimeoutMs: number;
   readonly log: Logger;
   readonly metrics: Metrics;
 }
 
 /** An API-key allow is not held by the decision cache; the key file is re-read this often, so a removed key is gone within it. */
 const API_KEY_ANSWER_SECONDS = 5;
-
-/**
- * How long a proxy's idle keep-alive connection stays open: longer than the proxies keep theirs
- * (nginx 60 s, Traefik 90 s, Caddy 2 min, Envoy 1 h), so the proxy always closes first and never
- * sends a check down a connection foundry-auth is closing (Node's default, 5 s, races that: Envoy
- * answers such a check with its status_on_error).
- */
-export const IDLE_KEEPALIVE_MS = 65 * 60_000;
 
 /**
  * The forward-auth front: answers a proxy's authorization check about an original request that
@@ -61,7 +60,7 @@ export class ForwardAuthServer {
     this.server.on('checkContinue', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
-    this.server.keepAliveTimeout = IDLE_KEEPALIVE_MS;
+    this.server.keepAliveTimeout = opts.keepAliveTimeoutMs;
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 60_000;
     this.server.maxHeadersCount = 0;

@@ -23,6 +23,8 @@ export interface GatewayOptions {
   readonly headersTimeoutMs?: number;
   /** Longest wait for a whole request, body included; default 300 s (Node's), answered with 408. */
   readonly requestTimeoutMs?: number;
+  /** `--keep-alive-timeout`: how long an idle connection stays open. */
+  readonly keepAliveTimeoutMs: number;
 }
 
 /** More header fields than any real client sends; above it the request is refused rather than half-read. */
@@ -57,6 +59,9 @@ export class Gateway {
     this.server.on('checkExpectation', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
+    // Longer than the ingress or load balancer in front keeps an idle connection, so it closes first
+    // and never sends a request down a connection this listener is closing (Node's 5 s raced that).
+    this.server.keepAliveTimeout = opts.keepAliveTimeoutMs;
     this.server.headersTimeout = headersTimeout;
     this.server.requestTimeout = opts.requestTimeoutMs ?? 300_000;
     this.server.maxHeadersCount = 0;

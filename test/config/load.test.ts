@@ -91,6 +91,31 @@ describe('serve configuration', () => {
     expect(errors[0]).toMatch(/^--clock-skew \/ FOUNDRY_AUTH_CLOCK_SKEW: must be a duration/);
   });
 
+  it('keeps an idle connection 65 minutes by default; --keep-alive-timeout takes 1s to 24h', () => {
+    const keepAlive = (value?: string): number | undefined => {
+      const result = load(value === undefined ? BASE : { ...BASE, 'keep-alive-timeout': value });
+      return result.ok ? result.config.keepAliveTimeoutMs : undefined;
+    };
+    // Longer than Envoy's (1 h), the longest any proxy or load balancer in front keeps an idle upstream connection by default.
+    expect(keepAlive()).toBe(65 * 60_000);
+    expect(keepAlive('1s')).toBe(1_000);
+    expect(keepAlive('24h')).toBe(24 * 3_600_000);
+    // 0 would be "never close an idle connection" to Node, and past 2^31-1 ms its timer would fire at once.
+    for (const [value, shown] of [
+      ['0', '0s'],
+      ['999ms', '999ms'],
+      ['25h', '25h'],
+      ['30d', ''],
+    ] as const) {
+      const errors = errorsOf({ ...BASE, 'keep-alive-timeout': value });
+      expect(errors[0]).toMatch(/^--keep-alive-timeout \/ FOUNDRY_AUTH_KEEP_ALIVE_TIMEOUT: must be /);
+      if (shown !== '')
+        expect(errors[0]).toContain(
+          `must be between 1s and 24h, and longer than the proxy or load balancer in front keeps its idle connections (got ${shown})`,
+        );
+    }
+  });
+
   it('accepts body sizes in bytes or with a binary unit; 16 MiB by default', () => {
     const size = (value?: string): number | undefined => {
       const result = load(value === undefined ? BASE : { ...BASE, 'max-body-bytes': value });

@@ -2,7 +2,8 @@
  * The real `serve` process as an operator runs it: start-up errors (exit 2), readiness, streaming,
  * client aborts, upstream failures, API key rotation, graceful drain on SIGTERM.
  */
-import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -238,6 +239,35 @@ describe('forwarding through the process', () => {
       })(),
     ).rejects.toThrow();
     expect(received).toBe('data: {"n":0}\n\n');
+  });
+});
+
+describe('idle keep-alive connections', () => {
+  it('stay open 65 minutes by default: longer than an ingress, load balancer or Envoy keeps its idle upstream connections', async () => {
+    const { idp, sidecar } = await stack();
+    const res = await request(`${sidecar.url}/v1/models`, { headers: { authorization: `Bearer ${await idp.mint()}` } });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    expect(res.headers.connection).toBe('keep-alive');
+    expect(res.headers['keep-alive']).toBe('timeout=3900');
+  });
+
+  it('--keep-alive-timeout: foundry-auth closes a connection idle that long, and not sooner', async () => {
+    const { idp, sidecar } = await stack({ 'keep-alive-timeout': '1s' });
+    const u = new URL(sidecar.url);
+    const socket = connect({ host: u.hostname, port: Number(u.port) });
+    await once(socket, 'connect');
+    let received = '';
+    socket.setEncoding('latin1').on('data', (chunk: string) => (received += chunk));
+    socket.write(`GET /v1/models HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${await idp.mint()}\r\n\r\n`);
+    const sent = Date.now();
+    // Resolves only when foundry-auth ends the idle connection.
+    await once(socket, 'end');
+    const idle = Date.now() - sent;
+    socket.destroy();
+    expect(received).toMatch(/^HTTP\/1\.1 200 /);
+    expect(received).toContain('Keep-Alive: timeout=1');
+    expect(idle).toBeGreaterThanOrEqual(900);
   });
 });
 

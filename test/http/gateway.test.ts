@@ -62,7 +62,7 @@ async function start(
   const stages = new Recorder();
   const metrics = new Metrics({ defaultMetrics: false });
   const decider = new DecisionCore({ routes: new RouteTable(DEFAULT_ROUTES), publicPaths: ['/healthz'], authn: stages, authz: stages });
-  const gateway = new Gateway({ decider, forwarder: stages, log: silentLogger(), metrics, ...opts });
+  const gateway = new Gateway({ decider, forwarder: stages, log: silentLogger(), metrics, keepAliveTimeoutMs: 65 * 60_000, ...opts });
   servers.push(gateway);
   await new Promise<void>((r) => gateway.server.listen(0, '127.0.0.1', r));
   return { port: (gateway.server.address() as { port: number }).port, stages, metrics };
