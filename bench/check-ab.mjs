@@ -5,8 +5,8 @@
 //   node bench/check-ab.mjs [--rounds N] [--seconds S] NAME=CLI[=FLAG:VALUE,...] ...
 // CLI is a foundry-auth build (e.g. dist/cli.js, or a copy of an older dist); FLAG:VALUE pairs
 // are extra serve flags (e.g. log-level:warn), node:FLAG a node flag for that build alone
-// (e.g. node:--max-semi-space-size=32), exec:PATH another Node binary for that build. --perf starts each with --perf-basic-prof (for
-// `perf record`), --profile DIR with --cpu-prof into DIR.
+// (e.g. node:--max-semi-space-size=32), exec:PATH another Node binary for that build. --perf
+// starts each with --perf-basic-prof (for `perf record`), --profile DIR with --cpu-prof into DIR.
 import { join, resolve } from 'node:path';
 import { createContext, startArmForRun } from './lib/context.mjs';
 import { cpuSecondsOf, pinnedCommand, ROOT, runCommand } from './lib/proc.mjs';

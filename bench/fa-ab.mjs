@@ -3,9 +3,9 @@
 //   node bench/fa-ab.mjs [--rounds N] [--seconds S] [--profile DIR] NAME=CONF[:CLI][:cache][:node=PATH] ...
 // CONF is an nginx.conf in the shipped file's format ({{LISTEN}}, {{FOUNDRY_AUTH}}, ...), CLI a
 // foundry-auth build (default dist/cli.js), `cache` turns its decision cache on, node=PATH runs
-// that foundry-auth on another Node binary. nginx proxy_pass
-// runs as the reference in every round; rounds interleaved; prints req/s, CPU per request (nginx
-// and foundry-auth together) and each path's median ratio to proxy_pass.
+// that foundry-auth on another Node binary. nginx proxy_pass runs as the reference in every
+// round; rounds interleaved; prints req/s, CPU per request (nginx and foundry-auth together) and
+// each path's median ratio to proxy_pass.
 import { resolve } from 'node:path';
 import { createContext, startArmForRun } from './lib/context.mjs';
 import { forwardAuthNginx, proxyServer, startNginx, staticServer } from './lib/nginx.mjs';

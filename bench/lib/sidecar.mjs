@@ -10,8 +10,9 @@ let instances = 0;
 
 /**
  * flags: serve flags (without `--`) merged over the defaults below; cpus pins it; nodeArgs adds
- * node flags (e.g. `--cpu-prof`); node runs another Node binary (default this one); cli runs another build (A/B comparisons of a change); cgroup
- * (proc.mjs memoryCgroup) runs it under a container-like memory limit.
+ * node flags (e.g. `--cpu-prof`); node runs it on another Node binary (default this one); cli
+ * runs another build (A/B comparisons of a change); cgroup (proc.mjs memoryCgroup) runs it under a
+ * container-like memory limit.
  */
 export async function startSidecar({ idp, arm, upstream, flags = {}, cpus, nodeArgs = [], node = process.execPath, cli = CLI, logTo, cgroup }) {
   const name = `sidecar-${++instances}`;
