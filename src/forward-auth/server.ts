@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ForwardAuthConfig } from '../config/config.js';
-import { rejection, type Rejection } from '../contracts/errors.js';
+import { rejection, type ErrorCode, type Rejection } from '../contracts/errors.js';
 import type { RequestDecider, RequestDecision } from '../contracts/request.js';
 import { AuditLog, recordDecision, type RequestRecord } from '../http/audit.js';
 import { sendOnSocket } from '../http/respond.js';
@@ -185,7 +185,8 @@ export class ForwardAuthServer {
 
   private readonly onConnect = (_req: IncomingMessage, socket: Socket): void => {
     this.opts.metrics.countRequest('none', 405, 'method_not_allowed');
-    sendOnSocket(socket, rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] }), randomUUID());
+    const error = rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] });
+    sendOnSocket(socket, error, randomUUID(), undefined, this.refusalFields(error.code));
   };
 
   private readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
@@ -195,8 +196,19 @@ export class ForwardAuthServer {
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.opts.metrics.countRequest('none', status, 'invalid_request');
-    sendOnSocket(socket, rejection('invalid_request', 'malformed, too large or too slow HTTP/1.1 check request'), randomUUID(), status);
+    const message =
+      status === 431
+        ? 'the request headers are too large for foundry-auth (limit 16 KiB in total, the check request included)'
+        : 'malformed, too large or too slow HTTP/1.1 check request';
+    sendOnSocket(socket, rejection('invalid_request', message), randomUUID(), status, this.refusalFields('invalid_request'));
   };
+
+  /** A refusal Node hands over as a bare socket is still one of SPEC 11's: named, never reused by the proxy. */
+  private refusalFields(code: ErrorCode): Record<string, string> {
+    const fields: Record<string, string> = { 'x-foundry-auth-error': code, 'cache-control': 'no-store' };
+    if (this.opts.forwardAuth.profile === 'nginx') fields['x-accel-expires'] = '0';
+    return fields;
+  }
 }
 
 /** Whole seconds from now until `until`, never negative. */

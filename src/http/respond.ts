@@ -53,18 +53,26 @@ function quotable(text: string): string {
 
 /**
  * For requests Node hands over as a bare socket (parser errors, CONNECT): the same body shape,
- * then the connection is closed. `status` overrides the table for parser errors (408, 413, 431).
+ * then the connection is closed. `status` overrides the table for parser errors (408, 413, 431);
+ * `extra` adds fixed header fields (the forward-auth front's `x-foundry-auth-error`).
  */
-export function sendOnSocket(socket: Socket, rejection: Rejection, requestId: string, status: number = ERRORS[rejection.code].status): void {
+export function sendOnSocket(
+  socket: Socket,
+  rejection: Rejection,
+  requestId: string,
+  status: number = ERRORS[rejection.code].status,
+  extra: Readonly<Record<string, string>> = {},
+): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const body = JSON.stringify({ error: { code: rejection.code, message: rejection.message, type: ERRORS[rejection.code].type } });
-  const allow = rejection.allow !== undefined ? `allow: ${rejection.allow.join(', ')}\r\n` : '';
+  let fields = rejection.allow !== undefined ? `allow: ${rejection.allow.join(', ')}\r\n` : '';
+  for (const [name, value] of Object.entries(extra)) fields += `${name}: ${value}\r\n`;
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nconnection: close\r\ncontent-type: application/json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\n${allow}x-request-id: ${requestId}\r\n\r\n${body}`,
+      `content-length: ${Buffer.byteLength(body)}\r\n${fields}x-request-id: ${requestId}\r\n\r\n${body}`,
   );
 }
 

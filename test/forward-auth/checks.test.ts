@@ -204,6 +204,30 @@ describe('the answers', () => {
     expect(unauthenticated.headers['www-authenticate']).toBe('Bearer realm="foundry-local"');
   });
 
+  it('a check Node cannot parse or that is too large: the same refusal fields, and the connection closed', async () => {
+    const u = new URL(nginxProfile.url);
+    const oversized = `X-Padding: ${'p'.repeat(17_000)}\r\n`;
+    for (const [head, status] of [
+      [`GET /auth HTTP/1.1\r\nHost: x\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\n${oversized}\r\n`, 431],
+      ['GET /auth HTTP/1.1\r\nHost: x\r\nX-Original-Method GET\r\n\r\n', 400],
+    ] as const) {
+      const socket = connect({ host: u.hostname, port: Number(u.port) });
+      let received = '';
+      socket.setEncoding('latin1').on('data', (chunk: string) => (received += chunk));
+      socket.write(head);
+      // Resolves only when foundry-auth ends the connection.
+      await once(socket, 'end');
+      socket.destroy();
+      const [fields = '', body = ''] = received.split('\r\n\r\n');
+      expect(fields).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(fields).toContain('\r\nx-foundry-auth-error: invalid_request\r\n');
+      expect(fields).toContain('\r\ncache-control: no-store\r\n');
+      expect(fields).toContain('\r\nx-accel-expires: 0\r\n');
+      expect(fields).toMatch(/\r\nx-request-id: [0-9a-f-]{36}(\r\n|$)/);
+      expect((JSON.parse(body) as { error: { code: string } }).error.code).toBe('invalid_request');
+    }
+  });
+
   it('--forward-authorization: no x-envoy-auth-headers-to-remove', async () => {
     const reply = await check(forwardedProfile.url, 'GET', '/', {
       authorization: `Bearer ${token}`,

@@ -184,6 +184,16 @@ describe.each(['nginx', 'caddy'])('%s in front of foundry-auth (shipped configur
     expect(received(only(up.requests), 'x-ms-client-principal-id')).toEqual([ALICE]);
   });
 
+  it('refuses headers too large for foundry-auth (over 16 KiB) with 431 invalid_request, not as an outage', async () => {
+    // Each line fits the proxy's limits (nginx: 16k per line as shipped); together they pass foundry-auth's 16 KiB.
+    const padding = Object.fromEntries(Array.from({ length: 3 }, (_, i) => [`x-padding-${i}`, 'p'.repeat(6000)]));
+    const res = await send(url(), 'GET', '/v1/models', { ...bearer(token), ...padding });
+    expect(res.status).toBe(431);
+    expect(res.code).toBe('invalid_request');
+    expect(res.headers['x-foundry-auth-error']).toBe('invalid_request');
+    expect(up.requests).toEqual([]);
+  });
+
   it('allows an API key on the data plane: principal type api-key, no tenant', async () => {
     const res = await send(url(), 'GET', '/v1/models', { 'api-key': API_KEY, 'x-foundry-auth-tenant-id': 'spoofed' });
     expect(res.status).toBe(200);
