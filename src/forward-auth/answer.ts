@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Principal } from '../contracts/principal.js';
-import type { Rejection } from '../contracts/errors.js';
-import { sendRejection } from '../http/respond.js';
+import type { ErrorCode, Rejection } from '../contracts/errors.js';
+import { sendOnSocket, sendRejection } from '../http/respond.js';
 import { IDENTITY_HEADER_NAMES, identityHeaders } from '../proxy/identity-headers.js';
 
 /**
@@ -59,10 +60,19 @@ export class Answers {
 
   /** `maxAgeSeconds` only for a 403 decision (the proxy may reuse a deny); every other refusal is `no-store`. */
   refuse(res: ServerResponse, error: Rejection, requestId: string, closeConnection: boolean, maxAgeSeconds?: number): void {
-    const extra: Record<string, string> = { 'x-foundry-auth-error': error.code };
-    if (maxAgeSeconds !== undefined) extra['cache-control'] = `private, max-age=${maxAgeSeconds}`;
-    if (this.opts.accelExpires) extra['x-accel-expires'] = String(maxAgeSeconds ?? 0);
-    sendRejection(res, error, requestId, closeConnection, undefined, extra);
+    sendRejection(res, error, requestId, closeConnection, undefined, this.refusalFields(error.code, maxAgeSeconds));
+  }
+
+  /** A refusal Node hands over as a bare socket (parser errors, CONNECT): the same fields, `no-store`, the connection closed. */
+  refuseOnSocket(socket: Socket, error: Rejection, requestId: string, status?: number): void {
+    sendOnSocket(socket, error, requestId, status, this.refusalFields(error.code));
+  }
+
+  private refusalFields(code: ErrorCode, maxAgeSeconds?: number): Record<string, string> {
+    const fields: Record<string, string> = { 'x-foundry-auth-error': code };
+    if (maxAgeSeconds !== undefined) fields['cache-control'] = `private, max-age=${maxAgeSeconds}`;
+    if (this.opts.accelExpires) fields['x-accel-expires'] = String(maxAgeSeconds ?? 0);
+    return fields;
   }
 
   private identityOf(principal: Principal | undefined): readonly string[] {

@@ -3,10 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ForwardAuthConfig } from '../config/config.js';
-import { rejection, type ErrorCode, type Rejection } from '../contracts/errors.js';
+import { rejection, type Rejection } from '../contracts/errors.js';
 import type { RequestDecider, RequestDecision } from '../contracts/request.js';
 import { AuditLog, recordDecision, type RequestRecord } from '../http/audit.js';
-import { sendOnSocket } from '../http/respond.js';
 import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -185,8 +184,7 @@ export class ForwardAuthServer {
 
   private readonly onConnect = (_req: IncomingMessage, socket: Socket): void => {
     this.opts.metrics.countRequest('none', 405, 'method_not_allowed');
-    const error = rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] });
-    sendOnSocket(socket, error, randomUUID(), undefined, this.refusalFields(error.code));
+    this.answers.refuseOnSocket(socket, rejection('method_not_allowed', 'CONNECT is not supported by foundry-auth', { allow: [] }), randomUUID());
   };
 
   private readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
@@ -200,15 +198,8 @@ export class ForwardAuthServer {
       status === 431
         ? 'the request headers are too large for foundry-auth (limit 16 KiB in total, the check request included)'
         : 'malformed, too large or too slow HTTP/1.1 check request';
-    sendOnSocket(socket, rejection('invalid_request', message), randomUUID(), status, this.refusalFields('invalid_request'));
+    this.answers.refuseOnSocket(socket, rejection('invalid_request', message), randomUUID(), status);
   };
-
-  /** A refusal Node hands over as a bare socket is still one of SPEC 11's: named, never reused by the proxy. */
-  private refusalFields(code: ErrorCode): Record<string, string> {
-    const fields: Record<string, string> = { 'x-foundry-auth-error': code, 'cache-control': 'no-store' };
-    if (this.opts.forwardAuth.profile === 'nginx') fields['x-accel-expires'] = '0';
-    return fields;
-  }
 }
 
 /** Whole seconds from now until `until`, never negative. */

@@ -52,9 +52,10 @@ function quotable(text: string): string {
 }
 
 /**
- * For requests Node hands over as a bare socket (parser errors, CONNECT): the same body shape,
- * then the connection is closed. `status` overrides the table for parser errors (408, 413, 431);
- * `extra` adds fixed header fields (the forward-auth front's `x-foundry-auth-error`).
+ * For requests Node hands over as a bare socket (parser errors, CONNECT): the same body shape and
+ * `cache-control: no-store` as `sendRejection`, then the connection is closed. `status` overrides
+ * the table for parser errors (408, 413, 431); `extra` fields are added last and win (forward-auth:
+ * `x-foundry-auth-error`).
  */
 export function sendOnSocket(
   socket: Socket,
@@ -68,8 +69,11 @@ export function sendOnSocket(
     return;
   }
   const body = JSON.stringify({ error: { code: rejection.code, message: rejection.message, type: ERRORS[rejection.code].type } });
-  let fields = rejection.allow !== undefined ? `allow: ${rejection.allow.join(', ')}\r\n` : '';
-  for (const [name, value] of Object.entries(extra)) fields += `${name}: ${value}\r\n`;
+  const headers: Record<string, string> = { 'cache-control': 'no-store' };
+  if (rejection.allow !== undefined) headers.allow = rejection.allow.join(', ');
+  Object.assign(headers, extra);
+  let fields = '';
+  for (const [name, value] of Object.entries(headers)) fields += `${name}: ${value}\r\n`;
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nconnection: close\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\n${fields}x-request-id: ${requestId}\r\n\r\n${body}`,

@@ -233,12 +233,16 @@ describe('SPEC 7: metrics and the audit line', () => {
     const before = await scrape();
     const connect = await RawClient.connect(port);
     connect.write('CONNECT upstream:8000 HTTP/1.1\r\nHost: upstream:8000\r\n\r\n');
-    expect((await connect.readResponse()).status).toBe(405);
+    const refusedConnect = await connect.readResponse();
+    expect(refusedConnect.status).toBe(405);
     await connect.closed;
     const malformed = await RawClient.connect(port);
     malformed.write('GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n');
-    expect((await malformed.readResponse()).status).toBe(400);
+    const refusedMalformed = await malformed.readResponse();
+    expect(refusedMalformed.status).toBe(400);
     await malformed.closed;
+    // Like every other error answer: never stored by a cache in between.
+    for (const refused of [refusedConnect, refusedMalformed]) expect(refused.header('cache-control')).toEqual(['no-store']);
     const after = await scrape();
     const delta = (series: string): number => value(after, series) - value(before, series);
     expect(delta('foundry_auth_requests_total{plane="none",status="405",code="method_not_allowed"}')).toBe(1);

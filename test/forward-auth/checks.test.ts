@@ -204,12 +204,13 @@ describe('the answers', () => {
     expect(unauthenticated.headers['www-authenticate']).toBe('Bearer realm="foundry-local"');
   });
 
-  it('a check Node cannot parse or that is too large: the same refusal fields, and the connection closed', async () => {
+  it('a check Node cannot parse, too large or CONNECT: the same refusal fields, and the connection closed', async () => {
     const u = new URL(nginxProfile.url);
     const oversized = `X-Padding: ${'p'.repeat(17_000)}\r\n`;
-    for (const [head, status] of [
-      [`GET /auth HTTP/1.1\r\nHost: x\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\n${oversized}\r\n`, 431],
-      ['GET /auth HTTP/1.1\r\nHost: x\r\nX-Original-Method GET\r\n\r\n', 400],
+    for (const [head, status, code] of [
+      [`GET /auth HTTP/1.1\r\nHost: x\r\nX-Original-Method: GET\r\nX-Original-URI: /v1/models\r\n${oversized}\r\n`, 431, 'invalid_request'],
+      ['GET /auth HTTP/1.1\r\nHost: x\r\nX-Original-Method GET\r\n\r\n', 400, 'invalid_request'],
+      ['CONNECT upstream:8000 HTTP/1.1\r\nHost: upstream:8000\r\n\r\n', 405, 'method_not_allowed'],
     ] as const) {
       const socket = connect({ host: u.hostname, port: Number(u.port) });
       let received = '';
@@ -220,11 +221,11 @@ describe('the answers', () => {
       socket.destroy();
       const [fields = '', body = ''] = received.split('\r\n\r\n');
       expect(fields).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
-      expect(fields).toContain('\r\nx-foundry-auth-error: invalid_request\r\n');
+      expect(fields).toContain(`\r\nx-foundry-auth-error: ${code}\r\n`);
       expect(fields).toContain('\r\ncache-control: no-store\r\n');
       expect(fields).toContain('\r\nx-accel-expires: 0\r\n');
       expect(fields).toMatch(/\r\nx-request-id: [0-9a-f-]{36}(\r\n|$)/);
-      expect((JSON.parse(body) as { error: { code: string } }).error.code).toBe('invalid_request');
+      expect((JSON.parse(body) as { error: { code: string } }).error.code).toBe(code);
     }
   });
 
