@@ -2,10 +2,11 @@
 // authentication stage of dist/ as the gateway calls it, `authenticateRequest(rawHeaders, query)`,
 // for a cached token (extraction, SHA-256, LRU hit, metrics) and for an uncached one (the same plus
 // strict decoding, every claim check and the RS256 signature). Prints one JSON line.
-import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto';
 import { MockAgent } from 'undici';
 import { Authenticator } from '../../dist/authn/authenticate.js';
 import { loadServeConfig } from '../../dist/config/load.js';
+import { newRsaKeyPem } from '../../dist/offline/emulator/certificates.js';
 import { systemClock } from '../../dist/ops/clock.js';
 import { silentLogger } from '../../dist/ops/log.js';
 import { Metrics } from '../../dist/ops/metrics.js';
@@ -15,7 +16,9 @@ const seconds = Number(process.argv[2] ?? '2');
 const tenantId = 'c0ffee00-0000-4000-8000-000000000001';
 const authority = 'https://login.bench.test';
 const issuer = `${authority}/${tenantId}/v2.0`;
-const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+// From PEM (the emulator's key generation): exporting a generated KeyObject as JWK can deadlock Node 20.
+const privateKey = createPrivateKey(await newRsaKeyPem());
+const publicKey = createPublicKey(privateKey);
 const kid = randomBytes(20).toString('base64url');
 
 const agent = new MockAgent();

@@ -1,4 +1,3 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_CHECKS, tokenPolicy } from '../../src/authn/token-checks.js';
 import { EntraTokenValidator, type TokenValidation } from '../../src/authn/token-validator.js';
@@ -7,14 +6,12 @@ import {
   CONSUMERS_TENANT_ID,
   Canary,
   OTHER_TENANT_ID,
-  PKCS8_PEM,
   REQUIRED_APP_ROLE,
   REQUIRED_SCOPE,
   TEST_CLIENT_ID,
   TEST_TENANT_ID,
-  SPKI_PEM,
   b64url,
-  independentKeyPair,
+  newRsaKeyPair,
   type IdpKey,
 } from '../fixtures/idp.js';
 import { entraConfig, expectInvalidToken, expectSafeMessage, harness, type Harness } from './harness.js';
@@ -241,9 +238,7 @@ describe('A. algorithm, key selection and signature', () => {
   });
 
   it('embedded jwk header with the attacker key, kid attacker or legitimate (13)', async () => {
-    const attacker = independentKeyPair(
-      generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: SPKI_PEM, privateKeyEncoding: PKCS8_PEM }),
-    );
+    const attacker = newRsaKeyPair();
     const jwk = attacker.publicKey.export({ format: 'jwk' });
     for (const kid of ['attacker', h.idp.signingKey().kid]) {
       const token = h.idp.mintRaw({
