@@ -276,15 +276,19 @@ export function sleep(ms) {
 }
 
 /**
- * Starts one of the bench's own Node servers (bare-proxy.mjs, sse-upstream.mjs), which print
- * `{"listening": URL}` once they accept; resolves with `{ url, child, pids }`.
+ * Starts one of the bench's own Node servers (bare-proxy.mjs, bare-check.mjs, sse-upstream.mjs),
+ * which print `{"listening": URL}` once they accept; resolves with `{ url, child, pids }`. opts:
+ * cpus pins it, nodeArgs adds node flags, node runs it on another Node binary (default this one).
  */
 let benchServers = 0;
 
 export async function startBenchServer(name, script, args, opts = {}) {
   // One log per instance: the URL is read from it, and an earlier instance's line must not answer.
   const logFile = join(benchDir(), `${name}-${++benchServers}.log`);
-  const child = startProcess(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'bench', script), ...args], { cpus: opts.cpus, logFile });
+  const child = startProcess(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'bench', script), ...args], {
+    cpus: opts.cpus,
+    logFile,
+  });
   const url = await waitFor(name, () => {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').slice(-1000)}`);
     const line = readFileSync(logFile, 'utf8')

@@ -7,7 +7,9 @@
 // the path without the cache with nginx asking over a Unix socket (--forward-auth-socket), and
 // the CPU foundry-auth spends per check when its token and RBAC caches answer. foundry-auth runs
 // on the Node of the container image it ships in (the targets) and, when that is another major,
-// on this machine's Node too (reported beside them).
+// on this machine's Node too (reported beside them). Beside them, no target: the same nginx in
+// front of a bare node:http check service (bench/bare-check.mjs) that answers every check with
+// foundry-auth's allow and does nothing else, the floor of any check service on that Node.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -74,6 +76,13 @@ export async function forwardAuth(ctx) {
     throw err;
   }
   const [token] = await ctx.idp.mint([ctx.principals.forwardAuth]);
+  let bareCheck;
+  try {
+    bareCheck = await startBareCheck(ctx, runtimes[0], upstream, token, s.path, start);
+  } catch (err) {
+    await stopAll(started);
+    throw err;
+  }
 
   const paths = [
     { id: 'nginx', label: 'nginx proxy_pass (no auth)', url: nginx.url, pids: nginx.pids },
@@ -88,6 +97,9 @@ export async function forwardAuth(ctx) {
         label: `nginx + foundry-auth forward-auth (${label})`,
         url: uncached.url,
         pids: () => [...uncached.pids(), ...authz.pids()],
+        // foundry-auth's CPU per check is measured on this path: every check is answered from its token and RBAC caches.
+        checkPids: () => authz.pids(),
+        checkKey: key,
       },
       {
         id: `cached${key}`,
@@ -103,11 +115,19 @@ export async function forwardAuth(ctx) {
       },
     );
   }
+  paths.push({
+    id: 'bare-check',
+    label: `nginx + bare node:http check (no auth, ${runtimes[0].label})`,
+    url: bareCheck.front.url,
+    pids: () => [...bareCheck.front.pids(), ...bareCheck.server.pids()],
+    checkPids: () => bareCheck.server.pids(),
+    checkKey: 'bare-check',
+  });
   const ownPids = () => [...started.flatMap((proc) => proc.pids()), ...arm.pids()];
   const best = {};
   // Every round's runs, for the per-round ratios in the notes (this VM's speed shifts between rounds).
   const rounds = [];
-  // foundry-auth's CPU per check on the path without the cache (every check answered from its token and RBAC caches), per runtime.
+  // The check service's CPU per check, the least of the rounds: foundry-auth's per runtime (key), and the bare check's.
   const checkCpu = {};
   try {
     // Every path must allow the token before it is measured: a 401 is fast and would flatter it.
@@ -128,8 +148,7 @@ export async function forwardAuth(ctx) {
       const runs = {};
       rounds.push(runs);
       for (const p of paths) {
-        const runtime = runtimes.find(({ key }) => p.id === `uncached${key}`);
-        const authzCpuBefore = runtime === undefined ? 0 : cpuSecondsOf(runtime.procs.authz.pids());
+        const checkCpuBefore = p.checkPids === undefined ? 0 : cpuSecondsOf(p.checkPids());
         const run = await runWrk(tools.wrk, {
           url: `${p.url}${s.path}`,
           token,
@@ -141,9 +160,9 @@ export async function forwardAuth(ctx) {
           measure: p.pids,
           label: p.label,
         });
-        if (runtime !== undefined) {
-          const perCheck = ((cpuSecondsOf(runtime.procs.authz.pids()) - authzCpuBefore) / run.requests) * 1e6;
-          if (checkCpu[runtime.key] === undefined || perCheck < checkCpu[runtime.key]) checkCpu[runtime.key] = perCheck;
+        if (p.checkPids !== undefined) {
+          const perCheck = ((cpuSecondsOf(p.checkPids()) - checkCpuBefore) / run.requests) * 1e6;
+          if (checkCpu[p.checkKey] === undefined || perCheck < checkCpu[p.checkKey]) checkCpu[p.checkKey] = perCheck;
         }
         runs[p.id] = run;
         if (best[p.id] === undefined || run.rps > best[p.id].rps) best[p.id] = run;
@@ -162,7 +181,7 @@ export async function forwardAuth(ctx) {
   }
   for (const p of paths)
     result.measure(
-      `${p.label}: CPU per request${p.id.startsWith('uncached') || p.id.startsWith('cached') || p.id.startsWith('socket') ? ' (nginx + foundry-auth)' : ''}`,
+      `${p.label}: CPU per request${p.id === 'bare-check' ? ' (nginx + the bare check)' : /^(uncached|cached|socket)/.test(p.id) ? ' (nginx + foundry-auth)' : ''}`,
       `${best[p.id].cpuMicrosPerRequest.toFixed(1)} µs`,
     );
   const failed = paths.filter((p) => best[p.id].errors > 0);
@@ -189,12 +208,16 @@ export async function forwardAuth(ctx) {
       `${node.version}, the same ratios round by round (each round runs every path once, two minutes apart at most): no cache / HAProxy ${perRound(`uncached${key}`, 'haproxy')}; over a Unix socket / HAProxy ${perRound(`socket${key}`, 'haproxy')}; decision cache / HAProxy ${perRound(`cached${key}`, 'haproxy')}; decision cache / proxy_pass ${perRound(`cached${key}`, 'nginx')}`,
     );
   result.note(
+    `the floor on ${runtimes[0].node.version}: nginx in front of a bare node:http check service that answers every check with foundry-auth's allow (the same header fields) and does nothing else: ${Math.round(best['bare-check'].rps).toLocaleString('en-US')} req/s, ${ratio('bare-check', 'haproxy').toFixed(2)} x HAProxy jwt_verify (foundry-auth without the cache: ${ratio('uncached', 'haproxy').toFixed(2)} x); ${checkCpu['bare-check'].toFixed(1)} µs of CPU per check against foundry-auth's ${checkCpu[''].toFixed(1)} µs, so foundry-auth's own work (the decision from its caches, the audit line, the metrics) is ${(checkCpu[''] - checkCpu['bare-check']).toFixed(1)} µs per check (rounds: ${perRound('bare-check', 'haproxy')} x HAProxy)`,
+  );
+  result.note(
     'foundry-auth ran at --log-level info (one audit line per check) on the same CPU as the nginx in front of it; the nginx paths with foundry-auth log no access line, the nginx proxy_pass reference does',
   );
   result.data = {
     settings: s,
     layout,
     runtimes: runtimes.map(({ key, node }) => ({ node: node.version, checkCpuMicros: round(checkCpu[key], 2) })),
+    bareCheckCpuMicros: round(checkCpu['bare-check'], 2),
     paths: Object.fromEntries(
       paths.map((p) => [
         p.id,
@@ -240,6 +263,40 @@ async function startForwardAuth(ctx, arm, runtime, upstream, start) {
   const socketAuthz = await start(sidecar({ 'trusted-proxies': 'unix', 'forward-auth-socket': socket }));
   const socketUncached = await start(front('socket', `unix:${socket}`, false));
   return { authz, uncached, cached, socketAuthz, socketUncached };
+}
+
+/**
+ * The floor of any check service on this runtime: bench/bare-check.mjs answering every check with
+ * the header fields of foundry-auth's allow for this token (asked once, here), behind the shipped
+ * nginx.conf without the cache, on the proxy's CPU like foundry-auth.
+ */
+async function startBareCheck(ctx, runtime, upstream, token, target, start) {
+  const res = await request(`${runtime.procs.authz.url}/_foundry_auth`, {
+    headers: { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': target, host: 'inference.local' },
+  });
+  await res.body.dump();
+  if (res.statusCode !== 200) throw new Error(`foundry-auth answered ${res.statusCode} to the check the bare check service copies`);
+  // Node adds these three itself, to both servers' answers alike.
+  const added = new Set(['date', 'connection', 'keep-alive']);
+  const fields = [];
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (added.has(name)) continue;
+    for (const one of Array.isArray(value) ? value : [value]) fields.push(name, one);
+  }
+  const answerFile = join(benchDir(), 'bare-check-answer.json');
+  writeFileSync(answerFile, JSON.stringify(fields));
+  const server = await start(
+    startBenchServer('fa-bare-check', 'bare-check.mjs', ['--listen', `127.0.0.1:${await freePort()}`, '--answer', answerFile], {
+      cpus: ctx.layout.proxy,
+      node: runtime.node.path,
+    }),
+  );
+  const front = await start(
+    startNginx(ctx.tools.nginx, 'fa-nginx-bare-check', (port, dir) => shippedNginx(port, dir, server.url, upstream.port, false), {
+      cpus: ctx.layout.proxy,
+    }),
+  );
+  return { server, front };
 }
 
 /** Stops in reverse start order (proxies before what they front). */
@@ -312,6 +369,7 @@ async function expectAllowed(path, token, target) {
   if (res.statusCode !== 200) throw new Error(`${path.label} answered ${res.statusCode} to a valid token: ${body.slice(0, 300)}`);
   const denied = await request(`${path.url}${target}`, { headers: { authorization: `Bearer ${token.slice(0, -4)}AAAA` } });
   await denied.body.dump();
-  if (path.id !== 'nginx' && path.id !== 'bare' && denied.statusCode !== 401)
+  // The references without authentication (nginx, the bare proxy, the bare check) let it through.
+  if (!['nginx', 'bare', 'bare-check'].includes(path.id) && denied.statusCode !== 401)
     throw new Error(`${path.label} answered ${denied.statusCode} to a token with a bad signature`);
 }
