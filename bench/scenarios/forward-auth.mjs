@@ -58,7 +58,8 @@ export async function forwardAuth(ctx) {
     started.push(proc);
     return proc;
   };
-  let upstream, nginx, bare, haproxy;
+  const [token] = await ctx.idp.mint([ctx.principals.forwardAuth]);
+  let upstream, nginx, bare, haproxy, bareCheck;
   try {
     upstream = await start(startNginx(tools.nginx, 'fa-upstream', staticServer, { cpus: layout.upstream }));
     nginx = await start(
@@ -71,13 +72,6 @@ export async function forwardAuth(ctx) {
     );
     haproxy = await start(startHaproxy(tools.haproxy, ctx.idp, upstream.port, layout.proxy));
     for (const runtime of runtimes) runtime.procs = await startForwardAuth(ctx, arm, runtime, upstream, start);
-  } catch (err) {
-    await stopAll(started);
-    throw err;
-  }
-  const [token] = await ctx.idp.mint([ctx.principals.forwardAuth]);
-  let bareCheck;
-  try {
     bareCheck = await startBareCheck(ctx, runtimes[0], upstream, token, s.path, start);
   } catch (err) {
     await stopAll(started);
