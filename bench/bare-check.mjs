@@ -1,13 +1,16 @@
-// The floor for any forward-auth check service on Node: a node:http server with the settings of
-// foundry-auth's check listener that answers every request with the same 200 and the same header
-// fields a foundry-auth allow carries (read from --answer, a JSON array of name, value pairs),
-// and does nothing else (no authentication, no authorization, no audit line, no metrics).
+// The floor for any forward-auth check service on Node: foundry-auth's own check listener
+// (createCheckServer: the same node:http settings and timeouts, the default --keep-alive-timeout)
+// answering every request with the same 200 and the same header fields a foundry-auth allow
+// carries (read from --answer, a JSON array of name, value pairs), and doing nothing else (no
+// authentication, no authorization, no audit line, no metrics). Run after `npm run build`.
 //
 //   node bench/bare-check.mjs --listen 127.0.0.1:0 --answer FILE
 //
 // Prints one JSON line `{"listening":"http://127.0.0.1:PORT"}` on stdout once it accepts.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { parseDuration } from '../dist/config/duration.js';
+import { SERVE_OPTIONS } from '../dist/config/options.js';
+import { createCheckServer } from '../dist/forward-auth/server.js';
 import { argument, listenAndAnnounce } from './lib/bench-server.mjs';
 
 const answerFile = argument('answer', undefined);
@@ -21,15 +24,12 @@ if (!Array.isArray(fields) || fields.length % 2 !== 0 || !fields.every((f) => ty
   process.exit(2);
 }
 
-// The options and timeouts of foundry-auth's check listener (src/forward-auth/server.ts).
-const server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: 1000 }, (req, res) => {
+const keepAliveTimeoutMs = parseDuration(SERVE_OPTIONS.find((option) => option.flag === 'keep-alive-timeout').default);
+const server = createCheckServer((req, res) => {
   res.writeHead(200, fields);
   res.end();
-});
-server.headersTimeout = 30_000;
-server.requestTimeout = 60_000;
-server.maxHeadersCount = 0;
+}, keepAliveTimeoutMs);
 listenAndAnnounce(server);
-// After listenAndAnnounce, which sets the bench servers' own: foundry-auth's default --keep-alive-timeout.
-server.keepAliveTimeout = 65 * 60_000;
+// listenAndAnnounce sets the bench servers' own keep-alive; the check listener's default wins.
+server.keepAliveTimeout = keepAliveTimeoutMs;
 process.once('SIGTERM', () => server.close(() => process.exit(0)));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ForwardAuthConfig } from '../config/config.js';
@@ -32,6 +32,20 @@ export interface ForwardAuthOptions {
   readonly metrics: Metrics;
 }
 
+/**
+ * The check listener's node:http server: a Host header required, duplicate headers kept apart,
+ * 30 s for the headers, 60 s for a whole check, the keep-alive of `--keep-alive-timeout`. The
+ * bench's floor (bench/bare-check.mjs) is built with it too, so it measures the same server.
+ */
+export function createCheckServer(onRequest: RequestListener, keepAliveTimeoutMs: number): Server {
+  const server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: 1000 }, onRequest);
+  server.keepAliveTimeout = keepAliveTimeoutMs;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 60_000;
+  server.maxHeadersCount = 0;
+  return server;
+}
+
 /** An API-key allow is not held by the decision cache; the key file is re-read this often, so a removed key is gone within it. */
 const API_KEY_ANSWER_SECONDS = 5;
 
@@ -54,15 +68,11 @@ export class ForwardAuthServer {
     this.readOriginal = originalRequestReader(opts.forwardAuth);
     this.audit = new AuditLog(opts.log, opts.metrics);
     this.answers = new Answers({ forwardAuthorization: opts.forwardAuthorization, accelExpires: opts.forwardAuth.profile === 'nginx' });
-    this.server = createServer({ requireHostHeader: true, joinDuplicateHeaders: false, connectionsCheckingInterval: 1000 }, this.onRequest);
+    this.server = createCheckServer(this.onRequest, opts.keepAliveTimeoutMs);
     // A check's body is never read, so `Expect: 100-continue` gets the answer instead of a 100.
     this.server.on('checkContinue', this.onRequest);
     this.server.on('connect', this.onConnect);
     this.server.on('clientError', this.onClientError);
-    this.server.keepAliveTimeout = opts.keepAliveTimeoutMs;
-    this.server.headersTimeout = 30_000;
-    this.server.requestTimeout = 60_000;
-    this.server.maxHeadersCount = 0;
   }
 
   /** SIGTERM: every answer from now on closes its connection; the caller stops the listener. */

@@ -40,7 +40,7 @@ beforeAll(async () => {
   writeFileSync(keys, `${API_KEY}\n`);
   const rbacFile = roleAssignmentsFile();
   nginxProfile = await startForwardAuth(idp, 'nginx', { rbacFile, flags: { 'api-keys-file': keys } });
-  forwardedProfile = await startForwardAuth(idp, 'forwarded', { rbacFile, flags: { 'forward-authorization': 'true' } });
+  forwardedProfile = await startForwardAuth(idp, 'forwarded', { rbacFile, flags: { 'forward-authorization': 'true', 'keep-alive-timeout': '2h' } });
   envoyProfile = await startForwardAuth(idp, 'envoy', { rbacFile, flags: { 'forward-auth-path-prefix': '/authz' } });
   envoyNoPrefix = await startForwardAuth(idp, 'envoy', { rbacFile });
   started.push(nginxProfile, forwardedProfile, envoyProfile, envoyNoPrefix);
@@ -238,6 +238,17 @@ describe('the answers', () => {
     expect(reply.status).toBe(200);
     expect(reply.headers['x-envoy-auth-headers-to-remove']).toBeUndefined();
     expect(reply.headers['x-accel-expires']).toBeUndefined();
+  });
+
+  it('--keep-alive-timeout: the check listener keeps an idle connection that long', async () => {
+    const reply = await check(forwardedProfile.url, 'GET', '/', {
+      authorization: `Bearer ${token}`,
+      'x-forwarded-method': 'GET',
+      'x-forwarded-uri': '/v1/models',
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.headers.connection).toBe('keep-alive');
+    expect(reply.headers['keep-alive']).toBe('timeout=7200');
   });
 
   it('labels the metrics with the mode', async () => {
